@@ -63,7 +63,7 @@ def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, eva
         "inputs": [
             {"file": f.name, "sha256": f.sha256, "encoding": f.encoding, "rows_read": f.rows_read,
              "rows_used": f.rows_used, "rows_rejected": f.rows_rejected}
-            for f in export.files
+            for f in export.files if f.sha256  # an absent optional file is not listed
         ],
         "warnings": int(len(export.warnings)),
         "households": summarise_households(households),

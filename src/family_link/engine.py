@@ -60,6 +60,13 @@ def _lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
     return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=table.dtype)
 
 
+def _older_by(older_dob: pd.Series, younger_dob: pd.Series, years: int) -> pd.Series:
+    """True where the first person is at least ``years`` older. Counted back from the
+    younger person's birth, so a 29 February birthday is reached on 1 March, as for the
+    18th birthday."""
+    return younger_dob - pd.DateOffset(years=years) >= older_dob
+
+
 def _uk_date(s: pd.Series) -> pd.Series:
     return s.dt.strftime("%d/%m/%Y")
 
@@ -152,7 +159,7 @@ def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
     label[~same & t_child & ~g_child] = "A child in the household,"
     label[~same & ~t_child & ~g_child] = "An adult in the household,"
     adult_to_child = ~same & ~t_child & g_child
-    gap = pairs["trigger_dob"] + pd.DateOffset(years=14) <= pairs["date_of_birth"]
+    gap = _older_by(pairs["trigger_dob"], pairs["date_of_birth"], 14)
     label[adult_to_child & gap] = "An adult in the household (probable parent or carer),"
     label[adult_to_child & ~gap] = "An adult in the household,"
     rel = ctx.relationships
@@ -228,8 +235,8 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
     else:
         pairs = pairs[pairs["patient_id"] == pairs["trigger_patient_id"]]
     if rule.target.trigger_person_older_by_years is not None:
-        years = pd.DateOffset(years=rule.target.trigger_person_older_by_years)
-        pairs = pairs[pairs["trigger_dob"] + years <= pairs["date_of_birth"]]
+        pairs = pairs[_older_by(pairs["trigger_dob"], pairs["date_of_birth"],
+                                rule.target.trigger_person_older_by_years)]
     for c in rule.target.unless:
         pairs = pairs[~pairs["patient_id"].isin(ctx.condition(c)["patient_id"])]
     pairs = pairs.reset_index(drop=True)
