@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._frames import isin
 from .errors import ExportError, Problem
 
 ADDRESS_LINES = [f"address_line_{i}" for i in range(1, 6)]
@@ -204,12 +205,8 @@ _MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
 
 
-def parse_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
-    """Vectorised date parsing. Accepts YYYY-MM-DD (optionally with a time),
-    DD/MM/YYYY (always day first: the UK order; 03/04/2026 is 3 April), DD Mon YYYY
-    (SystmOne) and, where ``allow_month``, YYYY-MM (read as the 1st of the month).
-    Anything else, impossible dates (31/02/2026) and years before 1880 give NaT."""
-    s = values.astype(str).str.strip()
+def _parse_dates_slow(s: pd.Series, allow_month: bool) -> pd.Series:
+    """Regex path for the forms the fast formats miss (times, single digits, SystmOne)."""
     year = pd.Series(np.nan, index=s.index)
     month = year.copy()
     day = year.copy()
@@ -237,10 +234,35 @@ def parse_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
         day[hit] = 1
     frame = pd.DataFrame({"year": year, "month": month, "day": day})
     ok = frame.notna().all(axis=1) & frame["month"].between(1, 12) & frame["day"].between(1, 31) \
-        & frame["year"].between(1880, 2999)
+        & frame["year"].between(1880, 2200)
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     if ok.any():
         out[ok] = pd.to_datetime(frame[ok].astype(int), errors="coerce")
+    return out
+
+
+def parse_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
+    """Vectorised date parsing. Accepts YYYY-MM-DD (optionally with a time),
+    DD/MM/YYYY (always day first: the UK order; 03/04/2026 is 3 April), DD Mon YYYY
+    (SystmOne) and, where ``allow_month``, YYYY-MM (read as the 1st of the month).
+    Anything else, impossible dates (31/02/2026) and years outside 1880-2200 give NaT.
+
+    The two common exact forms go through pandas' C parsers; only what they miss takes
+    the slower regex path."""
+    s = values.astype(str).str.strip()
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    todo = pd.Series(True, index=s.index)
+    for fmt, shape in (("%Y-%m-%d", r"\d{4}-\d{2}-\d{2}"), ("%d/%m/%Y", r"\d{2}/\d{2}/\d{4}")):
+        candidates = todo & s.str.fullmatch(shape)
+        if not candidates.any():
+            continue
+        parsed = pd.to_datetime(s[candidates], format=fmt, errors="coerce")
+        years = parsed.dt.year
+        parsed = parsed.where(years.between(1880, 2200))
+        out[candidates] = parsed.astype("datetime64[ns]")
+        todo &= ~candidates  # an exact-shaped value that failed (31/02/2026) stays NaT
+    if todo.any():
+        out[todo] = _parse_dates_slow(s[todo], allow_month)
     return out
 
 
@@ -263,7 +285,22 @@ _SCIENTIFIC = re.compile(r"^\d+(?:\.\d+)?[eE][+\-]?\d+$")
 _READ7 = re.compile(r"^([A-Za-z0-9.]{5})\d{2}$")
 
 
+def _per_unique(values: pd.Series, func):
+    """Apply a vectorised ``func`` to the distinct values only, then spread the results
+    back (a practice's 5 million events hold a few thousand distinct codes)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    results = func(pd.Series(uniques, dtype=object))
+    if isinstance(results, tuple):
+        return tuple(pd.Series(r.to_numpy()[codes], index=values.index, dtype=object) for r in results)
+    return pd.Series(results.to_numpy()[codes], index=values.index, dtype=object)
+
+
 def normalise_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """See ``_normalise_codes``; computed once per distinct code."""
+    return _per_unique(codes.astype(str), _normalise_codes)
+
+
+def _normalise_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Return (code, problem). Codes are stripped; CPRD-style 7-character Read v2 codes
     ("13Iv.00") are cut to their 5 characters; SNOMED IDs turned into numbers by a
     spreadsheet ("3.42191E+14", "342191000000101.0") and codes with inner spaces are
@@ -285,7 +322,18 @@ def normalise_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def infer_code_systems(codes: pd.Series, given: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Normalise a given code_system, or infer it from the code's shape."""
+    """Normalise a given code_system, or infer it from the code's shape (per distinct pair)."""
+    pairs = codes.astype(str) + "\t" + given.fillna("").astype(str)
+
+    def on_unique(u: pd.Series) -> tuple[pd.Series, pd.Series]:
+        if u.empty:
+            return u, u
+        split = u.str.split("\t", n=1, expand=True)
+        return _infer_code_systems(split[0], split[1])
+    return _per_unique(pairs, on_unique)
+
+
+def _infer_code_systems(codes: pd.Series, given: pd.Series) -> tuple[pd.Series, pd.Series]:
     names = {"snomedct": "snomedct", "snomed": "snomedct", "snomed_ct": "snomedct", "sct": "snomedct",
              "readv2": "readv2", "read": "readv2", "read_v2": "readv2", "read2": "readv2",
              "ctv3": "ctv3", "read_v3": "ctv3", "readv3": "ctv3", "emis": "emis", "emis_local": "emis"}
@@ -404,8 +452,8 @@ def _parse_events(raw: pd.DataFrame, patients: pd.DataFrame, rejected_ids: set[s
     keep = pd.Series(True, index=raw.index)
     pid = _column(raw, "patient_id")
     keep = issues.reject(keep, pid == "", "patient_id", pid, "patient_id is empty")
-    known = pid.isin(patients["patient_id"])
-    was_rejected = pid.isin(rejected_ids) & ~known
+    known = isin(pid, patients["patient_id"])
+    was_rejected = isin(pid, rejected_ids) & ~known
     keep = issues.reject(keep, was_rejected, "patient_id", pid,
                          "this patient's row in patients.csv was rejected (see its entry)")
     keep = issues.reject(keep, ~known, "patient_id", pid, "no patient with this id in patients.csv")
@@ -441,7 +489,7 @@ def _parse_relationships(raw: pd.DataFrame, patients: pd.DataFrame, label: str
     rel = _column(raw, "relationship").str.lower()
     for col, values in (("patient_id", a), ("related_patient_id", b)):
         keep = issues.reject(keep, values == "", col, values, f"{col} is empty")
-        keep = issues.reject(keep, ~values.isin(patients["patient_id"]), col, values,
+        keep = issues.reject(keep, ~isin(values, patients["patient_id"]), col, values,
                              "no patient with this id in patients.csv (or that patient's row was rejected)")
     keep = issues.reject(keep, a == b, "related_patient_id", b, "a patient cannot be related to themselves")
     keep = issues.reject(keep, rel == "", "relationship", rel, "relationship is empty")

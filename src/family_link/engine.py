@@ -21,6 +21,7 @@ from datetime import date
 
 import pandas as pd
 
+from ._frames import isin
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
 
 FLAG_COLUMNS = [
@@ -105,9 +106,9 @@ class _Context:
         for rule in ruleset.rules:
             for name in rule.codelist_names():
                 used |= ruleset.codelists[name].codes
-        ev = events.loc[(events["date"] <= self.as_of) & events["code"].isin(used),
-                        ["patient_id", "code", "term", "date"]]
-        ev = ev.copy()
+        day = events["date"].dt.normalize()  # a time of day never moves an event past A
+        keep = (day <= self.as_of) & isin(events["code"], used)
+        ev = events.loc[keep, ["patient_id", "code", "term"]].assign(date=day[keep])
         blank = ev["term"].fillna("") == ""
         if blank.any():
             ev.loc[blank, "term"] = ev.loc[blank, "code"].map(ruleset.term)
@@ -119,7 +120,7 @@ class _Context:
 
     def _in(self, codelist: str) -> pd.DataFrame:
         codes = self.ruleset.codelists[codelist].codes
-        return self.events[self.events["code"].isin(codes)]
+        return self.events[isin(self.events["code"], codes)]
 
     def status(self, codelist: str, ended_by: str | None, active: bool,
                within_days: int | None, who: Audience) -> pd.DataFrame:
@@ -130,7 +131,7 @@ class _Context:
         starts = self._in(codelist)
         if who is not Audience.any:
             allowed = self.people.loc[_who_mask(self.people, who), "patient_id"]
-            starts = starts[starts["patient_id"].isin(allowed)]
+            starts = starts[isin(starts["patient_id"], allowed)]
         latest = starts.drop_duplicates("patient_id", keep="last")
         if active and ended_by:
             last_end = self._in(ended_by).groupby("patient_id", sort=False)["date"].max()
@@ -195,7 +196,7 @@ def _household_evidence(rule: Rule, ctx: _Context, households: pd.Series) -> pd.
     parts = []
     for c in rule.household_has_any:
         hits = ctx.condition(c).merge(ctx.people[["patient_id", "household_id", "name"]], on="patient_id")
-        hits = hits[hits["household_id"].isin(households)]
+        hits = hits[isin(hits["household_id"], households)]
         note = " and not ended" if c.active else ""
         hits = hits.assign(text=hits["name"] + " (patient " + hits["patient_id"] + ") has '" + hits["term"]
                            + "' (" + hits["code"] + ") dated " + _uk_date(hits["date"]) + note)
@@ -218,11 +219,11 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
     if rule.household_has_any:
         ok = set()
         for c in rule.household_has_any:
-            ok |= set(people.loc[people["patient_id"].isin(ctx.condition(c)["patient_id"]), "household_id"])
-        trig = trig[trig["household_id"].isin(ok)]
+            ok |= set(people.loc[isin(people["patient_id"], ctx.condition(c)["patient_id"]), "household_id"])
+        trig = trig[isin(trig["household_id"], ok)]
     for c in rule.household_has_none:
-        bad = set(people.loc[people["patient_id"].isin(ctx.condition(c)["patient_id"]), "household_id"])
-        trig = trig[~trig["household_id"].isin(bad)]
+        bad = set(people.loc[isin(people["patient_id"], ctx.condition(c)["patient_id"]), "household_id"])
+        trig = trig[~isin(trig["household_id"], bad)]
 
     pairs = trig.merge(people, on="household_id")
     group = rule.target.group
@@ -238,7 +239,7 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
         pairs = pairs[_older_by(pairs["trigger_dob"], pairs["date_of_birth"],
                                 rule.target.trigger_person_older_by_years)]
     for c in rule.target.unless:
-        pairs = pairs[~pairs["patient_id"].isin(ctx.condition(c)["patient_id"])]
+        pairs = pairs[~isin(pairs["patient_id"], ctx.condition(c)["patient_id"])]
     pairs = pairs.reset_index(drop=True)
 
     satisfied = pd.Series(False, index=pairs.index)

@@ -114,7 +114,7 @@ class CodeCondition(_Frozen):
         text = f"{who} with a '{name}' code"
         if self.active:
             end = codelists[self.ended_by].title if self.ended_by in codelists else self.ended_by
-            text += f" that is still active (no later '{end}' code)"
+            text += f" that is still active (no '{end}' code dated on or after it)"
         if self.within_days is not None:
             text += f" dated within the {self.within_days} days up to the as-of date"
         else:
