@@ -1,0 +1,1008 @@
+"""Who lives with whom: link patients into dwellings and households, then give roles.
+
+The steps, each a pure function over frames (see docs/households.md):
+
+1. ``normalise_addresses`` parses every address (address.py).
+2. ``_dwellings``: block on the normalised postcode; inside a block, records whose house
+   number, flat and (for unnumbered homes) building name agree exactly are compared on
+   street, and joined when the street similarity reaches ``STREET_SIMILARITY``. Then two
+   fallbacks: a postcode one character away (same street, number and flat), and records
+   with no valid postcode matched on street, number and town.
+3. ``_ambiguous_and_communal``: a record with no flat at a building where flats are known
+   stands alone (``ambiguous``); care homes, hostels and any address with more than
+   ``COMMUNAL_SIZE`` patients are communal: each resident is a household of their own.
+4. ``_households``: household ids from the clinical system (``household_id``, then
+   ``uprn``) win over addresses; conflicts are reported.
+5. ``_roles``: child / adult / parent (recorded) / probable_parent (age gap), and the
+   notes that explain them.
+
+Everything after step 1 looks only inside a postcode block (plus the two fallbacks), so
+the work can be split by postcode district and run in parallel: ``link_normalised`` takes
+a normalised frame and can be called once per partition.
+
+Library code never logs or prints patient values; they appear only in the returned frame.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HOUSEHOLD_COLUMNS",
+    "STREET_SIMILARITY",
+    "COMMUNAL_SIZE",
+    "PARENT_AGE_GAP",
+    "link_households",
+    "link_normalised",
+    "household_conflicts",
+    "partition_keys",
+    "street_similarity",
+    "summarise_households",
+]
+
+import hashlib
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
+from .address import STREET_TYPES, normalise_addresses
+
+HOUSEHOLD_COLUMNS = [
+    "patient_id", "household_id", "dwelling_id", "dwelling_kind", "role", "address_key",
+    "link_evidence", "ambiguous", "communal", "household_size", "relationship_notes",
+    "conflict",
+]
+
+# Street names are compared only between records that already share postcode, house
+# number and flat, so the threshold guards against a second street in the same postcode
+# rather than finding the home. 85 (fuzz.ratio, 0-100) accepts one or two typing slips in
+# a street name ("MILL RAOD", "CHURCH STRET": 89-96) and rejects a different street type
+# or name ("MILL LANE" for "MILL ROAD": 67). See docs/households.md for the benchmark.
+STREET_SIMILARITY = 85
+COMMUNAL_SIZE = 10  # more than this many patients at one dwelling is not one family (QMUL)
+ELDERLY_AGE = 65
+ELDERLY_MIN_SIZE = 5  # the "mostly 65+" rule applies from this many patients
+ELDERLY_MIN_SURNAMES = 3
+ADULT_AGE = 18
+PARENT_AGE_GAP = 14
+SHARED_HOUSE_MIN_ADULTS = 3
+
+# "related_patient_id is the <relationship> of patient_id"
+PARENT_WORDS = frozenset({
+    "mother", "father", "parent", "guardian", "legal guardian", "stepmother", "stepfather",
+    "step mother", "step father", "step parent", "stepparent", "foster mother",
+    "foster father", "foster parent", "foster carer", "adoptive mother", "adoptive father",
+    "adoptive parent",
+})
+CHILD_WORDS = frozenset({
+    "child", "son", "daughter", "stepson", "stepdaughter", "step son", "step daughter",
+    "stepchild", "step child", "foster child", "adopted child", "ward",
+})
+SYMMETRIC_WORDS = frozenset({
+    "sibling", "brother", "sister", "half brother", "half sister", "step brother",
+    "step sister", "stepbrother", "stepsister", "partner", "spouse", "husband", "wife",
+    "civil partner", "cousin",
+})
+FAMILY_WORDS = PARENT_WORDS | CHILD_WORDS | SYMMETRIC_WORDS | frozenset({
+    "grandmother", "grandfather", "grandparent", "grandchild", "grandson", "granddaughter",
+    "aunt", "uncle", "niece", "nephew",
+})
+
+_OPTIONAL_TEXT = ["surname", "household_id", "uprn", "postcode"] + [
+    f"address_line_{i}" for i in range(1, 6)
+]
+
+
+# --- small helpers -----------------------------------------------------------------------
+
+def _hash_ids(prefix: str, keys: pd.Series) -> pd.Series:
+    """``prefix`` + first 12 hex digits of sha1(key): stable across runs and months."""
+    codes, uniques = pd.factorize(keys.astype(str), sort=False)
+    keys_text = np.asarray(uniques, dtype=object)
+    hashed = np.array(
+        [prefix + hashlib.sha1(k.encode("utf-8")).hexdigest()[:12] for k in keys_text], dtype=object
+    )
+    return pd.Series(hashed[codes] if len(keys) else [], index=keys.index, dtype="str")
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of an undirected graph: each node gets its smallest member."""
+    labels = np.arange(n)
+    if n == 0 or len(a) == 0:
+        return labels
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    while True:
+        low = np.minimum(labels[a], labels[b])
+        new = labels.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        while True:  # pointer jumping
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
+
+
+def _mode(groups: np.ndarray, values: pd.Series, ignore_empty: bool = True) -> pd.Series:
+    """Most frequent value per group (ties: smallest value); index = group code."""
+    frame = pd.DataFrame({"g": groups, "v": values.to_numpy()})
+    frame = frame[frame["g"] >= 0]
+    if ignore_empty:
+        frame = frame[frame["v"] != ""]
+    counts = frame.groupby(["g", "v"], sort=False).size().reset_index(name="n")
+    counts = counts.sort_values(["g", "n", "v"], ascending=[True, False, True], kind="mergesort")
+    best = counts.drop_duplicates("g")
+    return pd.Series(best["v"].to_numpy(), index=best["g"].to_numpy(), dtype="str")
+
+
+def _group_join(groups: np.ndarray, texts: np.ndarray, n: int, sep: str) -> np.ndarray:
+    """Join ``texts`` per group code (0..n-1) with ``sep``, keeping the given order within
+    each group; groups with no text get "". Vectorised through pyarrow list arrays."""
+    out = np.full(n, "", dtype=object)
+    if len(groups) == 0:
+        return out
+    order = np.argsort(groups, kind="stable")
+    g = np.asarray(groups)[order]
+    values = pa.array(np.asarray(texts, dtype=object)[order].astype(str), pa.large_string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    offsets = pa.array(np.r_[starts, len(g)].astype(np.int64))
+    lists = pa.LargeListArray.from_arrays(offsets, values)
+    joined = pc.binary_join(lists, pa.scalar(sep, pa.large_string()))
+    out[g[starts]] = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
+    return out
+
+
+def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
+    """``keys.map(table)`` as text, "" where the table has no entry."""
+    mapped = keys.map(table)
+    return mapped.astype(object).where(mapped.notna(), "").astype("str")
+
+
+def _lookup(groups: np.ndarray, table: pd.Series, default: str = "") -> pd.Series:
+    out = table.reindex(groups)
+    return pd.Series(out.fillna(default).to_numpy(), dtype="str")
+
+
+def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
+    frame = pd.DataFrame({i: np.asarray(c) for i, c in enumerate(columns)})
+    return frame.groupby(list(frame.columns), sort=True, dropna=False).ngroup().to_numpy()
+
+
+def _age(dob: pd.Series, as_of: date) -> np.ndarray:
+    """Completed years at ``as_of``; a 29 February birthday counts from 1 March."""
+    year = dob.dt.year.to_numpy(dtype=float)
+    md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
+    before = (as_of.month * 100 + as_of.day) < md
+    return as_of.year - year - before
+
+
+# --- preparation -------------------------------------------------------------------------
+
+def _prepare(patients: pd.DataFrame) -> pd.DataFrame:
+    """Sorted copy with every optional column present as text ("" when absent)."""
+    frame = patients.copy()
+    for column in _OPTIONAL_TEXT:
+        if column not in frame.columns:
+            frame[column] = ""
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype("str")
+    frame["patient_id"] = frame["patient_id"].astype("str")
+    if "date_of_birth" not in frame.columns:
+        frame["date_of_birth"] = pd.NaT
+    frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"], errors="coerce")
+    return frame.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
+
+
+def _relationships(relationships: pd.DataFrame | None) -> pd.DataFrame:
+    columns = ["patient_id", "related_patient_id", "relationship"]
+    if relationships is None or len(relationships) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+    rel = relationships[columns].astype("str").copy()
+    rel["relationship"] = (
+        rel["relationship"].str.lower().str.replace(r"[-_]", " ", regex=True).str.strip()
+    )
+    rel = rel[(rel["patient_id"] != rel["related_patient_id"]) & (rel["patient_id"] != "")]
+    return rel.drop_duplicates().sort_values(columns, kind="mergesort").reset_index(drop=True)
+
+
+# --- dwellings ---------------------------------------------------------------------------
+
+def street_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise street similarity, 0-100: ``fuzz.ratio`` of the normalised names, but 0
+    when both name a street type and the types differ ("THORNHILL LANE" is not
+    "THORNHILL AVENUE", though only a few letters apart)."""
+    if len(a) == 0:
+        return np.zeros(0)
+    scores = np.asarray(process.cpdist(list(a), list(b), scorer=fuzz.ratio, workers=1), dtype=float)
+    type_a = pd.Series(a, dtype=object).str.rsplit(" ", n=1).str[-1]
+    type_b = pd.Series(b, dtype=object).str.rsplit(" ", n=1).str[-1]
+    typed = (type_a.isin(STREET_TYPES) & type_b.isin(STREET_TYPES)).to_numpy()
+    scores[typed & (type_a != type_b).to_numpy()] = 0.0
+    return scores
+
+
+def _street_clusters(group: np.ndarray, street: pd.Series) -> np.ndarray:
+    """Within each group, cluster street spellings whose similarity reaches the threshold.
+
+    Returns a cluster code per record (-1 where group is -1). An empty street joins the
+    group's only cluster; with several clusters it stays apart.
+    """
+    n = len(group)
+    out = np.full(n, -1, dtype=np.int64)
+    ok = group >= 0
+    if not ok.any():
+        return out
+    rec = pd.DataFrame({"g": group[ok], "s": street.to_numpy()[ok]})
+    variants = rec.drop_duplicates().sort_values(["g", "s"], kind="mergesort").reset_index(drop=True)
+    variants["vid"] = np.arange(len(variants))
+    per_group = variants.groupby("g")["s"].transform("size").to_numpy()
+    nonempty = variants["s"].to_numpy() != ""
+    cand = variants[(per_group > 1) & nonempty]
+    a_idx = np.array([], dtype=np.int64)
+    b_idx = np.array([], dtype=np.int64)
+    if len(cand):
+        pairs = cand.merge(cand, on="g", suffixes=("_a", "_b"))
+        pairs = pairs[pairs["vid_a"] < pairs["vid_b"]]
+        if len(pairs):
+            scores = street_similarity(pairs["s_a"].to_numpy(), pairs["s_b"].to_numpy())
+            keep = scores >= STREET_SIMILARITY
+            a_idx = pairs["vid_a"].to_numpy()[keep]
+            b_idx = pairs["vid_b"].to_numpy()[keep]
+    labels = _components(len(variants), a_idx, b_idx)
+    variants["label"] = labels
+    # Empty street: join the group's only non-empty cluster, if there is exactly one.
+    ne = variants[nonempty]
+    n_clusters = ne.groupby("g")["label"].nunique()
+    only = ne.drop_duplicates("g").set_index("g")["label"]
+    empty = variants.index[~nonempty]
+    eg = variants.loc[empty, "g"]
+    single = eg.map(n_clusters).fillna(0).to_numpy() == 1
+    variants.loc[empty[single], "label"] = eg[single].map(only).to_numpy()
+    key = rec.merge(variants[["g", "s", "label"]], on=["g", "s"], how="left")["label"].to_numpy()
+    out[ok] = key
+    return out
+
+
+def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
+    """"THE LIMES GOSCOTE CRESCENT" (commas lost) is the house THE LIMES on GOSCOTE
+    CRESCENT when a neighbour at the same postcode spells the two parts apart. Without
+    that help the parser cannot tell a house name from a street name."""
+    unnumbered = ((w["number"] == "") & w["postcode_valid"]).to_numpy()
+    building = w["building"].to_numpy(dtype=object)
+    street = w["street"].to_numpy(dtype=object)
+    postcode = w["postcode"].to_numpy(dtype=object)
+    one = unnumbered & ((building == "") != (street == ""))
+    both = unnumbered & (building != "") & (street != "")
+    if not (one.any() and both.any()):
+        return w
+    known = pd.DataFrame({"key": postcode[both] + "|" + building[both] + " " + street[both],
+                          "b": building[both], "s": street[both]}).drop_duplicates()
+    known = known.drop_duplicates("key", keep=False).set_index("key")
+    rows = np.flatnonzero(one)
+    text = np.where(building[rows] != "", building[rows], street[rows])
+    found = pd.Series(postcode[rows] + "|" + text).map(known["b"])
+    hit = found.notna().to_numpy()
+    if hit.any():
+        keys = postcode[rows[hit]] + "|" + text[hit]
+        building = building.copy()
+        street = street.copy()
+        building[rows[hit]] = known.loc[keys, "b"].to_numpy()
+        street[rows[hit]] = known.loc[keys, "s"].to_numpy()
+        w["building"] = pd.Series(building, index=w.index, dtype="str")
+        w["street"] = pd.Series(street, index=w.index, dtype="str")
+    return w
+
+
+def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
+    """Assign a building and a dwelling to every usable record. Returns a copy of ``w`` with:
+
+    ``bld`` building code and ``d`` dwelling code (-1 for no usable address or unresolved),
+    ``d_how`` how the record joined ("postcode", "postcode_edit", "no_postcode", or
+    "no_postcode_many" for a record matching several homes), and the building's canonical
+    ``d_postcode``, ``d_street`` and ``d_town`` (most frequent spelling among its records).
+    """
+    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+    n = len(w)
+    w = _split_run_together_names(w)
+    w["bkey"] = w["building"].where(w["number"] == "", "")
+    premise = (w["number"] != "") | (w["bkey"] != "")
+    w["usable"] = premise & (w["postcode_valid"] | (w["street"] != ""))
+    with_pc = (w["usable"] & w["postcode_valid"]).to_numpy()
+
+    # 1. Buildings: block on postcode; number and building name agree exactly; streets
+    #    are clustered by similarity. Dwellings are then building x flat.
+    g = np.full(n, -1, dtype=np.int64)
+    if with_pc.any():
+        g[with_pc] = _factorize(
+            w.loc[with_pc, "postcode"], w.loc[with_pc, "number"], w.loc[with_pc, "bkey"]
+        )
+    cluster = _street_clusters(g, w["street"])
+    b = np.full(n, -1, dtype=np.int64)
+    if with_pc.any():
+        b[with_pc] = _factorize(g[with_pc], cluster[with_pc])
+    n_b = int(b.max()) + 1 if with_pc.any() else 0
+    parts = pd.DataFrame({"b": b, "postcode": w["postcode"], "number": w["number"],
+                          "bkey": w["bkey"]})
+    parts = parts[parts["b"] >= 0].drop_duplicates("b").set_index("b").sort_index()
+    parts["street"] = _mode(b, w["street"]).reindex(parts.index).fillna("")
+    parts["town"] = _mode(b, w["town"]).reindex(parts.index).fillna("")
+    parts["outward"] = parts["postcode"].str.split(" ").str[0]
+
+    # 2. The same building under a postcode one character away: a typing slip. Only
+    #    inside one postcode district and town: street names recur in neighbouring towns,
+    #    whose postcodes can also be one character apart.
+    a_idx = np.array([], dtype=np.int64)
+    b_idx = np.array([], dtype=np.int64)
+    keys = ["number", "bkey", "street", "outward"]
+    if n_b:
+        cp = parts[parts["street"] != ""].reset_index()
+        cp = cp[cp.duplicated(keys, keep=False)]
+        if len(cp):
+            pairs = cp.merge(cp, on=keys, suffixes=("_a", "_b"))
+            towns_agree = ((pairs["town_a"] == pairs["town_b"]) | (pairs["town_a"] == "")
+                           | (pairs["town_b"] == ""))
+            pairs = pairs[(pairs["b_a"] < pairs["b_b"]) & towns_agree]
+            if len(pairs):
+                dist = process.cpdist(pairs["postcode_a"].tolist(), pairs["postcode_b"].tolist(),
+                                      scorer=OSA.distance, workers=1)
+                near = dist <= 1
+                a_idx = pairs["b_a"].to_numpy()[near]
+                b_idx = pairs["b_b"].to_numpy()[near]
+    merged = _components(n_b, a_idx, b_idx)
+    bld = np.full(n, -1, dtype=np.int64)
+    bld[with_pc] = merged[b[with_pc]]
+    how = np.where(with_pc, "postcode", "").astype(object)
+    b_postcode = _mode(bld, w["postcode"])
+    edited = with_pc & (w["postcode"].to_numpy() != _lookup(bld, b_postcode).to_numpy())
+    how[edited] = "postcode_edit"
+
+    # 3. No valid postcode: a building with the same number (or name), a similar street
+    #    (blocked on its first two letters) and the same town; linked only when exactly
+    #    one building qualifies. A record with neither postcode nor town stays alone: the
+    #    same street name recurs from town to town. A building's town is the one its
+    #    records give most, else the one most given in its postcode sector ("WS3 9").
+    w["usable"] &= w["postcode_valid"] | (w["town"] != "")
+    no_pc = (w["usable"] & ~w["postcode_valid"] & (w["street"] != "")).to_numpy()
+    if no_pc.any():
+        keys = ["number", "bkey", "street"]
+        sector = w["postcode"].str[:-2].where(pd.Series(with_pc, index=w.index), "")
+        sec_code, sectors = pd.factorize(sector)
+        sector_town = _mode(np.where(with_pc, sec_code, -1), w["town"])
+        b_town = _mode(bld, w["town"])
+        known = w.loc[with_pc, keys].copy()
+        known["bld"] = bld[with_pc]
+        known["sec"] = sec_code[with_pc]
+        known = known.drop_duplicates()
+        town_k = _lookup(known["bld"].to_numpy(), b_town).to_numpy()
+        town_s = _lookup(known["sec"].to_numpy(), sector_town).to_numpy()
+        known["town"] = np.where(town_k != "", town_k, town_s)
+        known["b_pc"] = _lookup(known["bld"].to_numpy(), b_postcode).to_numpy()
+        known["head"] = known["street"].str[:2]
+        lost = w.loc[no_pc, keys + ["town", "postcode_text"]].copy()
+        lost["row"] = np.flatnonzero(no_pc)
+        lost["head"] = lost["street"].str[:2]
+        cand = lost.merge(known, on=["number", "bkey", "head"], how="inner", suffixes=("", "_k"))
+        cand = cand[((cand["town"] == cand["town_k"]) & (cand["town"] != "")).to_numpy()]
+        if len(cand):
+            score = street_similarity(cand["street"].to_numpy(), cand["street_k"].to_numpy())
+            cand = cand[score >= STREET_SIMILARITY].drop_duplicates(["row", "bld"])
+        if len(cand):
+            # A near-miss postcode typed in the record narrows the choice.
+            dist = process.cpdist(cand["postcode_text"].tolist(), cand["b_pc"].tolist(),
+                                  scorer=OSA.distance, workers=1)
+            cand["near"] = (dist <= 1) & (cand["postcode_text"] != "").to_numpy()
+            any_near = cand.groupby("row")["near"].transform("any")
+            cand = cand[(~any_near | cand["near"]).to_numpy()]
+        n_cand = cand.groupby("row")["bld"].nunique()
+        single = cand[cand["row"].map(n_cand) == 1]
+        bld[single["row"].to_numpy()] = single["bld"].to_numpy()
+        how[single["row"].to_numpy()] = "no_postcode"
+        many = n_cand.index[n_cand.to_numpy() > 1].to_numpy()
+        how[many] = "no_postcode_many"
+        # The rest form postcode-less buildings among themselves, by street and town.
+        rest = no_pc & (bld < 0) & (how != "no_postcode_many")
+        if rest.any():
+            base = int(bld.max()) + 1 if (bld >= 0).any() else 0
+            bld[rest] = base + _factorize(*(w.loc[rest, k] for k in keys + ["town"]))
+            how[rest] = "no_postcode"
+    d = np.full(n, -1, dtype=np.int64)
+    has = bld >= 0
+    if has.any():
+        d[has] = _factorize(bld[has], w.loc[has, "flat"])
+    w["bld"] = bld
+    w["d"] = d
+    w["d_how"] = pd.Series(how, index=w.index).astype("str")
+    w["d_postcode"] = _lookup(bld, _mode(bld, w["postcode"])).to_numpy()
+    w["d_street"] = _lookup(bld, _mode(bld, w["street"])).to_numpy()
+    w["d_town"] = _lookup(bld, _mode(bld, w["town"])).to_numpy()
+    return w
+
+
+# --- ambiguity and communal establishments -----------------------------------------------
+
+def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
+    """Flag missing-flat records at buildings with flats, and communal establishments."""
+    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+    has_d = w["d"].to_numpy() >= 0
+    place = np.where(w["d_postcode"] != "", w["d_postcode"], "T:" + w["d_town"].astype(str))
+    w["dwelling_key"] = np.where(
+        has_d,
+        place + "|" + w["number"] + "|" + w["bkey"] + "|" + w["flat"] + "|" + w["d_street"],
+        "",
+    )
+    w["building_key"] = np.where(
+        has_d, place + "|" + w["number"] + "|" + w["bkey"] + "|" + w["d_street"], ""
+    )
+    # Flats known at each building.
+    known = w[has_d & (w["flat"] != "").to_numpy()]
+    flats = known.drop_duplicates(["building_key", "flat"])
+    n_flats = flats.groupby("building_key").size()
+    one_flat = flats.drop_duplicates("building_key").set_index("building_key")["flat"]
+    w["building_flats"] = w["building_key"].map(n_flats).fillna(0).astype(int)
+    missing_flat = has_d & (w["flat"] == "").to_numpy() & (w["building_flats"] > 0).to_numpy()
+    w["only_flat"] = _map_text(w["building_key"], one_flat)
+
+    # Communal by name: the whole building (every flat or room) is the establishment.
+    named = w[has_d & (w["communal_name"] != "").to_numpy()]
+    bcode, buildings = pd.factorize(named["building_key"])
+    name_of_building = _mode(bcode, named["communal_name"].reset_index(drop=True))
+    name_of_building.index = buildings[name_of_building.index]
+    w["communal_label"] = _map_text(w["building_key"], name_of_building)
+    w.loc[~has_d, "communal_label"] = ""
+    by_name = (w["communal_label"] != "").to_numpy()
+
+    w["ambiguous_flat"] = missing_flat & ~by_name
+    w["many_postcodes"] = (w["d_how"] == "no_postcode_many").to_numpy()
+
+    # Communal by size or age, counted over the dwelling's linked records.
+    linked = has_d & ~w["ambiguous_flat"].to_numpy()
+    d_lin = np.where(linked, w["d"].to_numpy(), -1)
+    frame = pd.DataFrame({"d": d_lin, "old": w["age"].to_numpy() >= ELDERLY_AGE,
+                          "surname": w["surname"].str.upper().str.strip().to_numpy()})
+    frame = frame[frame["d"] >= 0]
+    stats = frame.groupby("d").agg(size=("old", "size"), old=("old", "sum"),
+                                   surnames=("surname", "nunique"))
+    size = stats["size"].reindex(d_lin).fillna(0).to_numpy()
+    old = stats["old"].reindex(d_lin).fillna(0).to_numpy()
+    surnames = stats["surnames"].reindex(d_lin).fillna(0).to_numpy()
+    by_size = linked & (size > COMMUNAL_SIZE)
+    by_age = (linked & ~by_size & (size >= ELDERLY_MIN_SIZE) & (old * 2 > size)
+              & (surnames >= ELDERLY_MIN_SURNAMES))
+    w["dwelling_size"] = size.astype(int)
+    w["dwelling_old"] = old.astype(int)
+    w["communal_how"] = np.select([by_name, by_size, by_age], ["name", "size", "age"], "")
+    w["communal"] = by_name | by_size | by_age
+    # The establishment: the building for a named one, else the dwelling.
+    w["establishment_key"] = np.where(by_name, w["building_key"], w["dwelling_key"])
+    est_size = w[w["communal"]].groupby("establishment_key").size()
+    w["establishment_size"] = w["establishment_key"].map(est_size).fillna(0).astype(int)
+    return w
+
+
+# --- households --------------------------------------------------------------------------
+
+def _system_groups(w: pd.DataFrame) -> pd.Series:
+    """The clinical system's household key per record: household_id, else uprn ("")."""
+    hid = w["household_id"].str.strip()
+    uprn = w["uprn"].str.strip()
+    key = pd.Series(np.where(hid != "", "household id " + hid, ""), index=w.index, dtype=object)
+    # A uprn-only record joins the household id used at that uprn, if there is just one.
+    both = w[(hid != "") & (uprn != "")]
+    pairs = pd.DataFrame({"u": uprn[both.index], "k": key[both.index]}).drop_duplicates()
+    unique_uprn = pairs.drop_duplicates("u", keep=False)
+    per_uprn = unique_uprn.set_index("u")["k"]
+    only_uprn = (hid == "") & (uprn != "")
+    mapped = _map_text(uprn[only_uprn], per_uprn)
+    key[only_uprn] = np.where(mapped != "", mapped, "uprn " + uprn[only_uprn])
+    return key.astype("str")
+
+
+def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+    """Household per record, its kind of link, and any system-id conflict."""
+    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+    n = len(w)
+    pid = w["patient_id"]
+    sys_key = _system_groups(w)
+    communal = w["communal"].to_numpy()
+    standalone = w["ambiguous_flat"].to_numpy() | w["many_postcodes"].to_numpy() | (w["d"].to_numpy() < 0)
+    # Communal residents ignore system household ids (a care home is not one family).
+    w["sys_ignored"] = (sys_key != "").to_numpy() & communal
+    sys_key = sys_key.where(~communal, "")
+
+    # Records without a system key join the one system household at their dwelling.
+    d = w["d"].to_numpy()
+    eligible = (d >= 0) & ~communal & ~standalone
+    with_key = pd.DataFrame({"d": d, "k": sys_key.to_numpy()})[eligible & (sys_key != "").to_numpy()]
+    keys_at = with_key.drop_duplicates().groupby("d")["k"]
+    n_keys = keys_at.nunique()
+    first_key = keys_at.first()
+    adopt = eligible & (sys_key == "").to_numpy() & (pd.Series(d).map(n_keys).fillna(0).to_numpy() == 1)
+    w["sys_adopted"] = adopt
+    sys_key = sys_key.where(~adopt, _map_text(pd.Series(d), first_key).to_numpy())
+    w["sys_key"] = sys_key.astype("str")
+    w["sys_shared_dwelling"] = (eligible & (sys_key == "").to_numpy()
+                                & (pd.Series(d).map(n_keys).fillna(0).to_numpy() > 1))
+    has_sys = (w["sys_key"] != "").to_numpy()
+
+    # Communal: each resident alone, except residents linked by a recorded family
+    # relationship (a mother and her children in a refuge or family hostel).
+    person = np.arange(n)
+    group = person.copy()
+    if communal.any() and len(rel):
+        fam = rel[rel["relationship"].isin(FAMILY_WORDS)]
+        pos = pd.Series(person, index=pid.to_numpy())
+        a = fam["patient_id"].map(pos)
+        b = fam["related_patient_id"].map(pos)
+        ok = a.notna() & b.notna()
+        a = a[ok].astype(int).to_numpy()
+        b = b[ok].astype(int).to_numpy()
+        est = w["establishment_key"].to_numpy()
+        same = communal[a] & communal[b] & (est[a] == est[b])
+        group = _components(n, a[same], b[same])
+    w["communal_family"] = communal & (pd.Series(group).map(pd.Series(group).value_counts()).to_numpy() > 1)
+
+    first_in_group = pid.to_numpy()[group]
+    hh_key = np.where(
+        communal, "person|" + first_in_group,
+        np.where(has_sys, "system|" + w["sys_key"],
+                 np.where(standalone, "person|" + pid, "dwelling|" + w["dwelling_key"])),
+    )
+    w["hh_key"] = hh_key
+    w["household_id"] = _hash_ids("H-", pd.Series(hh_key, index=w.index))
+    w["household_size"] = w.groupby("household_id")["household_id"].transform("size").astype(int)
+
+    # A standalone record joined by a system id takes that household's main dwelling.
+    w["sys_resolved"] = has_sys & standalone
+    if w["sys_resolved"].any():
+        good = w[has_sys & ~standalone]
+        hcode, hids = pd.factorize(good["household_id"])
+        main = _mode(hcode, good["dwelling_key"].reset_index(drop=True))
+        main.index = hids[main.index]
+        resolved = w["sys_resolved"] & w["household_id"].isin(main.index)
+        w.loc[resolved, "dwelling_key"] = w.loc[resolved, "household_id"].map(main)
+        w.loc[w["sys_resolved"] & ~resolved, "sys_resolved"] = False
+
+    # Conflicts: one system household spread over clearly different addresses.
+    grp = w[has_sys & (w["dwelling_key"] != "")]
+    addr = grp.drop_duplicates(["household_id", "dwelling_key"])
+    n_pc = addr[addr["d_postcode"] != ""].groupby("household_id")["d_postcode"].nunique()
+    n_home = addr.groupby("household_id")["dwelling_key"].nunique()
+    conflict = pd.Series("", index=n_home.index, dtype=object)
+    conflict[n_home > 1] = "members' addresses differ (" + n_home[n_home > 1].astype(str) + " different homes"
+    many_pc = n_pc[n_pc > 1]
+    conflict[many_pc.index] = conflict[many_pc.index] + ", " + many_pc.astype(str) + " postcodes"
+    conflict[conflict != ""] = conflict[conflict != ""] + ")"
+    w["conflict"] = _map_text(w["household_id"], conflict)
+    w.loc[~has_sys, "conflict"] = ""
+    return w
+
+
+# --- kinds, shared houses, roles ---------------------------------------------------------
+
+def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+    own_d = (w["d"] >= 0).to_numpy()
+    has_d = own_d | w["sys_resolved"].to_numpy()  # placed in a dwelling by a system id
+    standalone_flat = (w["ambiguous_flat"] | w["many_postcodes"]).to_numpy() & ~w["sys_resolved"].to_numpy()
+    lettered = w["number"].str.contains(r"[0-9][A-Z]$", regex=True).to_numpy()
+    # A home is named when any of its records names it ("Rose Cottage, 12 Mill Lane").
+    d = w["d"].to_numpy()
+    named_d = np.zeros(int(d.max()) + 1 if own_d.any() else 0, dtype=bool)
+    named_d[d[own_d & (w["building"] != "").to_numpy()]] = True
+    named = own_d & named_d[np.where(own_d, d, 0)] if len(named_d) else np.zeros(len(w), dtype=bool)
+    kind = np.select(
+        [
+            w["communal"].to_numpy(),
+            standalone_flat,
+            ~has_d,
+            (w["flat"] != "").to_numpy(),
+            lettered,
+            named,
+            (w["number"] != "").to_numpy(),
+        ],
+        ["communal", "ambiguous", "no_address", "flat", "lettered_house", "named_house", "house"],
+        "no_address",
+    )
+    # A record placed by a system id takes the kind of its household's main dwelling.
+    resolved = w["sys_resolved"].to_numpy()
+    if resolved.any():
+        hcode, _ = pd.factorize(w["household_id"])
+        main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(kind))
+        kind = kind.astype(object)
+        kind[resolved] = _lookup(hcode[resolved], main_kind, "ambiguous").to_numpy()
+    w["dwelling_kind"] = kind
+    # Shared house: 3+ adults, no children, all surnames different, nobody related.
+    home = (~w["communal"].to_numpy()) & np.isin(kind, ["flat", "lettered_house", "house", "named_house"])
+    members = w[home & (w["household_size"] >= SHARED_HOUSE_MIN_ADULTS).to_numpy()]
+    if len(members):
+        surname = members["surname"].str.upper().str.strip()
+        stats = members.assign(surname=surname, dob_missing=members["age"].isna()).groupby(
+            "household_id").agg(
+            size=("patient_id", "size"), children=("is_child", "sum"),
+            surnames=("surname", "nunique"), dob_missing=("dob_missing", "sum"),
+        )
+        related_hh = set()
+        if len(rel):
+            hh_of = pd.Series(w["household_id"].to_numpy(), index=w["patient_id"].to_numpy())
+            ha = rel["patient_id"].map(hh_of)
+            hb = rel["related_patient_id"].map(hh_of)
+            related_hh = set(ha[(ha == hb) & ha.notna()])
+        shared = stats[(stats["children"] == 0) & (stats["surnames"] == stats["size"])
+                       & (stats["dob_missing"] == 0) & (~stats.index.isin(related_hh))].index
+        is_shared = w["household_id"].isin(shared).to_numpy() & home
+        w.loc[is_shared, "dwelling_kind"] = "shared_house"
+    # Dwelling ids: the establishment for communal residents, the person when there is no
+    # dwelling to speak of, else the dwelling key.
+    alone = w["dwelling_kind"].isin(["ambiguous", "no_address"]) | (w["dwelling_key"] == "")
+    key = np.where(w["communal"], "dwelling|" + w["establishment_key"],
+                   np.where(alone, "person|" + w["patient_id"], "dwelling|" + w["dwelling_key"]))
+    w["dwelling_id"] = _hash_ids("D-", pd.Series(key, index=w.index))
+    return w
+
+
+def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+    """Roles and plain-English relationship notes.
+
+    Recorded relationships come first: a recorded mother, father, parent or guardian of a
+    child in the household is ``parent``, and any recorded relationship between two
+    people (sibling, grandparent, ...) rules out age inference for that pair. Otherwise,
+    in ordinary homes (not communal, not shared houses), an adult at least
+    ``PARENT_AGE_GAP`` years older than a child is ``probable_parent``.
+    """
+    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+    n = len(w)
+    pid = w["patient_id"].to_numpy(dtype=object)
+    pos = pd.Series(np.arange(n), index=pid)
+    hh, _ = pd.factorize(w["household_id"])
+    child = w["is_child"].to_numpy()
+    # Notes as (row, order, other row, text); sorted by integers, joined per row.
+    notes: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
+
+    parent_adults = np.array([], dtype=np.int64)
+    recorded_codes = np.array([], dtype=np.int64)
+    if len(rel):
+        a = rel["patient_id"].map(pos)
+        b = rel["related_patient_id"].map(pos)
+        ok = (a.notna() & b.notna()).to_numpy()
+        a = a[ok].astype(np.int64).to_numpy()
+        b = b[ok].astype(np.int64).to_numpy()
+        words = rel["relationship"].to_numpy(dtype=object)[ok]
+        same = hh[a] == hh[b]
+        where = np.where(same, " (recorded)", " (recorded; not in this household)").astype(object)
+        sym = pd.Series(words).isin(SYMMETRIC_WORDS).to_numpy()
+        # related (b) is the <relationship> of patient (a).
+        recorded_notes = pd.DataFrame({
+            "row": np.r_[b, a], "other": np.r_[a, b],
+            "text": np.r_[words + " of " + pid[a] + where,
+                          np.where(sym, words + " of ", words + " is ") + pid[b] + where],
+        }).drop_duplicates()  # a pair recorded in both directions says it once
+        notes.append((recorded_notes["row"].to_numpy(), 0, recorded_notes["other"].to_numpy(),
+                      recorded_notes["text"].to_numpy(dtype=object)))
+        is_parent = pd.Series(words).isin(PARENT_WORDS).to_numpy()
+        is_child_word = pd.Series(words).isin(CHILD_WORDS).to_numpy()
+        adult = np.r_[b[is_parent], a[is_child_word]]
+        kid = np.r_[a[is_parent], b[is_child_word]]
+        keep = (hh[adult] == hh[kid]) & child[kid] & ~child[adult]
+        parent_adults = np.unique(adult[keep])
+        recorded_codes = np.unique(np.minimum(a, b) * n + np.maximum(a, b))
+
+    role = np.where(child, "child", "adult").astype(object)
+    role[parent_adults] = "parent"
+
+    # Age inference, in ordinary homes only (not communal, not shared houses).
+    ordinary = (~w["communal"].to_numpy() & (w["dwelling_kind"] != "shared_house").to_numpy()
+                & (w["household_size"] > 1).to_numpy())
+    has_child = np.zeros(int(hh.max()) + 1 if n else 0, dtype=bool)
+    has_child[hh[ordinary & child]] = True
+    members = pd.DataFrame({"row": np.arange(n), "hh": hh})[ordinary & has_child[hh]]
+    if len(members):
+        pairs = members.merge(members, on="hh", suffixes=("_a", "_b"))
+        pairs = pairs[(pairs["row_a"] != pairs["row_b"]).to_numpy()]
+        ra = pairs["row_a"].to_numpy()
+        rb = pairs["row_b"].to_numpy()
+        recorded = np.isin(np.minimum(ra, rb).astype(np.int64) * n + np.maximum(ra, rb), recorded_codes)
+        dob = w["date_of_birth"]
+        year = dob.dt.year.to_numpy(dtype=float)
+        md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
+        # completed years from a's birth to b's birth
+        gap = year[rb] - year[ra] - (md[rb] < md[ra])
+        probable = (~child[ra]) & child[rb] & (gap >= PARENT_AGE_GAP) & ~recorded
+        pa_, pb_ = ra[probable], rb[probable]
+        years = gap[probable].astype(np.int64).astype(str).astype(object)
+        notes.append((pa_, 1, pb_, "probable parent of " + pid[pb_] + " (" + years + " years older)"))
+        notes.append((pb_, 1, pa_, "probable child of " + pid[pa_] + " (" + years + " years younger)"))
+        upgrade = pa_[role[pa_] == "adult"]
+        role[upgrade] = "probable_parent"
+        sib = child[ra] & child[rb] & ~recorded
+        notes.append((ra[sib], 2, rb[sib], "probable sibling of " + pid[rb[sib]]))
+    role[w["communal"].to_numpy() & ~child & (role != "parent")] = "resident"
+    missing_dob = np.flatnonzero(w["age"].isna().to_numpy())
+    if len(missing_dob):
+        notes.append((missing_dob, -1, missing_dob,
+                      np.full(len(missing_dob), "date of birth missing: role not inferred", dtype=object)))
+    w["role"] = pd.Series(role, index=w.index, dtype="str")
+    text = np.full(n, "", dtype=object)
+    if notes:
+        frame = pd.DataFrame({
+            "row": np.concatenate([x[0] for x in notes]),
+            "order": np.concatenate([np.full(len(x[0]), x[1]) for x in notes]),
+            "other": np.concatenate([x[2] for x in notes]),
+            "text": np.concatenate([np.asarray(x[3], dtype=object) for x in notes]),
+        })
+        frame = frame.sort_values(["row", "order", "other"], kind="mergesort")
+        text = _group_join(frame["row"].to_numpy(), frame["text"].to_numpy(), n, "; ")
+    w["relationship_notes"] = pd.Series(text, index=w.index, dtype="str")
+    return w
+
+
+# --- evidence ----------------------------------------------------------------------------
+
+_COMMUNAL_TEXT = {
+    "CARE HOME": "care home", "NURSING HOME": "nursing home", "RESIDENTIAL HOME": "residential home",
+    "REST HOME": "rest home", "RETIREMENT HOME": "retirement home", "CARE CENTRE": "care centre",
+    "HOSTEL": "hostel", "HOTEL": "hotel", "NIGHT SHELTER": "night shelter", "REFUGE": "refuge",
+    "PRISON": "prison", "HALLS OF RESIDENCE": "halls of residence", "CHILDRENS HOME": "children's home",
+}
+
+
+def _o(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].to_numpy(dtype=object)
+
+
+def _when(mask: np.ndarray, text: np.ndarray | str) -> np.ndarray:
+    """``text`` where ``mask``, else "" (object array)."""
+    return np.where(mask, text, "").astype(object)
+
+
+def _join_parts(parts: list[np.ndarray], sep: str) -> np.ndarray:
+    """Row-wise join of the non-empty strings in ``parts`` (object arrays)."""
+    out = parts[0].astype(object)
+    for part in parts[1:]:
+        part = part.astype(object)
+        both = (out != "") & (part != "")
+        out = np.where(both, out + sep, out) + part
+    return out
+
+
+def _address_link(w: pd.DataFrame) -> np.ndarray:
+    """What joined each record to its dwelling, in words."""
+    how = _o(w, "d_how")
+    postcode, d_postcode, d_town = _o(w, "postcode"), _o(w, "d_postcode"), _o(w, "d_town")
+    number, flat, bkey = _o(w, "number"), _o(w, "flat"), _o(w, "bkey")
+    street, d_street = _o(w, "street"), _o(w, "d_street")
+    pc_part = np.select(
+        [how == "postcode", how == "postcode_edit", how == "no_postcode"],
+        ["same postcode " + d_postcode,
+         "postcode " + postcode + " one character from " + d_postcode
+         + " (same street, number and flat)",
+         "no valid postcode: same town " + d_town],
+        "",
+    ).astype(object)
+    differ = (street != d_street) & (street != "") & (d_street != "")
+    score = np.full(len(w), 100, dtype=np.int64)
+    if differ.any():
+        score[differ] = np.floor(street_similarity(street[differ], d_street[differ])).astype(np.int64)
+    street_part = np.select(
+        [street == "", street == d_street],
+        ["no street given", "same street " + d_street],
+        "street similarity " + score.astype(str).astype(object) + " ('" + d_street + "' ~ '" + street + "')",
+    ).astype(object)
+    return _join_parts([
+        pc_part,
+        _when(number != "", "same number " + number),
+        _when(flat != "", "same flat " + flat),
+        _when(bkey != "", "same building name " + bkey),
+        street_part,
+    ], ", ")
+
+
+def _communal_text(w: pd.DataFrame) -> np.ndarray:
+    how = _o(w, "communal_how")
+    est_n = w["establishment_size"].to_numpy()
+    est = est_n.astype(str).astype(object)
+    label = w["communal_label"].map(_COMMUNAL_TEXT).to_numpy(dtype=object)
+    label = np.where(pd.isna(label), "communal establishment", label).astype(object)
+    text = np.select(
+        [how == "name", how == "size", how == "age"],
+        [label + " (" + est + np.where(est_n == 1, " patient", " patients")
+         + "): each resident is their own household",
+         f"more than {COMMUNAL_SIZE} patients (" + est
+         + ") at one address: a communal establishment, each resident is their own household",
+         est + " patients, " + w["dwelling_old"].to_numpy().astype(str).astype(object)
+         + f" aged {ELDERLY_AGE}+, at one address: treated as a care home, "
+         "each resident is their own household"],
+        "",
+    ).astype(object)
+    return _join_parts([
+        text,
+        _when(w["communal_family"].to_numpy(), "kept with family by a recorded relationship"),
+        _when(w["sys_ignored"].to_numpy(), "the clinical system's household id is not used here"),
+    ], "; ")
+
+
+def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> np.ndarray:
+    """Plain-English evidence per record (object array aligned with ``w``)."""
+    n = len(w)
+    kind = _o(w, "dwelling_kind")
+    size = w["household_size"].to_numpy()
+    has_sys = (w["sys_key"] != "").to_numpy()
+    adopted = w["sys_adopted"].to_numpy()
+    number, bkey = _o(w, "number"), _o(w, "bkey")
+    category = np.select(
+        [w["communal"].to_numpy(), has_sys, (kind == "ambiguous") & w["ambiguous_flat"].to_numpy(),
+         kind == "ambiguous", kind == "no_address", size == 1],
+        [1, 2, 3, 4, 5, 6], 0,
+    )
+    text = np.full(n, "", dtype=object)
+
+    rows = np.flatnonzero((category == 0) | ((category == 2) & adopted))
+    link = _address_link(w.iloc[rows])
+    text[rows] = link
+
+    rows = np.flatnonzero(category == 1)
+    text[rows] = _communal_text(w.iloc[rows])
+
+    rows = np.flatnonzero(category == 2)
+    sub = w.iloc[rows]
+    sys_txt = np.full(len(rows), "same household id in the clinical system", dtype=object)
+    sys_txt = np.where(sub["sys_adopted"].to_numpy(),
+                       "same address as members of a clinical-system household (" + text[rows] + ")",
+                       sys_txt)
+    sys_txt = np.where(sub["sys_resolved"].to_numpy(),
+                       "same household id in the clinical system (its own address is incomplete)",
+                       sys_txt)
+    conflict = _o(sub, "conflict")
+    text[rows] = np.where(conflict != "", sys_txt + "; CONFLICT: " + conflict + ", check by hand", sys_txt)
+
+    rows = np.flatnonzero(category == 3)
+    sub = w.iloc[rows]
+    flats = sub["building_flats"].to_numpy()
+    flats_txt = np.where(flats == 1, "one known flat (" + _o(sub, "only_flat") + ")",
+                         flats.astype(str).astype(object) + " flats")
+    d_postcode = _o(sub, "d_postcode")
+    where = _join_parts([_o(sub, "number"), _o(sub, "bkey"), _o(sub, "d_street")], " ")
+    text[rows] = ("flat number missing at a building with " + flats_txt + " (" + where
+                  + np.where(d_postcode != "", ", " + d_postcode, "") + "): not linked, resolve by hand")
+
+    text[category == 4] = ("no valid postcode, and several homes share this street, number and "
+                           "flat: not linked, resolve by hand")
+    no_street = _o(w, "street") == ""
+    text[category == 5] = np.select(
+        [(number == "") & (bkey == ""), no_street],
+        ["no usable address (no house number or name): not linked",
+         "no usable address (no valid postcode and no street): not linked"],
+        "no valid postcode and no town: not linked (street names recur from town to town)",
+    )[category == 5]
+    text[category == 6] = np.where(
+        w["sys_shared_dwelling"].to_numpy(),
+        "address shared with several clinical-system households: not joined to any",
+        "no other patient at this address",
+    )[category == 6]
+
+    shared = kind == "shared_house"
+    text[shared] = (text[shared] + "; shared house (" + size[shared].astype(str).astype(object)
+                    + " unrelated adults): no parent or child roles inferred")
+
+    # Recorded relationships inside the household.
+    if len(rel):
+        pos = pd.Series(np.arange(n), index=w["patient_id"].to_numpy())
+        a = rel["patient_id"].map(pos)
+        b = rel["related_patient_id"].map(pos)
+        ok = (a.notna() & b.notna()).to_numpy()
+        a = a[ok].astype(np.int64).to_numpy()
+        b = b[ok].astype(np.int64).to_numpy()
+        hh = w["household_id"].to_numpy()
+        same = hh[a] == hh[b]
+        pairs = pd.DataFrame({"p": np.r_[a[same], b[same]], "o": np.r_[b[same], a[same]]})
+        pairs = pairs.drop_duplicates().sort_values(["p", "o"], kind="mergesort")
+        pid = w["patient_id"].to_numpy(dtype=object)
+        listed = _group_join(pairs["p"].to_numpy(), pid[pairs["o"].to_numpy()], n, ", ")
+        text = _join_parts([text, _when(listed != "", "recorded relationship with " + listed)], "; ")
+    return text
+
+
+# --- public API --------------------------------------------------------------------------
+
+def partition_keys(normalised: pd.DataFrame) -> pd.Series:
+    """A partition per postcode district, for running ``link_normalised`` in parallel.
+
+    ``normalised`` is the output of ``normalise_addresses``. A record with no valid
+    postcode goes to the district most used by its town (its fallback match is within the
+    town); one with neither postcode nor town goes to partition "" (it is never linked by
+    address). Clinical-system household ids that span districts are only honoured inside
+    a partition: run such exports whole.
+    """
+    district = normalised["postcode"].str.split(" ").str[0].where(normalised["postcode_valid"], "")
+    town = normalised["town"]
+    known = pd.DataFrame({"t": town, "d": district})[(district != "") & (town != "")]
+    counts = known.groupby(["t", "d"]).size().reset_index(name="n").sort_values(
+        ["t", "n", "d"], ascending=[True, False, True], kind="mergesort")
+    by_town = counts.drop_duplicates("t").set_index("t")["d"]
+    fallback = _map_text(town, by_town)
+    return pd.Series(np.where(district != "", district, fallback), index=normalised.index, dtype="str")
+
+
+def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as_of: date) -> pd.DataFrame:
+    """Link one partition: ``people`` is the prepared patients frame joined with the
+    columns of ``normalise_addresses`` (same index). Returns the households frame.
+
+    A partition must hold whole postcode blocks (e.g. a postcode district); records with
+    no valid postcode are matched on street and town inside the partition only.
+    """
+    rel = _relationships(relationships)
+    # Positional index, patient_id order: every tie below is broken on values, not rows.
+    w = people.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
+    w["age"] = _age(w["date_of_birth"], as_of)
+    w["is_child"] = (w["age"] < ADULT_AGE)
+    w = _dwellings(w)
+    w = _ambiguous_and_communal(w)
+    w = _households(w, rel)
+    w = _kinds(w, rel)
+    w = _roles(w, rel)
+    w["link_evidence"] = pd.Series(_evidence(w, rel), index=w.index, dtype="str")
+    w["ambiguous"] = (w["dwelling_kind"] == "ambiguous")
+    w["household_size"] = w.groupby("household_id")["household_id"].transform("size").astype(int)
+    out = w[HOUSEHOLD_COLUMNS].sort_values("patient_id", kind="mergesort").reset_index(drop=True)
+    for c in ["patient_id", "household_id", "dwelling_id", "dwelling_kind", "role", "address_key",
+              "link_evidence", "relationship_notes", "conflict"]:
+        out[c] = out[c].astype("str")
+    out["ambiguous"] = out["ambiguous"].astype(bool)
+    out["communal"] = out["communal"].astype(bool)
+    out["household_size"] = out["household_size"].astype("int64")
+    return out
+
+
+def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, as_of: date) -> pd.DataFrame:
+    """Link patients who live together; one row per patient, sorted by ``patient_id``.
+
+    Columns: ``patient_id``, ``household_id``, ``dwelling_id``, ``dwelling_kind`` (house,
+    flat, lettered_house, named_house, communal, shared_house, no_address, ambiguous),
+    ``role`` (child, adult, probable_parent, parent, resident), ``address_key``,
+    ``link_evidence`` (plain English), ``ambiguous``, ``communal``, ``household_size``,
+    ``relationship_notes`` and ``conflict`` (a clinical-system household spread over
+    different addresses; "" when none). The output does not depend on input row order.
+    """
+    people = _prepare(patients)
+    normalised = normalise_addresses(people)
+    joined = pd.concat([people.drop(columns=["postcode"]), normalised], axis=1)
+    return link_normalised(joined, relationships, as_of)
+
+
+def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
+    """One row per clinical-system household whose members' addresses clearly differ:
+    ``household_id``, ``patient_ids`` (";"-joined), ``conflict``."""
+    c = households[households["conflict"] != ""]
+    grouped = c.groupby("household_id", sort=True).agg(
+        patient_ids=("patient_id", lambda s: ";".join(sorted(s))), conflict=("conflict", "first")
+    )
+    return grouped.reset_index()
+
+
+def summarise_households(households: pd.DataFrame) -> dict:
+    """Counts for run summaries (no patient values)."""
+    h = households
+    sizes = h.drop_duplicates("household_id")["household_size"]
+    bins = {str(k): int((sizes == k).sum()) for k in range(1, 6)}
+    bins["6+"] = int((sizes >= 6).sum())
+    communal = h[h["communal"]]
+    return {
+        "patients": int(len(h)),
+        "households": int(h["household_id"].nunique()),
+        "dwellings": int(h["dwelling_id"].nunique()),
+        "household_sizes": bins,
+        "communal_establishments": int(communal["dwelling_id"].nunique()),
+        "communal_residents": int(len(communal)),
+        "shared_houses": int(h.loc[h["dwelling_kind"] == "shared_house", "household_id"].nunique()),
+        "shared_house_residents": int((h["dwelling_kind"] == "shared_house").sum()),
+        "ambiguous_records": int(h["ambiguous"].sum()),
+        "no_address_records": int((h["dwelling_kind"] == "no_address").sum()),
+        "system_id_conflicts": int(h.loc[h["conflict"] != "", "household_id"].nunique()),
+    }
