@@ -28,6 +28,7 @@ import csv
 import hashlib
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -35,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._frames import isin
+from ._frames import index_in, isin
+from .address import normalise_postcode
 from .errors import ExportError, Problem
 
 ADDRESS_LINES = [f"address_line_{i}" for i in range(1, 6)]
@@ -141,8 +143,61 @@ def decode_bytes(raw: bytes, label: str) -> tuple[str, str]:
     try:
         return raw.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as exc:
-        raise ExportError([Problem(label, f"is neither UTF-8 nor Windows-1252 text (byte {exc.start})",
-                                   hint="save the file as CSV UTF-8")]) from None
+        # Name the row (as a spreadsheet counts it) and the byte, never the text around it.
+        row = raw.count(b"\n", 0, exc.start) + 1
+        raise ExportError([Problem(
+            label, f"is neither UTF-8 nor Windows-1252 text: byte 0x{raw[exc.start]:02X} on row {row} "
+            "is not a character in either", row=row,
+            hint="save the file as 'CSV UTF-8' from the clinical system or spreadsheet, "
+                 "or check it is really the CSV export")]) from None
+
+
+_WIDE_ROW = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+_WIDE_HINT = ("a value holding a comma must be in double quotes; re-export the file as CSV from the "
+              "clinical system rather than editing it by hand")
+
+
+def _csv_error(label: str, exc: Exception) -> ExportError:
+    """A parser error as a message naming the row (never the row's values)."""
+    detail = str(exc)
+    if m := _WIDE_ROW.search(detail):
+        expected, row, saw = (int(g) for g in m.groups())
+        return ExportError([Problem(label, f"has {saw} cells but the header row has {expected}",
+                                    row=row, hint=_WIDE_HINT)])
+    if m := _OPEN_QUOTE.search(detail):
+        row = int(m.group(1)) + 1  # the parser counts from 0
+        return ExportError([Problem(label, "a double quote opened on this row is never closed", row=row,
+                                    hint="the file is cut short or a cell holds a stray \"; re-export it")])
+    first = detail.splitlines()[0][:200] if detail else type(exc).__name__
+    return ExportError([Problem(label, f"is not a readable CSV file ({first})",
+                                hint="check the file opens in a spreadsheet as columns")])
+
+
+def _first_wide_row(text: str, width: int) -> tuple[int, int] | None:
+    """(row, cells) of the first row holding a non-empty cell beyond the header's width."""
+    for i, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        if len(cells) > width and any(c.strip() for c in cells[width:]):
+            return i, len(cells)
+    return None
+
+
+def _read_with_arrow(text: str) -> pd.DataFrame | None:
+    """Arrow's multi-threaded reader: about 5x faster than pandas' C parser on a practice's
+    export. It refuses anything irregular (rows wider or narrower than the header, lines
+    longer than its 1 MB block); those files return None and take pandas' parser, which
+    explains or accepts them exactly as before."""
+    try:
+        frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), engine="pyarrow", dtype=str,
+                            keep_default_na=False, na_values=[])
+    except Exception:  # noqa: BLE001 - any refusal means "use the careful parser"
+        return None
+    if any(str(c) == "" or str(c).startswith("Unnamed") for c in frame.columns):
+        return None  # blank header cells: let the careful parser name them as it always has
+    frame.columns = [str(c) for c in frame.columns]
+    for col in frame.columns:
+        frame[col] = frame[col].fillna("").astype(str).str.strip()
+    return frame
 
 
 def read_csv_text(text: str, label: str) -> pd.DataFrame:
@@ -155,15 +210,27 @@ def read_csv_text(text: str, label: str) -> pd.DataFrame:
             if sep in first_line:
                 raise ExportError([Problem(label, f"is separated by {name}, not commas", row=1,
                                            hint="export as comma-separated CSV")])
+    frame = _read_with_arrow(text)
+    if frame is not None:
+        return frame
     csv.field_size_limit(2**31 - 1)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-                            skipinitialspace=False, engine="python" if "\r" in text and "\n" not in text
-                            else "c")
+        # index_col=False: without it, rows holding one cell more than the header silently
+        # become the index and every value of the row shifts one column left.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+                                skipinitialspace=False, index_col=False, engine="c")
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        detail = str(exc).splitlines()[0][:200]
-        raise ExportError([Problem(label, f"is not a readable CSV file ({detail})",
-                                   hint="check the file opens in a spreadsheet as columns")]) from None
+        raise _csv_error(label, exc) from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        # Rows wider than the header: harmless when the extra cells are empty (trailing
+        # commas), data loss otherwise.
+        wide = _first_wide_row(text, len(frame.columns))
+        if wide is not None:
+            row, cells = wide
+            raise ExportError([Problem(label, f"has {cells} cells but the header row has "
+                                              f"{len(frame.columns)}", row=row, hint=_WIDE_HINT)])
     frame.columns = [str(c) for c in frame.columns]
     for col in frame.columns:
         frame[col] = frame[col].astype(str).str.strip()
@@ -177,6 +244,11 @@ def _map_columns(frame: pd.DataFrame, file: str, label: str) -> tuple[pd.DataFra
     for col in frame.columns:
         canon = lookup.get(_norm_header(col))
         if canon is None:
+            # pandas renames a repeated header "X" to "X.1": a repeated known column is an error.
+            base = re.fullmatch(r"(.*)\.\d+", col)
+            if base and base.group(1) in frame.columns and lookup.get(_norm_header(base.group(1))):
+                problems.append(Problem(label, f"column '{base.group(1)}' appears more than once", row=1,
+                                        hint="remove or rename one of them"))
             continue
         if canon in mapping.values():
             other = next(k for k, v in mapping.items() if v == canon)
@@ -185,8 +257,17 @@ def _map_columns(frame: pd.DataFrame, file: str, label: str) -> tuple[pd.DataFra
             continue
         mapping[col] = canon
     missing = [c for c in REQUIRED[file] if c not in mapping.values()]
-    if missing:
-        found = ", ".join(f"'{c}'" for c in frame.columns) or "none"
+    if missing and not mapping:
+        # No known header at all: row 1 may be patient data (an export without its header
+        # row), so it is never echoed to the terminal.
+        problems.append(Problem(
+            label, f"missing required column(s): {', '.join(missing)}; none of the {len(frame.columns)} "
+            "names on row 1 is a known column name", row=1,
+            hint="the file may lack its header row; accepted names are listed in docs/export-format.md"))
+    elif missing:
+        # Shortened: a broken file can hold a header cell of megabytes.
+        names = [f"'{c[:40]}...'" if len(c) > 40 else f"'{c}'" for c in frame.columns[:30]]
+        found = ", ".join(names + (["..."] if len(frame.columns) > 30 else [])) or "none"
         problems.append(Problem(
             label, f"missing required column(s): {', '.join(missing)}", row=1,
             hint=f"columns found: {found}. Accepted names are listed in docs/export-format.md"))
@@ -242,6 +323,14 @@ def _parse_dates_slow(s: pd.Series, allow_month: bool) -> pd.Series:
 
 
 def parse_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
+    """See ``_parse_distinct_dates``; each distinct text is parsed once (5 million events
+    hold a few thousand distinct dates)."""
+    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
+    parsed = _parse_distinct_dates(pd.Series(uniques, dtype=object), allow_month=allow_month)
+    return pd.Series(parsed.to_numpy()[codes], index=values.index, dtype="datetime64[ns]")
+
+
+def _parse_distinct_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
     """Vectorised date parsing. Accepts YYYY-MM-DD (optionally with a time),
     DD/MM/YYYY (always day first: the UK order; 03/04/2026 is 3 April), DD Mon YYYY
     (SystmOne) and, where ``allow_month``, YYYY-MM (read as the 1st of the month).
@@ -264,6 +353,43 @@ def parse_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
     if todo.any():
         out[todo] = _parse_dates_slow(s[todo], allow_month)
     return out
+
+
+_SLASH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{4}\b")
+MONTH_FIRST_REASON = (
+    "date can only be read month first (MM/DD/YYYY); dates are always read day first "
+    "(DD/MM/YYYY, the UK order), so this is not a date: correct it, or re-export with UK dates")
+
+
+def _slash_date_order(values: pd.Series) -> pd.Series:
+    """Per value: "month_first" when a slash date is valid only month first (04/13/2026),
+    "day_first" when valid only day first (13/04/2026), else ""."""
+    def on_unique(u: pd.Series) -> pd.Series:
+        parts = u.astype(str).str.strip().str.extract(_SLASH_DATE)
+        first = pd.to_numeric(parts[0], errors="coerce")
+        second = pd.to_numeric(parts[1], errors="coerce")
+        out = pd.Series("", index=u.index, dtype=object)
+        out[first.between(1, 12) & second.between(13, 31)] = "month_first"
+        out[second.between(1, 12) & first.between(13, 31)] = "day_first"
+        return out
+    return _per_unique(values.astype(str), on_unique)
+
+
+def _refuse_month_first_column(order: pd.Series, label: str, column: str, issues: _Issues) -> None:
+    """A column whose slash dates are mostly month first is refused as a whole: its dates
+    that fit both orders (04/05/2026) would otherwise be misread. The message names rows,
+    never values (a date of birth identifies a patient)."""
+    month_first = order == "month_first"
+    n_month, n_day = int(month_first.sum()), int((order == "day_first").sum())
+    if n_month >= 3 and n_month > n_day:
+        idx = month_first[month_first].index[:3].to_numpy()
+        rows = (idx + 2) if issues.rows is None else issues.rows[idx]
+        raise ExportError([Problem(
+            label, f"the dates in this column look month first (US order): {n_month} can only be read "
+                   f"as MM/DD/YYYY (rows {', '.join(str(r) for r in rows)}, ...) and {n_day} only as "
+                   "DD/MM/YYYY", column=column,
+            hint="dates are always read day first (DD/MM/YYYY); re-export with UK dates or YYYY-MM-DD, "
+                 "or the dates that fit both orders would be misread")])
 
 
 def nhs_number_valid(numbers: pd.Series) -> pd.Series:
@@ -357,18 +483,18 @@ def _infer_code_systems(codes: pd.Series, given: pd.Series) -> tuple[pd.Series, 
 class _Issues:
     """Collects rejected rows and warnings, first reason per row wins."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, rows: np.ndarray | None = None):
         self.file = file
+        self.rows = rows  # original row number per frame position (vendor layouts); else header + 1
         self.rejected: list[pd.DataFrame] = []
         self.warnings: list[pd.DataFrame] = []
 
-    @staticmethod
-    def _frame(file: str, mask: pd.Series, column: str, values: pd.Series | None, reason: str | pd.Series
-               ) -> pd.DataFrame:
+    def _frame(self, file: str, mask: pd.Series, column: str, values: pd.Series | None,
+               reason: str | pd.Series) -> pd.DataFrame:
         idx = mask[mask].index
         return pd.DataFrame({
             "file": file,
-            "row": (idx.to_numpy() + 2),
+            "row": (idx.to_numpy() + 2) if self.rows is None else self.rows[idx.to_numpy()],
             "column": column,
             "value": values.loc[idx].to_numpy() if values is not None else "",
             "reason": reason.loc[idx].to_numpy() if isinstance(reason, pd.Series) else reason,
@@ -408,9 +534,9 @@ def _normalise_sex(values: pd.Series) -> pd.Series:
     return out
 
 
-def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str
+def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    issues = _Issues(label)
+    issues = _Issues(label, rows)
     keep = pd.Series(True, index=raw.index)
     pid = _column(raw, "patient_id")
     keep = issues.reject(keep, pid == "", "patient_id", pid, "patient_id is empty; the row cannot be used")
@@ -420,7 +546,11 @@ def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str
                          "so each patient appears once")
     dob_raw = _column(raw, "date_of_birth")
     dob = parse_dates(dob_raw, allow_month=True)
+    dob_order = _slash_date_order(dob_raw)
+    _refuse_month_first_column(dob_order, label, "date_of_birth", issues)
     keep = issues.reject(keep, dob_raw == "", "date_of_birth", dob_raw, "date of birth is empty")
+    keep = issues.reject(keep, dob.isna() & (dob_order == "month_first"), "date_of_birth", dob_raw,
+                         MONTH_FIRST_REASON)
     keep = issues.reject(keep, dob.isna(), "date_of_birth", dob_raw,
                          "date of birth is not a date in YYYY-MM-DD, DD/MM/YYYY or YYYY-MM form")
     keep = issues.reject(keep, dob > as_of, "date_of_birth", dob_raw,
@@ -430,6 +560,11 @@ def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str
     issues.warn(bad_nhs & keep, "nhs_number", nhs,
                 "NHS number fails the modulus 11 check digit; the patient is still checked, but "
                 "correct the number in the clinical system")
+    postcode = _column(raw, "postcode")
+    bad_postcode = (postcode != "") & ~normalise_postcode(postcode)["postcode_valid"].to_numpy()
+    issues.warn(bad_postcode & keep, "postcode", postcode,
+                "postcode is not a valid UK postcode; the patient is kept, but household links that "
+                "rely on the postcode may be missed: correct it in the clinical system")
     out = pd.DataFrame({
         "patient_id": pid,
         "nhs_number": nhs,
@@ -447,12 +582,14 @@ def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str
 
 
 def _parse_events(raw: pd.DataFrame, patients: pd.DataFrame, rejected_ids: set[str],
-                  as_of: pd.Timestamp, label: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    issues = _Issues(label)
+                  as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    issues = _Issues(label, rows)
     keep = pd.Series(True, index=raw.index)
     pid = _column(raw, "patient_id")
     keep = issues.reject(keep, pid == "", "patient_id", pid, "patient_id is empty")
-    known = isin(pid, patients["patient_id"])
+    position = index_in(pid, patients["patient_id"])
+    known = position >= 0
     was_rejected = isin(pid, rejected_ids) & ~known
     keep = issues.reject(keep, was_rejected, "patient_id", pid,
                          "this patient's row in patients.csv was rejected (see its entry)")
@@ -462,12 +599,17 @@ def _parse_events(raw: pd.DataFrame, patients: pd.DataFrame, rejected_ids: set[s
     keep = issues.reject(keep, code_problem != "", "code", code_raw, code_problem)
     date_raw = _column(raw, "date")
     when = parse_dates(date_raw)
+    date_order = _slash_date_order(date_raw)
+    _refuse_month_first_column(date_order, label, "date", issues)
     keep = issues.reject(keep, date_raw == "", "date", date_raw, "event date is empty")
+    keep = issues.reject(keep, when.isna() & (date_order == "month_first"), "date", date_raw,
+                         MONTH_FIRST_REASON)
     keep = issues.reject(keep, when.isna(), "date", date_raw,
                          "event date is not a date in YYYY-MM-DD or DD/MM/YYYY form")
     keep = issues.reject(keep, when > as_of, "date", date_raw,
                          "event is dated after the as-of date; the rules look only at events up to it")
-    dob = pid.map(patients.set_index("patient_id")["date_of_birth"])
+    dob = pd.Series(patients["date_of_birth"].to_numpy()[np.where(known, position, 0)],
+                    index=pid.index).where(known)
     keep = issues.reject(keep, when < dob, "date", date_raw,
                          "event is dated before the patient's date of birth; check both dates")
     system, unknown_system = infer_code_systems(code, _column(raw, "code_system"))
@@ -475,14 +617,16 @@ def _parse_events(raw: pd.DataFrame, patients: pd.DataFrame, rejected_ids: set[s
                 "unknown code system (expected snomedct, readv2, ctv3 or emis); inferred from the code")
     out = pd.DataFrame({"patient_id": pid, "code": code, "term": _column(raw, "term"),
                         "date": when, "code_system": system})[keep]
-    out = out.sort_values(["patient_id", "date", "code", "term"], kind="mergesort").reset_index(drop=True)
+    # Kept in file order: the engine sorts the few events the rules use, and sorting five
+    # million rows here would cost more than reading them.
+    out = out.reset_index(drop=True)
     rejected, warnings = issues.frames()
     return out, rejected, warnings
 
 
-def _parse_relationships(raw: pd.DataFrame, patients: pd.DataFrame, label: str
-                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    issues = _Issues(label)
+def _parse_relationships(raw: pd.DataFrame, patients: pd.DataFrame, label: str,
+                         rows: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    issues = _Issues(label, rows)
     keep = pd.Series(True, index=raw.index)
     a = _column(raw, "patient_id")
     b = _column(raw, "related_patient_id")
@@ -501,9 +645,16 @@ def _parse_relationships(raw: pd.DataFrame, patients: pd.DataFrame, label: str
 
 def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
                         relationships_raw: pd.DataFrame | None, as_of: date,
-                        *, labels: dict[str, str] | None = None) -> Export:
-    """Validate and type frames of strings laid out as the canonical export."""
+                        *, labels: dict[str, str] | None = None,
+                        row_numbers: dict[str, np.ndarray] | None = None) -> Export:
+    """Validate and type frames of strings laid out as the canonical export.
+
+    ``row_numbers`` (optional, per canonical file name) gives each raw row's number in the
+    original file, for vendor layouts converted to these frames (layouts.py); without it a
+    row's number is its position plus 2 (the header is row 1)."""
     labels = labels or {f: f for f in REQUIRED}
+    rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
+                else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
     problems: list[Problem] = []
     mapped: dict[str, pd.DataFrame] = {}
     for file, raw in (("patients.csv", patients_raw), ("events.csv", events_raw),
@@ -517,7 +668,8 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
     if problems:
         raise ExportError(problems)
     stamp = pd.Timestamp(as_of)
-    patients, rej_p, warn_p = _parse_patients(mapped["patients.csv"], stamp, labels["patients.csv"])
+    patients, rej_p, warn_p = _parse_patients(mapped["patients.csv"], stamp, labels["patients.csv"],
+                                              rows["patients.csv"])
     if patients.empty:
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
@@ -525,9 +677,9 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
     rejected_ids = set(rej_p["value"][rej_p["column"] == "patient_id"]) | set(
         _column(mapped["patients.csv"], "patient_id"))
     events, rej_e, warn_e = _parse_events(mapped["events.csv"], patients, rejected_ids, stamp,
-                                          labels["events.csv"])
+                                          labels["events.csv"], rows["events.csv"])
     rels, rej_r, warn_r = _parse_relationships(mapped["relationships.csv"], patients,
-                                               labels["relationships.csv"])
+                                               labels["relationships.csv"], rows["relationships.csv"])
     rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
     warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
     files = []

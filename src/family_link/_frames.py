@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["isin"]
+__all__ = ["index_in", "isin"]
 
 from collections.abc import Iterable
 
@@ -22,3 +22,12 @@ def isin(values: pd.Series, allowed: Iterable[str] | pd.Series) -> pd.Series:
     column = pa.array(values.astype(str), type=pa.string())
     hit = pc.is_in(column, value_set=value_set).to_numpy(zero_copy_only=False)
     return pd.Series(hit, index=values.index, dtype=bool)
+
+
+def index_in(values: pd.Series, table: pd.Series) -> np.ndarray:
+    """Position of each value in ``table`` (unique values), or -1: a hash lookup through
+    Arrow, in place of a pandas index lookup that is 10x slower on strings."""
+    value_set = pa.array(table.astype(str), type=pa.string())
+    column = pa.array(values.astype(str), type=pa.string())
+    found = pc.index_in(column, value_set=value_set)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -9,7 +9,7 @@ __all__ = ["CheckResult", "run_check", "REPORT_FILES"]
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -17,11 +17,13 @@ import pandas as pd
 
 from . import __version__
 from ._export import ISSUE_COLUMNS, Export, load_export
-from .engine import FLAG_COLUMNS, Evaluation, evaluate_rules
+from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, evaluate_rules
 from .households import link_households, summarise_households
-from .report import render_csv, write_report_files
+from .layouts import load_any_export
+from .report import check_destination, render_csv, write_report_files
 from .rules import RuleSet, load_ruleset
-from .worklist import render_worklist_html, worklist_rows
+from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
+from .worklist import WorklistFacts, build_worklist
 
 log = logging.getLogger("family_link")
 
@@ -29,7 +31,11 @@ HOUSEHOLD_COLUMNS = ["patient_id", "household_id", "dwelling_id", "dwelling_kind
                      "household_size", "communal", "ambiguous", "address_key", "link_evidence",
                      "relationship_notes"]
 REPORT_FILES = ["flags.csv", "households.csv", "rejected.csv", "warnings.csv", "run.json",
-                "worklist.html", "timings.json"]
+                "worklist.html", "worklist.csv", "worklist.xlsx", "scope.csv", "resolved.csv",
+                "timings.json"]
+# flags.csv: the engine's columns, then the month-to-month marking (appended, so readers of
+# the original columns are unaffected).
+FLAGS_CSV_COLUMNS = [*FLAG_COLUMNS, "status", "first_flagged"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class CheckResult:
     patients: int
     rejected_rows: int
     seconds: float
+    compared_with: dict | None = field(default=None)  # as_of, new, open, resolved (with --previous)
+    layout: str = "canonical"  # the export layout read (layouts.LAYOUTS)
+    export_date: date | None = None  # when the clinical system ran the export, where it says
 
 
 def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, evaluation: Evaluation,
@@ -74,7 +83,9 @@ def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, eva
 
 
 def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
-              rules_dir: Path | str | None = None, force: bool = False) -> CheckResult:
+              rules_dir: Path | str | None = None, force: bool = False,
+              previous: Path | str | None = None, layout: str | None = None,
+              profile: Path | str | None = None) -> CheckResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -86,7 +97,10 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     t = time.perf_counter()
     ruleset = load_ruleset(rules_dir)
     t = lap("rules", t)
-    export = load_export(export_path, as_of)
+    check_destination(Path(out_dir), force)  # refuse early, not after minutes of work
+    last_run: PreviousRun | None = load_previous_run(previous) if previous is not None else None
+    # The layout (canonical, EMIS Web, SystmOne ...) is detected unless given: layouts.py.
+    export = load_any_export(export_path, as_of, layout=layout, profile=profile)
     t = lap("read_export", t)
     log.info("export read: %d patients, %d events, %d relationships, %d rows rejected",
              len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
@@ -99,36 +113,35 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     summary = _run_summary(ruleset, export, households, evaluation, as_of)
     rejected = export.rejected.sort_values(["file", "row", "column"], kind="mergesort")
     warnings = export.warnings.sort_values(["file", "row", "column"], kind="mergesort")
-    rows = worklist_rows(evaluation.flags, export.patients, households)
+    marked = mark_flags(evaluation.flags, last_run, as_of)
+    resolved = resolved_flags(last_run, evaluation.flags, evaluation.scope, export.patients, as_of)
+    if last_run is not None:
+        summary["compared_with"] = {"as_of": last_run.as_of.isoformat(),
+                                    "new": int((marked["status"] == "new").sum()),
+                                    "open": int((marked["status"] == "open").sum()),
+                                    "resolved": int(len(resolved))}
     hh = summary["households"]
-    facts = [
-        ("As-of date", as_of.strftime("%d/%m/%Y")),
-        ("Export date", export.export_date.strftime("%d/%m/%Y") if export.export_date else "not recorded in the export"),
-        *[(f"Rows in {f.name}", f"{f.rows_read} read, {f.rows_used} used, {f.rows_rejected} rejected")
-          for f in export.files],
-        ("Households", str(hh.get("households", ""))),
-        ("Ambiguous addresses (resolve by hand)", str(hh.get("ambiguous_records", ""))),
-        ("Input warnings", str(len(warnings))),
-        ("Flags", str(len(evaluation.flags))),
-    ]
-    notes = ["Events marked 'safeguarding relevant' are hidden from exporting users without safeguarding "
-             "access rights, and SystmOne's safeguarding node can hold information with no code: this "
-             "list cannot see either. Run the export as a user with safeguarding access."]
-    if len(rejected):
-        notes.append(f"{len(rejected)} input rows were rejected and not checked: see rejected.csv.")
+    facts = WorklistFacts(
+        as_of=as_of, rule_titles={r.id: r.title for r in ruleset.rules},
+        rule_severities={r.id: r.severity for r in ruleset.rules}, export_date=export.export_date,
+        input_files=tuple((f.name, f.rows_read, f.rows_used, f.rows_rejected) for f in export.files),
+        rejected_rows=len(rejected), warning_rows=len(warnings), households=hh.get("households"),
+        ambiguous_records=hh.get("ambiguous_records"),
+        previous_as_of=last_run.as_of if last_run is not None else None)
     files = {
-        "flags.csv": render_csv(evaluation.flags, FLAG_COLUMNS),
+        "flags.csv": render_csv(marked, FLAGS_CSV_COLUMNS),
         "households.csv": render_csv(households, [c for c in HOUSEHOLD_COLUMNS if c in households.columns]),
         "rejected.csv": render_csv(rejected, ISSUE_COLUMNS),
         "warnings.csv": render_csv(warnings, ISSUE_COLUMNS),
+        "scope.csv": render_csv(evaluation.scope, SCOPE_COLUMNS),
+        "resolved.csv": render_csv(resolved, RESOLVED_COLUMNS),
         "run.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"),
-        "worklist.html": render_worklist_html(
-            rows, rule_titles={r.id: r.title for r in ruleset.rules}, as_of=as_of.strftime("%d/%m/%Y"),
-            facts=facts, warnings=notes),
+        **build_worklist(marked, resolved, export.patients, households, facts),
     }
     t = lap("render_outputs", t)
     timings["total_before_write"] = round(time.perf_counter() - started, 3)
     files["timings.json"] = (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode()
     write_report_files(out_dir, files, force=force)
     seconds = time.perf_counter() - started
-    return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(rejected), seconds)
+    return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(rejected), seconds,
+                       summary.get("compared_with"), layout=export.layout, export_date=export.export_date)

@@ -6,8 +6,10 @@ a bug and keeps its traceback. Nothing printed here contains a patient value: on
 rule ids and file names.
 
 Exit codes: 0 the run completed (whatever it flagged); 1 a bug; 2 the command line was
-wrong; 3 the export cannot be used; 4 the rules are invalid; 5 the output folder cannot be
-written or already holds a report (use --force).
+wrong; 3 the export (or a report folder given as input) cannot be used; 4 the rules are
+invalid; 5 the output folder cannot be written or already holds a report (use --force);
+6 the pseudonymisation key is missing, unreadable, short or weak; 7 a batch finished but at
+least one export failed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from .errors import FamilyLinkError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 run completed (whatever it flagged); 2 wrong command line; 3 unusable export; "
-    "4 invalid rules; 5 output folder not writable or already holds a report."
+    "4 invalid rules; 5 output folder not writable or already holds a report; 6 unusable key; "
+    "7 a batch had failed exports."
 )
 
 
@@ -80,25 +83,50 @@ def main(verbose: bool) -> None:
 @as_of_option
 @rules_option
 @click.option("--force", is_flag=True, help="Replace a report already in --out.")
+@click.option("--previous", "previous", type=click.Path(path_type=Path), default=None,
+              help="Last month's report folder: mark each flag new, open (since when) or resolved.")
+@click.option("--format", "layout", type=click.Choice(["canonical", "emis", "systmone-sre", "systmone-cr",
+                                                       "profile"]), default=None,
+              help="The export's layout, when detection should be overridden. Default: detected.")
+@click.option("--profile", "profile", type=click.Path(path_type=Path), default=None,
+              help="Column-map YAML file for any other CSV layout (implies --format profile).")
 @_user_errors
-def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, force: bool) -> None:
+def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, force: bool,
+          previous: Path | None, layout: str | None, profile: Path | None) -> None:
     """Run the monthly check on EXPORT (a folder holding patients.csv, events.csv and,
-    optionally, relationships.csv) and write flags.csv, households.csv, rejected.csv,
-    warnings.csv, run.json, worklist.html and timings.json into --out.
+    optionally, relationships.csv; or an EMIS Web list report, a SystmOne Strategic
+    Reporting Extract folder or a SystmOne Clinical Reporting CSV: the layout is detected
+    and named, see docs/exports.md) and write flags.csv, households.csv, rejected.csv,
+    warnings.csv, scope.csv, resolved.csv, run.json, worklist.html, worklist.csv,
+    worklist.xlsx and timings.json into --out. With --previous, each flag is marked new or
+    open (with the date first flagged) and resolved flags are listed with why.
 
     \b
     Example:
       family-link check sample_data/practice --out report --as-of 2026-11-01
+      family-link check export-dec --out report-dec --previous report-nov
 
     Exit codes: 0 run completed (whatever it flagged); 2 wrong command line; 3 unusable
     export; 4 invalid rules; 5 output folder not writable or already holds a report.
     """
     from .check import run_check
 
-    result = run_check(export, out_dir, as_of=as_of, rules_dir=rules_dir, force=force)
+    result = run_check(export, out_dir, as_of=as_of, rules_dir=rules_dir, force=force, previous=previous,
+                       layout=layout, profile=profile)
     total = sum(result.flags_per_rule.values())
+    from .layouts import LAYOUTS
+
+    ran = result.export_date.strftime("%d/%m/%Y") if result.export_date else "not recorded in the export"
+    click.echo(f"Export layout: {LAYOUTS.get(result.layout, result.layout)} ({result.layout}); "
+               f"export date: {ran}.")
+    if result.export_date and (as_of - result.export_date).days > 31:
+        click.echo(f"Warning: the export was run {(as_of - result.export_date).days} days before the as-of "
+                   "date; anything coded since is missing. Re-run the export.", err=True)
     click.echo(f"Checked {result.patients} patients as of {as_of.isoformat()}: {total} flags "
                f"({result.rejected_rows} input rows rejected). Report: {result.out_dir}")
+    if result.compared_with:
+        c = result.compared_with
+        click.echo(f"Since {c['as_of']}: {c['new']} new, {c['open']} still open, {c['resolved']} resolved.")
     for rule_id, n in result.flags_per_rule.items():
         click.echo(f"  {rule_id:<30} {n}")
 
@@ -115,10 +143,10 @@ def households(export: Path, as_of: date) -> None:
     Example:
       family-link households sample_data/practice --as-of 2026-11-01
     """
-    from ._export import load_export
     from .households import link_households, summarise_households
+    from .layouts import load_any_export
 
-    data = load_export(export, as_of)
+    data = load_any_export(export, as_of)  # any layout check reads (docs/exports.md)
     summary = summarise_households(link_households(data.patients, data.relationships, as_of))
     for key, value in summary.items():
         if isinstance(value, dict):
@@ -201,18 +229,116 @@ def rules_validate(rules_dir: Path | None) -> None:
 @as_of_option
 @click.option("--household-ids", is_flag=True,
               help="Write each patient's true household as household_id (as some clinical systems do).")
+@click.option("--layout", type=click.Choice(["canonical", "emis", "emis-pseudonymised", "systmone-sre",
+                                             "systmone-cr"]), default="canonical", show_default=True,
+              help="Write the export as this clinical system's layout (see docs/exports.md).")
 @_user_errors
-def generate(out_dir: Path, n_patients: int, seed: int, as_of: date, household_ids: bool) -> None:
+def generate(out_dir: Path, n_patients: int, seed: int, as_of: date, household_ids: bool,
+             layout: str) -> None:
     """Write a synthetic practice export (never real patients) into OUT_DIR, with its
     truth (true households and the flags the rules should raise) in OUT_DIR/truth/.
 
     \b
     Example:
       family-link generate /tmp/practice --patients 2000 --seed 7 --as-of 2026-11-01
+      family-link generate /tmp/emis --layout emis --as-of 2026-11-01
     """
-    from .generate import generate_practice, write_practice
+    from .generate import generate_practice
+    from .generate_layouts import write_practice_as
 
     practice = generate_practice(n_patients, seed, as_of, include_household_ids=household_ids)
-    write_practice(practice, out_dir)
+    for note in write_practice_as(practice, out_dir, layout):
+        click.echo(f"Note: {note}.")
     click.echo(f"Wrote a synthetic practice of {len(practice.patients)} patients and "
                f"{len(practice.events)} events to {out_dir}")
+
+
+key_file_option = click.option(
+    "--key-file", "key_file", type=click.Path(path_type=Path), default=None,
+    help="File holding the pseudonymisation key (at least 32 random bytes, e.g. 64 hex digits). "
+         "Never a default: no key, no auditor's report.")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@key_file_option
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder to write audit.csv, audit.json and audit.html into.")
+@click.option("--practice", default="practice", show_default=True,
+              help="The practice's label in the report (a code such as its ODS code, never a person).")
+@click.option("--rows", "rows_file", is_flag=True,
+              help="Also write audit_rows.csv: one row per patient in scope, with HMAC-SHA256 pseudonyms. "
+                   "Pseudonymised data is still personal data: share it only under an agreement.")
+@click.option("--force", is_flag=True, help="Replace an auditor's report already in --out.")
+@_user_errors
+def audit(run_dir: Path, key_file: Path | None, out_dir: Path, practice: str, rows_file: bool,
+          force: bool) -> None:
+    """Write the auditor's report from RUN_DIR (a folder family-link check wrote): coverage
+    per rule with no patient identifiers, small numbers suppressed (1-7 shown as *, others
+    rounded to the nearest 5).
+
+    \b
+    Example:
+      family-link audit report --key-file family_link.key --out audit --practice M91001
+
+    Exit codes: 0 written; 3 RUN_DIR is not a usable report; 5 --out cannot be written;
+    6 the key is missing, unreadable, short or weak.
+    """
+    from .audit import load_audit_run, load_key, write_audit
+
+    key = load_key(key_file)
+    run = load_audit_run(run_dir, practice)
+    written = write_audit([run], out_dir, key, rows_file=rows_file, force=force)
+    click.echo(f"Wrote the auditor's report for {len(run.rules)} rules to {written}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for one report per practice, summary.csv and (with a key) audit/.")
+@as_of_option
+@rules_option
+@key_file_option
+@click.option("--previous", "previous", type=click.Path(path_type=Path), default=None,
+              help="Last month's batch --out folder: compare each practice with its previous report.")
+@click.option("--quiet", is_flag=True, help="No progress bar (for schedulers).")
+@click.option("--force", is_flag=True, help="Replace a batch's output already in --out.")
+@_user_errors
+def batch(folder: Path, out_dir: Path, as_of: date, rules_dir: Path | None, key_file: Path | None,
+          previous: Path | None, quiet: bool, force: bool) -> None:
+    """Check every practice export in FOLDER (one subfolder each) into --out/<practice>/,
+    carrying on past a bad export; write summary.csv (one row per practice: status, exit
+    code, patients, flags per rule, why it failed) and, with --key-file, the combined
+    auditor's report in --out/audit/.
+
+    \b
+    Example:
+      family-link batch exports/ --out batch-2026-11 --as-of 2026-11-01 --key-file icb.key --quiet
+
+    Exit codes: 0 every export was checked; 3 FOLDER is not usable; 4 invalid rules;
+    5 --out cannot be written; 6 the key is unusable (checked before any export is read);
+    7 at least one export failed (the others were written; see summary.csv).
+    """
+    from .audit import load_key
+    from .batch import find_exports, run_batch
+    from .errors import BatchIncompleteError, Problem
+
+    key = load_key(key_file) if key_file is not None else None
+    exports = find_exports(folder)
+    if quiet:
+        result = run_batch(folder, out_dir, as_of=as_of, rules_dir=rules_dir, key=key, force=force,
+                           previous=previous, exports=exports)
+    else:
+        with click.progressbar(length=len(exports), label="Checking practices", file=sys.stderr,
+                               item_show_func=lambda name: name) as bar:
+            def step(name: str) -> None:
+                bar.update(1, name)
+            result = run_batch(folder, out_dir, as_of=as_of, rules_dir=rules_dir, key=key, force=force,
+                               previous=previous, exports=exports, progress=step)
+    ok = len(result.outcomes) - len(result.failed)
+    click.echo(f"Checked {ok} of {len(result.outcomes)} practice exports as of {as_of.isoformat()}. "
+               f"Summary: {result.out_dir / 'summary.csv'}"
+               + (f"; auditor's report: {result.audit_dir}" if result.audit_dir else ""))
+    if result.failed:
+        raise BatchIncompleteError([Problem(o.practice, f"failed with exit code {o.exit_code}: {o.error}")
+                                    for o in result.failed])

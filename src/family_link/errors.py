@@ -9,6 +9,9 @@ __all__ = [
     "ExportError",
     "RulesError",
     "OutputError",
+    "RunFolderError",
+    "KeyFileError",
+    "BatchIncompleteError",
     "Problem",
 ]
 
@@ -70,3 +73,27 @@ class RulesError(FamilyLinkError):
 class OutputError(FamilyLinkError):
     exit_code = 5
     headline = "The report cannot be written"
+
+
+class RunFolderError(FamilyLinkError):
+    """A report folder given as input (``check --previous``, ``audit RUN_DIR``) cannot be
+    used. Same exit code as an unusable export: an input the user gave cannot be read."""
+
+    exit_code = 3
+    headline = "The report folder cannot be used"
+
+
+class KeyFileError(FamilyLinkError):
+    """The pseudonymisation key is missing, unreadable, too short or too weak. No key, no
+    auditor's report: there is never a default key."""
+
+    exit_code = 6
+    headline = "The key cannot be used"
+
+
+class BatchIncompleteError(FamilyLinkError):
+    """A batch ran to the end but at least one export failed (each is listed, and recorded
+    in summary.csv); the other practices' reports were written."""
+
+    exit_code = 7
+    headline = "The batch finished, but some exports failed"

@@ -1,123 +1,461 @@
-"""The lead's worklist: one self-contained HTML file (no network, no external assets),
-sortable and filterable in the browser, printable. Everything is HTML-escaped."""
+"""The lead's worklist: ``worklist.html``, ``worklist.csv`` and ``worklist.xlsx``, the same
+rows in each.
+
+The HTML page is one self-contained file (no network, no external assets; a Content
+Security Policy forbids any fetch), opens offline from a shared drive, prints cleanly, and
+sorts and filters by rule, severity and status in the browser without a server. Everything
+from the data is HTML-escaped. Opening ``worklist.html#selftest`` runs a small sort and
+filter check in the page and writes the result into ``#selftest-result`` (used by
+``scripts/check_html_in_chromium.py``).
+
+The spreadsheet files are for people, so text that a spreadsheet would run as a formula
+(starting ``=``, ``+``, ``-``, ``@``, tab or carriage return) is written as text: in the CSV
+with a leading apostrophe, in the xlsx as a string cell. Every file is byte-identical for
+the same inputs and as-of date (the xlsx's zip entries and workbook properties carry the
+as-of date, never the clock).
+"""
 
 from __future__ import annotations
 
-__all__ = ["render_worklist_html", "worklist_rows"]
+__all__ = ["WorklistFacts", "WORKLIST_COLUMNS", "build_worklist", "worklist_rows",
+           "render_worklist_html", "render_worklist_csv", "render_worklist_xlsx",
+           "STALE_EXPORT_DAYS"]
 
+import io
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from html import escape
 
 import pandas as pd
+
+from ._frames import isin
+
+STALE_EXPORT_DAYS = 14
+
+# The columns of worklist.csv and worklist.xlsx, in order.
+WORKLIST_COLUMNS = ["status", "first_flagged", "severity", "rule_id", "title", "patient_id", "name",
+                    "date_of_birth", "nhs_number", "household_id", "recommendations", "reason",
+                    "suggested_codes", "household_members"]
+_HEADINGS = {
+    "status": "Status", "first_flagged": "First flagged", "severity": "Severity", "rule_id": "Rule id",
+    "title": "Rule", "patient_id": "Patient id", "name": "Patient", "date_of_birth": "Date of birth",
+    "nhs_number": "NHS number", "household_id": "Household", "recommendations": "SCR W6 recommendations",
+    "reason": "Why", "suggested_codes": "Codes to consider", "household_members": "Household members",
+}
+_SEVERITY_ORDER = {"action": 0, "review": 1}
+
+
+@dataclass(frozen=True)
+class WorklistFacts:
+    """What the summary at the top of the worklist says (counts and dates, no patients)."""
+
+    as_of: date
+    rule_titles: dict[str, str]  # in rule order
+    rule_severities: dict[str, str]
+    export_date: date | None = None
+    input_files: tuple[tuple[str, int, int, int], ...] = ()  # name, read, used, rejected
+    rejected_rows: int = 0
+    warning_rows: int = 0
+    households: int | None = None
+    ambiguous_records: int | None = None
+    previous_as_of: date | None = None  # the report compared against, if any
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _uk(d: date | None) -> str:
+    return d.strftime("%d/%m/%Y") if d else ""
+
+
+def _iso_to_uk(value: str) -> str:
+    try:
+        return date.fromisoformat(value).strftime("%d/%m/%Y")
+    except (TypeError, ValueError):
+        return value or ""
+
+
+def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.DataFrame,
+                  rule_order: list[str] | None = None) -> pd.DataFrame:
+    """Flags (with ``status`` and ``first_flagged`` when compared) joined with who the
+    patient is and who they live with; ``WORKLIST_COLUMNS`` plus ``members`` (a list)."""
+    # Only the flagged households' members are listed: at ICB scale that is a few
+    # thousand rows, not every patient.
+    flagged = households[isin(households["household_id"], flags["household_id"].unique())]
+    relevant = isin(patients["patient_id"], pd.concat([flagged["patient_id"], flags["patient_id"]]))
+    people = patients.loc[relevant, ["patient_id", "forenames", "surname", "date_of_birth", "nhs_number"]].copy()
+    people["name"] = (people["forenames"].fillna("") + " " + people["surname"].fillna("")).str.strip()
+    members = flagged[["patient_id", "household_id", "role"]].merge(
+        people[["patient_id", "name"]], on="patient_id", how="left")
+    members["member"] = (members["name"].fillna("") + " (" + members["patient_id"] + ", "
+                         + members["role"].astype(str) + ")")
+    member_lists = (members.sort_values(["household_id", "patient_id"], kind="mergesort")
+                    .groupby("household_id")["member"].agg(list))
+    rows = flags.merge(people[["patient_id", "name", "date_of_birth", "nhs_number"]], on="patient_id", how="left")
+    for col in ("status", "first_flagged"):
+        if col not in rows.columns:
+            rows[col] = ""
+    rows["date_of_birth"] = rows["date_of_birth"].dt.strftime("%Y-%m-%d").fillna("")
+    rows["members"] = rows["household_id"].map(member_lists).map(lambda m: m if isinstance(m, list) else [])
+    rows["household_members"] = rows["members"].map("; ".join)
+    order = {r: i for i, r in enumerate(rule_order or [])}
+    rows = rows.assign(_sev=rows["severity"].map(_SEVERITY_ORDER).fillna(9),
+                       _rule=rows["rule_id"].map(order).fillna(len(order)))
+    rows = rows.sort_values(["_sev", "_rule", "rule_id", "patient_id"], kind="mergesort")
+    for col in WORKLIST_COLUMNS:
+        rows[col] = rows[col].fillna("").astype(str)
+    return rows[[*WORKLIST_COLUMNS, "members"]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Summary shared by every format
+
+
+def _warnings(facts: WorklistFacts) -> list[str]:
+    out = []
+    if facts.export_date is None:
+        out.append("The export does not record when it was made: check it was run in the last "
+                   f"{STALE_EXPORT_DAYS} days, or events since then are missing from this list.")
+    else:
+        age = (facts.as_of - facts.export_date).days
+        if age > STALE_EXPORT_DAYS:
+            out.append(f"The export was made on {_uk(facts.export_date)}, {age} days before the as-of date "
+                       f"(more than {STALE_EXPORT_DAYS}): events since then are missing. Re-run the export.")
+    out.append("Events marked 'safeguarding relevant' are hidden from exporting users without safeguarding "
+               "access rights, and SystmOne's safeguarding node can hold information with no code: this "
+               "list cannot see either. Run the export as a user with safeguarding access.")
+    if facts.rejected_rows:
+        out.append(f"{facts.rejected_rows} input rows were rejected and not checked: see rejected.csv.")
+    if facts.ambiguous_records:
+        out.append(f"{facts.ambiguous_records} records have an ambiguous address (e.g. a flat number missing "
+                   "at a building of flats) and were checked on their own: resolve them by hand "
+                   "(households.csv, dwelling_kind 'ambiguous').")
+    return out + list(facts.notes)
+
+
+def _fact_rows(facts: WorklistFacts, rows: pd.DataFrame, resolved: pd.DataFrame) -> list[tuple[str, str]]:
+    out = [("As-of date", _uk(facts.as_of)),
+           ("Export date", _uk(facts.export_date) if facts.export_date else "not recorded in the export")]
+    for name, read, used, rejected in facts.input_files:
+        out.append((f"Rows in {name}", f"{read} read, {used} used, {rejected} rejected"))
+    out += [("Rejected rows", str(facts.rejected_rows)),
+            ("Households", "" if facts.households is None else str(facts.households)),
+            ("Ambiguous addresses (resolve by hand)",
+             "" if facts.ambiguous_records is None else str(facts.ambiguous_records)),
+            ("Input warnings", str(facts.warning_rows)),
+            ("Flags", str(len(rows)))]
+    if facts.previous_as_of is not None:
+        counts = rows["status"].value_counts()
+        out += [("Compared with the report as of", _uk(facts.previous_as_of)),
+                ("New since then", str(int(counts.get("new", 0)))),
+                ("Still open", str(int(counts.get("open", 0)))),
+                ("Resolved since then", str(len(resolved)))]
+        if len(resolved):
+            for why, n in resolved["resolution"].value_counts().sort_index().items():
+                out.append((f"Resolved: {why}", str(int(n))))
+    else:
+        out.append(("Compared with last month", "no (use --previous to mark new, open and resolved flags)"))
+    return out
+
+
+def _counts_by_rule(rows: pd.DataFrame, facts: WorklistFacts) -> list[tuple[str, str, str, int]]:
+    counts = rows.groupby("rule_id").size() if len(rows) else pd.Series(dtype=int)
+    return [(rule_id, title, facts.rule_severities.get(rule_id, ""), int(counts.get(rule_id, 0)))
+            for rule_id, title in facts.rule_titles.items()]
+
+
+# ---------------------------------------------------------------------------------------
+# CSV and XLSX
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(value: str) -> str:
+    """Neutralise spreadsheet formulas in free text (OWASP CSV injection advice)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def render_worklist_csv(rows: pd.DataFrame) -> bytes:
+    frame = rows[WORKLIST_COLUMNS].map(_as_text) if len(rows) else rows[WORKLIST_COLUMNS]
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _fixed_zip(raw: bytes, when: date) -> bytes:
+    """Rewrite a zip with every entry stamped ``when`` (not the clock) and fixed
+    attributes, in the same order, so equal content gives equal bytes."""
+    stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=stamp)
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o600 << 16
+            fixed.create_system = 3
+            dst.writestr(fixed, src.read(info.filename))
+    return out.getvalue()
+
+
+def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame) -> bytes:
+    # openpyxl: the long-maintained pure-Python reader/writer of the xlsx format (no Excel
+    # or network needed). Imported here so the rest of the tool does not pay for it.
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.writer.excel import ExcelWriter
+
+    wb = Workbook()
+    stamp = datetime(facts.as_of.year, facts.as_of.month, facts.as_of.day)
+    wb.properties.created = stamp
+    wb.properties.modified = stamp
+    wb.properties.creator = "family_link"
+    wb.properties.title = f"Safeguarding coding worklist, as of {_uk(facts.as_of)}"
+    bold = Font(bold=True)
+
+    def put(ws, r: int, c: int, value: object) -> None:
+        cell = ws.cell(row=r, column=c, value=value)
+        if isinstance(value, str):
+            cell.data_type = "s"  # never a formula, whatever the text starts with
+
+    ws = wb.active
+    ws.title = "Worklist"
+    for c, col in enumerate(WORKLIST_COLUMNS, start=1):
+        put(ws, 1, c, _HEADINGS[col])
+        ws.cell(row=1, column=c).font = bold
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for r, row in enumerate(rows[WORKLIST_COLUMNS].itertuples(index=False), start=2):
+        for c, (col, value) in enumerate(zip(WORKLIST_COLUMNS, row), start=1):
+            if col in ("date_of_birth", "first_flagged") and value:
+                put(ws, r, c, date.fromisoformat(value))
+                ws.cell(row=r, column=c).number_format = "DD/MM/YYYY"
+            else:
+                put(ws, r, c, value)
+            if col in ("reason", "household_members", "suggested_codes"):
+                ws.cell(row=r, column=c).alignment = wrap
+    widths = {"reason": 80, "household_members": 50, "suggested_codes": 40, "title": 40, "name": 24}
+    for c, col in enumerate(WORKLIST_COLUMNS, start=1):
+        ws.column_dimensions[ws.cell(row=1, column=c).column_letter].width = widths.get(col, 14)
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{ws.cell(row=1, column=len(WORKLIST_COLUMNS)).column_letter}{max(len(rows) + 1, 1)}"
+
+    summary = wb.create_sheet("Summary")
+    r = 1
+    for text in _warnings(facts):
+        put(summary, r, 1, "Warning")
+        put(summary, r, 2, text)
+        r += 1
+    for label, value in _fact_rows(facts, rows, resolved):
+        put(summary, r, 1, label)
+        put(summary, r, 2, value)
+        r += 1
+    r += 1
+    for c, head in enumerate(("Rule id", "Rule", "Severity", "Flags"), start=1):
+        put(summary, r, c, head)
+        summary.cell(row=r, column=c).font = bold
+    for rule_id, title, sev, n in _counts_by_rule(rows, facts):
+        r += 1
+        for c, value in enumerate((rule_id, title, sev, n), start=1):
+            put(summary, r, c, value)
+    summary.column_dimensions["A"].width = 36
+    summary.column_dimensions["B"].width = 90
+
+    if len(resolved):
+        res = wb.create_sheet("Resolved")
+        cols = list(resolved.columns)
+        for c, col in enumerate(cols, start=1):
+            put(res, 1, c, col)
+            res.cell(row=1, column=c).font = bold
+        for rr, row in enumerate(resolved.itertuples(index=False), start=2):
+            for c, value in enumerate(row, start=1):
+                put(res, rr, c, "" if value is None else str(value))
+
+    buf = io.BytesIO()
+    # ExcelWriter rather than Workbook.save: save() stamps "modified" with the clock.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        ExcelWriter(wb, archive).write_data()
+    return _fixed_zip(buf.getvalue(), facts.as_of)
+
+
+# ---------------------------------------------------------------------------------------
+# HTML
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Arial,sans-serif;margin:1.5rem;color:#111}
 h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:1.2rem 0 .4rem}
 table{border-collapse:collapse;width:100%;font-size:.85rem}
 th,td{border:1px solid #bbb;padding:.3rem .4rem;vertical-align:top;text-align:left}
-th{background:#eef;cursor:pointer;position:sticky;top:0}
+thead th{background:#eef;position:sticky;top:0}
+#flags thead th{cursor:pointer}#flags thead th:after{content:' \\21C5';color:#889}
+table.facts{width:auto}table.facts th{background:#f6f6fa;font-weight:600}
 .sev-action{color:#a00;font-weight:600}.sev-review{color:#850}
+.st-new{background:#e7f3ff;font-weight:600}.st-open{}.st-resolved{color:#060}
 .warn{background:#fff3cd;border:1px solid #e0c36c;padding:.5rem;margin:.5rem 0}
 .muted{color:#555}.controls{margin:.6rem 0}.controls label{margin-right:1rem}
-ul.members{margin:0;padding-left:1rem}
-@media print{.controls{display:none}th{position:static}a{color:#000}}
+ul.members{margin:0;padding-left:1rem}code{font-size:.8rem}
+@media print{.controls,#selftest-result{display:none}thead th{position:static}a{color:#000}
+ body{margin:0;font-size:9pt}tr{page-break-inside:avoid}thead{display:table-header-group}}
 """
 
 _JS = """
 (function(){
   var table=document.getElementById('flags'); if(!table) return;
   var body=table.tBodies[0];
+  function val(id){return document.getElementById(id).value;}
   function apply(){
-    var rule=document.getElementById('f-rule').value, sev=document.getElementById('f-sev').value,
-        text=document.getElementById('f-text').value.toLowerCase(), shown=0;
+    var rule=val('f-rule'), sev=val('f-sev'), st=val('f-status'), text=val('f-text').toLowerCase(), shown=0;
     Array.prototype.forEach.call(body.rows,function(r){
       var ok=(!rule||r.dataset.rule===rule)&&(!sev||r.dataset.severity===sev)&&
-             (!text||r.textContent.toLowerCase().indexOf(text)>=0);
+             (!st||r.dataset.status===st)&&(!text||r.textContent.toLowerCase().indexOf(text)>=0);
       r.style.display=ok?'':'none'; if(ok) shown++;
     });
     document.getElementById('shown').textContent=shown;
+    return shown;
   }
-  ['f-rule','f-sev','f-text'].forEach(function(id){
-    document.getElementById(id).addEventListener('input',apply);});
+  function sortBy(i,asc){
+    var rows=Array.prototype.slice.call(body.rows);
+    rows.sort(function(a,b){var x=a.cells[i].dataset.key||a.cells[i].textContent,
+      y=b.cells[i].dataset.key||b.cells[i].textContent; return asc?x.localeCompare(y):y.localeCompare(x);});
+    rows.forEach(function(r){body.appendChild(r);});
+  }
+  ['f-rule','f-sev','f-status','f-text'].forEach(function(id){
+    var el=document.getElementById(id); el.addEventListener('input',apply); el.addEventListener('change',apply);});
   Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){
     th.addEventListener('click',function(){
-      var asc=th.dataset.asc!=='1'; th.dataset.asc=asc?'1':'0';
-      var rows=Array.prototype.slice.call(body.rows);
-      rows.sort(function(a,b){var x=a.cells[i].dataset.key||a.cells[i].textContent,
-        y=b.cells[i].dataset.key||b.cells[i].textContent; return asc?x.localeCompare(y):y.localeCompare(x);});
-      rows.forEach(function(r){body.appendChild(r);});
-    });
+      var asc=th.dataset.asc!=='1'; th.dataset.asc=asc?'1':'0'; sortBy(i,asc);});
   });
   apply();
+  if(location.hash==='#selftest'){
+    // A check a headless browser can read back: sort by date of birth both ways, filter by
+    // each control, then restore. Writes counts only, never row contents.
+    var out={rows:body.rows.length}, dob=2;
+    function keys(){return Array.prototype.map.call(body.rows,function(r){return r.cells[dob].dataset.key;});}
+    function sorted(a,asc){for(var k=1;k<a.length;k++){var c=a[k-1].localeCompare(a[k]);
+      if(asc?c>0:c<0) return false;} return true;}
+    sortBy(dob,true); out.sort_asc=sorted(keys(),true);
+    sortBy(dob,false); out.sort_desc=sorted(keys(),false);
+    function filterCount(id,value){var el=document.getElementById(id); el.value=value;
+      var n=apply(), want=0; Array.prototype.forEach.call(body.rows,function(r){
+        var d=id==='f-rule'?r.dataset.rule:id==='f-sev'?r.dataset.severity:r.dataset.status;
+        if(d===value) want++;}); el.value=''; apply(); return n===want;}
+    var first=body.rows[0];
+    out.filter_rule=first?filterCount('f-rule',first.dataset.rule):true;
+    out.filter_severity=filterCount('f-sev','review')&&filterCount('f-sev','action');
+    out.filter_status=first?filterCount('f-status',first.dataset.status):true;
+    out.shown_after_reset=apply();
+    out.ok=out.sort_asc&&out.sort_desc&&out.filter_rule&&out.filter_severity&&out.filter_status&&
+           out.shown_after_reset===out.rows;
+    var pre=document.getElementById('selftest-result'); pre.textContent=JSON.stringify(out);
+    pre.setAttribute('data-ok',out.ok?'true':'false');
+  }
 })();
 """
 
 
-def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.DataFrame) -> pd.DataFrame:
-    """Flags joined with who the patient is and who they live with."""
-    people = patients[["patient_id", "forenames", "surname", "date_of_birth", "nhs_number"]]
-    members = households.merge(people, on="patient_id", how="left")
-    members["member"] = (members["forenames"] + " " + members["surname"]).str.strip() + " (" + \
-        members["patient_id"] + ", " + members["role"].astype(str) + ")"
-    member_lists = (members.sort_values(["household_id", "patient_id"])
-                    .groupby("household_id")["member"].agg(list))
-    rows = flags.merge(people, on="patient_id", how="left")
-    rows["name"] = (rows["forenames"] + " " + rows["surname"]).str.strip()
-    rows["dob"] = rows["date_of_birth"].dt.strftime("%d/%m/%Y")
-    rows["dob_key"] = rows["date_of_birth"].dt.strftime("%Y-%m-%d")
-    rows["members"] = rows["household_id"].map(member_lists)
-    return rows
+def _html_head(title: str) -> list[str]:
+    return ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">",
+            "<meta name='referrer' content='no-referrer'>",
+            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"]
 
 
-def _summary_table(flags: pd.DataFrame, rule_titles: dict[str, str]) -> str:
-    counts = flags.groupby(["rule_id", "severity"]).size() if len(flags) else pd.Series(dtype=int)
-    out = ["<table><thead><tr><th>Rule</th><th>Severity</th><th>Flags</th></tr></thead><tbody>"]
-    for rule_id, title in rule_titles.items():
-        sub = counts[counts.index.get_level_values(0) == rule_id] if len(counts) else counts
-        n = int(sub.sum()) if len(sub) else 0
-        sev = sub.index[0][1] if len(sub) else ""
-        out.append(f"<tr><td>{escape(title)} <span class='muted'>({escape(rule_id)})</span></td>"
-                   f"<td>{escape(sev)}</td><td>{n}</td></tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def render_worklist_html(rows: pd.DataFrame, *, rule_titles: dict[str, str], as_of: str,
-                         facts: list[tuple[str, str]], warnings: list[str]) -> bytes:
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
-             "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
-             f"<title>family_link worklist, as of {escape(as_of)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>Safeguarding coding worklist, as of {escape(as_of)}</h1>",
-             "<p class='muted'>Records whose household's codes call for a family-level safeguarding code "
-             "they do not carry. This list supports, and never replaces, the safeguarding lead's judgement: "
-             "check each entry against the record before coding.</p>"]
-    for w in warnings:
+def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame) -> bytes:
+    as_of = _uk(facts.as_of)
+    parts = _html_head(f"family_link worklist, as of {as_of}")
+    parts += [f"<h1>Safeguarding coding worklist, as of {escape(as_of)}</h1>",
+              "<p class='muted'>Records whose household's codes call for a family-level safeguarding code "
+              "they do not carry. This list supports, and never replaces, the safeguarding lead's judgement: "
+              "check each entry against the record before coding. It identifies patients: keep it in "
+              "the practice.</p>"]
+    for w in _warnings(facts):
         parts.append(f"<div class='warn'>{escape(w)}</div>")
-    parts.append("<h2>Summary</h2><table><tbody>")
-    for label, value in facts:
+    parts.append("<h2>Summary</h2><table class='facts'><tbody>")
+    for label, value in _fact_rows(facts, rows, resolved):
         parts.append(f"<tr><th scope='row'>{escape(label)}</th><td>{escape(value)}</td></tr>")
     parts.append("</tbody></table>")
-    parts.append("<h2>Flags by rule</h2>" + _summary_table(rows, rule_titles))
+
+    parts.append("<h2>Flags by rule and severity</h2><table class='facts'><thead><tr><th>Rule</th>"
+                 "<th>Severity</th><th>Flags</th>")
+    compared = facts.previous_as_of is not None
+    if compared:
+        parts.append("<th>New</th><th>Still open</th><th>Resolved</th>")
+    parts.append("</tr></thead><tbody>")
+    for rule_id, title, sev, n in _counts_by_rule(rows, facts):
+        parts.append(f"<tr><td>{escape(title)} <span class='muted'>({escape(rule_id)})</span></td>"
+                     f"<td class='sev-{escape(sev)}'>{escape(sev)}</td><td>{n}</td>")
+        if compared:
+            mine = rows[rows["rule_id"] == rule_id]["status"]
+            gone = int((resolved["rule_id"] == rule_id).sum()) if len(resolved) else 0
+            parts.append(f"<td>{int((mine == 'new').sum())}</td><td>{int((mine == 'open').sum())}</td>"
+                         f"<td>{gone}</td>")
+        parts.append("</tr>")
+    sev_counts = rows["severity"].value_counts() if len(rows) else pd.Series(dtype=int)
+    for sev in ("action", "review"):
+        parts.append(f"<tr><td><em>All rules</em></td><td class='sev-{sev}'>{sev}</td>"
+                     f"<td>{int(sev_counts.get(sev, 0))}</td>{'<td></td>' * 3 if compared else ''}</tr>")
+    parts.append("</tbody></table>")
+
     parts.append("<h2>Worklist</h2><div class='controls'><label>Rule <select id='f-rule'>"
                  "<option value=''>all</option>")
-    for rule_id, title in rule_titles.items():
+    for rule_id, title in facts.rule_titles.items():
         parts.append(f"<option value='{escape(rule_id)}'>{escape(title)}</option>")
     parts.append("</select></label><label>Severity <select id='f-sev'><option value=''>all</option>"
                  "<option value='action'>action</option><option value='review'>review</option></select></label>"
-                 "<label>Search <input id='f-text' type='search'></label>"
+                 "<label>Status <select id='f-status'><option value=''>all</option>")
+    for st in sorted(set(rows["status"])) if len(rows) else []:
+        parts.append(f"<option value='{escape(st)}'>{escape(st)}</option>")
+    parts.append("</select></label><label>Search <input id='f-text' type='search'></label>"
                  "<span class='muted'>Showing <span id='shown'></span> of " + str(len(rows)) + "</span></div>")
-    parts.append("<table id='flags'><thead><tr><th>Patient</th><th>Date of birth</th><th>NHS number</th>"
-                 "<th>Rule</th><th>Severity</th><th>Why</th><th>Codes to consider</th>"
+    parts.append("<table id='flags'><thead><tr><th>Patient</th><th>NHS number</th><th>Date of birth</th>"
+                 "<th>Rule</th><th>Severity</th><th>Status</th><th>Why</th><th>Codes to consider</th>"
                  "<th>Household</th></tr></thead><tbody>")
     for r in rows.itertuples(index=False):
-        members = "".join(f"<li>{escape(m)}</li>" for m in (r.members if isinstance(r.members, list) else []))
+        members = "".join(f"<li>{escape(m)}</li>" for m in r.members)
+        codes = "".join(f"<li>{escape(c.strip())}</li>" for c in r.suggested_codes.split(";") if c.strip())
+        since = f"<br><span class='muted'>since {escape(_iso_to_uk(r.first_flagged))}</span>" \
+            if r.first_flagged else ""
+        sev_key = _SEVERITY_ORDER.get(r.severity, 9)
         parts.append(
-            f"<tr data-rule='{escape(r.rule_id)}' data-severity='{escape(r.severity)}'>"
-            f"<td>{escape(r.name)}<br><span class='muted'>{escape(r.patient_id)}</span></td>"
-            f"<td data-key='{escape(r.dob_key)}'>{escape(r.dob)}</td><td>{escape(r.nhs_number)}</td>"
-            f"<td>{escape(r.title)}<br><span class='muted'>SCR W6 Rec {escape(r.recommendations)}</span></td>"
-            f"<td class='sev-{escape(r.severity)}'>{escape(r.severity)}</td><td>{escape(r.reason)}</td>"
-            f"<td>{escape(r.suggested_codes)}</td>"
+            f"<tr data-rule='{escape(r.rule_id)}' data-severity='{escape(r.severity)}' "
+            f"data-status='{escape(r.status)}'>"
+            f"<td data-key='{escape(r.name.lower())}'>{escape(r.name)}<br>"
+            f"<span class='muted'>patient {escape(r.patient_id)}</span></td>"
+            f"<td>{escape(r.nhs_number)}</td>"
+            f"<td data-key='{escape(r.date_of_birth)}'>{escape(_iso_to_uk(r.date_of_birth))}</td>"
+            f"<td data-key='{escape(r.rule_id)}'>{escape(r.title)}<br>"
+            f"<span class='muted'>SCR W6 Rec {escape(r.recommendations)}</span></td>"
+            f"<td class='sev-{escape(r.severity)}' data-key='{sev_key}'>{escape(r.severity)}</td>"
+            f"<td class='st-{escape(r.status.replace(' ', '-'))}' data-key='{escape(r.status)} "
+            f"{escape(r.first_flagged)}'>{escape(r.status)}{since}</td>"
+            f"<td>{escape(r.reason)}</td><td><ul class='members'>{codes}</ul></td>"
             f"<td><span class='muted'>{escape(r.household_id)}</span><ul class='members'>{members}</ul></td></tr>")
-    parts.append(f"</tbody></table><script>{_JS}</script></body></html>\n")
+    parts.append("</tbody></table>")
+
+    if compared:
+        parts.append(f"<h2>Resolved since {escape(_uk(facts.previous_as_of))}</h2>")
+        if len(resolved):
+            parts.append("<table id='resolved'><thead><tr><th>Patient</th><th>Rule</th><th>First flagged</th>"
+                         "<th>Why resolved</th></tr></thead><tbody>")
+            for r in resolved.itertuples(index=False):
+                who = f"{escape(str(getattr(r, 'name', '') or ''))} <span class='muted'>patient {escape(str(r.patient_id))}</span>"
+                parts.append(f"<tr><td>{who}</td><td>{escape(str(r.title or r.rule_id))}</td>"
+                             f"<td>{escape(_iso_to_uk(str(r.first_flagged)))}</td>"
+                             f"<td>{escape(str(r.resolution))}</td></tr>")
+            parts.append("</tbody></table>")
+        else:
+            parts.append("<p>None.</p>")
+    parts.append("<pre id='selftest-result' class='muted'></pre>")
+    parts.append(f"<script>{_JS}</script></body></html>\n")
     return "".join(parts).encode("utf-8")
+
+
+def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.DataFrame,
+                   households: pd.DataFrame, facts: WorklistFacts) -> dict[str, bytes]:
+    """The three worklist files, from the (marked) flags."""
+    rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
+    if len(resolved):  # the lead's copy names the patient where they are still registered
+        names = (patients["forenames"].fillna("") + " " + patients["surname"].fillna("")).str.strip()
+        names.index = patients["patient_id"]
+        resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
+    return {
+        "worklist.html": render_worklist_html(rows, facts, resolved),
+        "worklist.csv": render_worklist_csv(rows),
+        "worklist.xlsx": render_worklist_xlsx(rows, facts, resolved),
+    }

@@ -1,0 +1,179 @@
+"""Batch runs: every export in a folder (one practice per subfolder), for a scheduler.
+
+``run_batch`` checks each practice into ``OUT/<practice>/`` with ``run_check``, carries on
+past an export that fails and records why (the error's message, which names files, rows and
+columns, never patient values; for a bug, only the exception's type, exit code 1), then writes ``OUT/summary.csv`` (one row per practice) and
+``OUT/batch.json``, and with a key the combined auditor's report in ``OUT/audit/``.
+
+The rules are validated and the key is checked before any practice is read, so a bad
+rules folder or key fails the whole batch at once (exit 4 or 6) instead of once per
+practice. A failed export makes the batch end with ``BatchIncompleteError`` (exit 7) after
+everything else is written. Domain code: no click here; the CLI passes a progress callback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BatchResult", "PracticeOutcome", "find_exports", "run_batch", "SUMMARY_MARKER"]
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import __version__
+from .audit import load_audit_run, write_audit
+from .check import run_check
+from .errors import FamilyLinkError, OutputError, Problem, RunFolderError
+from .rules import load_ruleset
+
+SUMMARY_MARKER = "batch.json"  # a folder holding this file holds a batch's output
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class PracticeOutcome:
+    practice: str
+    status: str  # "ok" or "failed"
+    exit_code: int
+    patients: int | None
+    rejected_rows: int | None
+    flags_per_rule: dict[str, int]
+    error: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    out_dir: Path
+    outcomes: list[PracticeOutcome]
+    audit_dir: Path | None
+
+    @property
+    def failed(self) -> list[PracticeOutcome]:
+        return [o for o in self.outcomes if o.status != "ok"]
+
+
+def find_exports(folder: Path | str) -> list[Path]:
+    """The practice exports in ``folder``: its subfolders, in name order (hidden ones skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RunFolderError([Problem(str(folder), "not found or not a folder",
+                                      hint="give batch a folder holding one subfolder per practice export")])
+    exports = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.name)
+    if not exports:
+        raise RunFolderError([Problem(str(folder), "holds no practice subfolders",
+                                      hint="put each practice's export in a subfolder of its own")])
+    bad = [p.name for p in exports if not _NAME.match(p.name)]
+    if bad:
+        raise RunFolderError([Problem(str(folder / n), "is not a usable practice name (letters, digits, '.', "
+                                      "'_' and '-' only; it names an output folder)") for n in bad])
+    return exports
+
+
+def _prepare_out(out_dir: Path, exports: list[Path], force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError([Problem(str(out_dir), "exists and is a file, not a folder",
+                                   hint="give --out a new or empty folder")])
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / SUMMARY_MARKER).is_file():
+            raise OutputError([Problem(str(out_dir), "is not empty and holds no family_link batch",
+                                       hint="give --out a new or empty folder, so nothing else is overwritten")])
+        if not force:
+            raise OutputError([Problem(str(out_dir), "already holds a batch",
+                                       hint="give a new folder, or add --force to replace it")])
+    names = {p.name for p in exports}
+    if {"audit", "summary.csv", SUMMARY_MARKER} & names:
+        raise RunFolderError([Problem(str(exports[0].parent), "holds a practice named audit, summary.csv or "
+                                      "batch.json, which the batch's own outputs use",
+                                      hint="rename that practice's folder")])
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(out_dir, 0o700)
+    except OSError as exc:
+        raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
+                                   hint="check the folder exists and you may write to it")]) from None
+
+
+def _failure_text(exc: FamilyLinkError, folder: Path) -> str:
+    """The error's message with the batch folder's own path cut, on one line."""
+    text = exc.render().replace(str(folder.resolve()) + os.sep, "").replace(str(folder) + os.sep, "")
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def summary_frame(outcomes: list[PracticeOutcome], rule_ids: list[str]) -> pd.DataFrame:
+    rows = []
+    for o in outcomes:
+        row: dict[str, object] = {"practice": o.practice, "status": o.status, "exit_code": o.exit_code,
+                                  "patients": "" if o.patients is None else o.patients,
+                                  "rejected_rows": "" if o.rejected_rows is None else o.rejected_rows,
+                                  "flags": "" if o.status != "ok" else sum(o.flags_per_rule.values())}
+        for r in rule_ids:
+            row[f"flags_{r}"] = o.flags_per_rule.get(r, "") if o.status == "ok" else ""
+        row["error"] = o.error
+        rows.append(row)
+    cols = ["practice", "status", "exit_code", "patients", "rejected_rows", "flags",
+            *[f"flags_{r}" for r in rule_ids], "error"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def run_batch(folder: Path | str, out_dir: Path | str, *, as_of: date, rules_dir: Path | str | None = None,
+              key: bytes | None = None, force: bool = False, previous: Path | str | None = None,
+              exports: list[Path] | None = None,
+              progress: Callable[[str], None] | None = None) -> BatchResult:
+    """Check every practice export in ``folder`` into ``out_dir/<practice>/``. Never raises
+    for a single bad export; see the module doc for what does fail the whole batch."""
+    folder, out_dir = Path(folder), Path(out_dir)
+    ruleset = load_ruleset(rules_dir)  # fail once, up front, on invalid rules
+    exports = exports if exports is not None else find_exports(folder)
+    _prepare_out(out_dir, exports, force)
+    outcomes: list[PracticeOutcome] = []
+    for export in exports:
+        practice_out = out_dir / export.name
+        last = Path(previous) / export.name if previous is not None else None
+        if last is not None and not (last / "flags.csv").is_file():
+            last = None  # a practice new to this month's batch has nothing to compare with
+        try:
+            result = run_check(export, practice_out, as_of=as_of, rules_dir=rules_dir, force=True,
+                               previous=last)
+            outcomes.append(PracticeOutcome(export.name, "ok", 0, result.patients, result.rejected_rows,
+                                            dict(result.flags_per_rule), ""))
+        except FamilyLinkError as exc:
+            outcomes.append(PracticeOutcome(export.name, "failed", exc.exit_code, None, None, {},
+                                            _failure_text(exc, folder)))
+        except Exception as exc:  # noqa: BLE001 - a bug on one export must not stop the others
+            # Only the exception's type is recorded: its message could quote a patient value.
+            outcomes.append(PracticeOutcome(
+                export.name, "failed", 1, None, None, {},
+                f"a bug in family_link ({type(exc).__name__}): run family-link check on this export alone "
+                "to see the traceback, and report it"))
+        if progress is not None:
+            progress(export.name)
+    rule_ids = [r.id for r in ruleset.rules]
+    summary = summary_frame(outcomes, rule_ids)
+    _write_atomic(out_dir / "summary.csv", summary.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    audit_dir = None
+    ok = [o for o in outcomes if o.status == "ok"]
+    if key is not None and ok:
+        runs = [load_audit_run(out_dir / o.practice, o.practice) for o in ok]
+        audit_dir = write_audit(runs, out_dir / "audit", key, force=True,
+                                not_included=tuple(o.practice for o in outcomes if o.status != "ok"))
+    meta = {"tool": "family_link", "version": __version__, "as_of": as_of.isoformat(),
+            "practices": len(outcomes), "failed": [o.practice for o in outcomes if o.status != "ok"],
+            "audit": "audit" if audit_dir is not None else None, "summary": "summary.csv"}
+    _write_atomic(out_dir / SUMMARY_MARKER, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    return BatchResult(out_dir, outcomes, audit_dir)
