@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from ._export import ISSUE_COLUMNS, Export, load_export
-from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, evaluate_rules
+from ._export import ISSUE_COLUMNS, Export
+from .parallel import evaluate_rules_partitioned
+from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation
 from .households import link_households, summarise_households
 from .layouts import load_any_export
 from .report import check_destination, render_csv, write_report_files
@@ -85,7 +86,7 @@ def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, eva
 def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
               rules_dir: Path | str | None = None, force: bool = False,
               previous: Path | str | None = None, layout: str | None = None,
-              profile: Path | str | None = None) -> CheckResult:
+              profile: Path | str | None = None, jobs: int = 1) -> CheckResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -106,8 +107,8 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
              len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
     households = link_households(export.patients, export.relationships, as_of)
     t = lap("link_households", t)
-    evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of,
-                                export.relationships)
+    evaluation = evaluate_rules_partitioned(ruleset, export.patients, export.events, households, as_of,
+                                            export.relationships, jobs)
     t = lap("evaluate_rules", t)
 
     summary = _run_summary(ruleset, export, households, evaluation, as_of)

@@ -90,9 +90,11 @@ def main(verbose: bool) -> None:
               help="The export's layout, when detection should be overridden. Default: detected.")
 @click.option("--profile", "profile", type=click.Path(path_type=Path), default=None,
               help="Column-map YAML file for any other CSV layout (implies --format profile).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes for the per-household steps; the report is identical for any value.")
 @_user_errors
 def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, force: bool,
-          previous: Path | None, layout: str | None, profile: Path | None) -> None:
+          previous: Path | None, layout: str | None, profile: Path | None, jobs: int) -> None:
     """Run the monthly check on EXPORT (a folder holding patients.csv, events.csv and,
     optionally, relationships.csv; or an EMIS Web list report, a SystmOne Strategic
     Reporting Extract folder or a SystmOne Clinical Reporting CSV: the layout is detected
@@ -112,7 +114,7 @@ def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, forc
     from .check import run_check
 
     result = run_check(export, out_dir, as_of=as_of, rules_dir=rules_dir, force=force, previous=previous,
-                       layout=layout, profile=profile)
+                       layout=layout, profile=profile, jobs=jobs)
     total = sum(result.flags_per_rule.values())
     from .layouts import LAYOUTS
 

@@ -1,0 +1,99 @@
+"""Speed and memory benchmark for ``family-link check`` (issue 7). Prints figures; asserts
+nothing (targets are judged by a person reading them, not by a timed test).
+
+For each size it generates a synthetic practice (about 5 coded events per patient; cached
+in --cache), then, each in a fresh process:
+- reads the same CSV files with pandas' pyarrow engine and nothing else (the floor),
+- runs ``family-link check`` on them, measuring wall seconds and peak resident memory.
+It also times ``family-link --help`` (start-up).
+
+    .venv/bin/python benchmarks/run.py                       # 10k, 100k, 1M patients
+    .venv/bin/python benchmarks/run.py --sizes 10000 100000  # quicker
+    .venv/bin/python benchmarks/run.py --jobs 2              # pass --jobs to check
+
+Targets (2 cores, 24 GB): 1M patients at most 60 s and 4 GB; at most 3x the bare read at
+1M; 10x the patients at most 12x the time (100k -> 1M); 10k under 3 s; --help under 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FAMILY_LINK = str(BIN / "family-link")
+AS_OF = "2026-11-01"
+
+BARE_READ = """
+import sys, pandas as pd
+for name in ("patients.csv", "events.csv", "relationships.csv"):
+    pd.read_csv(sys.argv[1] + "/" + name, engine="pyarrow", dtype=str)
+"""
+
+
+def timed(cmd: list[str]) -> tuple[float, float, int]:
+    """Run ``cmd`` as a child; return (wall seconds, peak RSS in MB, exit code)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def practice(size: int, cache: Path) -> Path:
+    folder = cache / f"practice-{size}"
+    if not (folder / "events.csv").exists():
+        print(f"generating {size:,} patients ...", flush=True)
+        subprocess.run([FAMILY_LINK, "generate", str(folder), "--patients", str(size), "--seed", "7",
+                        "--as-of", AS_OF], check=True, stdout=subprocess.DEVNULL)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "family_link_bench")
+    parser.add_argument("--jobs", type=int, default=None)
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{platform.platform()}")
+    helps = [timed([FAMILY_LINK, "--help"])[0] for _ in range(5)]
+    print(f"family-link --help: {statistics.median(helps):.2f} s (median of 5)")
+
+    rows = []
+    for size in args.sizes:
+        folder = practice(size, args.cache)
+        events = sum(1 for _ in open(folder / "events.csv", "rb")) - 1
+        bare, bare_mb, _ = timed([sys.executable, "-c", BARE_READ, str(folder)])
+        out = Path(tempfile.mkdtemp(prefix="fl-bench-")) / "report"
+        cmd = [FAMILY_LINK, "check", str(folder), "--out", str(out), "--as-of", AS_OF]
+        if args.jobs:
+            cmd += ["--jobs", str(args.jobs)]
+        wall, peak_mb, code = timed(cmd)
+        shutil.rmtree(out.parent, ignore_errors=True)
+        rows.append((size, events, wall, peak_mb, bare, wall / bare, code))
+        print(f"{size:>9,} patients {events:>10,} events: check {wall:6.1f} s, peak {peak_mb:7.0f} MB, "
+              f"bare read {bare:5.1f} s, ratio {wall / bare:4.1f}x, exit {code}", flush=True)
+
+    by_size = {r[0]: r for r in rows}
+    if 100_000 in by_size and 1_000_000 in by_size:
+        growth = by_size[1_000_000][2] / by_size[100_000][2]
+        print(f"scaling 100k -> 1M: {growth:.1f}x the time for 10x the patients (target <= 12x)")
+
+
+if __name__ == "__main__":
+    main()
