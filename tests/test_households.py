@@ -219,9 +219,13 @@ def test_missing_postcode_never_links_a_different_street_type() -> None:
     h = link(patients(
         {"patient_id": "P1", "lines": ["57 Thornhill Lane", "Walsall"], "postcode": "WS1 4GL"},
         {"patient_id": "P2", "lines": ["57 Thornhill Avenue", "Walsall"], "postcode": ""},
-        {"patient_id": "P3", "lines": ["57 Thornhil Lane", "Walsall"], "postcode": ""},
+        {"patient_id": "P3", "lines": ["33 Chaucer Lane", "Hednesford"], "postcode": "WS12 6BJ"},
+        {"patient_id": "P4", "lines": ["33 Chuckery Lane", "Hednesford"], "postcode": ""},
+        {"patient_id": "P5", "lines": ["57 Thornhill Ln.", "WALSALL"], "postcode": ""},
     ))
-    assert apart(h, "P1", "P2") and together(h, "P1", "P3")
+    # Across a whole town, names a few letters apart are different streets.
+    assert apart(h, "P1", "P2") and apart(h, "P3", "P4")
+    assert together(h, "P1", "P5")  # abbreviations and case are normalised first
 
 
 def test_street_similarity_scores() -> None:

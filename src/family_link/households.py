@@ -364,17 +364,19 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     edited = with_pc & (w["postcode"].to_numpy() != _lookup(bld, b_postcode).to_numpy())
     how[edited] = "postcode_edit"
 
-    # 3. No valid postcode: a building with the same number (or name), a similar street
-    #    (blocked on its first two letters) and the same town; linked only when exactly
-    #    one building qualifies. A record with neither postcode nor town stays alone: the
-    #    same street name recurs from town to town. A building's town is the one its
-    #    records give most, else the one most given in its postcode sector ("WS3 9").
+    # 3. No valid postcode: a building with the same number (or name), the same street
+    #    spelling (after normalisation) and the same town; linked only when exactly one
+    #    building qualifies. Streets are not compared loosely here: across a whole town,
+    #    names a few letters apart are usually different streets (CHUCKERY LANE, CHAUCER
+    #    LANE). A record with neither postcode nor town stays alone: street names recur
+    #    from town to town. A building's town is the one its records give most, else the
+    #    one most given in its postcode sector ("WS3 9").
     w["usable"] &= w["postcode_valid"] | (w["town"] != "")
     no_pc = (w["usable"] & ~w["postcode_valid"] & (w["street"] != "")).to_numpy()
     if no_pc.any():
         keys = ["number", "bkey", "street"]
         sector = w["postcode"].str[:-2].where(pd.Series(with_pc, index=w.index), "")
-        sec_code, sectors = pd.factorize(sector)
+        sec_code, _ = pd.factorize(sector)
         sector_town = _mode(np.where(with_pc, sec_code, -1), w["town"])
         b_town = _mode(bld, w["town"])
         known = w.loc[with_pc, keys].copy()
@@ -385,15 +387,11 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         town_s = _lookup(known["sec"].to_numpy(), sector_town).to_numpy()
         known["town"] = np.where(town_k != "", town_k, town_s)
         known["b_pc"] = _lookup(known["bld"].to_numpy(), b_postcode).to_numpy()
-        known["head"] = known["street"].str[:2]
+        known = known.drop_duplicates(keys + ["town", "bld"])
         lost = w.loc[no_pc, keys + ["town", "postcode_text"]].copy()
         lost["row"] = np.flatnonzero(no_pc)
-        lost["head"] = lost["street"].str[:2]
-        cand = lost.merge(known, on=["number", "bkey", "head"], how="inner", suffixes=("", "_k"))
-        cand = cand[((cand["town"] == cand["town_k"]) & (cand["town"] != "")).to_numpy()]
-        if len(cand):
-            score = street_similarity(cand["street"].to_numpy(), cand["street_k"].to_numpy())
-            cand = cand[score >= STREET_SIMILARITY].drop_duplicates(["row", "bld"])
+        cand = lost.merge(known, on=keys + ["town"], how="inner")
+        cand = cand[(cand["town"] != "").to_numpy()].drop_duplicates(["row", "bld"])
         if len(cand):
             # A near-miss postcode typed in the record narrows the choice.
             dist = process.cpdist(cand["postcode_text"].tolist(), cand["b_pc"].tolist(),
