@@ -30,7 +30,7 @@ log = logging.getLogger("family_link")
 
 HOUSEHOLD_COLUMNS = ["patient_id", "household_id", "dwelling_id", "dwelling_kind", "role",
                      "household_size", "communal", "ambiguous", "address_key", "link_evidence",
-                     "relationship_notes"]
+                     "relationship_notes", "conflict"]
 REPORT_FILES = ["flags.csv", "households.csv", "rejected.csv", "warnings.csv", "run.json",
                 "worklist.html", "worklist.csv", "worklist.xlsx", "scope.csv", "resolved.csv",
                 "timings.json"]
