@@ -534,6 +534,22 @@ def _normalise_sex(values: pd.Series) -> pd.Series:
     return out
 
 
+def _checked_dates(issues: "_Issues", keep: pd.Series, raw: pd.Series, as_of: pd.Timestamp, *, column: str,
+                   noun: str, forms: str, after_as_of: str, allow_month: bool = False
+                   ) -> tuple[pd.Series, pd.Series]:
+    """Parse a date column and reject, with the first reason that applies: empty, month
+    first (US order), not a date, after the as-of date. A column mostly month first is
+    refused whole. Returns (dates, the new keep mask)."""
+    when = parse_dates(raw, allow_month=allow_month)
+    order = _slash_date_order(raw)
+    _refuse_month_first_column(order, issues.file, column, issues)
+    keep = issues.reject(keep, raw == "", column, raw, f"{noun} is empty")
+    keep = issues.reject(keep, when.isna() & (order == "month_first"), column, raw, MONTH_FIRST_REASON)
+    keep = issues.reject(keep, when.isna(), column, raw, f"{noun} is not a date in {forms} form")
+    keep = issues.reject(keep, when > as_of, column, raw, after_as_of)
+    return when, keep
+
+
 def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     issues = _Issues(label, rows)
@@ -545,16 +561,9 @@ def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str, rows: np
                          "patient_id appears on more than one row; none of them is used: fix the export "
                          "so each patient appears once")
     dob_raw = _column(raw, "date_of_birth")
-    dob = parse_dates(dob_raw, allow_month=True)
-    dob_order = _slash_date_order(dob_raw)
-    _refuse_month_first_column(dob_order, label, "date_of_birth", issues)
-    keep = issues.reject(keep, dob_raw == "", "date_of_birth", dob_raw, "date of birth is empty")
-    keep = issues.reject(keep, dob.isna() & (dob_order == "month_first"), "date_of_birth", dob_raw,
-                         MONTH_FIRST_REASON)
-    keep = issues.reject(keep, dob.isna(), "date_of_birth", dob_raw,
-                         "date of birth is not a date in YYYY-MM-DD, DD/MM/YYYY or YYYY-MM form")
-    keep = issues.reject(keep, dob > as_of, "date_of_birth", dob_raw,
-                         "date of birth is after the as-of date")
+    dob, keep = _checked_dates(issues, keep, dob_raw, as_of, column="date_of_birth", noun="date of birth",
+                               forms="YYYY-MM-DD, DD/MM/YYYY or YYYY-MM",
+                               after_as_of="date of birth is after the as-of date", allow_month=True)
     nhs = _column(raw, "nhs_number").str.replace(r"[\s\-]", "", regex=True)
     bad_nhs = (nhs != "") & ~nhs_number_valid(nhs)
     issues.warn(bad_nhs & keep, "nhs_number", nhs,
@@ -598,16 +607,10 @@ def _parse_events(raw: pd.DataFrame, patients: pd.DataFrame, rejected_ids: set[s
     code, code_problem = normalise_codes(code_raw)
     keep = issues.reject(keep, code_problem != "", "code", code_raw, code_problem)
     date_raw = _column(raw, "date")
-    when = parse_dates(date_raw)
-    date_order = _slash_date_order(date_raw)
-    _refuse_month_first_column(date_order, label, "date", issues)
-    keep = issues.reject(keep, date_raw == "", "date", date_raw, "event date is empty")
-    keep = issues.reject(keep, when.isna() & (date_order == "month_first"), "date", date_raw,
-                         MONTH_FIRST_REASON)
-    keep = issues.reject(keep, when.isna(), "date", date_raw,
-                         "event date is not a date in YYYY-MM-DD or DD/MM/YYYY form")
-    keep = issues.reject(keep, when > as_of, "date", date_raw,
-                         "event is dated after the as-of date; the rules look only at events up to it")
+    when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
+                                forms="YYYY-MM-DD or DD/MM/YYYY",
+                                after_as_of="event is dated after the as-of date; the rules look only at "
+                                            "events up to it")
     dob = pd.Series(patients["date_of_birth"].to_numpy()[np.where(known, position, 0)],
                     index=pid.index).where(known)
     keep = issues.reject(keep, when < dob, "date", date_raw,

@@ -29,6 +29,7 @@ from . import __version__
 from .audit import load_audit_run, write_audit
 from .check import run_check
 from .errors import FamilyLinkError, OutputError, Problem, RunFolderError
+from .report import check_destination
 from .rules import load_ruleset
 
 SUMMARY_MARKER = "batch.json"  # a folder holding this file holds a batch's output
@@ -76,16 +77,7 @@ def find_exports(folder: Path | str) -> list[Path]:
 
 
 def _prepare_out(out_dir: Path, exports: list[Path], force: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError([Problem(str(out_dir), "exists and is a file, not a folder",
-                                   hint="give --out a new or empty folder")])
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not (out_dir / SUMMARY_MARKER).is_file():
-            raise OutputError([Problem(str(out_dir), "is not empty and holds no family_link batch",
-                                       hint="give --out a new or empty folder, so nothing else is overwritten")])
-        if not force:
-            raise OutputError([Problem(str(out_dir), "already holds a batch",
-                                       hint="give a new folder, or add --force to replace it")])
+    check_destination(out_dir, force, SUMMARY_MARKER, what="batch", restore=False)
     names = {p.name for p in exports}
     if {"audit", "summary.csv", SUMMARY_MARKER} & names:
         raise RunFolderError([Problem(str(exports[0].parent), "holds a practice named audit, summary.csv or "

@@ -85,19 +85,22 @@ def _restore_interrupted(out_dir: Path, marker: str = REPORT_MARKER) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def check_destination(out_dir: Path, force: bool, marker: str = REPORT_MARKER) -> None:
+def check_destination(out_dir: Path, force: bool, marker: str = REPORT_MARKER, *, what: str = "report",
+                      restore: bool = True) -> None:
     """Raise ``OutputError`` unless ``out_dir`` may receive a report (new, empty, or holding
-    a report and ``force``). Called before the work starts and again before writing."""
-    _restore_interrupted(out_dir, marker)
+    one of ours, recognised by ``marker``, and ``force``). Called before the work starts and
+    again before writing."""
+    if restore:
+        _restore_interrupted(out_dir, marker)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError([Problem(str(out_dir), "exists and is a file, not a folder",
                                    hint="give --out a new or empty folder")])
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / marker).exists():
-            raise OutputError([Problem(str(out_dir), "is not empty and holds no family_link report",
+            raise OutputError([Problem(str(out_dir), f"is not empty and holds no family_link {what}",
                                        hint="give --out a new or empty folder, so nothing else is overwritten")])
         if not force:
-            raise OutputError([Problem(str(out_dir), "already holds a report",
+            raise OutputError([Problem(str(out_dir), f"already holds a {what}",
                                        hint="give a new folder, or add --force to replace it")])
 
 
