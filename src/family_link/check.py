@@ -18,7 +18,7 @@ import pandas as pd
 from . import __version__
 from ._export import ISSUE_COLUMNS, Export
 from .parallel import evaluate_rules_partitioned
-from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation
+from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, rule_triggers
 from .households import link_households, summarise_households
 from .layouts import load_any_export
 from .report import check_destination, render_csv, write_report_files
@@ -137,7 +137,8 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
         "scope.csv": render_csv(evaluation.scope, SCOPE_COLUMNS),
         "resolved.csv": render_csv(resolved, RESOLVED_COLUMNS),
         "run.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"),
-        **build_worklist(marked, resolved, export.patients, households, facts),
+        **build_worklist(marked, resolved, export.patients, households, facts,
+                         rule_triggers(ruleset, export.patients, export.events, households, as_of)),
     }
     t = lap("render_outputs", t)
     timings["total_before_write"] = round(time.perf_counter() - started, 3)

@@ -14,7 +14,7 @@ by household (or postcode district) and evaluated in parts.
 
 from __future__ import annotations
 
-__all__ = ["Evaluation", "evaluate_rules", "FLAG_COLUMNS", "SCOPE_COLUMNS"]
+__all__ = ["Evaluation", "evaluate_rules", "rule_triggers", "FLAG_COLUMNS", "SCOPE_COLUMNS"]
 
 from dataclasses import dataclass
 from datetime import date
@@ -302,3 +302,17 @@ def evaluate_rules(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFram
     all_scope = pd.concat(scopes, ignore_index=True) if scopes else pd.DataFrame(columns=SCOPE_COLUMNS)
     return Evaluation(all_flags.astype(object).reset_index(drop=True),
                       all_scope.reset_index(drop=True))
+
+
+def rule_triggers(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
+                  households: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Every person whose own codes meet a rule's trigger (whoever they live with):
+    ``patient_id, rule_id, code, term, date``. Used to point the lead at records whose
+    household could not be settled but whose codes would trigger a rule."""
+    ctx = _Context(ruleset, patients, events, households, as_of, None)
+    parts = [ctx.condition(rule.trigger)[["patient_id", "code", "term", "date"]].assign(rule_id=rule.id)
+             for rule in ruleset.rules]
+    if not parts:
+        return pd.DataFrame(columns=["patient_id", "rule_id", "code", "term", "date"])
+    out = pd.concat(parts, ignore_index=True)
+    return out[["patient_id", "rule_id", "code", "term", "date"]]

@@ -356,7 +356,8 @@ def _html_head(title: str) -> list[str]:
             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"]
 
 
-def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame) -> bytes:
+def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame,
+                         to_resolve: pd.DataFrame | None = None) -> bytes:
     as_of = _uk(facts.as_of)
     parts = _html_head(f"family_link worklist, as of {as_of}")
     parts += [f"<h1>Safeguarding coding worklist, as of {escape(as_of)}</h1>",
@@ -428,6 +429,20 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
             f"<td><span class='muted'>{escape(r.household_id)}</span><ul class='members'>{members}</ul></td></tr>")
     parts.append("</tbody></table>")
 
+    if to_resolve is not None and len(to_resolve):
+        parts.append(f"<h2>Addresses to resolve ({len(to_resolve)})</h2><p class='muted'>These records could not "
+                     "be placed in a household (for example, a flat number missing at a building of flats), so "
+                     "each was checked on its own. Correct the address in the clinical system; records whose own "
+                     "codes trigger a rule come first, since the children they live with may need a code.</p>"
+                     "<table id='resolve'><thead><tr><th>Patient</th><th>Date of birth</th><th>Address as "
+                     "recorded</th><th>Why it was not linked</th><th>Codes that trigger a rule</th></tr></thead>"
+                     "<tbody>")
+        for r in to_resolve.itertuples(index=False):
+            parts.append(f"<tr><td>{escape(r.name)}<br><span class='muted'>patient {escape(r.patient_id)}</span></td>"
+                         f"<td>{escape(r.date_of_birth)}</td><td>{escape(r.address)}</td>"
+                         f"<td>{escape(r.evidence)}</td><td>{escape(r.triggers)}</td></tr>")
+        parts.append("</tbody></table>")
+
     if compared:
         parts.append(f"<h2>Resolved since {escape(_uk(facts.previous_as_of))}</h2>")
         if len(resolved):
@@ -446,16 +461,51 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
     return "".join(parts).encode("utf-8")
 
 
+def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
+                         triggers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Records whose household could not be settled (e.g. a flat number missing at a
+    building of flats): each was checked on its own, so a rule their household calls for
+    may be missed. Those whose own codes trigger a rule come first."""
+    amb = households.loc[households["ambiguous"].astype(bool),
+                         ["patient_id", "link_evidence", "relationship_notes"]]
+    if amb.empty:
+        return pd.DataFrame(columns=["patient_id", "name", "date_of_birth", "address", "evidence", "triggers"])
+    people = patients[isin(patients["patient_id"], amb["patient_id"])]
+    lines = [c for c in ("address_line_1", "address_line_2", "address_line_3", "address_line_4",
+                         "address_line_5", "postcode") if c in people.columns]
+    address = people[lines].fillna("").astype(str).agg(lambda r: ", ".join(v for v in r if v), axis=1) \
+        if lines else pd.Series("", index=people.index)
+    info = pd.DataFrame({
+        "patient_id": people["patient_id"],
+        "name": (people["forenames"].fillna("") + " " + people["surname"].fillna("")).str.strip(),
+        "date_of_birth": people["date_of_birth"].dt.strftime("%d/%m/%Y").fillna(""),
+        "address": address,
+    })
+    rows = amb.merge(info, on="patient_id", how="left")
+    rows["evidence"] = (rows["link_evidence"].fillna("") + "; " + rows["relationship_notes"].fillna("")).str.strip("; ")
+    rows["triggers"] = ""
+    if triggers is not None and len(triggers):
+        t = triggers[isin(triggers["patient_id"], rows["patient_id"])].sort_values(["patient_id", "rule_id"])
+        text = (t["rule_id"] + ": '" + t["term"] + "' (" + t["code"] + ") dated " + t["date"].dt.strftime("%d/%m/%Y"))
+        joined = text.groupby(t["patient_id"]).agg("; ".join)
+        found = rows["patient_id"].map(joined).astype(object)
+        rows["triggers"] = found.where(found.notna(), "")
+    rows = rows.assign(_first=rows["triggers"] == "").sort_values(["_first", "patient_id"], kind="mergesort")
+    return rows[["patient_id", "name", "date_of_birth", "address", "evidence", "triggers"]].reset_index(drop=True)
+
+
 def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.DataFrame,
-                   households: pd.DataFrame, facts: WorklistFacts) -> dict[str, bytes]:
+                   households: pd.DataFrame, facts: WorklistFacts,
+                   triggers: pd.DataFrame | None = None) -> dict[str, bytes]:
     """The three worklist files, from the (marked) flags."""
+    to_resolve = addresses_to_resolve(households, patients, triggers)
     rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
     if len(resolved):  # the lead's copy names the patient where they are still registered
         names = (patients["forenames"].fillna("") + " " + patients["surname"].fillna("")).str.strip()
         names.index = patients["patient_id"]
         resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
     return {
-        "worklist.html": render_worklist_html(rows, facts, resolved),
+        "worklist.html": render_worklist_html(rows, facts, resolved, to_resolve),
         "worklist.csv": render_worklist_csv(rows),
         "worklist.xlsx": render_worklist_xlsx(rows, facts, resolved),
     }
