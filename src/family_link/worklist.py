@@ -128,7 +128,7 @@ def _warnings(facts: WorklistFacts) -> list[str]:
     if facts.ambiguous_records:
         out.append(f"{facts.ambiguous_records} records have an ambiguous address (e.g. a flat number missing "
                    "at a building of flats) and were checked on their own: resolve them by hand "
-                   "(households.csv, dwelling_kind 'ambiguous').")
+                   "(listed under 'Addresses to resolve' below, and in households.csv as dwelling_kind 'ambiguous').")
     return out + list(facts.notes)
 
 
