@@ -7,7 +7,6 @@ each row read is either used or rejected: rows read = rows used + rows rejected.
 
 from __future__ import annotations
 
-import importlib.util
 import string
 from datetime import date
 
@@ -126,11 +125,11 @@ def test_load_export_on_random_files(tmp_path_factory, patients, events):
 # --- vendor layouts (layouts.py), when present: every layout, the same property -----------------
 
 def _layouts() -> list[str]:
-    if importlib.util.find_spec("family_link.layouts") is None:
-        return []
     from family_link import layouts
 
-    return [name for name in getattr(layouts, "LAYOUT_CHOICES", []) if name != "profile"]
+    names = [name for name in layouts.LAYOUT_CHOICES if name != "profile"]
+    assert names
+    return names
 
 
 LAYOUTS = _layouts()
@@ -147,8 +146,7 @@ vendor_file = st.one_of(st.binary(max_size=200), st.builds(lambda h, b: as_csv(h
                         st.builds(lambda h, b: as_csv(h, b).encode(), header, rows))
 
 
-@pytest.mark.skipif(not LAYOUTS, reason="no vendor layouts (layouts.py) yet")
-@pytest.mark.parametrize("layout", LAYOUTS + [None] if LAYOUTS else ["none"])
+@pytest.mark.parametrize("layout", LAYOUTS + [None])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(contents=st.lists(vendor_file, min_size=4, max_size=4), as_folder=st.booleans())
 def test_every_layout_returns_or_raises_user_errors(tmp_path_factory, layout, contents, as_folder):

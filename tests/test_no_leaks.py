@@ -168,7 +168,6 @@ def test_log_files_hold_no_identifier(session):
         assert not leaks(text, idents), name
 
 
-@pytest.mark.skipif("audit" not in _cli_commands(), reason="no audit command yet (issue 5)")
 def test_auditor_outputs_hold_no_identifier(session):
     assert session["auditor"], "the audit command wrote nothing"
     idents = identifiers(session["practice"])
@@ -176,7 +175,6 @@ def test_auditor_outputs_hold_no_identifier(session):
         assert not leaks(text, idents), (name, leaks(text, idents)[:10])
 
 
-@pytest.mark.skipif("batch" not in _cli_commands(), reason="no batch command yet")
 def test_batch_summary_holds_no_identifier(session):
     idents = identifiers(session["practice"])
     for name, text in session["batch_summary"].items():
