@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from click.testing import CliRunner
 
+from family_link.check import REPORT_FILES
 from family_link.cli import main
 
 AS_OF = "2026-11-01"
@@ -74,6 +75,7 @@ def test_check_writes_the_contracted_outputs(tmp_path):
     assert summary["flags_per_rule"]["cp-sibling"] == 1
     assert len(summary["rules"]["sha256"]) == 64
     assert (report / "timings.json").is_file()
+    assert sorted(p.name for p in report.iterdir()) == sorted(REPORT_FILES)
 
 
 def test_same_inputs_give_byte_identical_outputs(tmp_path):

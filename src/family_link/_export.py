@@ -86,7 +86,6 @@ OPTIONAL_FILES = {"relationships.csv"}
 
 PATIENT_COLUMNS = ["patient_id", "nhs_number", "surname", "forenames", "date_of_birth", "sex",
                    *ADDRESS_LINES, "postcode", "household_id", "uprn"]
-EVENT_COLUMNS = ["patient_id", "code", "term", "date", "code_system"]
 RELATIONSHIP_COLUMNS = ["patient_id", "related_patient_id", "relationship"]
 ISSUE_COLUMNS = ["file", "row", "column", "value", "reason"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["index_in", "isin"]
+__all__ = ["full_names", "index_in", "isin"]
 
 from collections.abc import Iterable
 
@@ -31,3 +31,8 @@ def index_in(values: pd.Series, table: pd.Series) -> np.ndarray:
     column = pa.array(values.astype(str), type=pa.string())
     found = pc.index_in(column, value_set=value_set)
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def full_names(patients: pd.DataFrame) -> pd.Series:
+    """"Forenames Surname" as the worklist and the reasons show a patient."""
+    return (patients["forenames"].fillna("") + " " + patients["surname"].fillna("")).str.strip()

@@ -20,7 +20,7 @@ from ._export import ISSUE_COLUMNS, Export
 from .parallel import evaluate_rules_partitioned
 from ._frames import isin
 from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, rule_triggers
-from .households import link_households, summarise_households
+from .households import HOUSEHOLD_COLUMNS, link_households, summarise_households
 from .layouts import load_any_export
 from .report import check_destination, render_csv, write_report_files
 from .rules import RuleSet, load_ruleset
@@ -29,9 +29,6 @@ from .worklist import WorklistFacts, build_worklist
 
 log = logging.getLogger("family_link")
 
-HOUSEHOLD_COLUMNS = ["patient_id", "household_id", "dwelling_id", "dwelling_kind", "role",
-                     "household_size", "communal", "ambiguous", "address_key", "link_evidence",
-                     "relationship_notes", "conflict"]
 REPORT_FILES = ["flags.csv", "households.csv", "rejected.csv", "warnings.csv", "run.json",
                 "worklist.html", "worklist.csv", "worklist.xlsx", "scope.csv", "resolved.csv",
                 "timings.json"]
@@ -133,7 +130,7 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     t = lap("summarise", t)
     files = {
         "flags.csv": render_csv(marked, FLAGS_CSV_COLUMNS),
-        "households.csv": render_csv(households, [c for c in HOUSEHOLD_COLUMNS if c in households.columns]),
+        "households.csv": render_csv(households, HOUSEHOLD_COLUMNS),
         "rejected.csv": render_csv(rejected, ISSUE_COLUMNS),
         "warnings.csv": render_csv(warnings, ISSUE_COLUMNS),
         "scope.csv": render_csv(evaluation.scope, SCOPE_COLUMNS),

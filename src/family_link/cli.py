@@ -26,13 +26,6 @@ import click
 from . import __version__
 from .errors import FamilyLinkError
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 run completed (whatever it flagged); 2 wrong command line; 3 unusable export; "
-    "4 invalid rules; 5 output folder not writable or already holds a report; 6 unusable key; "
-    "7 a batch had failed exports."
-)
-
-
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

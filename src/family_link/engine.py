@@ -21,7 +21,7 @@ from datetime import date
 
 import pandas as pd
 
-from ._frames import isin
+from ._frames import full_names, isin
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
 
 FLAG_COLUMNS = [
@@ -80,7 +80,7 @@ def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd
     people.loc[missing, "household_id"] = "H-" + people.loc[missing, "patient_id"]
     adult_cutoff = pd.Timestamp(as_of) - pd.DateOffset(years=18)
     people["is_child"] = people["date_of_birth"] > adult_cutoff
-    people["name"] = (people["forenames"].fillna("") + " " + people["surname"].fillna("")).str.strip()
+    people["name"] = full_names(people)
     return people.reset_index(drop=True)
 
 

@@ -50,10 +50,10 @@ from rapidfuzz.distance import OSA
 
 from .address import STREET_TYPES, normalise_addresses
 
+# Also the column order of households.csv.
 HOUSEHOLD_COLUMNS = [
-    "patient_id", "household_id", "dwelling_id", "dwelling_kind", "role", "address_key",
-    "link_evidence", "ambiguous", "communal", "household_size", "relationship_notes",
-    "conflict",
+    "patient_id", "household_id", "dwelling_id", "dwelling_kind", "role", "household_size",
+    "communal", "ambiguous", "address_key", "link_evidence", "relationship_notes", "conflict",
 ]
 
 # Street names are compared only between records that already share postcode, house

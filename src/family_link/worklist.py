@@ -29,7 +29,7 @@ from html import escape
 
 import pandas as pd
 
-from ._frames import isin
+from ._frames import full_names, isin
 
 STALE_EXPORT_DAYS = 14
 
@@ -83,7 +83,7 @@ def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.Da
     flagged = households[isin(households["household_id"], flags["household_id"].unique())]
     relevant = isin(patients["patient_id"], pd.concat([flagged["patient_id"], flags["patient_id"]]))
     people = patients.loc[relevant, ["patient_id", "forenames", "surname", "date_of_birth", "nhs_number"]].copy()
-    people["name"] = (people["forenames"].fillna("") + " " + people["surname"].fillna("")).str.strip()
+    people["name"] = full_names(people)
     members = flagged[["patient_id", "household_id", "role"]].merge(
         people[["patient_id", "name"]], on="patient_id", how="left")
     members["member"] = (members["name"].fillna("") + " (" + members["patient_id"] + ", "
@@ -476,7 +476,7 @@ def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
         if lines else pd.Series("", index=people.index)
     info = pd.DataFrame({
         "patient_id": people["patient_id"],
-        "name": (people["forenames"].fillna("") + " " + people["surname"].fillna("")).str.strip(),
+        "name": full_names(people),
         "date_of_birth": people["date_of_birth"].dt.strftime("%d/%m/%Y").fillna(""),
         "address": address,
     })
@@ -500,7 +500,7 @@ def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.Dat
     to_resolve = addresses_to_resolve(households, patients, triggers)
     rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
     if len(resolved):  # the lead's copy names the patient where they are still registered
-        names = (patients["forenames"].fillna("") + " " + patients["surname"].fillna("")).str.strip()
+        names = full_names(patients)
         names.index = patients["patient_id"]
         resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
     return {
