@@ -9,7 +9,11 @@ It also times ``family-link --help`` (start-up).
 
     .venv/bin/python benchmarks/run.py                       # 10k, 100k, 1M patients
     .venv/bin/python benchmarks/run.py --sizes 10000 100000  # quicker
-    .venv/bin/python benchmarks/run.py --jobs 2              # pass --jobs to check
+    .venv/bin/python benchmarks/run.py --jobs 1 2            # each size with --jobs 1 and 2
+
+With several --jobs values it also checks that their reports are byte-identical (every file
+but timings.json) and says so. Each run's stage times (from its timings.json) are printed
+under it.
 
 Targets (2 cores, 24 GB): 1M patients at most 60 s and 4 GB; at most 3x the bare read at
 1M; 10x the patients at most 12x the time (100k -> 1M); 10k under 3 s; --help under 0.5 s.
@@ -18,6 +22,7 @@ Targets (2 cores, 24 GB): 1M patients at most 60 s and 4 GB; at most 3x the bare
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -65,7 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "family_link_bench")
-    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1],
+                        help="run check with each of these --jobs values (default: 1)")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
 
@@ -79,20 +85,41 @@ def main() -> None:
         folder = practice(size, args.cache)
         events = sum(1 for _ in open(folder / "events.csv", "rb")) - 1
         bare, bare_mb, _ = timed([sys.executable, "-c", BARE_READ, str(folder)])
-        out = Path(tempfile.mkdtemp(prefix="fl-bench-")) / "report"
-        cmd = [FAMILY_LINK, "check", str(folder), "--out", str(out), "--as-of", AS_OF]
-        if args.jobs:
-            cmd += ["--jobs", str(args.jobs)]
-        wall, peak_mb, code = timed(cmd)
-        shutil.rmtree(out.parent, ignore_errors=True)
-        rows.append((size, events, wall, peak_mb, bare, wall / bare, code))
-        print(f"{size:>9,} patients {events:>10,} events: check {wall:6.1f} s, peak {peak_mb:7.0f} MB, "
-              f"bare read {bare:5.1f} s, ratio {wall / bare:4.1f}x, exit {code}", flush=True)
+        print(f"{size:>9,} patients {events:>10,} events: bare pyarrow read {bare:5.2f} s "
+              f"(fresh process, imports included)", flush=True)
+        reports = {}
+        work = Path(tempfile.mkdtemp(prefix="fl-bench-"))
+        for jobs in args.jobs:
+            out = work / f"report-jobs{jobs}"
+            cmd = [FAMILY_LINK, "check", str(folder), "--out", str(out), "--as-of", AS_OF, "--jobs", str(jobs)]
+            wall, peak_mb, code = timed(cmd)
+            rows.append((size, jobs, wall, peak_mb, bare, code))
+            print(f"    --jobs {jobs}: check {wall:6.2f} s, peak {peak_mb:7.0f} MB, ratio to bare read "
+                  f"{wall / bare:5.1f}x, exit {code}", flush=True)
+            if code == 0:
+                stages = json.loads((out / "timings.json").read_text())["seconds"]
+                print("        stages: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), flush=True)
+                reports[jobs] = out
+        if len(reports) > 1:
+            same = _same_reports(list(reports.values()))
+            print(f"    reports with --jobs {', '.join(map(str, reports))}: "
+                  f"{'byte-identical' if same else 'DIFFERENT'}", flush=True)
+        shutil.rmtree(work, ignore_errors=True)
 
-    by_size = {r[0]: r for r in rows}
-    if 100_000 in by_size and 1_000_000 in by_size:
-        growth = by_size[1_000_000][2] / by_size[100_000][2]
-        print(f"scaling 100k -> 1M: {growth:.1f}x the time for 10x the patients (target <= 12x)")
+    for jobs in args.jobs:
+        by_size = {r[0]: r for r in rows if r[1] == jobs}
+        if 100_000 in by_size and 1_000_000 in by_size:
+            growth = by_size[1_000_000][2] / by_size[100_000][2]
+            print(f"scaling 100k -> 1M with --jobs {jobs}: {growth:.1f}x the time for 10x the patients "
+                  f"(target <= 12x)")
+
+
+def _same_reports(folders: list[Path]) -> bool:
+    """Every report file but timings.json byte-identical across ``folders``."""
+    def files(folder: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "timings.json"}
+    first = files(folders[0])
+    return all(files(f) == first for f in folders[1:])
 
 
 if __name__ == "__main__":
