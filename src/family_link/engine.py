@@ -21,6 +21,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._frames import full_names, index_in, isin
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
@@ -336,8 +338,27 @@ def _household_evidence(rule: Rule, ctx: _Context, households: np.ndarray) -> pd
     if not parts:
         return pd.Series(dtype=object)
     allhits = pd.concat(parts).drop_duplicates().sort_values(["household_id", "patient_id", "text"])
-    joined = allhits.groupby("household_id", sort=False)["text"].agg("; ".join)
+    starts = _run_starts(allhits["household_id"])
+    joined = _join_runs(allhits["text"], starts, "; ")
+    joined.index = pd.Index(allhits["household_id"].iloc[starts], name="household_id")
     return "Household risk: " + joined + "."
+
+
+def _run_starts(keys: pd.Series) -> np.ndarray:
+    """Where each run of equal keys starts, in a column sorted by key."""
+    code = pd.factorize(keys, use_na_sentinel=False)[0]
+    return np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else np.zeros(0, dtype=np.int64)
+
+
+def _join_runs(values: pd.Series, starts: np.ndarray, sep: str) -> pd.Series:
+    """``sep.join`` over each run of rows (runs start at ``starts``), in one Arrow call
+    rather than a Python call per group."""
+    offsets = pa.array(np.append(starts, len(values)).astype(np.int32))
+    text = pa.array(values, type=pa.string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):  # an Arrow-backed column made by concatenation
+        text = text.combine_chunks()
+    runs = pa.ListArray.from_arrays(offsets, text)
+    return pd.Series(pc.binary_join(runs, sep), dtype="str")
 
 
 def _take(column: pd.Series, at: np.ndarray) -> pd.Series:
@@ -426,16 +447,19 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
     open_pairs = open_pairs.assign(
         evidence=_evidence(open_pairs, _relation_labels(open_pairs, ctx), active_note),
         trigger_iso=open_pairs["trigger_date"].dt.strftime("%Y-%m-%d"))
-    grouped = open_pairs.groupby("patient_id", sort=True)
+    # One flag per target: the pairs are sorted by target, so each target is a run of rows.
+    starts = _run_starts(open_pairs["patient_id"])
+    first = open_pairs.iloc[starts].reset_index(drop=True)
     flags = pd.DataFrame({
-        "household_id": grouped["household_id"].first(),
-        "household": grouped["household"].first(),
-        "evidence": grouped["evidence"].agg(" ".join),
-        "latest_trigger": grouped["trigger_date"].max(),
-        "trigger_patient_ids": grouped["trigger_patient_id"].agg(";".join),
-        "trigger_codes": grouped["trigger_code"].agg(";".join),
-        "trigger_dates": grouped["trigger_iso"].agg(";".join),
-    }).reset_index()
+        "patient_id": first["patient_id"],
+        "household_id": first["household_id"],
+        "household": first["household"],
+        "evidence": _join_runs(open_pairs["evidence"], starts, " "),
+        "latest_trigger": first["trigger_date"],  # the runs are sorted latest first
+        "trigger_patient_ids": _join_runs(open_pairs["trigger_patient_id"], starts, ";"),
+        "trigger_codes": _join_runs(open_pairs["trigger_code"], starts, ";"),
+        "trigger_dates": _join_runs(open_pairs["trigger_iso"], starts, ";"),
+    })
     missing = " ".join(rule.missing.split())
     flags["reason"] = flags["evidence"] + " " + _uk_date(flags["latest_trigger"]).map(
         lambda d: missing.replace("{trigger_date}", d))
