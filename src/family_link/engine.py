@@ -72,7 +72,15 @@ def _older_by(older_dob: pd.Series, younger_dob: pd.Series, years: int) -> pd.Se
 
 
 def _uk_date(s: pd.Series) -> pd.Series:
-    return s.dt.strftime("%d/%m/%Y")
+    return _strftime(s, "%d/%m/%Y")
+
+
+def _strftime(s: pd.Series, fmt: str) -> pd.Series:
+    """``s.dt.strftime(fmt)``, formatting each distinct date once (codes share a few
+    thousand dates between them)."""
+    code, days = pd.factorize(s)
+    text = days.strftime(fmt).array.take(code, allow_fill=True)
+    return pd.Series(text, index=s.index, dtype="str")
 
 
 def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
@@ -101,30 +109,35 @@ def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd
     ids = people["patient_id"]
     hh_ids = households["patient_id"].reset_index(drop=True)
     if len(hh_ids) == len(ids) and bool((hh_ids.astype(str) == ids.astype(str)).all()):
-        at = np.arange(len(ids), dtype=np.int64)
+        at = None  # the same patients in the same order
     elif len(hh_ids) == 0:
         at = np.full(len(ids), -1, dtype=np.int64)
     else:
         first = np.flatnonzero(~hh_ids.duplicated(keep="first").to_numpy())
         found = index_in(ids, hh_ids.iloc[first])
         at = np.where(found >= 0, first[np.maximum(found, 0)], -1)
-    household = pd.Series(households["household_id"].array.take(at, allow_fill=True), index=people.index)
+    if at is None:
+        household = households["household_id"].reset_index(drop=True)
+    else:
+        household = pd.Series(households["household_id"].array.take(at, allow_fill=True), index=people.index)
     people["household_id"] = household
     missing = people["household_id"].isna() | (people["household_id"] == "")
-    people.loc[missing, "household_id"] = "H-" + people.loc[missing, "patient_id"]
+    if missing.any():
+        people.loc[missing, "household_id"] = "H-" + people.loc[missing, "patient_id"]
     adult_cutoff = pd.Timestamp(as_of) - pd.DateOffset(years=18)
     people["is_child"] = people["date_of_birth"] > adult_cutoff
     return people
 
 
-def _who_mask(people: pd.DataFrame, who: Audience) -> np.ndarray:
+def _who_mask(people: pd.DataFrame, who: Audience, at: np.ndarray) -> np.ndarray:
+    """Whether the people at positions ``at`` are in the audience."""
     if who is Audience.child:
-        return people["is_child"].to_numpy(dtype=bool)
+        return people["is_child"].to_numpy(dtype=bool)[at]
     if who is Audience.adult:
-        return ~people["is_child"].to_numpy(dtype=bool)
+        return ~people["is_child"].to_numpy(dtype=bool)[at]
     if who is Audience.female:
-        return (people["sex"] == "F").to_numpy(dtype=bool)
-    return np.ones(len(people), dtype=bool)
+        return (people["sex"].iloc[at] == "F").to_numpy(dtype=bool)
+    return np.ones(len(at), dtype=bool)
 
 
 def _codelist_events(ruleset: RuleSet, events: pd.DataFrame) -> pd.DataFrame:
@@ -172,15 +185,40 @@ class _Context:
         self.relationships = relationships
         self._cache: dict[tuple, pd.DataFrame] = {}
         self._in_cache: dict[str, np.ndarray] = {}
-        self._who_cache: dict[Audience, np.ndarray] = {}
         self._household_code: np.ndarray | None = None
+        self._relationships_at_home: pd.DataFrame | None = None
+        self._households_of_interest = 0
 
     @property
     def household_code(self) -> np.ndarray:
-        """An integer per person standing for their household."""
+        """An integer per person standing for their household. Only households holding
+        some rule's trigger person can be flagged or looked into, so only those are told
+        apart (one scan for a few thousand ids, not a factorisation of every household id);
+        everyone else shares the last code, which stands for no household of interest."""
         if self._household_code is None:
-            self._household_code = pd.factorize(self.people["household_id"])[0].astype(np.int64)
+            ids = self.people["household_id"]
+            triggers = [self.people_meeting(rule.trigger) for rule in self.ruleset.rules]
+            at = np.unique(np.concatenate(triggers)) if triggers else np.zeros(0, dtype=np.int64)
+            relevant = ids.iloc[at].drop_duplicates()
+            code = index_in(ids, relevant) if len(relevant) else np.full(len(ids), -1, dtype=np.int64)
+            code[code < 0] = len(relevant)
+            self._household_code = code
+            self._households_of_interest = len(relevant)
         return self._household_code
+
+    @property
+    def relationships_at_home(self) -> pd.DataFrame | None:
+        """The recorded relationships between people of the households of interest (the
+        only ones a pair of trigger and target can have)."""
+        rel = self.relationships
+        if rel is None or not len(rel):
+            return rel
+        if self._relationships_at_home is None:
+            at_home = self.household_code < self._households_of_interest
+            members = self.people["patient_id"].iloc[np.flatnonzero(at_home)]
+            both = isin(rel["patient_id"], members) & isin(rel["related_patient_id"], members)
+            self._relationships_at_home = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]]
+        return self._relationships_at_home
 
     def names(self, pos: np.ndarray) -> pd.Series:
         return full_names(self.people.iloc[pos]).reset_index(drop=True)
@@ -194,11 +232,6 @@ class _Context:
             self._in_cache[codelist] = hit
         return self._in_cache[codelist]
 
-    def _who(self, who: Audience) -> np.ndarray:
-        if who not in self._who_cache:
-            self._who_cache[who] = _who_mask(self.people, who)
-        return self._who_cache[who]
-
     def status(self, codelist: str, ended_by: str | None, active: bool,
                within_days: int | None, who: Audience) -> pd.DataFrame:
         """People meeting a condition: patient_id, date, code, term of their latest code
@@ -210,7 +243,7 @@ class _Context:
         pos = self.events["pos"].to_numpy()
         if who is not Audience.any:
             allowed = pos >= 0
-            allowed[allowed] = self._who(who)[pos[allowed]]
+            allowed[allowed] = _who_mask(self.people, who, pos[allowed])
             mask &= allowed
         rows = _last_per(np.flatnonzero(mask), self._ev_person)
         if active and ended_by:
@@ -273,18 +306,19 @@ def _pairs_within_households(trig_household: np.ndarray, household: np.ndarray) 
 
 def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
     """How the trigger person stands to the target, in words a lead can check."""
-    label = pd.Series("", index=pairs.index, dtype=object)
-    same = pairs["patient_id"] == pairs["trigger_patient_id"]
+    label = np.full(len(pairs), "", dtype=object)
+    same = (pairs["patient_id"] == pairs["trigger_patient_id"]).to_numpy(dtype=bool)
     label[same] = "This patient"
-    t_child, g_child = pairs["trigger_is_child"], pairs["is_child"]
+    t_child = pairs["trigger_is_child"].to_numpy(dtype=bool)
+    g_child = pairs["is_child"].to_numpy(dtype=bool)
     label[~same & t_child & g_child] = "Another child in the household,"
     label[~same & t_child & ~g_child] = "A child in the household,"
     label[~same & ~t_child & ~g_child] = "An adult in the household,"
     adult_to_child = ~same & ~t_child & g_child
-    gap = _older_by(pairs["trigger_dob"], pairs["date_of_birth"], 14)
+    gap = _older_by(pairs["trigger_dob"], pairs["date_of_birth"], 14).to_numpy(dtype=bool)
     label[adult_to_child & gap] = "An adult in the household (probable parent or carer),"
     label[adult_to_child & ~gap] = "An adult in the household,"
-    rel = ctx.relationships
+    rel = ctx.relationships_at_home
     if rel is not None and len(rel):
         # Only relationships between people in these pairs can match: select them first
         # (a key's duplicates are all kept or all dropped, so drop_duplicates is unchanged).
@@ -292,10 +326,12 @@ def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
         both = isin(rel["patient_id"], ids) & isin(rel["related_patient_id"], ids)
         r = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]].drop_duplicates(
             ["patient_id", "related_patient_id"])
-        direct = pairs[["patient_id", "trigger_patient_id"]].reset_index().merge(
+        # "index": each pair's position in ``label``.
+        keyed = pairs[["patient_id", "trigger_patient_id"]].reset_index(drop=True).reset_index()
+        direct = keyed.merge(
             r, left_on=["patient_id", "trigger_patient_id"],
             right_on=["patient_id", "related_patient_id"], how="inner")
-        reverse = pairs[["patient_id", "trigger_patient_id"]].reset_index().merge(
+        reverse = keyed.merge(
             r, left_on=["trigger_patient_id", "patient_id"],
             right_on=["patient_id", "related_patient_id"], how="inner", suffixes=("", "_r"))
         if len(reverse):
@@ -304,7 +340,7 @@ def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
         if len(direct):
             label[direct["index"].to_numpy()] = (
                 direct["relationship"].str.capitalize() + " (recorded),").to_numpy()
-    return label
+    return pd.Series(label, index=pairs.index, dtype=object)
 
 
 def _evidence(rows: pd.DataFrame, relation: pd.Series, active_note: str) -> pd.Series:
@@ -446,7 +482,7 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
                                            index=open_pairs.index)
     open_pairs = open_pairs.assign(
         evidence=_evidence(open_pairs, _relation_labels(open_pairs, ctx), active_note),
-        trigger_iso=open_pairs["trigger_date"].dt.strftime("%Y-%m-%d"))
+        trigger_iso=_strftime(open_pairs["trigger_date"], "%Y-%m-%d"))
     # One flag per target: the pairs are sorted by target, so each target is a run of rows.
     starts = _run_starts(open_pairs["patient_id"])
     first = open_pairs.iloc[starts].reset_index(drop=True)
