@@ -41,6 +41,7 @@ FLAG_COLUMNS = [
     "trigger_dates",
 ]
 SCOPE_COLUMNS = ["rule_id", "patient_id", "household_id", "flagged"]
+RULE_PATIENT_COLUMNS = ["patient_id", "forenames", "surname", "date_of_birth", "sex"]  # what the rules read
 
 # How "related_patient_id is the <word> of patient_id" reads the other way round.
 _INVERSE = {
@@ -105,17 +106,15 @@ def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd
     """One row per patient: id, names, date of birth, sex, household and whether a child.
     Each patient's household is looked up by position (patients and households are both
     one row per patient, usually in the same order), not by a merge on the string ids."""
-    people = patients[["patient_id", "forenames", "surname", "date_of_birth", "sex"]].reset_index(drop=True)
+    people = patients[RULE_PATIENT_COLUMNS].reset_index(drop=True)
     ids = people["patient_id"]
     hh_ids = households["patient_id"].reset_index(drop=True)
     if len(hh_ids) == len(ids) and bool((hh_ids.astype(str) == ids.astype(str)).all()):
         at = None  # the same patients in the same order
     elif len(hh_ids) == 0:
         at = np.full(len(ids), -1, dtype=np.int64)
-    else:
-        first = np.flatnonzero(~hh_ids.duplicated(keep="first").to_numpy())
-        found = index_in(ids, hh_ids.iloc[first])
-        at = np.where(found >= 0, first[np.maximum(found, 0)], -1)
+    else:  # e.g. a few patients against every household row (rule_triggers)
+        at = _positions(ids, hh_ids)
     if at is None:
         household = households["household_id"].reset_index(drop=True)
     else:
@@ -138,6 +137,19 @@ def _who_mask(people: pd.DataFrame, who: Audience, at: np.ndarray) -> np.ndarray
     if who is Audience.female:
         return (people["sex"].iloc[at] == "F").to_numpy(dtype=bool)
     return np.ones(len(at), dtype=bool)
+
+
+def _is_in(values: pd.Series, allowed: pd.Series) -> pd.Series:
+    """``isin(values, allowed)``; Arrow-backed columns go to Arrow as they are (the
+    general helper passes the allowed values through Python objects)."""
+    if isinstance(values.dtype, pd.StringDtype) and isinstance(allowed.dtype, pd.StringDtype):
+        value_set = pa.array(allowed, type=pa.string(), from_pandas=True)
+        column = pa.array(values, type=pa.string(), from_pandas=True)
+        if isinstance(value_set, pa.ChunkedArray):
+            value_set = value_set.combine_chunks()
+        hit = pc.is_in(column, value_set=value_set)
+        return pd.Series(np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool), index=values.index)
+    return isin(values, allowed)
 
 
 def _codelist_events(ruleset: RuleSet, events: pd.DataFrame) -> pd.DataFrame:
@@ -216,12 +228,12 @@ class _Context:
         if self._relationships_at_home is None:
             at_home = self.household_code < self._households_of_interest
             members = self.people["patient_id"].iloc[np.flatnonzero(at_home)]
-            both = isin(rel["patient_id"], members) & isin(rel["related_patient_id"], members)
+            both = _is_in(rel["patient_id"], members) & _is_in(rel["related_patient_id"], members)
             self._relationships_at_home = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]]
         return self._relationships_at_home
 
     def names(self, pos: np.ndarray) -> pd.Series:
-        return full_names(self.people.iloc[pos]).reset_index(drop=True)
+        return full_names(self.people[["forenames", "surname"]].iloc[pos]).reset_index(drop=True)
 
     def _in(self, codelist: str) -> np.ndarray:
         """Which coded events carry a code from the codelist."""
