@@ -10,6 +10,11 @@ pair each with the household members the rule targets, drop targets that are out
 scope, and flag a target when any of its triggers is not satisfied by a code on the
 target's own record. Each household is evaluated independently, so the data can be split
 by household (or postcode district) and evaluated in parts.
+
+How, for speed: only the events with a codelist code are kept (a few in a thousand); people
+are addressed by their position in the patients frame and households by small integer codes,
+so triggers are paired with household members through integer arrays, and text (names,
+dates, reasons) is made only for the pairs that end up in scope or flagged.
 """
 
 from __future__ import annotations
@@ -58,11 +63,6 @@ _INVERSE = {
 class Evaluation:
     flags: pd.DataFrame  # FLAG_COLUMNS, one row per (patient, rule)
     scope: pd.DataFrame  # SCOPE_COLUMNS: every target in scope of a rule, flagged or not
-
-
-def _lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
-    """``keys.map(table)`` that keeps the table's dtype even when the table is empty."""
-    return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=table.dtype)
 
 
 def _older_by(older_dob: pd.Series, younger_dob: pd.Series, years: int) -> pd.Series:
@@ -303,7 +303,7 @@ def _last_per(rows: np.ndarray, group: np.ndarray) -> np.ndarray:
 def _pairs_within_households(trig_household: np.ndarray, household: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every (trigger row, household member position) with the member in the trigger's household:
     the join ``trig.merge(people, on="household_id")`` on integers."""
-    wanted = np.zeros(int(household.max(initial=-1)) + 1, dtype=bool)
+    wanted = np.zeros(int(max(household.max(initial=-1), trig_household.max(initial=-1))) + 1, dtype=bool)
     wanted[trig_household] = True
     members = np.flatnonzero(wanted[household])
     member_household = household[members]
