@@ -198,7 +198,7 @@ class _Context:
         self._cache: dict[tuple, pd.DataFrame] = {}
         self._in_cache: dict[str, np.ndarray] = {}
         self._household_code: np.ndarray | None = None
-        self._relationships_at_home: pd.DataFrame | None = None
+        self._recorded_relations: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._households_of_interest = 0
 
     @property
@@ -219,18 +219,33 @@ class _Context:
         return self._household_code
 
     @property
-    def relationships_at_home(self) -> pd.DataFrame | None:
+    def recorded_relations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The recorded relationships between people of the households of interest (the
-        only ones a pair of trigger and target can have)."""
-        rel = self.relationships
-        if rel is None or not len(rel):
-            return rel
-        if self._relationships_at_home is None:
-            at_home = self.household_code < self._households_of_interest
-            members = self.people["patient_id"].iloc[np.flatnonzero(at_home)]
+        only ones a pair of trigger and target can have), as sorted integer keys
+        ``patient position * len(people) + related patient position`` (the first row of
+        each pair of people, as drop_duplicates keeps), each with its words read forwards
+        ("Mother (recorded),") and backwards ("Child (recorded),")."""
+        if self._recorded_relations is None:
+            rel = self.relationships
+            none = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object), np.zeros(0, dtype=object))
+            if rel is None or not len(rel):
+                self._recorded_relations = none
+                return none
+            at_home = np.flatnonzero(self.household_code < self._households_of_interest)
+            members = self.people["patient_id"].iloc[at_home]
             both = _is_in(rel["patient_id"], members) & _is_in(rel["related_patient_id"], members)
-            self._relationships_at_home = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]]
-        return self._relationships_at_home
+            r = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]].reset_index(drop=True)
+            a, b = _positions(r["patient_id"], members), _positions(r["related_patient_id"], members)
+            known = (a >= 0) & (b >= 0)
+            r, a, b = r[known], a[known], b[known]
+            key = at_home[a] * len(self.people) + at_home[b]
+            key, first = np.unique(key, return_index=True)
+            r = r.iloc[first]
+            forwards = (r["relationship"].str.capitalize() + " (recorded),").to_numpy()
+            backwards = (r["relationship"].map(_INVERSE).fillna("relative").str.capitalize()
+                         + " (recorded),").to_numpy()
+            self._recorded_relations = (key, forwards, backwards)
+        return self._recorded_relations
 
     def names(self, pos: np.ndarray) -> pd.Series:
         return full_names(self.people[["forenames", "surname"]].iloc[pos]).reset_index(drop=True)
@@ -330,28 +345,17 @@ def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
     gap = _older_by(pairs["trigger_dob"], pairs["date_of_birth"], 14).to_numpy(dtype=bool)
     label[adult_to_child & gap] = "An adult in the household (probable parent or carer),"
     label[adult_to_child & ~gap] = "An adult in the household,"
-    rel = ctx.relationships_at_home
-    if rel is not None and len(rel):
-        # Only relationships between people in these pairs can match: select them first
-        # (a key's duplicates are all kept or all dropped, so drop_duplicates is unchanged).
-        ids = pd.concat([pairs["patient_id"], pairs["trigger_patient_id"]], ignore_index=True).unique()
-        both = isin(rel["patient_id"], ids) & isin(rel["related_patient_id"], ids)
-        r = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]].drop_duplicates(
-            ["patient_id", "related_patient_id"])
-        # "index": each pair's position in ``label``.
-        keyed = pairs[["patient_id", "trigger_patient_id"]].reset_index(drop=True).reset_index()
-        direct = keyed.merge(
-            r, left_on=["patient_id", "trigger_patient_id"],
-            right_on=["patient_id", "related_patient_id"], how="inner")
-        reverse = keyed.merge(
-            r, left_on=["trigger_patient_id", "patient_id"],
-            right_on=["patient_id", "related_patient_id"], how="inner", suffixes=("", "_r"))
-        if len(reverse):
-            words = reverse["relationship"].map(_INVERSE).fillna("relative")
-            label[reverse["index"].to_numpy()] = (words.str.capitalize() + " (recorded),").to_numpy()
-        if len(direct):
-            label[direct["index"].to_numpy()] = (
-                direct["relationship"].str.capitalize() + " (recorded),").to_numpy()
+    # A recorded relationship ("related_patient_id is the <word> of patient_id") names it
+    # instead: one recorded on the trigger's record reads inverted ("Child (recorded),"),
+    # and one recorded on the target's record reads as it is and wins.
+    key, forwards, backwards = ctx.recorded_relations
+    if len(key):
+        target, trigger = pairs["pos"].to_numpy(), pairs["trigger_pos"].to_numpy()
+        for pair_key, words in ((trigger * len(ctx.people) + target, backwards),
+                                (target * len(ctx.people) + trigger, forwards)):
+            at = np.minimum(np.searchsorted(key, pair_key), len(key) - 1)
+            found = key[at] == pair_key
+            label[found] = words[at[found]]
     return pd.Series(label, index=pairs.index, dtype=object)
 
 
@@ -484,7 +488,8 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
              .reset_index())
     scope = scope.assign(rule_id=rule.id, flagged=~scope["satisfied"])[SCOPE_COLUMNS]
 
-    open_pairs = pairs[~satisfied].assign(trigger_pos=p_pos[~satisfied], household=household[g_pos[~satisfied]])
+    open_pairs = pairs[~satisfied].assign(pos=g_pos[~satisfied], trigger_pos=p_pos[~satisfied],
+                                          household=household[g_pos[~satisfied]])
     open_pairs = open_pairs.sort_values(
         ["patient_id", "trigger_date", "trigger_patient_id"], ascending=[True, False, True])
     if open_pairs.empty:
