@@ -10,6 +10,11 @@ pair each with the household members the rule targets, drop targets that are out
 scope, and flag a target when any of its triggers is not satisfied by a code on the
 target's own record. Each household is evaluated independently, so the data can be split
 by household (or postcode district) and evaluated in parts.
+
+How, for speed: only the events with a codelist code are kept (a few in a thousand); people
+are addressed by their position in the patients frame and households by small integer codes,
+so triggers are paired with household members through integer arrays, and text (names,
+dates, reasons) is made only for the pairs that end up in scope or flagged.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ __all__ = ["Evaluation", "evaluate_rules", "rule_triggers", "FLAG_COLUMNS", "SCO
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from ._frames import full_names, isin
+from ._frames import full_names, index_in, isin
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
 
 FLAG_COLUMNS = [
@@ -38,6 +46,7 @@ FLAG_COLUMNS = [
     "trigger_dates",
 ]
 SCOPE_COLUMNS = ["rule_id", "patient_id", "household_id", "flagged"]
+RULE_PATIENT_COLUMNS = ["patient_id", "forenames", "surname", "date_of_birth", "sex"]  # what the rules read
 
 # How "related_patient_id is the <word> of patient_id" reads the other way round.
 _INVERSE = {
@@ -56,11 +65,6 @@ class Evaluation:
     scope: pd.DataFrame  # SCOPE_COLUMNS: every target in scope of a rule, flagged or not
 
 
-def _lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
-    """``keys.map(table)`` that keeps the table's dtype even when the table is empty."""
-    return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=table.dtype)
-
-
 def _older_by(older_dob: pd.Series, younger_dob: pd.Series, years: int) -> pd.Series:
     """True where the first person is at least ``years`` older. Counted back from the
     younger person's birth, so a 29 February birthday is reached on 1 March, as for the
@@ -69,77 +73,216 @@ def _older_by(older_dob: pd.Series, younger_dob: pd.Series, years: int) -> pd.Se
 
 
 def _uk_date(s: pd.Series) -> pd.Series:
-    return s.dt.strftime("%d/%m/%Y")
+    return _strftime(s, "%d/%m/%Y")
+
+
+def _strftime(s: pd.Series, fmt: str) -> pd.Series:
+    """``s.dt.strftime(fmt)``, formatting each distinct date once (codes share a few
+    thousand dates between them)."""
+    code, days = pd.factorize(s)
+    text = days.strftime(fmt).array.take(code, allow_fill=True)
+    return pd.Series(text, index=s.index, dtype="str")
+
+
+def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Position of each key in ``ids`` (unique values, e.g. every patient id), or -1.
+
+    The hash table is built over the distinct keys (a few thousand coded patients), not over
+    ``ids`` (every patient): one scan of ``ids`` then finds them all."""
+    if len(keys) == 0 or len(ids) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    codes, distinct = pd.factorize(keys.astype(str), use_na_sentinel=True)
+    where = index_in(ids, pd.Series(distinct))  # for each id: which distinct key, or -1
+    found = np.flatnonzero(where >= 0)
+    position = np.full(len(distinct), -1, dtype=np.int64)
+    position[where[found][::-1]] = found[::-1]  # the first row holding a key wins
+    out = np.full(len(keys), -1, dtype=np.int64)
+    known = codes >= 0
+    out[known] = position[codes[known]]
+    return out
 
 
 def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    people = patients[["patient_id", "forenames", "surname", "date_of_birth", "sex"]].merge(
-        households[["patient_id", "household_id"]], on="patient_id", how="left"
-    )
+    """One row per patient: id, names, date of birth, sex, household and whether a child.
+    Each patient's household is looked up by position (patients and households are both
+    one row per patient, usually in the same order), not by a merge on the string ids."""
+    people = patients[RULE_PATIENT_COLUMNS].reset_index(drop=True)
+    ids = people["patient_id"]
+    hh_ids = households["patient_id"].reset_index(drop=True)
+    if len(hh_ids) == len(ids) and bool((hh_ids.astype(str) == ids.astype(str)).all()):
+        at = None  # the same patients in the same order
+    elif len(hh_ids) == 0:
+        at = np.full(len(ids), -1, dtype=np.int64)
+    else:  # e.g. a few patients against every household row (rule_triggers)
+        at = _positions(ids, hh_ids)
+    if at is None:
+        household = households["household_id"].reset_index(drop=True)
+    else:
+        household = pd.Series(households["household_id"].array.take(at, allow_fill=True), index=people.index)
+    people["household_id"] = household
     missing = people["household_id"].isna() | (people["household_id"] == "")
-    people.loc[missing, "household_id"] = "H-" + people.loc[missing, "patient_id"]
+    if missing.any():
+        people.loc[missing, "household_id"] = "H-" + people.loc[missing, "patient_id"]
     adult_cutoff = pd.Timestamp(as_of) - pd.DateOffset(years=18)
     people["is_child"] = people["date_of_birth"] > adult_cutoff
-    people["name"] = full_names(people)
-    return people.reset_index(drop=True)
+    return people
 
 
-def _who_mask(people: pd.DataFrame, who: Audience) -> pd.Series:
+def _who_mask(people: pd.DataFrame, who: Audience, at: np.ndarray) -> np.ndarray:
+    """Whether the people at positions ``at`` are in the audience."""
     if who is Audience.child:
-        return people["is_child"]
+        return people["is_child"].to_numpy(dtype=bool)[at]
     if who is Audience.adult:
-        return ~people["is_child"]
+        return ~people["is_child"].to_numpy(dtype=bool)[at]
     if who is Audience.female:
-        return people["sex"] == "F"
-    return pd.Series(True, index=people.index)
+        return (people["sex"].iloc[at] == "F").to_numpy(dtype=bool)
+    return np.ones(len(at), dtype=bool)
+
+
+def _is_in(values: pd.Series, allowed: pd.Series) -> pd.Series:
+    """``isin(values, allowed)``; Arrow-backed columns go to Arrow as they are (the
+    general helper passes the allowed values through Python objects)."""
+    if isinstance(values.dtype, pd.StringDtype) and isinstance(allowed.dtype, pd.StringDtype):
+        value_set = pa.array(allowed, type=pa.string(), from_pandas=True)
+        column = pa.array(values, type=pa.string(), from_pandas=True)
+        if isinstance(value_set, pa.ChunkedArray):
+            value_set = value_set.combine_chunks()
+        hit = pc.is_in(column, value_set=value_set)
+        return pd.Series(np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool), index=values.index)
+    return isin(values, allowed)
+
+
+def _codelist_events(ruleset: RuleSet, events: pd.DataFrame) -> pd.DataFrame:
+    """The events whose code is in a codelist some rule uses (a few in a thousand)."""
+    used: set[str] = set()
+    for rule in ruleset.rules:
+        for name in rule.codelist_names():
+            used |= ruleset.codelists[name].codes
+    code = events["code"]
+    # Object columns (as the export reader gives codes) are matched by pandas' own hash
+    # table; Arrow strings by Arrow's (pandas' isin walks them in Python).
+    keep = code.isin(used).to_numpy(dtype=bool) if code.dtype == object else isin(code, used).to_numpy()
+    return events[keep]
 
 
 class _Context:
-    """Everything a rule needs, computed once per run and cached per condition."""
+    """Everything a rule needs, computed once per run and cached per condition.
+
+    People are addressed by position in ``people`` (integers), and the coded events by
+    position in ``events``: the rules then select and join small integer arrays, and only
+    the rows that end up in a flag or in scope are taken out of the frames as text."""
 
     def __init__(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
                  households: pd.DataFrame, as_of: date, relationships: pd.DataFrame | None):
         self.ruleset = ruleset
         self.as_of = pd.Timestamp(as_of)
         self.people = _people(patients, households, as_of)
-        used = set()
-        for rule in ruleset.rules:
-            for name in rule.codelist_names():
-                used |= ruleset.codelists[name].codes
-        day = events["date"].dt.normalize()  # a time of day never moves an event past A
-        keep = (day <= self.as_of) & isin(events["code"], used)
-        ev = events.loc[keep, ["patient_id", "code", "term"]].assign(date=day[keep])
+        coded = _codelist_events(ruleset, events)
+        day = coded["date"].dt.normalize()  # a time of day never moves an event past A
+        keep = day <= self.as_of
+        ev = coded.loc[keep, ["patient_id", "code", "term"]].assign(date=day[keep])
         blank = ev["term"].fillna("") == ""
         if blank.any():
             ev.loc[blank, "term"] = ev.loc[blank, "code"].map(ruleset.term)
         # Sorted once: the latest code per person is then the last row of each group,
         # with code and term as deterministic tie-breaks for same-day codes.
-        self.events = ev.sort_values(["patient_id", "date", "code", "term"], kind="mergesort")
+        ev = ev.sort_values(["patient_id", "date", "code", "term"], kind="mergesort").reset_index(drop=True)
+        ev["pos"] = _positions(ev["patient_id"], self.people["patient_id"])
+        self.events = ev
+        # The person (patient id) of each event, NaN ids grouped together as drop_duplicates does.
+        self._ev_person = pd.factorize(ev["patient_id"], use_na_sentinel=False)[0]
+        self._ev_person_na = ev["patient_id"].isna().to_numpy()
+        self._ev_date = ev["date"].to_numpy()
+        self._ev_code = ev["code"]
         self.relationships = relationships
         self._cache: dict[tuple, pd.DataFrame] = {}
+        self._in_cache: dict[str, np.ndarray] = {}
+        self._household_code: np.ndarray | None = None
+        self._recorded_relations: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._households_of_interest = 0
 
-    def _in(self, codelist: str) -> pd.DataFrame:
-        codes = self.ruleset.codelists[codelist].codes
-        return self.events[isin(self.events["code"], codes)]
+    @property
+    def household_code(self) -> np.ndarray:
+        """An integer per person standing for their household. Only households holding
+        some rule's trigger person can be flagged or looked into, so only those are told
+        apart (one scan for a few thousand ids, not a factorisation of every household id);
+        everyone else shares the last code, which stands for no household of interest."""
+        if self._household_code is None:
+            ids = self.people["household_id"]
+            triggers = [self.people_meeting(rule.trigger) for rule in self.ruleset.rules]
+            at = np.unique(np.concatenate(triggers)) if triggers else np.zeros(0, dtype=np.int64)
+            relevant = ids.iloc[at].drop_duplicates()
+            code = index_in(ids, relevant) if len(relevant) else np.full(len(ids), -1, dtype=np.int64)
+            code[code < 0] = len(relevant)
+            self._household_code = code
+            self._households_of_interest = len(relevant)
+        return self._household_code
+
+    @property
+    def recorded_relations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The recorded relationships between people of the households of interest (the
+        only ones a pair of trigger and target can have), as sorted integer keys
+        ``patient position * len(people) + related patient position`` (the first row of
+        each pair of people, as drop_duplicates keeps), each with its words read forwards
+        ("Mother (recorded),") and backwards ("Child (recorded),")."""
+        if self._recorded_relations is None:
+            rel = self.relationships
+            none = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object), np.zeros(0, dtype=object))
+            if rel is None or not len(rel):
+                self._recorded_relations = none
+                return none
+            at_home = np.flatnonzero(self.household_code < self._households_of_interest)
+            members = self.people["patient_id"].iloc[at_home]
+            both = _is_in(rel["patient_id"], members) & _is_in(rel["related_patient_id"], members)
+            r = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]].reset_index(drop=True)
+            a, b = _positions(r["patient_id"], members), _positions(r["related_patient_id"], members)
+            known = (a >= 0) & (b >= 0)
+            r, a, b = r[known], a[known], b[known]
+            key = at_home[a] * len(self.people) + at_home[b]
+            key, first = np.unique(key, return_index=True)
+            r = r.iloc[first]
+            forwards = (r["relationship"].str.capitalize() + " (recorded),").to_numpy()
+            backwards = (r["relationship"].map(_INVERSE).fillna("relative").str.capitalize()
+                         + " (recorded),").to_numpy()
+            self._recorded_relations = (key, forwards, backwards)
+        return self._recorded_relations
+
+    def names(self, pos: np.ndarray) -> pd.Series:
+        return full_names(self.people[["forenames", "surname"]].iloc[pos]).reset_index(drop=True)
+
+    def _in(self, codelist: str) -> np.ndarray:
+        """Which coded events carry a code from the codelist."""
+        if codelist not in self._in_cache:
+            codes = self.ruleset.codelists[codelist].codes
+            code = self._ev_code
+            hit = code.isin(codes).to_numpy(dtype=bool) if code.dtype == object else isin(code, codes).to_numpy()
+            self._in_cache[codelist] = hit
+        return self._in_cache[codelist]
 
     def status(self, codelist: str, ended_by: str | None, active: bool,
                within_days: int | None, who: Audience) -> pd.DataFrame:
-        """People meeting a condition: patient_id, date, code, term of their latest code."""
+        """People meeting a condition: patient_id, date, code, term of their latest code
+        (and ``pos``, their position in ``people``, -1 for a patient not there)."""
         key = (codelist, ended_by, active, within_days, who)
         if key in self._cache:
             return self._cache[key]
-        starts = self._in(codelist)
+        mask = self._in(codelist).copy()
+        pos = self.events["pos"].to_numpy()
         if who is not Audience.any:
-            allowed = self.people.loc[_who_mask(self.people, who), "patient_id"]
-            starts = starts[isin(starts["patient_id"], allowed)]
-        latest = starts.drop_duplicates("patient_id", keep="last")
+            allowed = pos >= 0
+            allowed[allowed] = _who_mask(self.people, who, pos[allowed])
+            mask &= allowed
+        rows = _last_per(np.flatnonzero(mask), self._ev_person)
         if active and ended_by:
-            last_end = self._in(ended_by).groupby("patient_id", sort=False)["date"].max()
-            end = _lookup(latest["patient_id"], last_end)
-            latest = latest[end.isna() | (end < latest["date"])]
+            ends = _last_per(np.flatnonzero(self._in(ended_by)), self._ev_person)
+            ends = ends[~self._ev_person_na[ends]]  # as a groupby, which drops a missing id
+            last_end = np.full(len(self._ev_person_na), np.datetime64("NaT"), dtype=self._ev_date.dtype)
+            last_end[self._ev_person[ends]] = self._ev_date[ends]  # sorted by date: the last is the latest
+            end = last_end[self._ev_person[rows]]
+            rows = rows[np.isnat(end) | (end < self._ev_date[rows])]
         if within_days is not None:
-            latest = latest[latest["date"] >= self.as_of - pd.Timedelta(days=within_days)]
-        out = latest.reset_index(drop=True)
+            rows = rows[self._ev_date[rows] >= np.datetime64(self.as_of - pd.Timedelta(days=within_days))]
+        out = self.events.iloc[rows].reset_index(drop=True)
         self._cache[key] = out
         return out
 
@@ -149,37 +292,71 @@ class _Context:
     def satisfier(self, s: Satisfier) -> pd.DataFrame:
         return self.status(s.codelist, s.ended_by, s.active, None, Audience.any)
 
+    def people_meeting(self, c: CodeCondition) -> np.ndarray:
+        """Positions in ``people`` of everyone meeting a condition."""
+        pos = self.condition(c)["pos"].to_numpy()
+        return pos[pos >= 0]
+
+    def households_meeting(self, c: CodeCondition) -> np.ndarray:
+        """Per household code: whether someone in it meets the condition."""
+        code = self.household_code
+        hit = np.zeros(int(code.max(initial=-1)) + 1, dtype=bool)
+        hit[code[self.people_meeting(c)]] = True
+        return hit
+
+
+def _last_per(rows: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Of ``rows`` (ascending), the last row of each group, in row order:
+    ``drop_duplicates(keep="last")`` on integer arrays."""
+    if len(rows) == 0:
+        return rows
+    g = group[rows][::-1]
+    _, first_from_end = np.unique(g, return_index=True)
+    return rows[np.sort(len(rows) - 1 - first_from_end)]
+
+
+def _pairs_within_households(trig_household: np.ndarray, household: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (trigger row, household member position) with the member in the trigger's household:
+    the join ``trig.merge(people, on="household_id")`` on integers."""
+    wanted = np.zeros(int(max(household.max(initial=-1), trig_household.max(initial=-1))) + 1, dtype=bool)
+    wanted[trig_household] = True
+    members = np.flatnonzero(wanted[household])
+    member_household = household[members]
+    order = np.argsort(member_household, kind="stable")
+    members, member_household = members[order], member_household[order]
+    start = np.searchsorted(member_household, trig_household, side="left")
+    count = np.searchsorted(member_household, trig_household, side="right") - start
+    trig_row = np.repeat(np.arange(len(trig_household)), count)
+    offset = np.arange(len(trig_row)) - np.repeat(np.cumsum(count) - count, count)
+    return trig_row, members[np.repeat(start, count) + offset]
+
 
 def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
     """How the trigger person stands to the target, in words a lead can check."""
-    label = pd.Series("", index=pairs.index, dtype=object)
-    same = pairs["patient_id"] == pairs["trigger_patient_id"]
+    label = np.full(len(pairs), "", dtype=object)
+    same = (pairs["patient_id"] == pairs["trigger_patient_id"]).to_numpy(dtype=bool)
     label[same] = "This patient"
-    t_child, g_child = pairs["trigger_is_child"], pairs["is_child"]
+    t_child = pairs["trigger_is_child"].to_numpy(dtype=bool)
+    g_child = pairs["is_child"].to_numpy(dtype=bool)
     label[~same & t_child & g_child] = "Another child in the household,"
     label[~same & t_child & ~g_child] = "A child in the household,"
     label[~same & ~t_child & ~g_child] = "An adult in the household,"
     adult_to_child = ~same & ~t_child & g_child
-    gap = _older_by(pairs["trigger_dob"], pairs["date_of_birth"], 14)
+    gap = _older_by(pairs["trigger_dob"], pairs["date_of_birth"], 14).to_numpy(dtype=bool)
     label[adult_to_child & gap] = "An adult in the household (probable parent or carer),"
     label[adult_to_child & ~gap] = "An adult in the household,"
-    rel = ctx.relationships
-    if rel is not None and len(rel):
-        r = rel[["patient_id", "related_patient_id", "relationship"]].drop_duplicates(
-            ["patient_id", "related_patient_id"])
-        direct = pairs[["patient_id", "trigger_patient_id"]].reset_index().merge(
-            r, left_on=["patient_id", "trigger_patient_id"],
-            right_on=["patient_id", "related_patient_id"], how="inner")
-        reverse = pairs[["patient_id", "trigger_patient_id"]].reset_index().merge(
-            r, left_on=["trigger_patient_id", "patient_id"],
-            right_on=["patient_id", "related_patient_id"], how="inner", suffixes=("", "_r"))
-        if len(reverse):
-            words = reverse["relationship"].map(_INVERSE).fillna("relative")
-            label[reverse["index"].to_numpy()] = (words.str.capitalize() + " (recorded),").to_numpy()
-        if len(direct):
-            label[direct["index"].to_numpy()] = (
-                direct["relationship"].str.capitalize() + " (recorded),").to_numpy()
-    return label
+    # A recorded relationship ("related_patient_id is the <word> of patient_id") names it
+    # instead: one recorded on the trigger's record reads inverted ("Child (recorded),"),
+    # and one recorded on the target's record reads as it is and wins.
+    key, forwards, backwards = ctx.recorded_relations
+    if len(key):
+        target, trigger = pairs["pos"].to_numpy(), pairs["trigger_pos"].to_numpy()
+        for pair_key, words in ((trigger * len(ctx.people) + target, backwards),
+                                (target * len(ctx.people) + trigger, forwards)):
+            at = np.minimum(np.searchsorted(key, pair_key), len(key) - 1)
+            found = key[at] == pair_key
+            label[found] = words[at[found]]
+    return pd.Series(label, index=pairs.index, dtype=object)
 
 
 def _evidence(rows: pd.DataFrame, relation: pd.Series, active_note: str) -> pd.Series:
@@ -191,12 +368,21 @@ def _evidence(rows: pd.DataFrame, relation: pd.Series, active_note: str) -> pd.S
             + _uk_date(rows["trigger_date"]) + active_note + ".")
 
 
-def _household_evidence(rule: Rule, ctx: _Context, households: pd.Series) -> pd.Series:
-    """For household_has_any: the members whose codes met the condition, in words."""
+def _household_evidence(rule: Rule, ctx: _Context, households: np.ndarray) -> pd.Series:
+    """For household_has_any: the members whose codes met the condition, in words.
+    ``households`` are the household codes (``ctx.household_code``) to describe."""
     parts = []
+    wanted = np.zeros(int(ctx.household_code.max(initial=-1)) + 1, dtype=bool)
+    wanted[households] = True
     for c in rule.household_has_any:
-        hits = ctx.condition(c).merge(ctx.people[["patient_id", "household_id", "name"]], on="patient_id")
-        hits = hits[isin(hits["household_id"], households)]
+        hits = ctx.condition(c)
+        pos = hits["pos"].to_numpy()
+        keep = pos >= 0
+        keep[keep] = wanted[ctx.household_code[pos[keep]]]
+        hits = hits[keep].reset_index(drop=True)
+        at = pos[keep]
+        hits = hits.assign(household_id=ctx.people["household_id"].iloc[at].reset_index(drop=True),
+                           name=ctx.names(at))
         note = " and not ended" if c.active else ""
         hits = hits.assign(text=hits["name"] + " (patient " + hits["patient_id"] + ") has '" + hits["term"]
                            + "' (" + hits["code"] + ") dated " + _uk_date(hits["date"]) + note)
@@ -204,80 +390,134 @@ def _household_evidence(rule: Rule, ctx: _Context, households: pd.Series) -> pd.
     if not parts:
         return pd.Series(dtype=object)
     allhits = pd.concat(parts).drop_duplicates().sort_values(["household_id", "patient_id", "text"])
-    joined = allhits.groupby("household_id", sort=False)["text"].agg("; ".join)
+    starts = _run_starts(allhits["household_id"])
+    joined = _join_runs(allhits["text"], starts, "; ")
+    joined.index = pd.Index(allhits["household_id"].iloc[starts], name="household_id")
     return "Household risk: " + joined + "."
+
+
+def _run_starts(keys: pd.Series) -> np.ndarray:
+    """Where each run of equal keys starts, in a column sorted by key."""
+    code = pd.factorize(keys, use_na_sentinel=False)[0]
+    return np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else np.zeros(0, dtype=np.int64)
+
+
+def _join_runs(values: pd.Series, starts: np.ndarray, sep: str) -> pd.Series:
+    """``sep.join`` over each run of rows (runs start at ``starts``), in one Arrow call
+    rather than a Python call per group."""
+    offsets = pa.array(np.append(starts, len(values)).astype(np.int32))
+    text = pa.array(values, type=pa.string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):  # an Arrow-backed column made by concatenation
+        text = text.combine_chunks()
+    runs = pa.ListArray.from_arrays(offsets, text)
+    return pd.Series(pc.binary_join(runs, sep), dtype="str")
+
+
+def _take(column: pd.Series, at: np.ndarray) -> pd.Series:
+    return column.iloc[at].reset_index(drop=True)
 
 
 def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFrame]:
     people = ctx.people
-    trig = ctx.condition(rule.trigger).merge(
-        people[["patient_id", "household_id", "date_of_birth", "is_child", "name"]], on="patient_id")
-    trig = trig.rename(columns={
-        "patient_id": "trigger_patient_id", "date": "trigger_date", "code": "trigger_code",
-        "term": "trigger_term", "date_of_birth": "trigger_dob", "is_child": "trigger_is_child",
-        "name": "trigger_name"})
+    household = ctx.household_code
+    trig = ctx.condition(rule.trigger)
+    trig = trig[trig["pos"].to_numpy() >= 0]  # the trigger person must be a patient
+    t_pos = trig["pos"].to_numpy()
+    keep = np.ones(len(trig), dtype=bool)
     if rule.household_has_any:
-        ok = set()
+        ok = np.zeros(int(household.max(initial=-1)) + 1, dtype=bool)
         for c in rule.household_has_any:
-            ok |= set(people.loc[isin(people["patient_id"], ctx.condition(c)["patient_id"]), "household_id"])
-        trig = trig[isin(trig["household_id"], ok)]
+            ok |= ctx.households_meeting(c)
+        keep &= ok[household[t_pos]]
     for c in rule.household_has_none:
-        bad = set(people.loc[isin(people["patient_id"], ctx.condition(c)["patient_id"]), "household_id"])
-        trig = trig[~isin(trig["household_id"], bad)]
+        keep &= ~ctx.households_meeting(c)[household[t_pos]]
+    trig, t_pos = trig[keep].reset_index(drop=True), t_pos[keep]
 
-    pairs = trig.merge(people, on="household_id")
+    # Pair each trigger with the members of its household, as positions, and narrow the
+    # pairs down before any text is taken out of the frames.
+    t_row, g_pos = _pairs_within_households(household[t_pos], household)
+    is_child = people["is_child"].to_numpy(dtype=bool)
     group = rule.target.group
     if group is TargetGroup.children:
-        pairs = pairs[pairs["is_child"]]
+        sel = is_child[g_pos]
     elif group is TargetGroup.adults:
-        pairs = pairs[~pairs["is_child"]]
+        sel = ~is_child[g_pos]
     elif group is TargetGroup.other_children:
-        pairs = pairs[pairs["is_child"] & (pairs["patient_id"] != pairs["trigger_patient_id"])]
+        sel = is_child[g_pos] & (g_pos != t_pos[t_row])
     else:
-        pairs = pairs[pairs["patient_id"] == pairs["trigger_patient_id"]]
+        sel = g_pos == t_pos[t_row]
+    t_row, g_pos = t_row[sel], g_pos[sel]
+    dob = people["date_of_birth"]
     if rule.target.trigger_person_older_by_years is not None:
-        pairs = pairs[_older_by(pairs["trigger_dob"], pairs["date_of_birth"],
-                                rule.target.trigger_person_older_by_years)]
+        sel = _older_by(_take(dob, t_pos[t_row]), _take(dob, g_pos),
+                        rule.target.trigger_person_older_by_years).to_numpy(dtype=bool)
+        t_row, g_pos = t_row[sel], g_pos[sel]
     for c in rule.target.unless:
-        pairs = pairs[~isin(pairs["patient_id"], ctx.condition(c)["patient_id"])]
-    pairs = pairs.reset_index(drop=True)
+        out = np.zeros(len(people), dtype=bool)
+        out[ctx.people_meeting(c)] = True
+        sel = ~out[g_pos]
+        t_row, g_pos = t_row[sel], g_pos[sel]
+    p_pos = t_pos[t_row]
+    pairs = pd.DataFrame({
+        "trigger_patient_id": _take(trig["patient_id"], t_row),
+        "trigger_code": _take(trig["code"], t_row),
+        "trigger_term": _take(trig["term"], t_row),
+        "trigger_date": _take(trig["date"], t_row),
+        "household_id": _take(people["household_id"], g_pos),
+        "trigger_dob": _take(dob, p_pos),
+        "trigger_is_child": is_child[p_pos],
+        "patient_id": _take(people["patient_id"], g_pos),
+        "date_of_birth": _take(dob, g_pos),
+        "is_child": is_child[g_pos],
+    })
 
-    satisfied = pd.Series(False, index=pairs.index)
+    satisfied = np.zeros(len(pairs), dtype=bool)
     for s in rule.satisfied_by:
-        have = ctx.satisfier(s).set_index("patient_id")["date"]
-        got = _lookup(pairs["patient_id"], have)
+        have = ctx.satisfier(s)
+        h_pos = have["pos"].to_numpy()
+        date_of = np.full(len(people), np.datetime64("NaT"), dtype=have["date"].to_numpy().dtype)
+        date_of[h_pos[h_pos >= 0]] = have["date"].to_numpy()[h_pos >= 0]
+        got = date_of[g_pos]
         if s.dated == "any_time":
-            satisfied |= got.notna()
+            satisfied |= ~np.isnat(got)
         else:
-            satisfied |= got.notna() & (got >= pairs["trigger_date"])
-    pairs["satisfied"] = satisfied.to_numpy()
+            satisfied |= ~np.isnat(got) & (got >= pairs["trigger_date"].to_numpy())
+    pairs["satisfied"] = satisfied
 
     scope = (pairs.groupby(["patient_id", "household_id"], sort=True)["satisfied"].all()
              .reset_index())
     scope = scope.assign(rule_id=rule.id, flagged=~scope["satisfied"])[SCOPE_COLUMNS]
 
-    open_pairs = pairs[~pairs["satisfied"]].sort_values(
+    open_pairs = pairs[~satisfied].assign(pos=g_pos[~satisfied], trigger_pos=p_pos[~satisfied],
+                                          household=household[g_pos[~satisfied]])
+    open_pairs = open_pairs.sort_values(
         ["patient_id", "trigger_date", "trigger_patient_id"], ascending=[True, False, True])
     if open_pairs.empty:
         return pd.DataFrame(columns=FLAG_COLUMNS), scope
     active_note = ", and it has not been ended" if rule.trigger.active else ""
+    open_pairs["trigger_name"] = pd.Series(ctx.names(open_pairs["trigger_pos"].to_numpy()).array,
+                                           index=open_pairs.index)
     open_pairs = open_pairs.assign(
         evidence=_evidence(open_pairs, _relation_labels(open_pairs, ctx), active_note),
-        trigger_iso=open_pairs["trigger_date"].dt.strftime("%Y-%m-%d"))
-    grouped = open_pairs.groupby("patient_id", sort=True)
+        trigger_iso=_strftime(open_pairs["trigger_date"], "%Y-%m-%d"))
+    # One flag per target: the pairs are sorted by target, so each target is a run of rows.
+    starts = _run_starts(open_pairs["patient_id"])
+    first = open_pairs.iloc[starts].reset_index(drop=True)
     flags = pd.DataFrame({
-        "household_id": grouped["household_id"].first(),
-        "evidence": grouped["evidence"].agg(" ".join),
-        "latest_trigger": grouped["trigger_date"].max(),
-        "trigger_patient_ids": grouped["trigger_patient_id"].agg(";".join),
-        "trigger_codes": grouped["trigger_code"].agg(";".join),
-        "trigger_dates": grouped["trigger_iso"].agg(";".join),
-    }).reset_index()
+        "patient_id": first["patient_id"],
+        "household_id": first["household_id"],
+        "household": first["household"],
+        "evidence": _join_runs(open_pairs["evidence"], starts, " "),
+        "latest_trigger": first["trigger_date"],  # the runs are sorted latest first
+        "trigger_patient_ids": _join_runs(open_pairs["trigger_patient_id"], starts, ";"),
+        "trigger_codes": _join_runs(open_pairs["trigger_code"], starts, ";"),
+        "trigger_dates": _join_runs(open_pairs["trigger_iso"], starts, ";"),
+    })
     missing = " ".join(rule.missing.split())
     flags["reason"] = flags["evidence"] + " " + _uk_date(flags["latest_trigger"]).map(
         lambda d: missing.replace("{trigger_date}", d))
     if rule.household_has_any:
-        hh = _household_evidence(rule, ctx, flags["household_id"])
+        hh = _household_evidence(rule, ctx, flags["household"].to_numpy())
         flags["reason"] = flags["reason"] + " " + flags["household_id"].map(hh).fillna("")
         flags["reason"] = flags["reason"].str.rstrip()
     flags["rule_id"] = rule.id

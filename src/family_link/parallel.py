@@ -20,8 +20,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from ._frames import isin
-from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, evaluate_rules
+from .engine import (FLAG_COLUMNS, RULE_PATIENT_COLUMNS, SCOPE_COLUMNS, Evaluation, _codelist_events, _positions,
+                     evaluate_rules)
 from .rules import RuleSet
 
 _SHARED: dict = {}  # what forked workers read: set just before the pool starts
@@ -35,15 +35,21 @@ def partition_by(keys: pd.Series, parts: int) -> np.ndarray:
 
 def _evaluate_part(part: int) -> Evaluation:
     s = _SHARED
-    in_part = s["household_part"] == part
-    households = s["households"][in_part]
-    members = households["patient_id"]
-    patients = s["patients"][isin(s["patients"]["patient_id"], members)]
-    events = s["events"][isin(s["events"]["patient_id"], members)]
-    rel = s["relationships"]
-    if rel is not None:
-        rel = rel[isin(rel["patient_id"], members)]
-    return evaluate_rules(s["ruleset"], patients, events, households, s["as_of"], rel)
+    households = s["households"][s["household_part"] == part]
+    patients = s["patients"][s["patient_part"] == part]
+    # Every part gets all the coded events and relationships: the engine looks only at
+    # those of its own patients (everyone else's are at no position among its people).
+    return evaluate_rules(s["ruleset"], patients, s["events"], households, s["as_of"], s["relationships"])
+
+
+def _patient_part(patients: pd.DataFrame, households: pd.DataFrame, household_part: np.ndarray) -> np.ndarray:
+    """Each patient's part: that of their row in ``households`` (-1, in no part, when
+    they have none, as a patient the households frame does not list is in no partition)."""
+    ids, hh_ids = patients["patient_id"].reset_index(drop=True), households["patient_id"].reset_index(drop=True)
+    if len(ids) == len(hh_ids) and bool((ids.astype(str) == hh_ids.astype(str)).all()):
+        return household_part  # the same patients in the same order
+    at = _positions(ids, hh_ids)
+    return np.where(at >= 0, household_part[np.maximum(at, 0)], -1) if len(hh_ids) else at
 
 
 def _in_rule_order(frames: list[pd.DataFrame], ruleset: RuleSet, columns: list[str],
@@ -60,9 +66,13 @@ def evaluate_rules_partitioned(ruleset: RuleSet, patients: pd.DataFrame, events:
                                relationships: pd.DataFrame | None, jobs: int) -> Evaluation:
     if jobs <= 1:
         return evaluate_rules(ruleset, patients, events, households, as_of, relationships)
-    _SHARED.update(ruleset=ruleset, patients=patients, events=events, households=households,
-                   as_of=as_of, relationships=relationships,
-                   household_part=partition_by(households["household_id"], jobs))
+    # Only what the engine reads is handed to the parts: the events with a codelist code
+    # (a few in a thousand; the engine ignores the rest), and the columns it uses.
+    household_part = partition_by(households["household_id"], jobs)
+    _SHARED.update(ruleset=ruleset, events=_codelist_events(ruleset, events),
+                   patients=patients[RULE_PATIENT_COLUMNS], households=households[["patient_id", "household_id"]],
+                   as_of=as_of, relationships=relationships, household_part=household_part,
+                   patient_part=_patient_part(patients, households, household_part))
     try:
         if "fork" in multiprocessing.get_all_start_methods():
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
