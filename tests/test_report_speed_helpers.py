@@ -1,0 +1,108 @@
+"""The fast writers in report.py and worklist.py against the slow, obvious ones they
+replace: every byte the same."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from family_link import report
+from family_link.report import render_csv, write_csv
+
+# Text the CSV writer must quote or leave alone: delimiters, quotes, line ends, spaces,
+# non-ASCII, and the characters Python's csv module might treat specially.
+_TRICKY = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t\'=+-@;é\u2028\x85\x00\x1f\u00a0')) | st.characters(exclude_categories=("Cs",)),
+                  max_size=12)
+
+
+def pandas_csv(frame: pd.DataFrame, columns: list[str] | None = None) -> bytes:
+    if columns is not None:
+        frame = frame.reindex(columns=columns)
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+@st.composite
+def frames(draw) -> pd.DataFrame:
+    n = draw(st.integers(0, 8))
+    kinds = draw(st.lists(st.sampled_from(["str", "str_na", "object", "object_na", "int", "bool", "uint8"]),
+                          min_size=1, max_size=5))
+    data = {}
+    for i, kind in enumerate(kinds):
+        name = f"c{i}"
+        if kind.startswith("str") or kind.startswith("object"):
+            values = draw(st.lists(_TRICKY, min_size=n, max_size=n))
+            if kind.endswith("_na"):
+                holes = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+                values = [None if h else v for v, h in zip(values, holes)]
+            data[name] = pd.Series(values, dtype="str" if kind.startswith("str") else object)
+        elif kind == "int":
+            data[name] = pd.Series(draw(st.lists(st.integers(-2**63, 2**63 - 1), min_size=n, max_size=n)),
+                                   dtype="int64")
+        elif kind == "uint8":
+            data[name] = pd.Series(draw(st.lists(st.integers(0, 255), min_size=n, max_size=n)), dtype="uint8")
+        else:
+            data[name] = pd.Series(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    return pd.DataFrame(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(frames())
+def test_csv_writer_matches_pandas_to_csv(frame):
+    assert render_csv(frame) == pandas_csv(frame)
+
+
+@settings(max_examples=100, deadline=None)
+@given(frames(), st.integers(1, 3))
+def test_csv_writer_matches_pandas_in_slices(frame, rows):
+    old = report._CSV_SLICE_ROWS
+    report._CSV_SLICE_ROWS = rows  # many slices, some empty at the end
+    try:
+        assert render_csv(frame) == pandas_csv(frame)
+    finally:
+        report._CSV_SLICE_ROWS = old
+
+
+def test_csv_writer_reorders_adds_missing_columns_and_falls_back_for_other_types():
+    frame = pd.DataFrame({"b": pd.Series(["x", "y,z"], dtype="str"), "a": [1.5, np.nan],
+                          "d": pd.to_datetime(["2026-01-02", None]), "e": [1, "mixed"]})
+    for columns in (None, ["a", "b"], ["b", "missing", "e"], ["b"], ["d", "b"]):
+        assert render_csv(frame, columns) == pandas_csv(frame, columns)
+
+
+def test_csv_writer_one_column_of_empty_text_is_quoted_like_pandas():
+    frame = pd.DataFrame({"a": pd.Series(["", "x", None], dtype="str")})
+    assert render_csv(frame) == pandas_csv(frame) == b'a\n""\nx\n""\n'
+
+
+def test_csv_writer_chunked_arrow_columns():
+    parts = [pd.DataFrame({"a": pd.Series([f"v{i}", 'q"'], dtype="str"), "b": [i, -i]}) for i in range(3)]
+    frame = pd.concat(parts, ignore_index=True)
+    out = io.BytesIO()
+    write_csv(out, frame)
+    assert out.getvalue() == pandas_csv(frame)
+
+
+def test_open_report_removes_everything_when_the_caller_fails(tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(RuntimeError):
+        with report.open_report(out) as folder:
+            folder.write_bytes("run.json", b"{}")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_report_writes_every_file_and_replaces_the_previous_report(tmp_path):
+    out = tmp_path / "r"
+    report.write_report_files(out, {"run.json": b"1", "a.csv": b"x"})
+    frame = pd.DataFrame({"a": pd.Series(["1", "2"], dtype="str"), "b": [True, False]})
+    with report.open_report(out, force=True) as folder:
+        folder.write_bytes("run.json", b"2")
+        folder.write_csv("f.csv", frame)
+    assert sorted(p.name for p in out.iterdir()) == ["f.csv", "run.json"]
+    assert (out / "f.csv").read_bytes() == pandas_csv(frame)
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
