@@ -27,7 +27,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from html import escape
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._frames import full_names, isin
 
@@ -179,9 +182,10 @@ def render_worklist_csv(rows: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
-def _fixed_zip(raw: bytes, when: date) -> bytes:
+def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes] | None = None) -> bytes:
     """Rewrite a zip with every entry stamped ``when`` (not the clock) and fixed
-    attributes, in the same order, so equal content gives equal bytes."""
+    attributes, in the same order, so equal content gives equal bytes. ``rows_for`` maps a
+    worksheet entry to ``<row>`` elements to put at the end of its ``sheetData``."""
     stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -190,11 +194,130 @@ def _fixed_zip(raw: bytes, when: date) -> bytes:
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = 0o600 << 16
             fixed.create_system = 3
-            dst.writestr(fixed, src.read(info.filename))
+            content = src.read(info.filename)
+            if rows_for and info.filename in rows_for:
+                head, end, tail = content.partition(b"</sheetData>")
+                if not end or end in tail:
+                    raise ValueError(f"{info.filename}: expected one </sheetData>")
+                content = b"".join((head, rows_for[info.filename], end, tail))
+            dst.writestr(fixed, content)
     return out.getvalue()
 
 
-def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame) -> bytes:
+# The Worklist sheet's rows are written as XML directly, vectorised over whole columns:
+# openpyxl spent ~3 s per 25,000 flags building and serialising a cell object per value.
+# The XML is exactly what openpyxl's write-only mode (with lxml) writes for the same
+# cells, so the workbook's bytes are unchanged (tests/test_report_speed_helpers.py compares
+# the two on random text). openpyxl still writes the header row, the other sheets, the
+# styles and the package; a value openpyxl would treat specially (a control character it
+# rejects, text over 32,767 characters, an Excel error literal, a date that is not plain
+# ISO) sends the whole sheet through openpyxl as before.
+_T = pa.large_string()
+_XLSX_UNSAFE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
+# Python's str.isspace() characters: openpyxl marks text that .strip() would change
+# xml:space="preserve".
+_PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+                  "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_EDGE_SPACE = "^[{0}]|[{0}]$".format("".join(f"\\x{{{ord(c):x}}}" for c in _PY_WHITESPACE))
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_XLSX_DATED = ("date_of_birth", "first_flagged")
+_XLSX_WRAPPED = ("reason", "household_members", "suggested_codes")
+_EXCEL_EPOCH_DAYS = 25569  # 1899-12-30 to 1970-01-01
+
+
+def _s(value: str) -> pa.Scalar:
+    return pa.scalar(value, _T)
+
+
+def _cat(*parts: pa.Array | str) -> pa.Array:
+    """Element-wise concatenation of text arrays and constants."""
+    return pc.binary_join_element_wise(*[_s(p) if isinstance(p, str) else p for p in parts], _s(""))
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(_T)
+
+
+def _xml_text(arr: pa.Array) -> pa.Array:
+    """Text as openpyxl's lxml writer puts it inside an element: markup characters
+    escaped, and (the stream being ASCII) every non-ASCII character as ``&#NNN;``."""
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
+        arr = pc.replace_substring(arr, raw, escaped)
+    wide = pc.match_substring_regex(arr, r"[^\x00-\x7f]")
+    if pc.any(wide).as_py():  # usually a few names and places: convert just those
+        some = pc.filter(arr, wide).to_pylist()
+        refs = pa.array([v.encode("ascii", "xmlcharrefreplace").decode("ascii") for v in some], _T)
+        arr = pc.replace_with_mask(arr, wide, refs)
+    return arr
+
+
+def _excel_serials(arr: pa.Array) -> pa.Array | None:
+    """ISO dates as openpyxl writes them (days since 1899-12-30, with Excel's 1900 leap
+    year); None unless every value is a plain valid ISO date from year 1."""
+    if not pc.all(pc.match_substring_regex(arr, _ISO_DATE)).as_py() or pc.any(pc.less(arr, "0001")).as_py():
+        return None
+    stamps = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
+    if stamps.null_count or not pc.all(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), arr)).as_py():
+        return None  # rolled over (2026-02-30) or otherwise not what date.fromisoformat reads
+    days = pc.cast(pc.cast(stamps, pa.date32()), pa.int32()).to_numpy().astype(np.int64) + _EXCEL_EPOCH_DAYS
+    days = np.where((days > 0) & (days <= 60), days - 1, days)
+    return pc.cast(pa.array(days), _T)
+
+
+def _xlsx_columns(rows: pd.DataFrame) -> dict[str, pa.Array] | None:
+    """The worklist's values as Arrow text, or None where openpyxl must write the sheet."""
+    from openpyxl.cell.cell import ERROR_CODES
+
+    cols = {col: _arrow_text(rows[col]) for col in WORKLIST_COLUMNS}
+    for col, arr in cols.items():
+        if arr.null_count or pc.any(pc.match_substring_regex(arr, _XLSX_UNSAFE)).as_py() \
+                or pc.any(pc.greater(pc.utf8_length(arr), 32767)).as_py():
+            return None
+        if col not in _XLSX_WRAPPED and col not in _XLSX_DATED \
+                and pc.any(pc.is_in(arr, pa.array(list(ERROR_CODES), _T))).as_py():
+            return None  # written as an Excel error value by openpyxl
+        if col in _XLSX_DATED:
+            dated = pc.filter(arr, pc.not_equal(arr, ""))
+            if len(dated) and _excel_serials(dated) is None:
+                return None
+    return cols
+
+
+def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wrap_style: int | None) -> bytes:
+    """``<row>`` elements 2..n+1 of the Worklist sheet, as openpyxl writes them."""
+    from openpyxl.utils import get_column_letter
+
+    row_numbers = pc.cast(pa.array(np.arange(2, n + 2, dtype=np.int64)), _T)
+    cells = []
+    for c, col in enumerate(WORKLIST_COLUMNS, start=1):
+        arr, ref = cols[col], _cat(f'<c r="{get_column_letter(c)}', row_numbers)
+        empty = pc.equal(arr, "")
+        style = f' s="{wrap_style}"' if col in _XLSX_WRAPPED else ""
+        preserve = pc.if_else(pc.match_substring_regex(arr, _EDGE_SPACE), _s(' xml:space="preserve"'), _s(""))
+        text = pc.if_else(empty, _s(f'"{style} t="inlineStr"></c>'),
+                          _cat(f'"{style} t="inlineStr"><is><t', preserve, ">", _xml_text(arr), "</t></is></c>"))
+        if col in _XLSX_DATED and not pc.all(empty).as_py():
+            serials = pc.if_else(empty, _s("1900-01-01"), arr)  # placeholders, replaced below
+            dated = _cat(f'" s="{date_style}" t="n"><v>', _excel_serials(serials), "</v></c>")
+            text = pc.if_else(empty, text, dated)
+        cells.append(_cat(ref, text))
+    xml = _cat('<row r="', row_numbers, '">', *cells, "</row>")
+    return _buffer_bytes(xml)
+
+
+def _buffer_bytes(arr: pa.Array) -> bytes:
+    """The values of a large_string array back to back."""
+    if len(arr) == 0:
+        return b""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    return memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])].tobytes()
+
+
+def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame, *,
+                         direct_xml: bool = True) -> bytes:
     # openpyxl: the long-maintained pure-Python reader/writer of the xlsx format (no Excel
     # or network needed). Imported here so the rest of the tool does not pay for it.
     # Write-only (streaming) mode: cell by cell, 24,000 flags took 12 s.
@@ -235,16 +358,30 @@ def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(WORKLIST_COLUMNS))}{max(len(rows) + 1, 1)}"
     ws.append([cell(ws, _HEADINGS[col], font=bold) for col in WORKLIST_COLUMNS])
-    dated = {"date_of_birth", "first_flagged"}
-    wrapped = {"reason", "household_members", "suggested_codes"}
-    for row in rows[WORKLIST_COLUMNS].itertuples(index=False):
-        out = []
-        for col, value in zip(WORKLIST_COLUMNS, row):
-            if col in dated and value:
-                out.append(cell(ws, date.fromisoformat(value), number_format="DD/MM/YYYY"))
-            else:
-                out.append(cell(ws, value, alignment=wrap if col in wrapped else None))
-        ws.append(out)
+    dated = set(_XLSX_DATED)
+    wrapped = set(_XLSX_WRAPPED)
+    cols = _xlsx_columns(rows) if direct_xml and len(rows) else None
+    sheet_rows = None
+    if cols is not None:
+        # Register the two cell styles in the order openpyxl would first meet them (row by
+        # row, left to right: the dates come before the wrapped columns), so styles.xml and
+        # the style numbers are the same.
+        has_date = pc.or_(pc.not_equal(cols["first_flagged"], ""), pc.not_equal(cols["date_of_birth"], ""))
+        first_date = int(pc.index(has_date, True).as_py())
+        protos = {"date": lambda: cell(ws, date(2000, 1, 1), number_format="DD/MM/YYYY"),
+                  "wrap": lambda: cell(ws, "", alignment=wrap)}
+        order = ["date", "wrap"] if first_date == 0 else ["wrap", "date"] if first_date > 0 else ["wrap"]
+        style = {kind: protos[kind]().style_id for kind in order}
+        sheet_rows = _xlsx_rows_xml(cols, len(rows), style.get("date"), style["wrap"])
+    else:
+        for row in rows[WORKLIST_COLUMNS].itertuples(index=False):
+            out = []
+            for col, value in zip(WORKLIST_COLUMNS, row):
+                if col in dated and value:
+                    out.append(cell(ws, date.fromisoformat(value), number_format="DD/MM/YYYY"))
+                else:
+                    out.append(cell(ws, value, alignment=wrap if col in wrapped else None))
+            ws.append(out)
 
     summary = wb.create_sheet("Summary")
     summary.column_dimensions["A"].width = 36
@@ -266,10 +403,12 @@ def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
             res.append([cell(res, "" if value is None else str(value)) for value in row])
 
     buf = io.BytesIO()
-    # ExcelWriter rather than Workbook.save: save() stamps "modified" with the clock.
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+    # ExcelWriter rather than Workbook.save: save() stamps "modified" with the clock. Stored,
+    # not compressed: _fixed_zip compresses every entry once, as it rewrites the package.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
         ExcelWriter(wb, archive).write_data()
-    return _fixed_zip(buf.getvalue(), facts.as_of)
+    extra = {ws.path.lstrip("/"): sheet_rows} if sheet_rows is not None else {}
+    return _fixed_zip(buf.getvalue(), facts.as_of, extra)
 
 
 # ---------------------------------------------------------------------------------------
