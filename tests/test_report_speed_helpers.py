@@ -51,7 +51,7 @@ def frames(draw) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(frames())
 def test_csv_writer_matches_pandas_to_csv(frame):
     assert render_csv(frame) == pandas_csv(frame)
@@ -154,7 +154,7 @@ def _xlsx(rows: pd.DataFrame, direct_xml: bool) -> bytes | type:
 # openpyxl, refusing a value half-way through a sheet, leaves its writer's generators to be
 # collected unfinished; that noise is expected here.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(worklist_frames())
 def test_worklist_xlsx_rows_written_directly_match_openpyxl(rows):
     assert _xlsx(rows, True) == _xlsx(rows, False)
@@ -173,3 +173,70 @@ def test_worklist_xlsx_direct_rows_are_used_for_plain_data_and_open_in_openpyxl(
     sheet = load_workbook(io.BytesIO(fast))["Worklist"]
     assert sheet["G2"].value == "Zoë <b>&" and sheet["G3"].value == " padded "
     assert sheet["H3"].value.date() == date(1900, 2, 28)
+
+
+# --- worklist.html and worklist.csv: whole-column rendering against the row-by-row original ---
+
+from html import escape  # noqa: E402
+
+from family_link import worklist  # noqa: E402
+
+_HTML_DATE = st.one_of(_DATE_TEXT, _BAD_DATE, st.dates(max_value=date(999, 12, 31)).map(date.isoformat))
+
+
+def _reference_rows_html(rows: pd.DataFrame) -> str:
+    """The worklist table's rows as the original row-by-row loop wrote them."""
+    parts = []
+    for r in rows.itertuples(index=False):
+        members = "".join(f"<li>{escape(m)}</li>" for m in r.members)
+        codes = "".join(f"<li>{escape(c.strip())}</li>" for c in r.suggested_codes.split(";") if c.strip())
+        since = f"<br><span class='muted'>since {escape(worklist._iso_to_uk(r.first_flagged))}</span>" \
+            if r.first_flagged else ""
+        sev_key = worklist._SEVERITY_ORDER.get(r.severity, 9)
+        parts.append(
+            f"<tr data-rule='{escape(r.rule_id)}' data-severity='{escape(r.severity)}' "
+            f"data-status='{escape(r.status)}'>"
+            f"<td data-key='{escape(r.name.lower())}'>{escape(r.name)}<br>"
+            f"<span class='muted'>patient {escape(r.patient_id)}</span></td>"
+            f"<td>{escape(r.nhs_number)}</td>"
+            f"<td data-key='{escape(r.date_of_birth)}'>{escape(worklist._iso_to_uk(r.date_of_birth))}</td>"
+            f"<td data-key='{escape(r.rule_id)}'>{escape(r.title)}<br>"
+            f"<span class='muted'>SCR W6 Rec {escape(r.recommendations)}</span></td>"
+            f"<td class='sev-{escape(r.severity)}' data-key='{sev_key}'>{escape(r.severity)}</td>"
+            f"<td class='st-{escape(r.status.replace(' ', '-'))}' data-key='{escape(r.status)} "
+            f"{escape(r.first_flagged)}'>{escape(r.status)}{since}</td>"
+            f"<td>{escape(r.reason)}</td><td><ul class='members'>{codes}</ul></td>"
+            f"<td><span class='muted'>{escape(r.household_id)}</span><ul class='members'>{members}</ul></td></tr>")
+    return "".join(parts)
+
+
+@st.composite
+def html_rows(draw) -> pd.DataFrame:
+    n = draw(st.integers(1, 5))
+    text = _CELL_TEXT | st.sampled_from(["action", "review", "not compared", "new", "a; b;;  c ;", "İ"])
+    data = {}
+    for col in WORKLIST_COLUMNS:
+        values = _HTML_DATE if col in ("date_of_birth", "first_flagged") else text
+        data[col] = draw(st.lists(values, min_size=n, max_size=n))
+    frame = pd.DataFrame({k: pd.Series(v, dtype="str") for k, v in data.items()})
+    frame["members"] = draw(st.lists(st.lists(_CELL_TEXT, max_size=3), min_size=n, max_size=n))
+    return frame
+
+
+@settings(max_examples=200, deadline=None)
+@given(html_rows())
+def test_worklist_html_rows_match_the_row_by_row_original(rows):
+    assert worklist._flag_rows_html(rows).decode("utf-8") == _reference_rows_html(rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(html_rows())
+def test_worklist_csv_matches_the_cell_by_cell_original(rows):
+    original = rows[WORKLIST_COLUMNS].map(worklist._as_text).to_csv(index=False, lineterminator="\n")
+    assert worklist.render_worklist_csv(rows) == original.encode("utf-8")
+
+
+def test_python_whitespace_list_is_complete():
+    import sys
+
+    assert set(worklist._PY_WHITESPACE) == {chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace()}

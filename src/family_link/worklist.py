@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._frames import full_names, isin
+from .report import render_csv
 
 STALE_EXPORT_DAYS = 14
 
@@ -178,8 +179,14 @@ def _as_text(value: str) -> str:
 
 
 def render_worklist_csv(rows: pd.DataFrame) -> bytes:
-    frame = rows[WORKLIST_COLUMNS].map(_as_text) if len(rows) else rows[WORKLIST_COLUMNS]
-    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    frame = rows[WORKLIST_COLUMNS]
+    if len(frame):  # _as_text over whole columns
+        formula = r"^[=+\-@\t\r]"  # _FORMULA_START
+        texts = {col: _arrow_text(frame[col]) for col in WORKLIST_COLUMNS}
+        frame = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(
+            pc.if_else(pc.match_substring_regex(arr, formula), _cat("'", arr), arr)))
+            for col, arr in texts.items()})
+    return render_csv(frame)
 
 
 def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes] | None = None) -> bytes:
@@ -218,7 +225,6 @@ _XLSX_UNSAFE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 # xml:space="preserve".
 _PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
                   "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
-_EDGE_SPACE = "^[{0}]|[{0}]$".format("".join(f"\\x{{{ord(c):x}}}" for c in _PY_WHITESPACE))
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _XLSX_DATED = ("date_of_birth", "first_flagged")
 _XLSX_WRAPPED = ("reason", "household_members", "suggested_codes")
@@ -246,7 +252,7 @@ def _xml_text(arr: pa.Array) -> pa.Array:
     escaped, and (the stream being ASCII) every non-ASCII character as ``&#NNN;``."""
     for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
         arr = pc.replace_substring(arr, raw, escaped)
-    wide = pc.match_substring_regex(arr, r"[^\x00-\x7f]")
+    wide = pc.invert(pc.string_is_ascii(arr))
     if pc.any(wide).as_py():  # usually a few names and places: convert just those
         some = pc.filter(arr, wide).to_pylist()
         refs = pa.array([v.encode("ascii", "xmlcharrefreplace").decode("ascii") for v in some], _T)
@@ -296,7 +302,8 @@ def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wr
         arr, ref = cols[col], _cat(f'<c r="{get_column_letter(c)}', row_numbers)
         empty = pc.equal(arr, "")
         style = f' s="{wrap_style}"' if col in _XLSX_WRAPPED else ""
-        preserve = pc.if_else(pc.match_substring_regex(arr, _EDGE_SPACE), _s(' xml:space="preserve"'), _s(""))
+        padded = pc.not_equal(pc.utf8_trim(arr, characters=_PY_WHITESPACE), arr)  # str.strip() changes it
+        preserve = pc.if_else(padded, _s(' xml:space="preserve"'), _s(""))
         text = pc.if_else(empty, _s(f'"{style} t="inlineStr"></c>'),
                           _cat(f'"{style} t="inlineStr"><is><t', preserve, ">", _xml_text(arr), "</t></is></c>"))
         if col in _XLSX_DATED and not pc.all(empty).as_py():
@@ -545,26 +552,8 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
     parts.append("<table id='flags'><thead><tr><th>Patient</th><th>NHS number</th><th>Date of birth</th>"
                  "<th>Rule</th><th>Severity</th><th>Status</th><th>Why</th><th>Codes to consider</th>"
                  "<th>Household</th></tr></thead><tbody>")
-    for r in rows.itertuples(index=False):
-        members = "".join(f"<li>{escape(m)}</li>" for m in r.members)
-        codes = "".join(f"<li>{escape(c.strip())}</li>" for c in r.suggested_codes.split(";") if c.strip())
-        since = f"<br><span class='muted'>since {escape(_iso_to_uk(r.first_flagged))}</span>" \
-            if r.first_flagged else ""
-        sev_key = _SEVERITY_ORDER.get(r.severity, 9)
-        parts.append(
-            f"<tr data-rule='{escape(r.rule_id)}' data-severity='{escape(r.severity)}' "
-            f"data-status='{escape(r.status)}'>"
-            f"<td data-key='{escape(r.name.lower())}'>{escape(r.name)}<br>"
-            f"<span class='muted'>patient {escape(r.patient_id)}</span></td>"
-            f"<td>{escape(r.nhs_number)}</td>"
-            f"<td data-key='{escape(r.date_of_birth)}'>{escape(_iso_to_uk(r.date_of_birth))}</td>"
-            f"<td data-key='{escape(r.rule_id)}'>{escape(r.title)}<br>"
-            f"<span class='muted'>SCR W6 Rec {escape(r.recommendations)}</span></td>"
-            f"<td class='sev-{escape(r.severity)}' data-key='{sev_key}'>{escape(r.severity)}</td>"
-            f"<td class='st-{escape(r.status.replace(' ', '-'))}' data-key='{escape(r.status)} "
-            f"{escape(r.first_flagged)}'>{escape(r.status)}{since}</td>"
-            f"<td>{escape(r.reason)}</td><td><ul class='members'>{codes}</ul></td>"
-            f"<td><span class='muted'>{escape(r.household_id)}</span><ul class='members'>{members}</ul></td></tr>")
+    if len(rows):
+        parts.append(_flag_rows_html(rows))
     parts.append("</tbody></table>")
 
     if to_resolve is not None and len(to_resolve):
@@ -596,7 +585,72 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
             parts.append("<p>None.</p>")
     parts.append("<pre id='selftest-result' class='muted'></pre>")
     parts.append(f"<script>{_JS}</script></body></html>\n")
-    return "".join(parts).encode("utf-8")
+    return b"".join(p if isinstance(p, bytes) else p.encode("utf-8") for p in parts)
+
+
+def _html_escape(arr: pa.Array) -> pa.Array:
+    """``html.escape`` (quotes too) over a whole column."""
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
+        arr = pc.replace_substring(arr, raw, escaped)
+    return arr
+
+
+def _map_distinct(arr: pa.Array, func) -> pa.Array:
+    """``func`` (str -> str) of every value, called once per distinct value."""
+    distinct = pc.unique(arr)
+    mapped = pa.array([func(v) for v in distinct.to_pylist()], _T)
+    return pc.take(mapped, pc.index_in(arr, distinct))
+
+
+def _uk_dates_html(arr: pa.Array) -> pa.Array:
+    """``escape(_iso_to_uk(value))`` over a column: plain ISO dates from year 1000 by
+    slicing (what strftime gives for them), anything else through ``_iso_to_uk`` itself."""
+    plain = pc.and_(pc.match_substring_regex(arr, _ISO_DATE), pc.greater_equal(arr, "1000"))
+    stamps = pc.strptime(pc.if_else(plain, arr, _s("2000-01-01")), format="%Y-%m-%d", unit="s", error_is_null=True)
+    plain = pc.and_(plain, pc.fill_null(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), arr), False))
+    uk = _cat(pc.utf8_slice_codeunits(arr, 8, 10), "/", pc.utf8_slice_codeunits(arr, 5, 7), "/",
+              pc.utf8_slice_codeunits(arr, 0, 4))
+    if pc.all(plain).as_py():
+        return uk
+    return pc.if_else(plain, uk, _map_distinct(arr, lambda v: escape(_iso_to_uk(v))))
+
+
+def _members_html(members: pd.Series) -> pa.Array:
+    """Each row's household members as ``<li>`` items (escaped)."""
+    lists = pa.array(members.tolist(), pa.large_list(_T))
+    items = _cat("<li>", _html_escape(lists.flatten()), "</li>")
+    return pc.binary_join(pa.LargeListArray.from_arrays(lists.offsets, items), _s(""))
+
+
+def _codes_html(codes: str) -> str:
+    return "".join(f"<li>{escape(c.strip())}</li>" for c in codes.split(";") if c.strip())
+
+
+def _flag_rows_html(rows: pd.DataFrame) -> bytes:
+    """The worklist table's rows, built over whole columns (the same text a row-by-row
+    f-string with ``html.escape`` per value gave)."""
+    col = {c: _arrow_text(rows[c]) for c in WORKLIST_COLUMNS}
+    e = {c: _html_escape(a) for c, a in col.items()}
+    first = col["first_flagged"]
+    since = pc.if_else(pc.equal(first, ""), _s(""),
+                       _cat("<br><span class='muted'>since ", _uk_dates_html(first), "</span>"))
+    name_key = _html_escape(pa.array([v.lower() for v in col["name"].to_pylist()], _T))
+    sev_key = _map_distinct(col["severity"], lambda v: str(_SEVERITY_ORDER.get(v, 9)))
+    status_class = _map_distinct(col["status"], lambda v: escape(v.replace(" ", "-")))
+    html = _cat(
+        "<tr data-rule='", e["rule_id"], "' data-severity='", e["severity"], "' data-status='", e["status"], "'>",
+        "<td data-key='", name_key, "'>", e["name"], "<br><span class='muted'>patient ", e["patient_id"],
+        "</span></td><td>", e["nhs_number"], "</td>",
+        "<td data-key='", e["date_of_birth"], "'>", _uk_dates_html(col["date_of_birth"]), "</td>",
+        "<td data-key='", e["rule_id"], "'>", e["title"], "<br><span class='muted'>SCR W6 Rec ",
+        e["recommendations"], "</span></td>",
+        "<td class='sev-", e["severity"], "' data-key='", sev_key, "'>", e["severity"], "</td>",
+        "<td class='st-", status_class, "' data-key='", e["status"], " ", e["first_flagged"], "'>",
+        e["status"], since, "</td>",
+        "<td>", e["reason"], "</td><td><ul class='members'>", _map_distinct(col["suggested_codes"], _codes_html),
+        "</ul></td><td><span class='muted'>", e["household_id"], "</span><ul class='members'>",
+        _members_html(rows["members"]), "</ul></td></tr>")
+    return _buffer_bytes(html)
 
 
 def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
