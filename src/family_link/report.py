@@ -76,12 +76,31 @@ def _csv_fields(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     if pa.types.is_integer(arr.type):
         return pc.cast(arr, t)
     arr = arr.fill_null("") if arr.null_count else arr
-    need = pc.match_substring_regex(arr, _NEEDS_QUOTES)
-    if not pc.any(need).as_py():
+    if not _holds_any_byte(arr, b',"\n'):  # most columns (ids, codes): nothing to quote
         return arr
+    need = pc.match_substring_regex(arr, _NEEDS_QUOTES)
+    inner = arr
+    if _holds_any_byte(arr, b'"'):  # rare: double the quotes of just those values
+        if isinstance(arr, pa.ChunkedArray):
+            arr = inner = arr.combine_chunks()
+        has_quote = pc.match_substring(arr, '"')
+        inner = pc.replace_with_mask(arr, has_quote, pc.replace_substring(pc.filter(arr, has_quote), '"', '""'))
     quote = pa.scalar('"', t)
-    quoted = pc.binary_join_element_wise(quote, pc.replace_substring(arr, '"', '""'), quote, pa.scalar("", t))
-    return pc.if_else(need, quoted, arr)
+    quoted = pc.binary_join_element_wise(quote, inner, quote, pa.scalar("", t))
+    return quoted if pc.all(need).as_py() else pc.if_else(need, quoted, arr)
+
+
+def _holds_any_byte(values: pa.Array | pa.ChunkedArray, wanted: bytes) -> bool:
+    """Whether any value of a large_string array holds one of the ASCII bytes ``wanted``
+    (a scan of its data buffer: far quicker than a regex per value)."""
+    for arr in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        if len(arr) == 0:
+            continue
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[int(offsets[0]):int(offsets[-1])]
+        if any((data == byte).any() for byte in wanted):
+            return True
+    return False
 
 
 def _write_text_array(fh: BinaryIO, values: pa.Array | pa.ChunkedArray) -> None:
