@@ -52,15 +52,21 @@ class CheckResult:
 def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, evaluation: Evaluation,
                  as_of: date) -> dict:
     flags, scope = evaluation.flags, evaluation.scope
-    per_rule = {}
-    for rule in ruleset.rules:
-        s = scope[scope["rule_id"] == rule.id]
-        per_rule[rule.id] = {
-            "flags": int((flags["rule_id"] == rule.id).sum()),
-            "in_scope": int(len(s)),
-            "already_coded": int((~s["flagged"].astype(bool)).sum()),
-            "households_in_scope": int(s["household_id"].nunique()),
+    # One pass over scope per count, grouped by rule (not one boolean filter per rule).
+    rule_of = scope["rule_id"]
+    in_scope = rule_of.value_counts()
+    coded = (~scope["flagged"].astype(bool)).groupby(rule_of).sum()
+    households_in_scope = scope.groupby("rule_id")["household_id"].nunique()
+    flag_counts = flags["rule_id"].value_counts()
+    per_rule = {
+        rule.id: {
+            "flags": int(flag_counts.get(rule.id, 0)),
+            "in_scope": int(in_scope.get(rule.id, 0)),
+            "already_coded": int(coded.get(rule.id, 0)),
+            "households_in_scope": int(households_in_scope.get(rule.id, 0)),
         }
+        for rule in ruleset.rules
+    }
     return {
         "tool": "family_link",
         "version": __version__,
