@@ -240,3 +240,32 @@ def test_python_whitespace_list_is_complete():
     import sys
 
     assert set(worklist._PY_WHITESPACE) == {chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_HTML_DATE | _CELL_TEXT, min_size=1, max_size=20))
+def test_plain_iso_dates_agree_with_date_fromisoformat(values):
+    import pyarrow as pa
+
+    valid, year, days = worklist._plain_iso_dates(pa.array(values, pa.large_string()))
+    epoch = date(1970, 1, 1).toordinal()
+    for value, ok, y, d in zip(values, valid, year, days):
+        try:
+            parsed = date.fromisoformat(value)
+            plain = len(value) == 10 and value[4] == "-" and value[7] == "-" and value.replace("-", "").isascii()
+        except ValueError:
+            parsed, plain = None, False
+        assert bool(ok) == (parsed is not None and plain)
+        if ok:
+            assert (y, d) == (parsed.year, parsed.toordinal() - epoch)
+
+
+def test_members_html_reads_arrow_list_columns_sliced_or_not():
+    import pyarrow as pa
+
+    lists = pa.array([["a", "b<"], [], ["c"], ["d'", "e"]], pa.large_list(pa.large_string()))
+    for arr in (lists, lists.slice(1)):
+        col = pd.Series(pd.arrays.ArrowExtensionArray(arr))
+        expected = ["".join(f"<li>{escape(m)}</li>" for m in ms) for ms in arr.to_pylist()]
+        assert worklist._members_html(col).to_pylist() == expected
+        assert worklist._members_html(pd.Series(arr.to_pylist(), dtype=object)).to_pylist() == expected

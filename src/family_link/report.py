@@ -47,7 +47,7 @@ def render_csv(frame: pd.DataFrame, columns: list[str] | None = None) -> bytes:
 # here the same way with Arrow compute over whole columns, a slice of rows at a time;
 # any other column type (floats, dates, mixed objects) goes through pandas as before.
 # Equality with to_csv is checked by hypothesis in tests/test_report_speed_helpers.py.
-_CSV_SLICE_ROWS = 200_000
+_CSV_SLICE_ROWS = 25_000  # small enough for the allocator to reuse its memory slice after slice
 _NEEDS_QUOTES = '[,"\n]'
 
 

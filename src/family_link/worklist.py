@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._frames import full_names, isin
-from .report import render_csv
+from .report import _holds_any_byte, render_csv
 
 STALE_EXPORT_DAYS = 14
 
@@ -78,6 +78,24 @@ def _iso_to_uk(value: str) -> str:
         return value or ""
 
 
+def _member_lists(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
+    """For each of ``household_ids``, the ``member`` texts of its household in patient id
+    order (an empty list for a household with none), as an Arrow list array."""
+    members = members[members["household_id"].notna()].sort_values(["household_id", "patient_id"], kind="mergesort")
+    household = _arrow_text(members["household_id"])
+    text = _arrow_text(members["member"])
+    n = len(household)
+    if n:
+        changes = pc.not_equal(household.slice(1), household.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([[0], np.flatnonzero(changes) + 1])
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, n).astype(np.int64)), text)
+    keys = household.take(pa.array(starts))
+    wanted = pc.take(lists, pc.index_in(_arrow_text(household_ids), keys))
+    return pc.coalesce(wanted, pa.scalar([], pa.large_list(_T)))
+
+
 def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.DataFrame,
                   rule_order: list[str] | None = None) -> pd.DataFrame:
     """Flags (with ``status`` and ``first_flagged`` when compared) joined with who the
@@ -92,15 +110,15 @@ def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.Da
         people[["patient_id", "name"]], on="patient_id", how="left")
     members["member"] = (members["name"].fillna("") + " (" + members["patient_id"] + ", "
                          + members["role"].astype(str) + ")")
-    member_lists = (members.sort_values(["household_id", "patient_id"], kind="mergesort")
-                    .groupby("household_id")["member"].agg(list))
     rows = flags.merge(people[["patient_id", "name", "date_of_birth", "nhs_number"]], on="patient_id", how="left")
     for col in ("status", "first_flagged"):
         if col not in rows.columns:
             rows[col] = ""
     rows["date_of_birth"] = rows["date_of_birth"].dt.strftime("%Y-%m-%d").fillna("")
-    rows["members"] = rows["household_id"].map(member_lists).map(lambda m: m if isinstance(m, list) else [])
-    rows["household_members"] = rows["members"].map("; ".join)
+    member_lists = _member_lists(members, rows["household_id"])
+    rows["members"] = pd.Series(pd.arrays.ArrowExtensionArray(member_lists), index=rows.index)
+    rows["household_members"] = pd.Series(pd.arrays.ArrowStringArray(pc.binary_join(member_lists, _s("; "))),
+                                          index=rows.index)
     order = {r: i for i, r in enumerate(rule_order or [])}
     rows = rows.assign(_sev=rows["severity"].map(_SEVERITY_ORDER).fillna(9),
                        _rule=rows["rule_id"].map(order).fillna(len(order)))
@@ -247,11 +265,20 @@ def _arrow_text(values: pd.Series) -> pa.Array:
     return arr.cast(_T)
 
 
+def _replace_each(arr: pa.Array, pairs: tuple[tuple[str, str], ...]) -> pa.Array:
+    """``str.replace`` of each (one ASCII character, text) pair in turn, over a column;
+    a column that holds none of a character is not rewritten for it (a byte scan is far
+    quicker than replace_substring finding nothing)."""
+    for raw, replacement in pairs:
+        if _holds_any_byte(arr, raw.encode("ascii")):
+            arr = pc.replace_substring(arr, raw, replacement)
+    return arr
+
+
 def _xml_text(arr: pa.Array) -> pa.Array:
     """Text as openpyxl's lxml writer puts it inside an element: markup characters
     escaped, and (the stream being ASCII) every non-ASCII character as ``&#NNN;``."""
-    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
-        arr = pc.replace_substring(arr, raw, escaped)
+    arr = _replace_each(arr, (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")))
     wide = pc.invert(pc.string_is_ascii(arr))
     if pc.any(wide).as_py():  # usually a few names and places: convert just those
         some = pc.filter(arr, wide).to_pylist()
@@ -260,15 +287,33 @@ def _xml_text(arr: pa.Array) -> pa.Array:
     return arr
 
 
+def _plain_iso_dates(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each value: whether it is a plain ISO date (``YYYY-MM-DD``, a real day, year
+    1 or later: what ``date.fromisoformat`` reads as written), and its year and days since
+    1970-01-01 (meaningless where it is not)."""
+    shaped = pc.fill_null(pc.match_substring_regex(arr, _ISO_DATE), False).to_numpy(zero_copy_only=False)
+    filled = pc.if_else(pa.array(shaped), arr, _s("2000-01-01"))
+    y, m, d = (pc.cast(pc.utf8_slice_codeunits(filled, a, b), pa.int64()).to_numpy()
+               for a, b in ((0, 4), (5, 7), (8, 10)))
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    month_days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(m, 1, 12) - 1] + ((m == 2) & leap)
+    valid = shaped & (y >= 1) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= month_days)
+    # Days from the civil date (H. Hinnant's algorithm, proleptic Gregorian like Python's date).
+    yy = y - (m <= 2)
+    era = np.floor_divide(yy, 400)
+    yoe = yy - era * 400
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return valid, y, days
+
+
 def _excel_serials(arr: pa.Array) -> pa.Array | None:
     """ISO dates as openpyxl writes them (days since 1899-12-30, with Excel's 1900 leap
-    year); None unless every value is a plain valid ISO date from year 1."""
-    if not pc.all(pc.match_substring_regex(arr, _ISO_DATE)).as_py() or pc.any(pc.less(arr, "0001")).as_py():
+    year); None unless every value is a plain ISO date."""
+    valid, _, days = _plain_iso_dates(arr)
+    if not valid.all():
         return None
-    stamps = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
-    if stamps.null_count or not pc.all(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), arr)).as_py():
-        return None  # rolled over (2026-02-30) or otherwise not what date.fromisoformat reads
-    days = pc.cast(pc.cast(stamps, pa.date32()), pa.int32()).to_numpy().astype(np.int64) + _EXCEL_EPOCH_DAYS
+    days = days + _EXCEL_EPOCH_DAYS
     days = np.where((days > 0) & (days <= 60), days - 1, days)
     return pc.cast(pa.array(days), _T)
 
@@ -590,9 +635,7 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
 
 def _html_escape(arr: pa.Array) -> pa.Array:
     """``html.escape`` (quotes too) over a whole column."""
-    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
-        arr = pc.replace_substring(arr, raw, escaped)
-    return arr
+    return _replace_each(arr, (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")))
 
 
 def _map_distinct(arr: pa.Array, func) -> pa.Array:
@@ -605,21 +648,27 @@ def _map_distinct(arr: pa.Array, func) -> pa.Array:
 def _uk_dates_html(arr: pa.Array) -> pa.Array:
     """``escape(_iso_to_uk(value))`` over a column: plain ISO dates from year 1000 by
     slicing (what strftime gives for them), anything else through ``_iso_to_uk`` itself."""
-    plain = pc.and_(pc.match_substring_regex(arr, _ISO_DATE), pc.greater_equal(arr, "1000"))
-    stamps = pc.strptime(pc.if_else(plain, arr, _s("2000-01-01")), format="%Y-%m-%d", unit="s", error_is_null=True)
-    plain = pc.and_(plain, pc.fill_null(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), arr), False))
+    valid, year, _ = _plain_iso_dates(arr)
+    plain = valid & (year >= 1000)
     uk = _cat(pc.utf8_slice_codeunits(arr, 8, 10), "/", pc.utf8_slice_codeunits(arr, 5, 7), "/",
               pc.utf8_slice_codeunits(arr, 0, 4))
-    if pc.all(plain).as_py():
+    if plain.all():
         return uk
-    return pc.if_else(plain, uk, _map_distinct(arr, lambda v: escape(_iso_to_uk(v))))
+    return pc.if_else(pa.array(plain), uk, _map_distinct(arr, lambda v: escape(_iso_to_uk(v))))
 
 
 def _members_html(members: pd.Series) -> pa.Array:
     """Each row's household members as ``<li>`` items (escaped)."""
-    lists = pa.array(members.tolist(), pa.large_list(_T))
-    items = _cat("<li>", _html_escape(lists.flatten()), "</li>")
-    return pc.binary_join(pa.LargeListArray.from_arrays(lists.offsets, items), _s(""))
+    if isinstance(members.dtype, pd.ArrowDtype):  # as worklist_rows makes it: no copy
+        lists = pa.array(members)
+        lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+        lists = lists.cast(pa.large_list(_T))
+    else:
+        lists = pa.array(members.tolist(), pa.large_list(_T))
+    offsets = lists.offsets.to_numpy()  # no null lists here
+    items = lists.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    items = _cat("<li>", _html_escape(items), "</li>")
+    return pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), items), _s(""))
 
 
 def _codes_html(codes: str) -> str:
@@ -665,8 +714,13 @@ def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
     people = patients[isin(patients["patient_id"], amb["patient_id"])]
     lines = [c for c in ("address_line_1", "address_line_2", "address_line_3", "address_line_4",
                          "address_line_5", "postcode") if c in people.columns]
-    address = people[lines].fillna("").astype(str).agg(lambda r: ", ".join(v for v in r if v), axis=1) \
-        if lines else pd.Series("", index=people.index)
+    if lines:  # the non-empty lines, joined with ", "
+        parts = [_arrow_text(people[c].fillna("").astype(str)) for c in lines]
+        parts = [pc.if_else(pc.equal(p, ""), pa.scalar(None, _T), p) for p in parts]
+        address = pd.Series(pd.arrays.ArrowStringArray(
+            pc.fill_null(pc.binary_join_element_wise(*parts, _s(", "), null_handling="skip"), "")), index=people.index)
+    else:
+        address = pd.Series("", index=people.index)
     info = pd.DataFrame({
         "patient_id": people["patient_id"],
         "name": full_names(people),
