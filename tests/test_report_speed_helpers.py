@@ -269,3 +269,35 @@ def test_members_html_reads_arrow_list_columns_sliced_or_not():
         expected = ["".join(f"<li>{escape(m)}</li>" for m in ms) for ms in arr.to_pylist()]
         assert worklist._members_html(col).to_pylist() == expected
         assert worklist._members_html(pd.Series(arr.to_pylist(), dtype=object)).to_pylist() == expected
+
+
+# --- previous.py: resolved flags found with joins and Arrow, against the set-based original -----
+
+from family_link.previous import (  # noqa: E402
+    RESOLVED_ALERT_CODED, RESOLVED_OUT_OF_SCOPE, RESOLVED_PATIENT_GONE, PreviousRun, resolved_flags)
+
+_IDS = st.sampled_from(["P1", "P2", "P3", "P10", "p1", ""])
+_RULES = st.sampled_from(["r1", "r2", "r 3"])
+
+
+def _pairs(draw, n_max):
+    return draw(st.lists(st.tuples(_IDS, _RULES), max_size=n_max))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_resolved_flags_match_the_set_based_original(data):
+    prev_pairs = list(dict.fromkeys(_pairs(data.draw, 8)))  # previous flags are unique pairs
+    now_pairs, scope_pairs = _pairs(data.draw, 8), _pairs(data.draw, 8)
+    patients = data.draw(st.lists(_IDS, unique=True))
+    prev = pd.DataFrame({"patient_id": [p for p, _ in prev_pairs], "household_id": "H", "rule_id": [r for _, r in prev_pairs],
+                         "severity": "action", "title": "T", "first_flagged": "2026-01-01"}, dtype="str")
+    flags = pd.DataFrame({"patient_id": [p for p, _ in now_pairs], "rule_id": [r for _, r in now_pairs]}, dtype=object)
+    scope = pd.DataFrame({"rule_id": [r for _, r in scope_pairs], "patient_id": [p for p, _ in scope_pairs]}, dtype="str")
+    people = pd.DataFrame({"patient_id": pd.Series(patients, dtype="str")})
+    got = resolved_flags(PreviousRun(date(2026, 10, 1), prev), flags, scope, people, date(2026, 11, 1))
+    now, in_scope, present = set(now_pairs), set(scope_pairs), set(patients)
+    expected = sorted(
+        (r, p, RESOLVED_PATIENT_GONE if p not in present else RESOLVED_ALERT_CODED if (p, r) in in_scope
+         else RESOLVED_OUT_OF_SCOPE) for p, r in prev_pairs if (p, r) not in now)
+    assert list(zip(got["rule_id"], got["patient_id"], got["resolution"])) == expected

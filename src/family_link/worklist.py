@@ -747,8 +747,9 @@ def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.Dat
     to_resolve = addresses_to_resolve(households, patients, triggers)
     rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
     if len(resolved):  # the lead's copy names the patient where they are still registered
-        names = full_names(patients)
-        names.index = patients["patient_id"]
+        still_here = patients[isin(patients["patient_id"], resolved["patient_id"])]
+        names = full_names(still_here)
+        names.index = still_here["patient_id"]
         resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
     return {
         "worklist.html": render_worklist_html(rows, facts, resolved, to_resolve),
