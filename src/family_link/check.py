@@ -55,8 +55,8 @@ def _rows_of(frame: pd.DataFrame, patient_ids: pd.Series) -> pd.DataFrame:
     """The rows of ``frame`` whose ``patient_id`` is one of ``patient_ids``. Arrow's hash
     set straight on the Arrow-backed column: ``_frames.isin`` first copies all 5,000,000
     event patient ids to another string type (0.16 s against 0.07 s at 1M)."""
-    column = pa.array(frame["patient_id"])
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    column = pa.array(frame["patient_id"]) if isinstance(frame["patient_id"].dtype, pd.StringDtype) else None
+    if column is None or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return frame[isin(frame["patient_id"], patient_ids)]
     wanted = pa.array(patient_ids.astype(str)).cast(column.type)
     hit = pc.fill_null(pc.is_in(column, value_set=wanted), False)
