@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import gc
 import io
+from datetime import date
+from html import escape
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from family_link import report
+from family_link import report, worklist
+from family_link.previous import (RESOLVED_ALERT_CODED, RESOLVED_OUT_OF_SCOPE, RESOLVED_PATIENT_GONE,
+                                  PreviousRun, resolved_flags)
 from family_link.report import render_csv, write_csv
+from family_link.worklist import WORKLIST_COLUMNS, WorklistFacts, render_worklist_xlsx
 
 # Text the CSV writer must quote or leave alone: delimiters, quotes, line ends, spaces,
 # non-ASCII, and the characters Python's csv module might treat specially.
-_TRICKY = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t\'=+-@;é\u2028\x85\x00\x1f\u00a0')) | st.characters(exclude_categories=("Cs",)),
-                  max_size=12)
+_TRICKY = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t\'=+-@;é\u2028\x85\x00\x1f\u00a0'))
+                  | st.characters(exclude_categories=("Cs",)), max_size=12)
 
 
 def pandas_csv(frame: pd.DataFrame, columns: list[str] | None = None) -> bytes:
@@ -111,10 +117,6 @@ def test_open_report_writes_every_file_and_replaces_the_previous_report(tmp_path
 
 # --- worklist.xlsx: the Worklist sheet's rows written directly, against openpyxl ------------
 
-from datetime import date  # noqa: E402
-
-from family_link.worklist import WORKLIST_COLUMNS, WorklistFacts, render_worklist_xlsx  # noqa: E402
-
 _CELL_TEXT = st.text(alphabet=st.sampled_from(list("ab <>&\"'\n\r\t=+-@#/é\u2028\u00a0\u3000\x85\x7f"))
                      | st.characters(exclude_categories=("Cs", "Cc")), max_size=10)
 _DATE_TEXT = st.one_of(
@@ -176,10 +178,6 @@ def test_worklist_xlsx_direct_rows_are_used_for_plain_data_and_open_in_openpyxl(
 
 
 # --- worklist.html and worklist.csv: whole-column rendering against the row-by-row original ---
-
-from html import escape  # noqa: E402
-
-from family_link import worklist  # noqa: E402
 
 _HTML_DATE = st.one_of(_DATE_TEXT, _BAD_DATE, st.dates(max_value=date(999, 12, 31)).map(date.isoformat))
 
@@ -245,8 +243,6 @@ def test_python_whitespace_list_is_complete():
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_HTML_DATE | _CELL_TEXT, min_size=1, max_size=20))
 def test_plain_iso_dates_agree_with_date_fromisoformat(values):
-    import pyarrow as pa
-
     valid, year, days = worklist._plain_iso_dates(pa.array(values, pa.large_string()))
     epoch = date(1970, 1, 1).toordinal()
     for value, ok, y, d in zip(values, valid, year, days):
@@ -261,8 +257,6 @@ def test_plain_iso_dates_agree_with_date_fromisoformat(values):
 
 
 def test_members_html_reads_arrow_list_columns_sliced_or_not():
-    import pyarrow as pa
-
     lists = pa.array([["a", "b<"], [], ["c"], ["d'", "e"]], pa.large_list(pa.large_string()))
     for arr in (lists, lists.slice(1)):
         col = pd.Series(pd.arrays.ArrowExtensionArray(arr))
@@ -272,9 +266,6 @@ def test_members_html_reads_arrow_list_columns_sliced_or_not():
 
 
 # --- previous.py: resolved flags found with joins and Arrow, against the set-based original -----
-
-from family_link.previous import (  # noqa: E402
-    RESOLVED_ALERT_CODED, RESOLVED_OUT_OF_SCOPE, RESOLVED_PATIENT_GONE, PreviousRun, resolved_flags)
 
 _IDS = st.sampled_from(["P1", "P2", "P3", "P10", "p1", ""])
 _RULES = st.sampled_from(["r1", "r2", "r 3"])
@@ -290,10 +281,12 @@ def test_resolved_flags_match_the_set_based_original(data):
     prev_pairs = list(dict.fromkeys(_pairs(data.draw, 8)))  # previous flags are unique pairs
     now_pairs, scope_pairs = _pairs(data.draw, 8), _pairs(data.draw, 8)
     patients = data.draw(st.lists(_IDS, unique=True))
-    prev = pd.DataFrame({"patient_id": [p for p, _ in prev_pairs], "household_id": "H", "rule_id": [r for _, r in prev_pairs],
-                         "severity": "action", "title": "T", "first_flagged": "2026-01-01"}, dtype="str")
+    prev = pd.DataFrame({"patient_id": [p for p, _ in prev_pairs], "household_id": "H",
+                         "rule_id": [r for _, r in prev_pairs], "severity": "action", "title": "T",
+                         "first_flagged": "2026-01-01"}, dtype="str")
     flags = pd.DataFrame({"patient_id": [p for p, _ in now_pairs], "rule_id": [r for _, r in now_pairs]}, dtype=object)
-    scope = pd.DataFrame({"rule_id": [r for _, r in scope_pairs], "patient_id": [p for p, _ in scope_pairs]}, dtype="str")
+    scope = pd.DataFrame({"rule_id": [r for _, r in scope_pairs], "patient_id": [p for p, _ in scope_pairs]},
+                         dtype="str")
     people = pd.DataFrame({"patient_id": pd.Series(patients, dtype="str")})
     got = resolved_flags(PreviousRun(date(2026, 10, 1), prev), flags, scope, people, date(2026, 11, 1))
     now, in_scope, present = set(now_pairs), set(scope_pairs), set(patients)
