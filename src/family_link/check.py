@@ -14,6 +14,8 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import __version__
 from ._export import ISSUE_COLUMNS, Export
@@ -22,7 +24,7 @@ from ._frames import isin
 from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, rule_triggers
 from .households import HOUSEHOLD_COLUMNS, link_households, summarise_households
 from .layouts import load_any_export
-from .report import check_destination, render_csv, write_report_files
+from .report import check_destination, open_report
 from .rules import RuleSet, load_ruleset
 from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
 from .worklist import WorklistFacts, build_worklist
@@ -49,18 +51,38 @@ class CheckResult:
     export_date: date | None = None  # when the clinical system ran the export, where it says
 
 
+def _rows_of(frame: pd.DataFrame, patient_ids: pd.Series) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``patient_id`` is one of ``patient_ids``. Arrow's hash
+    set straight on the Arrow-backed column: ``_frames.isin`` first copies all 5,000,000
+    event patient ids to another string type (0.16 s against 0.07 s at 1M)."""
+    column = pa.array(frame["patient_id"]) if isinstance(frame["patient_id"].dtype, pd.StringDtype) else None
+    if column is None or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return frame[isin(frame["patient_id"], patient_ids)]
+    wanted = pa.array(patient_ids.astype(str)).cast(column.type)
+    hit = pc.fill_null(pc.is_in(column, value_set=wanted), False)
+    if isinstance(hit, pa.ChunkedArray):
+        hit = hit.combine_chunks()
+    return frame[hit.to_numpy(zero_copy_only=False)]
+
+
 def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, evaluation: Evaluation,
                  as_of: date) -> dict:
     flags, scope = evaluation.flags, evaluation.scope
-    per_rule = {}
-    for rule in ruleset.rules:
-        s = scope[scope["rule_id"] == rule.id]
-        per_rule[rule.id] = {
-            "flags": int((flags["rule_id"] == rule.id).sum()),
-            "in_scope": int(len(s)),
-            "already_coded": int((~s["flagged"].astype(bool)).sum()),
-            "households_in_scope": int(s["household_id"].nunique()),
+    # One pass over scope per count, grouped by rule (not one boolean filter per rule).
+    rule_of = scope["rule_id"]
+    in_scope = rule_of.value_counts()
+    coded = (~scope["flagged"].astype(bool)).groupby(rule_of).sum()
+    households_in_scope = scope.groupby("rule_id")["household_id"].nunique()
+    flag_counts = flags["rule_id"].value_counts()
+    per_rule = {
+        rule.id: {
+            "flags": int(flag_counts.get(rule.id, 0)),
+            "in_scope": int(in_scope.get(rule.id, 0)),
+            "already_coded": int(coded.get(rule.id, 0)),
+            "households_in_scope": int(households_in_scope.get(rule.id, 0)),
         }
+        for rule in ruleset.rules
+    }
     return {
         "tool": "family_link",
         "version": __version__,
@@ -128,26 +150,28 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
         ambiguous_records=hh.get("ambiguous_records"),
         previous_as_of=last_run.as_of if last_run is not None else None)
     t = lap("summarise", t)
-    files = {
-        "flags.csv": render_csv(marked, FLAGS_CSV_COLUMNS),
-        "households.csv": render_csv(households, HOUSEHOLD_COLUMNS),
-        "rejected.csv": render_csv(rejected, ISSUE_COLUMNS),
-        "warnings.csv": render_csv(warnings, ISSUE_COLUMNS),
-        "scope.csv": render_csv(evaluation.scope, SCOPE_COLUMNS),
-        "resolved.csv": render_csv(resolved, RESOLVED_COLUMNS),
-        "run.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"),
-    }
-    t = lap("render_csv", t)
-    # The worklist lists unplaced (ambiguous) records with any codes of theirs that trigger
-    # a rule: only their own events are needed.
-    unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
-    triggers = rule_triggers(ruleset, export.patients[isin(export.patients["patient_id"], unplaced)],
-                             export.events[isin(export.events["patient_id"], unplaced)], households, as_of)
-    files.update(build_worklist(marked, resolved, export.patients, households, facts, triggers))
-    t = lap("render_worklist", t)
-    timings["total_before_write"] = round(time.perf_counter() - started, 3)
-    files["timings.json"] = (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode()
-    write_report_files(out_dir, files, force=force)
+    # Each file goes into the report's temporary folder as soon as it is rendered (no
+    # copy of a 240 MB households.csv held in memory); the folder replaces out_dir only
+    # when every file is written.
+    with open_report(out_dir, force=force) as report:
+        report.write_csv("flags.csv", marked, FLAGS_CSV_COLUMNS)
+        report.write_csv("households.csv", households, HOUSEHOLD_COLUMNS)
+        report.write_csv("rejected.csv", rejected, ISSUE_COLUMNS)
+        report.write_csv("warnings.csv", warnings, ISSUE_COLUMNS)
+        report.write_csv("scope.csv", evaluation.scope, SCOPE_COLUMNS)
+        report.write_csv("resolved.csv", resolved, RESOLVED_COLUMNS)
+        report.write_bytes("run.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        t = lap("render_csv", t)
+        # The worklist lists unplaced (ambiguous) records with any codes of theirs that trigger
+        # a rule: only their own events are needed.
+        unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
+        triggers = rule_triggers(ruleset, _rows_of(export.patients, unplaced), _rows_of(export.events, unplaced),
+                                 households, as_of)
+        for name, content in build_worklist(marked, resolved, export.patients, households, facts, triggers).items():
+            report.write_bytes(name, content)
+        t = lap("render_worklist", t)
+        timings["total_before_write"] = round(time.perf_counter() - started, 3)
+        report.write_bytes("timings.json", (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode())
     seconds = time.perf_counter() - started
     return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(rejected), seconds,
                        summary.get("compared_with"), layout=export.layout, export_date=export.export_date)

@@ -37,7 +37,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import Problem, RunFolderError
 
@@ -112,22 +115,41 @@ def mark_flags(flags: pd.DataFrame, previous: PreviousRun | None, as_of: date) -
     return out
 
 
+def _text(values: pd.Series) -> pa.Array:
+    arr = pa.array(values.astype(object), type=pa.large_string(), from_pandas=True)
+    return arr
+
+
+def _values_in(values: pd.Series, table: pd.Series) -> np.ndarray:
+    """Whether each value is one of ``table``'s (Arrow's hash set: the 1,000,000 patient
+    ids are not turned into a Python set)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    table_arr = pa.array(table, from_pandas=True)
+    if not (pa.types.is_string(table_arr.type) or pa.types.is_large_string(table_arr.type)):
+        table_arr = _text(table)
+    hit = pc.is_in(_text(values).cast(table_arr.type), value_set=table_arr, skip_nulls=True)
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _pairs_in(frame: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
+    """Whether each (patient_id, rule_id) pair of ``frame`` is one of ``other``'s."""
+    keys = other[["patient_id", "rule_id"]].drop_duplicates()
+    found = frame[["patient_id", "rule_id"]].merge(keys, on=["patient_id", "rule_id"], how="left", indicator=True)
+    return (found["_merge"] == "both").to_numpy()
+
+
 def resolved_flags(previous: PreviousRun | None, flags: pd.DataFrame, scope: pd.DataFrame,
                    patients: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Previous flags that this run no longer raises, each with why (see the module doc)."""
     if previous is None or previous.flags.empty:
         return pd.DataFrame(columns=RESOLVED_COLUMNS)
     prev = previous.flags
-    now = set(zip(flags["patient_id"], flags["rule_id"]))
-    gone = prev[[k not in now for k in zip(prev["patient_id"], prev["rule_id"])]].copy()
-    in_scope = set(zip(scope["patient_id"], scope["rule_id"]))
-    present = set(patients["patient_id"])
-    gone["resolution"] = [
-        RESOLVED_PATIENT_GONE if pid not in present
-        else RESOLVED_ALERT_CODED if (pid, rid) in in_scope  # in scope and not flagged: satisfied
-        else RESOLVED_OUT_OF_SCOPE
-        for pid, rid in zip(gone["patient_id"], gone["rule_id"])
-    ]
+    gone = prev[~_pairs_in(prev, flags)].copy()
+    present = _values_in(gone["patient_id"], patients["patient_id"])
+    in_scope = _pairs_in(gone, scope)  # in scope and not flagged: satisfied
+    gone["resolution"] = np.select([~present, in_scope], [RESOLVED_PATIENT_GONE, RESOLVED_ALERT_CODED],
+                                   RESOLVED_OUT_OF_SCOPE).astype(object)
     gone["last_flagged"] = previous.as_of.isoformat()
     gone["resolved_by"] = as_of.isoformat()
     return gone.sort_values(["rule_id", "patient_id"], kind="mergesort")[RESOLVED_COLUMNS].reset_index(drop=True)

@@ -1,25 +1,33 @@
 """Writing a run's outputs, all at once and atomically.
 
-Every file is rendered to bytes first, written into a private temporary folder beside the
-output folder, and the folder is moved into place only when complete: a failed or killed
-run leaves the previous report as it was. Files are created readable by the owner only
-(they hold patient data). Every file except ``timings.json`` is byte-identical for the same
-inputs and as-of date.
+Every file is written into a private temporary folder beside the output folder (big CSVs
+straight from the frame, in slices, so no whole copy of them is held in memory), and the
+folder is moved into place only when complete: a failed or killed run leaves the previous
+report as it was. Files are created readable by the owner only (they hold patient data).
+Every file except ``timings.json`` is byte-identical for the same inputs and as-of date.
 """
 
 from __future__ import annotations
 
-__all__ = ["check_destination", "render_csv", "write_report_files", "REPORT_MARKER"]
+__all__ = ["check_destination", "render_csv", "write_csv", "ReportFolder", "open_report",
+           "write_report_files", "REPORT_MARKER"]
 
 import ctypes
 import errno
+import io
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import OutputError, Problem
 
@@ -27,9 +35,100 @@ REPORT_MARKER = "run.json"  # a folder holding this file holds a family_link rep
 
 
 def render_csv(frame: pd.DataFrame, columns: list[str] | None = None) -> bytes:
+    """The frame as CSV bytes, exactly as ``frame.to_csv(index=False, lineterminator="\\n")``."""
+    out = io.BytesIO()
+    write_csv(out, frame, columns)
+    return out.getvalue()
+
+
+# pandas' to_csv runs every value through Python's csv module (QUOTE_MINIMAL): a field is
+# quoted when it holds the delimiter, the quote character or the line terminator, and
+# quotes inside are doubled. Text, whole numbers and booleans (True/False) are rendered
+# here the same way with Arrow compute over whole columns, a slice of rows at a time;
+# any other column type (floats, dates, mixed objects) goes through pandas as before.
+# Equality with to_csv is checked by hypothesis in tests/test_report_speed_helpers.py.
+_CSV_SLICE_ROWS = 25_000  # small enough for the allocator to reuse its memory slice after slice
+_NEEDS_QUOTES = '[,"\n]'
+
+
+def _csv_column(values: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The column as Arrow values of a kind ``_csv_fields`` renders, else None."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":  # bool, int, unsigned int
+        return pa.array(values.to_numpy())
+    if isinstance(dtype, pd.StringDtype) or dtype == object:
+        try:
+            arr = pa.array(values, from_pandas=True)  # Arrow-backed text: no copy
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            return arr.cast(pa.large_string())
+        if arr.type == pa.null():  # every value missing: written empty
+            return pa.nulls(len(arr), pa.large_string())
+    return None
+
+
+def _csv_fields(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Each value as its CSV field text (large_string, no nulls)."""
+    t = pa.large_string()
+    if pa.types.is_boolean(arr.type):
+        return pc.if_else(arr, pa.scalar("True", t), pa.scalar("False", t))
+    if pa.types.is_integer(arr.type):
+        return pc.cast(arr, t)
+    arr = arr.fill_null("") if arr.null_count else arr
+    if not _holds_any_byte(arr, b',"\n'):  # most columns (ids, codes): nothing to quote
+        return arr
+    need = pc.match_substring_regex(arr, _NEEDS_QUOTES)
+    inner = arr
+    if _holds_any_byte(arr, b'"'):  # rare: double the quotes of just those values
+        if isinstance(arr, pa.ChunkedArray):
+            arr = inner = arr.combine_chunks()
+        has_quote = pc.match_substring(arr, '"')
+        inner = pc.replace_with_mask(arr, has_quote, pc.replace_substring(pc.filter(arr, has_quote), '"', '""'))
+    quote = pa.scalar('"', t)
+    quoted = pc.binary_join_element_wise(quote, inner, quote, pa.scalar("", t))
+    return quoted if pc.all(need).as_py() else pc.if_else(need, quoted, arr)
+
+
+def _holds_any_byte(values: pa.Array | pa.ChunkedArray, wanted: bytes) -> bool:
+    """Whether any value of a large_string array holds one of the ASCII bytes ``wanted``
+    (a scan of its data buffer: far quicker than a regex per value)."""
+    for arr in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        if len(arr) == 0:
+            continue
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[int(offsets[0]):int(offsets[-1])]
+        if any((data == byte).any() for byte in wanted):
+            return True
+    return False
+
+
+def _write_text_array(fh: BinaryIO, values: pa.Array | pa.ChunkedArray) -> None:
+    """Write the values of a large_string array back to back (its data buffer, no copy)."""
+    for arr in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        if len(arr) == 0:
+            continue
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+        fh.write(memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+
+
+def write_csv(fh: BinaryIO, frame: pd.DataFrame, columns: list[str] | None = None) -> None:
+    """Write the frame to ``fh`` as CSV, byte-identical to
+    ``frame.to_csv(index=False, lineterminator="\\n")`` encoded as UTF-8."""
     if columns is not None:
         frame = frame.reindex(columns=columns)
-    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    arrays = [_csv_column(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    # A record of one empty field is written '""' by the csv module: leave one-column
+    # frames (none is large) to pandas.
+    if frame.shape[1] < 2 or any(a is None for a in arrays):
+        fh.write(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        return
+    fh.write(frame.iloc[:0].to_csv(index=False, lineterminator="\n").encode("utf-8"))  # the header
+    t = pa.large_string()
+    for start in range(0, len(frame), _CSV_SLICE_ROWS):
+        fields = [_csv_fields(a.slice(start, _CSV_SLICE_ROWS)) for a in arrays]
+        fields[-1] = pc.binary_join_element_wise(fields[-1], pa.scalar("", t), pa.scalar("\n", t))
+        _write_text_array(fh, pc.binary_join_element_wise(*fields, pa.scalar(",", t)))
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -104,26 +203,58 @@ def check_destination(out_dir: Path, force: bool, marker: str = REPORT_MARKER, *
                                        hint="give a new folder, or add --force to replace it")])
 
 
-def write_report_files(out_dir: Path | str, files: dict[str, bytes], *, force: bool = False,
-                       marker: str = REPORT_MARKER) -> Path:
-    """Write ``files`` (name -> content) as the folder ``out_dir``, atomically."""
-    out_dir = Path(out_dir)
-    check_destination(out_dir, force, marker)
-    parent = out_dir.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
-    except OSError as exc:
-        raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
-                                   hint="check the folder exists and you may write to it")]) from None
-    try:
-        os.chmod(tmp, 0o700)
-        for name in sorted(files):
-            fd = os.open(tmp / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(files[name])
-                fh.flush()
-                os.fsync(fh.fileno())
+class ReportFolder:
+    """A report being written: each file goes into a private temporary folder beside the
+    output folder as soon as it is rendered; ``open_report`` moves the folder into place
+    once every file is written and synced (one fsync per file, then the swap)."""
+
+    def __init__(self, out_dir: Path, tmp: Path) -> None:
+        self.out_dir, self.tmp = out_dir, tmp
+        self._open: dict[str, BinaryIO] = {}
+
+    def _new_file(self, name: str) -> BinaryIO:
+        if name in self._open or os.sep in name:
+            raise ValueError(f"report file name {name!r} given twice or not a plain name")
+        fd = os.open(self.tmp / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fh = os.fdopen(fd, "wb")
+        self._open[name] = fh
+        return fh
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        try:
+            self._new_file(name).write(data)
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+
+    def write_csv(self, name: str, frame: pd.DataFrame, columns: list[str] | None = None) -> None:
+        """``render_csv(frame, columns)`` written straight into the file."""
+        try:
+            write_csv(self._new_file(name), frame, columns)
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+
+    def _cannot_write(self, exc: OSError) -> OutputError:
+        return OutputError([Problem(str(self.out_dir), f"cannot be written ({exc.strerror})",
+                                    hint="check the folder is writable and the disk is not full")])
+
+    def _sync_and_close(self) -> None:
+        for name in sorted(self._open):
+            fh = self._open[name]
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+        self._open.clear()
+
+    def _close_quietly(self) -> None:
+        for fh in self._open.values():
+            try:
+                fh.close()
+            except OSError:
+                pass
+        self._open.clear()
+
+    def _move_into_place(self) -> None:
+        out_dir, tmp, parent = self.out_dir, self.tmp, self.tmp.parent
         if out_dir.exists():
             if _exchange(tmp, out_dir):  # one atomic step: the old report is now in tmp
                 _fsync_dir(parent)
@@ -137,11 +268,54 @@ def write_report_files(out_dir: Path | str, files: dict[str, bytes], *, force: b
         else:
             os.rename(tmp, out_dir)
             _fsync_dir(parent)
+
+
+@contextmanager
+def open_report(out_dir: Path | str, *, force: bool = False,
+                marker: str = REPORT_MARKER) -> Iterator[ReportFolder]:
+    """A ``ReportFolder`` to write the files of ``out_dir`` into. When the block ends
+    without an error the folder replaces ``out_dir`` in one step; on any error (or a kill)
+    nothing of it reaches ``out_dir``."""
+    out_dir = Path(out_dir)
+    check_destination(out_dir, force, marker)  # before the temporary folder: it removes stale ones
+    parent = out_dir.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
     except OSError as exc:
+        raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
+                                   hint="check the folder exists and you may write to it")]) from None
+    folder = ReportFolder(out_dir, tmp)
+
+    def discard() -> None:
+        folder._close_quietly()
         shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError([Problem(str(out_dir), f"cannot be written ({exc.strerror})",
-                                   hint="check the folder is writable and the disk is not full")]) from None
+
+    try:
+        os.chmod(tmp, 0o700)
+    except OSError as exc:
+        discard()
+        raise folder._cannot_write(exc) from None
+    try:
+        yield folder  # an error of the caller's is passed on as it is, after the clean-up
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard()
         raise
-    return out_dir
+    try:
+        folder._sync_and_close()
+        folder._move_into_place()
+    except OSError as exc:
+        discard()
+        raise folder._cannot_write(exc) from None
+    except BaseException:
+        discard()
+        raise
+
+
+def write_report_files(out_dir: Path | str, files: dict[str, bytes], *, force: bool = False,
+                       marker: str = REPORT_MARKER) -> Path:
+    """Write ``files`` (name -> content) as the folder ``out_dir``, atomically."""
+    with open_report(out_dir, force=force, marker=marker) as folder:
+        for name in sorted(files):
+            folder.write_bytes(name, files[name])
+    return Path(out_dir)

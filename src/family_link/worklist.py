@@ -27,9 +27,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from html import escape
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._frames import full_names, isin
+from .report import _holds_any_byte, render_csv
 
 STALE_EXPORT_DAYS = 14
 
@@ -74,6 +78,24 @@ def _iso_to_uk(value: str) -> str:
         return value or ""
 
 
+def _member_lists(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
+    """For each of ``household_ids``, the ``member`` texts of its household in patient id
+    order (an empty list for a household with none), as an Arrow list array."""
+    members = members[members["household_id"].notna()].sort_values(["household_id", "patient_id"], kind="mergesort")
+    household = _arrow_text(members["household_id"])
+    text = _arrow_text(members["member"])
+    n = len(household)
+    if n:
+        changes = pc.not_equal(household.slice(1), household.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([[0], np.flatnonzero(changes) + 1])
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, n).astype(np.int64)), text)
+    keys = household.take(pa.array(starts))
+    wanted = pc.take(lists, pc.index_in(_arrow_text(household_ids), keys))
+    return pc.coalesce(wanted, pa.scalar([], pa.large_list(_T)))
+
+
 def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.DataFrame,
                   rule_order: list[str] | None = None) -> pd.DataFrame:
     """Flags (with ``status`` and ``first_flagged`` when compared) joined with who the
@@ -88,15 +110,15 @@ def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.Da
         people[["patient_id", "name"]], on="patient_id", how="left")
     members["member"] = (members["name"].fillna("") + " (" + members["patient_id"] + ", "
                          + members["role"].astype(str) + ")")
-    member_lists = (members.sort_values(["household_id", "patient_id"], kind="mergesort")
-                    .groupby("household_id")["member"].agg(list))
     rows = flags.merge(people[["patient_id", "name", "date_of_birth", "nhs_number"]], on="patient_id", how="left")
     for col in ("status", "first_flagged"):
         if col not in rows.columns:
             rows[col] = ""
     rows["date_of_birth"] = rows["date_of_birth"].dt.strftime("%Y-%m-%d").fillna("")
-    rows["members"] = rows["household_id"].map(member_lists).map(lambda m: m if isinstance(m, list) else [])
-    rows["household_members"] = rows["members"].map("; ".join)
+    member_lists = _member_lists(members, rows["household_id"])
+    rows["members"] = pd.Series(pd.arrays.ArrowExtensionArray(member_lists), index=rows.index)
+    rows["household_members"] = pd.Series(pd.arrays.ArrowStringArray(pc.binary_join(member_lists, _s("; "))),
+                                          index=rows.index)
     order = {r: i for i, r in enumerate(rule_order or [])}
     rows = rows.assign(_sev=rows["severity"].map(_SEVERITY_ORDER).fillna(9),
                        _rule=rows["rule_id"].map(order).fillna(len(order)))
@@ -175,13 +197,20 @@ def _as_text(value: str) -> str:
 
 
 def render_worklist_csv(rows: pd.DataFrame) -> bytes:
-    frame = rows[WORKLIST_COLUMNS].map(_as_text) if len(rows) else rows[WORKLIST_COLUMNS]
-    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    frame = rows[WORKLIST_COLUMNS]
+    if len(frame):  # _as_text over whole columns
+        formula = r"^[=+\-@\t\r]"  # _FORMULA_START
+        texts = {col: _arrow_text(frame[col]) for col in WORKLIST_COLUMNS}
+        frame = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(
+            pc.if_else(pc.match_substring_regex(arr, formula), _cat("'", arr), arr)))
+            for col, arr in texts.items()})
+    return render_csv(frame)
 
 
-def _fixed_zip(raw: bytes, when: date) -> bytes:
+def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes] | None = None) -> bytes:
     """Rewrite a zip with every entry stamped ``when`` (not the clock) and fixed
-    attributes, in the same order, so equal content gives equal bytes."""
+    attributes, in the same order, so equal content gives equal bytes. ``rows_for`` maps a
+    worksheet entry to ``<row>`` elements to put at the end of its ``sheetData``."""
     stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -190,11 +219,157 @@ def _fixed_zip(raw: bytes, when: date) -> bytes:
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = 0o600 << 16
             fixed.create_system = 3
-            dst.writestr(fixed, src.read(info.filename))
+            content = src.read(info.filename)
+            if rows_for and info.filename in rows_for:
+                head, end, tail = content.partition(b"</sheetData>")
+                if not end or end in tail:
+                    raise ValueError(f"{info.filename}: expected one </sheetData>")
+                content = b"".join((head, rows_for[info.filename], end, tail))
+            dst.writestr(fixed, content)
     return out.getvalue()
 
 
-def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame) -> bytes:
+# The Worklist sheet's rows are written as XML directly, vectorised over whole columns:
+# openpyxl spent ~3 s per 25,000 flags building and serialising a cell object per value.
+# The XML is exactly what openpyxl's write-only mode (with lxml) writes for the same
+# cells, so the workbook's bytes are unchanged (tests/test_report_speed_helpers.py compares
+# the two on random text). openpyxl still writes the header row, the other sheets, the
+# styles and the package; a value openpyxl would treat specially (a control character it
+# rejects, text over 32,767 characters, an Excel error literal, a date that is not plain
+# ISO) sends the whole sheet through openpyxl as before.
+_T = pa.large_string()
+_XLSX_UNSAFE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
+# Python's str.isspace() characters: openpyxl marks text that .strip() would change
+# xml:space="preserve".
+_PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+                  "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_XLSX_DATED = ("date_of_birth", "first_flagged")
+_XLSX_WRAPPED = ("reason", "household_members", "suggested_codes")
+_EXCEL_EPOCH_DAYS = 25569  # 1899-12-30 to 1970-01-01
+
+
+def _s(value: str) -> pa.Scalar:
+    return pa.scalar(value, _T)
+
+
+def _cat(*parts: pa.Array | str) -> pa.Array:
+    """Element-wise concatenation of text arrays and constants."""
+    return pc.binary_join_element_wise(*[_s(p) if isinstance(p, str) else p for p in parts], _s(""))
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(_T)
+
+
+def _replace_each(arr: pa.Array, pairs: tuple[tuple[str, str], ...]) -> pa.Array:
+    """``str.replace`` of each (one ASCII character, text) pair in turn, over a column;
+    a column that holds none of a character is not rewritten for it (a byte scan is far
+    quicker than replace_substring finding nothing)."""
+    for raw, replacement in pairs:
+        if _holds_any_byte(arr, raw.encode("ascii")):
+            arr = pc.replace_substring(arr, raw, replacement)
+    return arr
+
+
+def _xml_text(arr: pa.Array) -> pa.Array:
+    """Text as openpyxl's lxml writer puts it inside an element: markup characters
+    escaped, and (the stream being ASCII) every non-ASCII character as ``&#NNN;``."""
+    arr = _replace_each(arr, (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")))
+    wide = pc.invert(pc.string_is_ascii(arr))
+    if pc.any(wide).as_py():  # usually a few names and places: convert just those
+        some = pc.filter(arr, wide).to_pylist()
+        refs = pa.array([v.encode("ascii", "xmlcharrefreplace").decode("ascii") for v in some], _T)
+        arr = pc.replace_with_mask(arr, wide, refs)
+    return arr
+
+
+def _plain_iso_dates(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each value: whether it is a plain ISO date (``YYYY-MM-DD``, a real day, year
+    1 or later: what ``date.fromisoformat`` reads as written), and its year and days since
+    1970-01-01 (meaningless where it is not)."""
+    shaped = pc.fill_null(pc.match_substring_regex(arr, _ISO_DATE), False).to_numpy(zero_copy_only=False)
+    filled = pc.if_else(pa.array(shaped), arr, _s("2000-01-01"))
+    y, m, d = (pc.cast(pc.utf8_slice_codeunits(filled, a, b), pa.int64()).to_numpy()
+               for a, b in ((0, 4), (5, 7), (8, 10)))
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    month_days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(m, 1, 12) - 1] + ((m == 2) & leap)
+    valid = shaped & (y >= 1) & (m >= 1) & (m <= 12) & (d >= 1) & (d <= month_days)
+    # Days from the civil date (H. Hinnant's algorithm, proleptic Gregorian like Python's date).
+    yy = y - (m <= 2)
+    era = np.floor_divide(yy, 400)
+    yoe = yy - era * 400
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return valid, y, days
+
+
+def _excel_serials(arr: pa.Array) -> pa.Array | None:
+    """ISO dates as openpyxl writes them (days since 1899-12-30, with Excel's 1900 leap
+    year); None unless every value is a plain ISO date."""
+    valid, _, days = _plain_iso_dates(arr)
+    if not valid.all():
+        return None
+    days = days + _EXCEL_EPOCH_DAYS
+    days = np.where((days > 0) & (days <= 60), days - 1, days)
+    return pc.cast(pa.array(days), _T)
+
+
+def _xlsx_columns(rows: pd.DataFrame) -> dict[str, pa.Array] | None:
+    """The worklist's values as Arrow text, or None where openpyxl must write the sheet."""
+    from openpyxl.cell.cell import ERROR_CODES
+
+    cols = {col: _arrow_text(rows[col]) for col in WORKLIST_COLUMNS}
+    for col, arr in cols.items():
+        if arr.null_count or pc.any(pc.match_substring_regex(arr, _XLSX_UNSAFE)).as_py() \
+                or pc.any(pc.greater(pc.utf8_length(arr), 32767)).as_py():
+            return None
+        if col not in _XLSX_WRAPPED and col not in _XLSX_DATED \
+                and pc.any(pc.is_in(arr, pa.array(list(ERROR_CODES), _T))).as_py():
+            return None  # written as an Excel error value by openpyxl
+        if col in _XLSX_DATED:
+            dated = pc.filter(arr, pc.not_equal(arr, ""))
+            if len(dated) and _excel_serials(dated) is None:
+                return None
+    return cols
+
+
+def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wrap_style: int | None) -> bytes:
+    """``<row>`` elements 2..n+1 of the Worklist sheet, as openpyxl writes them."""
+    from openpyxl.utils import get_column_letter
+
+    row_numbers = pc.cast(pa.array(np.arange(2, n + 2, dtype=np.int64)), _T)
+    cells = []
+    for c, col in enumerate(WORKLIST_COLUMNS, start=1):
+        arr, ref = cols[col], _cat(f'<c r="{get_column_letter(c)}', row_numbers)
+        empty = pc.equal(arr, "")
+        style = f' s="{wrap_style}"' if col in _XLSX_WRAPPED else ""
+        padded = pc.not_equal(pc.utf8_trim(arr, characters=_PY_WHITESPACE), arr)  # str.strip() changes it
+        preserve = pc.if_else(padded, _s(' xml:space="preserve"'), _s(""))
+        text = pc.if_else(empty, _s(f'"{style} t="inlineStr"></c>'),
+                          _cat(f'"{style} t="inlineStr"><is><t', preserve, ">", _xml_text(arr), "</t></is></c>"))
+        if col in _XLSX_DATED and not pc.all(empty).as_py():
+            serials = pc.if_else(empty, _s("1900-01-01"), arr)  # placeholders, replaced below
+            dated = _cat(f'" s="{date_style}" t="n"><v>', _excel_serials(serials), "</v></c>")
+            text = pc.if_else(empty, text, dated)
+        cells.append(_cat(ref, text))
+    xml = _cat('<row r="', row_numbers, '">', *cells, "</row>")
+    return _buffer_bytes(xml)
+
+
+def _buffer_bytes(arr: pa.Array) -> bytes:
+    """The values of a large_string array back to back."""
+    if len(arr) == 0:
+        return b""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    return memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])].tobytes()
+
+
+def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame, *,
+                         direct_xml: bool = True) -> bytes:
     # openpyxl: the long-maintained pure-Python reader/writer of the xlsx format (no Excel
     # or network needed). Imported here so the rest of the tool does not pay for it.
     # Write-only (streaming) mode: cell by cell, 24,000 flags took 12 s.
@@ -235,16 +410,30 @@ def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(WORKLIST_COLUMNS))}{max(len(rows) + 1, 1)}"
     ws.append([cell(ws, _HEADINGS[col], font=bold) for col in WORKLIST_COLUMNS])
-    dated = {"date_of_birth", "first_flagged"}
-    wrapped = {"reason", "household_members", "suggested_codes"}
-    for row in rows[WORKLIST_COLUMNS].itertuples(index=False):
-        out = []
-        for col, value in zip(WORKLIST_COLUMNS, row):
-            if col in dated and value:
-                out.append(cell(ws, date.fromisoformat(value), number_format="DD/MM/YYYY"))
-            else:
-                out.append(cell(ws, value, alignment=wrap if col in wrapped else None))
-        ws.append(out)
+    dated = set(_XLSX_DATED)
+    wrapped = set(_XLSX_WRAPPED)
+    cols = _xlsx_columns(rows) if direct_xml and len(rows) else None
+    sheet_rows = None
+    if cols is not None:
+        # Register the two cell styles in the order openpyxl would first meet them (row by
+        # row, left to right: the dates come before the wrapped columns), so styles.xml and
+        # the style numbers are the same.
+        has_date = pc.or_(pc.not_equal(cols["first_flagged"], ""), pc.not_equal(cols["date_of_birth"], ""))
+        first_date = int(pc.index(has_date, True).as_py())
+        protos = {"date": lambda: cell(ws, date(2000, 1, 1), number_format="DD/MM/YYYY"),
+                  "wrap": lambda: cell(ws, "", alignment=wrap)}
+        order = ["date", "wrap"] if first_date == 0 else ["wrap", "date"] if first_date > 0 else ["wrap"]
+        style = {kind: protos[kind]().style_id for kind in order}
+        sheet_rows = _xlsx_rows_xml(cols, len(rows), style.get("date"), style["wrap"])
+    else:
+        for row in rows[WORKLIST_COLUMNS].itertuples(index=False):
+            out = []
+            for col, value in zip(WORKLIST_COLUMNS, row):
+                if col in dated and value:
+                    out.append(cell(ws, date.fromisoformat(value), number_format="DD/MM/YYYY"))
+                else:
+                    out.append(cell(ws, value, alignment=wrap if col in wrapped else None))
+            ws.append(out)
 
     summary = wb.create_sheet("Summary")
     summary.column_dimensions["A"].width = 36
@@ -266,10 +455,12 @@ def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
             res.append([cell(res, "" if value is None else str(value)) for value in row])
 
     buf = io.BytesIO()
-    # ExcelWriter rather than Workbook.save: save() stamps "modified" with the clock.
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+    # ExcelWriter rather than Workbook.save: save() stamps "modified" with the clock. Stored,
+    # not compressed: _fixed_zip compresses every entry once, as it rewrites the package.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
         ExcelWriter(wb, archive).write_data()
-    return _fixed_zip(buf.getvalue(), facts.as_of)
+    extra = {ws.path.lstrip("/"): sheet_rows} if sheet_rows is not None else {}
+    return _fixed_zip(buf.getvalue(), facts.as_of, extra)
 
 
 # ---------------------------------------------------------------------------------------
@@ -406,26 +597,8 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
     parts.append("<table id='flags'><thead><tr><th>Patient</th><th>NHS number</th><th>Date of birth</th>"
                  "<th>Rule</th><th>Severity</th><th>Status</th><th>Why</th><th>Codes to consider</th>"
                  "<th>Household</th></tr></thead><tbody>")
-    for r in rows.itertuples(index=False):
-        members = "".join(f"<li>{escape(m)}</li>" for m in r.members)
-        codes = "".join(f"<li>{escape(c.strip())}</li>" for c in r.suggested_codes.split(";") if c.strip())
-        since = f"<br><span class='muted'>since {escape(_iso_to_uk(r.first_flagged))}</span>" \
-            if r.first_flagged else ""
-        sev_key = _SEVERITY_ORDER.get(r.severity, 9)
-        parts.append(
-            f"<tr data-rule='{escape(r.rule_id)}' data-severity='{escape(r.severity)}' "
-            f"data-status='{escape(r.status)}'>"
-            f"<td data-key='{escape(r.name.lower())}'>{escape(r.name)}<br>"
-            f"<span class='muted'>patient {escape(r.patient_id)}</span></td>"
-            f"<td>{escape(r.nhs_number)}</td>"
-            f"<td data-key='{escape(r.date_of_birth)}'>{escape(_iso_to_uk(r.date_of_birth))}</td>"
-            f"<td data-key='{escape(r.rule_id)}'>{escape(r.title)}<br>"
-            f"<span class='muted'>SCR W6 Rec {escape(r.recommendations)}</span></td>"
-            f"<td class='sev-{escape(r.severity)}' data-key='{sev_key}'>{escape(r.severity)}</td>"
-            f"<td class='st-{escape(r.status.replace(' ', '-'))}' data-key='{escape(r.status)} "
-            f"{escape(r.first_flagged)}'>{escape(r.status)}{since}</td>"
-            f"<td>{escape(r.reason)}</td><td><ul class='members'>{codes}</ul></td>"
-            f"<td><span class='muted'>{escape(r.household_id)}</span><ul class='members'>{members}</ul></td></tr>")
+    if len(rows):
+        parts.append(_flag_rows_html(rows))
     parts.append("</tbody></table>")
 
     if to_resolve is not None and len(to_resolve):
@@ -457,7 +630,76 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
             parts.append("<p>None.</p>")
     parts.append("<pre id='selftest-result' class='muted'></pre>")
     parts.append(f"<script>{_JS}</script></body></html>\n")
-    return "".join(parts).encode("utf-8")
+    return b"".join(p if isinstance(p, bytes) else p.encode("utf-8") for p in parts)
+
+
+def _html_escape(arr: pa.Array) -> pa.Array:
+    """``html.escape`` (quotes too) over a whole column."""
+    return _replace_each(arr, (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")))
+
+
+def _map_distinct(arr: pa.Array, func) -> pa.Array:
+    """``func`` (str -> str) of every value, called once per distinct value."""
+    distinct = pc.unique(arr)
+    mapped = pa.array([func(v) for v in distinct.to_pylist()], _T)
+    return pc.take(mapped, pc.index_in(arr, distinct))
+
+
+def _uk_dates_html(arr: pa.Array) -> pa.Array:
+    """``escape(_iso_to_uk(value))`` over a column: plain ISO dates from year 1000 by
+    slicing (what strftime gives for them), anything else through ``_iso_to_uk`` itself."""
+    valid, year, _ = _plain_iso_dates(arr)
+    plain = valid & (year >= 1000)
+    uk = _cat(pc.utf8_slice_codeunits(arr, 8, 10), "/", pc.utf8_slice_codeunits(arr, 5, 7), "/",
+              pc.utf8_slice_codeunits(arr, 0, 4))
+    if plain.all():
+        return uk
+    return pc.if_else(pa.array(plain), uk, _map_distinct(arr, lambda v: escape(_iso_to_uk(v))))
+
+
+def _members_html(members: pd.Series) -> pa.Array:
+    """Each row's household members as ``<li>`` items (escaped)."""
+    if isinstance(members.dtype, pd.ArrowDtype):  # as worklist_rows makes it: no copy
+        lists = pa.array(members)
+        lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+        lists = lists.cast(pa.large_list(_T))
+    else:
+        lists = pa.array(members.tolist(), pa.large_list(_T))
+    offsets = lists.offsets.to_numpy()  # no null lists here
+    items = lists.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    items = _cat("<li>", _html_escape(items), "</li>")
+    return pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), items), _s(""))
+
+
+def _codes_html(codes: str) -> str:
+    return "".join(f"<li>{escape(c.strip())}</li>" for c in codes.split(";") if c.strip())
+
+
+def _flag_rows_html(rows: pd.DataFrame) -> bytes:
+    """The worklist table's rows, built over whole columns (the same text a row-by-row
+    f-string with ``html.escape`` per value gave)."""
+    col = {c: _arrow_text(rows[c]) for c in WORKLIST_COLUMNS}
+    e = {c: _html_escape(a) for c, a in col.items()}
+    first = col["first_flagged"]
+    since = pc.if_else(pc.equal(first, ""), _s(""),
+                       _cat("<br><span class='muted'>since ", _uk_dates_html(first), "</span>"))
+    name_key = _html_escape(pa.array([v.lower() for v in col["name"].to_pylist()], _T))
+    sev_key = _map_distinct(col["severity"], lambda v: str(_SEVERITY_ORDER.get(v, 9)))
+    status_class = _map_distinct(col["status"], lambda v: escape(v.replace(" ", "-")))
+    html = _cat(
+        "<tr data-rule='", e["rule_id"], "' data-severity='", e["severity"], "' data-status='", e["status"], "'>",
+        "<td data-key='", name_key, "'>", e["name"], "<br><span class='muted'>patient ", e["patient_id"],
+        "</span></td><td>", e["nhs_number"], "</td>",
+        "<td data-key='", e["date_of_birth"], "'>", _uk_dates_html(col["date_of_birth"]), "</td>",
+        "<td data-key='", e["rule_id"], "'>", e["title"], "<br><span class='muted'>SCR W6 Rec ",
+        e["recommendations"], "</span></td>",
+        "<td class='sev-", e["severity"], "' data-key='", sev_key, "'>", e["severity"], "</td>",
+        "<td class='st-", status_class, "' data-key='", e["status"], " ", e["first_flagged"], "'>",
+        e["status"], since, "</td>",
+        "<td>", e["reason"], "</td><td><ul class='members'>", _map_distinct(col["suggested_codes"], _codes_html),
+        "</ul></td><td><span class='muted'>", e["household_id"], "</span><ul class='members'>",
+        _members_html(rows["members"]), "</ul></td></tr>")
+    return _buffer_bytes(html)
 
 
 def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
@@ -472,8 +714,13 @@ def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
     people = patients[isin(patients["patient_id"], amb["patient_id"])]
     lines = [c for c in ("address_line_1", "address_line_2", "address_line_3", "address_line_4",
                          "address_line_5", "postcode") if c in people.columns]
-    address = people[lines].fillna("").astype(str).agg(lambda r: ", ".join(v for v in r if v), axis=1) \
-        if lines else pd.Series("", index=people.index)
+    if lines:  # the non-empty lines, joined with ", "
+        parts = [_arrow_text(people[c].fillna("").astype(str)) for c in lines]
+        parts = [pc.if_else(pc.equal(p, ""), pa.scalar(None, _T), p) for p in parts]
+        address = pd.Series(pd.arrays.ArrowStringArray(
+            pc.fill_null(pc.binary_join_element_wise(*parts, _s(", "), null_handling="skip"), "")), index=people.index)
+    else:
+        address = pd.Series("", index=people.index)
     info = pd.DataFrame({
         "patient_id": people["patient_id"],
         "name": full_names(people),
@@ -500,8 +747,9 @@ def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.Dat
     to_resolve = addresses_to_resolve(households, patients, triggers)
     rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
     if len(resolved):  # the lead's copy names the patient where they are still registered
-        names = full_names(patients)
-        names.index = patients["patient_id"]
+        still_here = patients[isin(patients["patient_id"], resolved["patient_id"])]
+        names = full_names(still_here)
+        names.index = still_here["patient_id"]
         resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
     return {
         "worklist.html": render_worklist_html(rows, facts, resolved, to_resolve),
