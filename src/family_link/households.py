@@ -100,7 +100,7 @@ _OPTIONAL_TEXT = ["surname", "household_id", "uprn", "postcode"] + [
 
 def _hash_ids(prefix: str, keys: pd.Series) -> pd.Series:
     """``prefix`` + first 12 hex digits of sha1(key): stable across runs and months."""
-    codes, uniques = pd.factorize(keys.astype(str), sort=False)
+    codes, uniques = pd.factorize(np.asarray(keys, dtype=object), sort=False)
     keys_text = np.asarray(uniques, dtype=object)
     hashed = np.array(
         [prefix + hashlib.sha1(k.encode("utf-8")).hexdigest()[:12] for k in keys_text], dtype=object
@@ -130,16 +130,45 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         labels = new
 
 
-def _mode(groups: np.ndarray, values: pd.Series, ignore_empty: bool = True) -> pd.Series:
+def _text_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the sorted distinct values, and those values (object array): ordering
+    codes orders the text, so ties and sorts below can work on integers."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _mode_codes(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray],
+                ignore_empty: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Groups (ascending) and the code of their most frequent value (ties: smallest)."""
+    codes, uniques = coded
+    groups = np.asarray(groups, dtype=np.int64)
+    ok = groups >= 0
+    if ignore_empty and len(uniques) and uniques[0] == "":
+        ok &= codes != 0  # "" sorts first
+    nu = max(len(uniques), 1)
+    key, counts = np.unique(groups[ok] * nu + codes[ok], return_counts=True)
+    g, c = key // nu, key % nu
+    order = np.lexsort((-counts, g))  # stable: equal counts keep the smaller value first
+    g, c = g[order], c[order]
+    first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
+    return g[first], c[first]
+
+
+def _mode(groups: np.ndarray, values: pd.Series | tuple, ignore_empty: bool = True) -> pd.Series:
     """Most frequent value per group (ties: smallest value); index = group code."""
-    frame = pd.DataFrame({"g": groups, "v": values.to_numpy()})
-    frame = frame[frame["g"] >= 0]
-    if ignore_empty:
-        frame = frame[frame["v"] != ""]
-    counts = frame.groupby(["g", "v"], sort=False).size().reset_index(name="n")
-    counts = counts.sort_values(["g", "n", "v"], ascending=[True, False, True], kind="mergesort")
-    best = counts.drop_duplicates("g")
-    return pd.Series(best["v"].to_numpy(), index=best["g"].to_numpy(), dtype="str")
+    coded = values if isinstance(values, tuple) else _text_codes(values)
+    g, c = _mode_codes(groups, coded, ignore_empty)
+    return pd.Series(coded[1][c], index=g, dtype="str")
+
+
+def _mode_at(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The mode of each record's group as an object array ("" for group -1 or no value)."""
+    groups = np.asarray(groups, dtype=np.int64)
+    g, c = _mode_codes(groups, coded)
+    size = int(groups.max()) + 2 if len(groups) else 1
+    table = np.full(size, "", dtype=object)
+    table[g] = coded[1][c]
+    return table[np.where(groups >= 0, groups, size - 1)]
 
 
 def _group_join(groups: np.ndarray, texts: np.ndarray, n: int, sep: str) -> np.ndarray:
@@ -150,7 +179,8 @@ def _group_join(groups: np.ndarray, texts: np.ndarray, n: int, sep: str) -> np.n
         return out
     order = np.argsort(groups, kind="stable")
     g = np.asarray(groups)[order]
-    values = pa.array(np.asarray(texts, dtype=object)[order].astype(str), pa.large_string())
+    # The texts are str already: no detour through a fixed-width numpy unicode array.
+    values = pa.array(np.asarray(texts, dtype=object)[order], pa.large_string())
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
@@ -173,8 +203,13 @@ def _lookup(groups: np.ndarray, table: pd.Series, default: str = "") -> pd.Serie
 
 
 def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
-    frame = pd.DataFrame({i: np.asarray(c) for i, c in enumerate(columns)})
-    return frame.groupby(list(frame.columns), sort=True, dropna=False).ngroup().to_numpy()
+    """Group number of each row's tuple of values, numbered in sorted tuple order."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(np.asarray(column) if not isinstance(column, pd.Series)
+                                      else column, sort=True)
+        key = np.unique(key * max(len(uniques), 1) + codes, return_inverse=True)[1].reshape(-1)
+    return key
 
 
 def _age(dob: pd.Series, as_of: date) -> np.ndarray:
@@ -329,11 +364,13 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     if with_pc.any():
         b[with_pc] = _factorize(g[with_pc], cluster[with_pc])
     n_b = int(b.max()) + 1 if with_pc.any() else 0
+    # The text columns most used below, coded once (codes order as the text does).
+    postcode_c, street_c, town_c = (_text_codes(w[c]) for c in ("postcode", "street", "town"))
     parts = pd.DataFrame({"b": b, "postcode": w["postcode"], "number": w["number"],
                           "bkey": w["bkey"]})
     parts = parts[parts["b"] >= 0].drop_duplicates("b").set_index("b").sort_index()
-    parts["street"] = _mode(b, w["street"]).reindex(parts.index).fillna("")
-    parts["town"] = _mode(b, w["town"]).reindex(parts.index).fillna("")
+    parts["street"] = _mode(b, street_c).reindex(parts.index).fillna("")
+    parts["town"] = _mode(b, town_c).reindex(parts.index).fillna("")
     parts["outward"] = parts["postcode"].str.split(" ").str[0]
 
     # 2. The same building under a postcode one character away: a typing slip. Only
@@ -360,8 +397,8 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     bld = np.full(n, -1, dtype=np.int64)
     bld[with_pc] = merged[b[with_pc]]
     how = np.where(with_pc, "postcode", "").astype(object)
-    b_postcode = _mode(bld, w["postcode"])
-    edited = with_pc & (w["postcode"].to_numpy() != _lookup(bld, b_postcode).to_numpy())
+    b_postcode = _mode(bld, postcode_c)
+    edited = with_pc & (postcode_c[1][postcode_c[0]] != _mode_at(bld, postcode_c))
     how[edited] = "postcode_edit"
 
     # 3. No valid postcode: a building with the same number (or name), the same street
@@ -377,8 +414,8 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         keys = ["number", "bkey", "street"]
         sector = w["postcode"].str[:-2].where(pd.Series(with_pc, index=w.index), "")
         sec_code, _ = pd.factorize(sector)
-        sector_town = _mode(np.where(with_pc, sec_code, -1), w["town"])
-        b_town = _mode(bld, w["town"])
+        sector_town = _mode(np.where(with_pc, sec_code, -1), town_c)
+        b_town = _mode(bld, town_c)
         known = w.loc[with_pc, keys].copy()
         known["bld"] = bld[with_pc]
         known["sec"] = sec_code[with_pc]
@@ -418,9 +455,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w["bld"] = bld
     w["d"] = d
     w["d_how"] = pd.Series(how, index=w.index).astype("str")
-    w["d_postcode"] = _lookup(bld, _mode(bld, w["postcode"])).to_numpy()
-    w["d_street"] = _lookup(bld, _mode(bld, w["street"])).to_numpy()
-    w["d_town"] = _lookup(bld, _mode(bld, w["town"])).to_numpy()
+    w["d_postcode"] = _mode_at(bld, postcode_c)
+    w["d_street"] = _mode_at(bld, street_c)
+    w["d_town"] = _mode_at(bld, town_c)
     return w
 
 
