@@ -212,6 +212,14 @@ def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
     return key
 
 
+def _rel_rows(rel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (in w) of the relationships whose two records are both present."""
+    a = rel["a"].to_numpy(dtype=np.int64)
+    b = rel["b"].to_numpy(dtype=np.int64)
+    ok = (a >= 0) & (b >= 0)
+    return a[ok], b[ok]
+
+
 def _age(dob: pd.Series, as_of: date) -> np.ndarray:
     """Completed years at ``as_of``; a 29 February birthday counts from 1 March."""
     year = dob.dt.year.to_numpy(dtype=float)
@@ -573,12 +581,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     group = person.copy()
     if communal.any() and len(rel):
         fam = rel[rel["relationship"].isin(FAMILY_WORDS)]
-        pos = pd.Series(person, index=pid.to_numpy())
-        a = fam["patient_id"].map(pos)
-        b = fam["related_patient_id"].map(pos)
-        ok = a.notna() & b.notna()
-        a = a[ok].astype(int).to_numpy()
-        b = b[ok].astype(int).to_numpy()
+        a, b = _rel_rows(fam)
         est = w["establishment_key"].to_numpy()
         same = communal[a] & communal[b] & (est[a] == est[b])
         group = _components(n, a[same], b[same])
@@ -666,10 +669,9 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         )
         related_hh = set()
         if len(rel):
-            hh_of = pd.Series(w["household_id"].to_numpy(), index=w["patient_id"].to_numpy())
-            ha = rel["patient_id"].map(hh_of)
-            hb = rel["related_patient_id"].map(hh_of)
-            related_hh = set(ha[(ha == hb) & ha.notna()])
+            hh_of = w["household_id"].to_numpy(dtype=object)
+            a, b = _rel_rows(rel)
+            related_hh = set(hh_of[a[hh_of[a] == hh_of[b]]])
         shared = stats[(stats["children"] == 0) & (stats["surnames"] == stats["size"])
                        & (stats["dob_missing"] == 0) & (~stats.index.isin(related_hh))].index
         is_shared = w["household_id"].isin(shared).to_numpy() & home
@@ -695,7 +697,6 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
     pid = w["patient_id"].to_numpy(dtype=object)
-    pos = pd.Series(np.arange(n), index=pid)
     hh, _ = pd.factorize(w["household_id"])
     child = w["is_child"].to_numpy()
     # Notes as (row, order, other row, text); sorted by integers, joined per row.
@@ -704,11 +705,8 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     parent_adults = np.array([], dtype=np.int64)
     recorded_codes = np.array([], dtype=np.int64)
     if len(rel):
-        a = rel["patient_id"].map(pos)
-        b = rel["related_patient_id"].map(pos)
-        ok = (a.notna() & b.notna()).to_numpy()
-        a = a[ok].astype(np.int64).to_numpy()
-        b = b[ok].astype(np.int64).to_numpy()
+        a, b = _rel_rows(rel)
+        ok = (rel["a"].to_numpy() >= 0) & (rel["b"].to_numpy() >= 0)
         words = rel["relationship"].to_numpy(dtype=object)[ok]
         same = hh[a] == hh[b]
         where = np.where(same, " (recorded)", " (recorded; not in this household)").astype(object)
@@ -975,12 +973,7 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
 
     # Recorded relationships inside the household.
     if len(rel):
-        pos = pd.Series(np.arange(n), index=w["patient_id"].to_numpy())
-        a = rel["patient_id"].map(pos)
-        b = rel["related_patient_id"].map(pos)
-        ok = (a.notna() & b.notna()).to_numpy()
-        a = a[ok].astype(np.int64).to_numpy()
-        b = b[ok].astype(np.int64).to_numpy()
+        a, b = _rel_rows(rel)
         hh = w["household_id"].to_numpy()
         same = hh[a] == hh[b]
         pairs = pd.DataFrame({"p": np.r_[a[same], b[same]], "o": np.r_[b[same], a[same]]})
@@ -1025,6 +1018,9 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     rel = _relationships(relationships)
     # Positional index, patient_id order: every tie below is broken on values, not rows.
     w = people.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
+    # Each relationship's two records as row positions in w (-1: not in this frame).
+    ids = pd.Index(w["patient_id"])
+    rel = rel.assign(a=ids.get_indexer(rel["patient_id"]), b=ids.get_indexer(rel["related_patient_id"]))
     w["age"] = _age(w["date_of_birth"], as_of)
     w["is_child"] = (w["age"] < ADULT_AGE)
     w = _dwellings(w)
