@@ -171,24 +171,28 @@ def _mode_at(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray]) -> np.nda
     return table[np.where(groups >= 0, groups, size - 1)]
 
 
-def _group_join(groups: np.ndarray, texts: np.ndarray, n: int, sep: str) -> np.ndarray:
+def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: str) -> pa.Array:
     """Join ``texts`` per group code (0..n-1) with ``sep``, keeping the given order within
-    each group; groups with no text get "". Vectorised through pyarrow list arrays."""
-    out = np.full(n, "", dtype=object)
+    each group; groups with no text get "". Vectorised through pyarrow list arrays; the
+    result is a pyarrow string array of length ``n``."""
+    groups = np.asarray(groups, dtype=np.int64)
     if len(groups) == 0:
-        return out
+        return pc.fill_null(pa.nulls(n, pa.string()), "")
     order = np.argsort(groups, kind="stable")
-    g = np.asarray(groups)[order]
-    # The texts are str already: no detour through a fixed-width numpy unicode array.
-    values = pa.array(np.asarray(texts, dtype=object)[order], pa.large_string())
+    g = groups[order]
+    if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        texts = pa.array(np.asarray(texts, dtype=object), pa.large_string())
+    values = pc.take(texts, pa.array(order)).cast(pa.large_string())
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     offsets = pa.array(np.r_[starts, len(g)].astype(np.int64))
     lists = pa.LargeListArray.from_arrays(offsets, values)
     joined = pc.binary_join(lists, pa.scalar(sep, pa.large_string()))
-    out[g[starts]] = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
-    return out
+    at = np.full(n, -1, dtype=np.int64)
+    at[g[starts]] = np.arange(len(starts))
+    out = pc.take(joined, pa.array(at, mask=at < 0))
+    return pc.fill_null(out, "").cast(pa.string())
 
 
 def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
@@ -718,7 +722,7 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
                           np.where(sym, words + " of ", words + " is ") + pid[b] + where],
         }).drop_duplicates()  # a pair recorded in both directions says it once
         notes.append((recorded_notes["row"].to_numpy(), 0, recorded_notes["other"].to_numpy(),
-                      recorded_notes["text"].to_numpy(dtype=object)))
+                      pa.array(recorded_notes["text"].to_numpy(dtype=object), pa.string())))
         is_parent = pd.Series(words).isin(PARENT_WORDS).to_numpy()
         is_child_word = pd.Series(words).isin(CHILD_WORDS).to_numpy()
         adult = np.r_[b[is_parent], a[is_child_word]]
@@ -749,30 +753,34 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         gap = year[rb] - year[ra] - (md[rb] < md[ra])
         probable = (~child[ra]) & child[rb] & (gap >= PARENT_AGE_GAP) & ~recorded
         pa_, pb_ = ra[probable], rb[probable]
-        years = gap[probable].astype(np.int64).astype(str).astype(object)
-        notes.append((pa_, 1, pb_, "probable parent of " + pid[pb_] + " (" + years + " years older)"))
-        notes.append((pb_, 1, pa_, "probable child of " + pid[pa_] + " (" + years + " years younger)"))
+        # Note texts on Arrow: many pairs at an ICB's scale, cheap to concatenate there.
+        pid_pa = pa.array(pid, pa.string())
+        years = _int_text(gap[probable])
+        notes.append((pa_, 1, pb_, _cat("probable parent of ", pc.take(pid_pa, pa.array(pb_)), " (",
+                                        years, " years older)")))
+        notes.append((pb_, 1, pa_, _cat("probable child of ", pc.take(pid_pa, pa.array(pa_)), " (",
+                                        years, " years younger)")))
         upgrade = pa_[role[pa_] == "adult"]
         role[upgrade] = "probable_parent"
         sib = child[ra] & child[rb] & ~recorded
-        notes.append((ra[sib], 2, rb[sib], "probable sibling of " + pid[rb[sib]]))
+        notes.append((ra[sib], 2, rb[sib], _cat("probable sibling of ", pc.take(pid_pa, pa.array(rb[sib])))))
     role[w["communal"].to_numpy() & ~child & (role != "parent")] = "resident"
     missing_dob = np.flatnonzero(w["age"].isna().to_numpy())
     if len(missing_dob):
         notes.append((missing_dob, -1, missing_dob,
-                      np.full(len(missing_dob), "date of birth missing: role not inferred", dtype=object)))
+                      pa.array(np.full(len(missing_dob), "date of birth missing: role not inferred",
+                                       dtype=object), pa.string())))
     w["role"] = pd.Series(role, index=w.index, dtype="str")
-    text = np.full(n, "", dtype=object)
+    text = pc.fill_null(pa.nulls(n, pa.string()), "")
     if notes:
-        frame = pd.DataFrame({
-            "row": np.concatenate([x[0] for x in notes]),
-            "order": np.concatenate([np.full(len(x[0]), x[1]) for x in notes]),
-            "other": np.concatenate([x[2] for x in notes]),
-            "text": np.concatenate([np.asarray(x[3], dtype=object) for x in notes]),
-        })
-        frame = frame.sort_values(["row", "order", "other"], kind="mergesort")
-        text = _group_join(frame["row"].to_numpy(), frame["text"].to_numpy(), n, "; ")
-    w["relationship_notes"] = pd.Series(text, index=w.index, dtype="str")
+        row = np.concatenate([x[0] for x in notes]).astype(np.int64)
+        order = np.concatenate([np.full(len(x[0]), x[1]) for x in notes])
+        other = np.concatenate([x[2] for x in notes]).astype(np.int64)
+        texts = pa.concat_arrays([x[3] for x in notes])
+        by = np.lexsort((other, order, row))  # stable, as a mergesort on the three
+        text = _group_join(row[by], pc.take(texts, pa.array(by)), n, "; ")
+    w["relationship_notes"] = pd.Series(text, index=w.index,
+                                        dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     return w
 
 
@@ -980,10 +988,9 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         pairs = pairs.drop_duplicates().sort_values(["p", "o"], kind="mergesort")
         pid = w["patient_id"].to_numpy(dtype=object)
         listed = _group_join(pairs["p"].to_numpy(), pid[pairs["o"].to_numpy()], n, ", ")
-        has = listed != ""
+        has = _nonempty(listed)
         if has.any():
-            text = _pa_join([text, _if(has, _cat("recorded relationship with ",
-                                                  pa.array(listed, pa.string())), "")], "; ")
+            text = _pa_join([text, _if(has, _cat("recorded relationship with ", listed), "")], "; ")
     return text
 
 
