@@ -98,14 +98,23 @@ _OPTIONAL_TEXT = ["surname", "household_id", "uprn", "postcode"] + [
 
 # --- small helpers -----------------------------------------------------------------------
 
-def _hash_ids(prefix: str, keys: pd.Series) -> pd.Series:
-    """``prefix`` + first 12 hex digits of sha1(key): stable across runs and months."""
-    codes, uniques = pd.factorize(np.asarray(keys, dtype=object), sort=False)
-    keys_text = np.asarray(uniques, dtype=object)
-    hashed = np.array(
-        [prefix + hashlib.sha1(k.encode("utf-8")).hexdigest()[:12] for k in keys_text], dtype=object
-    )
-    return pd.Series(hashed[codes] if len(keys) else [], index=keys.index, dtype="str")
+def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
+              index: pd.Index | None = None) -> tuple[pd.Series, np.ndarray]:
+    """``prefix`` + first 12 hex digits of sha1(key): stable across runs and months.
+
+    Also returns an integer code per record, equal where the ids are equal, so later
+    steps can group on integers rather than on the id text."""
+    if isinstance(keys, pd.Series):
+        index = keys.index if index is None else index
+    arr = keys if isinstance(keys, pa.Array) else pa.array(np.asarray(keys, dtype=object), pa.string())
+    encoded = pc.dictionary_encode(arr)
+    keys_text = encoded.dictionary.to_pylist()
+    hashed = [prefix + hashlib.sha1(k.encode("utf-8")).hexdigest()[:12] for k in keys_text]
+    id_codes, _ = pd.factorize(np.asarray(hashed, dtype=object))
+    indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    ids = pc.take(pa.array(hashed, pa.string()), encoded.indices)
+    series = pd.Series(ids, index=index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    return series, (id_codes[indices] if len(indices) else np.zeros(0, dtype=np.int64))
 
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -222,6 +231,10 @@ def _rel_rows(rel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     b = rel["b"].to_numpy(dtype=np.int64)
     ok = (a >= 0) & (b >= 0)
     return a[ok], b[ok]
+
+
+def _bool_pa(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _age(dob: pd.Series, as_of: date) -> np.ndarray:
@@ -591,15 +604,13 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         group = _components(n, a[same], b[same])
     w["communal_family"] = communal & (pd.Series(group).map(pd.Series(group).value_counts()).to_numpy() > 1)
 
-    first_in_group = pid.to_numpy()[group]
-    hh_key = np.where(
-        communal, "person|" + first_in_group,
-        np.where(has_sys, "system|" + w["sys_key"],
-                 np.where(standalone, "person|" + pid, "dwelling|" + w["dwelling_key"])),
-    )
-    w["hh_key"] = hh_key
-    w["household_id"] = _hash_ids("H-", pd.Series(hh_key, index=w.index))
-    w["household_size"] = w.groupby("household_id")["household_id"].transform("size").astype(int)
+    pid_pa = _pa(w, "patient_id")
+    hh_key = _if(communal, _cat("person|", pc.take(pid_pa, pa.array(group))),
+                 _if(has_sys, _cat("system|", _pa(w, "sys_key")),
+                     _if(standalone, _cat("person|", pid_pa), _cat("dwelling|", _pa(w, "dwelling_key")))))
+    w["household_id"], hh = _hash_ids("H-", hh_key, w.index)
+    w["hh"] = hh  # integer household code: equal codes, equal household ids
+    w["household_size"] = np.bincount(hh, minlength=1)[hh] if n else np.zeros(0, dtype=np.int64)
 
     # A standalone record joined by a system id takes that household's main dwelling.
     w["sys_resolved"] = has_sys & standalone
@@ -634,7 +645,9 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     own_d = (w["d"] >= 0).to_numpy()
     has_d = own_d | w["sys_resolved"].to_numpy()  # placed in a dwelling by a system id
     standalone_flat = (w["ambiguous_flat"] | w["many_postcodes"]).to_numpy() & ~w["sys_resolved"].to_numpy()
-    lettered = w["number"].str.contains(r"[0-9][A-Z]$", regex=True).to_numpy()
+    number_codes, numbers = pd.factorize(w["number"])  # few distinct house numbers
+    lettered = _bool_pa(pc.match_substring_regex(pa.array(np.asarray(numbers, dtype=object), pa.string()),
+                                                 r"[0-9][A-Z]$"))[number_codes]
     # A home is named when any of its records names it ("Rose Cottage, 12 Mill Lane").
     d = w["d"].to_numpy()
     named_d = np.zeros(int(d.max()) + 1 if own_d.any() else 0, dtype=bool)
@@ -656,36 +669,38 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     # A record placed by a system id takes the kind of its household's main dwelling.
     resolved = w["sys_resolved"].to_numpy()
     if resolved.any():
-        hcode, _ = pd.factorize(w["household_id"])
+        hcode = w["hh"].to_numpy()
         main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(kind))
         kind = kind.astype(object)
         kind[resolved] = _lookup(hcode[resolved], main_kind, "ambiguous").to_numpy()
     w["dwelling_kind"] = kind
     # Shared house: 3+ adults, no children, all surnames different, nobody related.
     home = (~w["communal"].to_numpy()) & np.isin(kind, ["flat", "lettered_house", "house", "named_house"])
-    members = w[home & (w["household_size"] >= SHARED_HOUSE_MIN_ADULTS).to_numpy()]
+    members = w.loc[home & (w["household_size"] >= SHARED_HOUSE_MIN_ADULTS).to_numpy(),
+                    ["hh", "patient_id", "is_child", "surname", "age"]]
     if len(members):
         surname = members["surname"].str.upper().str.strip()
         stats = members.assign(surname=surname, dob_missing=members["age"].isna()).groupby(
-            "household_id").agg(
+            "hh").agg(
             size=("patient_id", "size"), children=("is_child", "sum"),
             surnames=("surname", "nunique"), dob_missing=("dob_missing", "sum"),
         )
         related_hh = set()
         if len(rel):
-            hh_of = w["household_id"].to_numpy(dtype=object)
+            hh_of = w["hh"].to_numpy()
             a, b = _rel_rows(rel)
             related_hh = set(hh_of[a[hh_of[a] == hh_of[b]]])
         shared = stats[(stats["children"] == 0) & (stats["surnames"] == stats["size"])
                        & (stats["dob_missing"] == 0) & (~stats.index.isin(related_hh))].index
-        is_shared = w["household_id"].isin(shared).to_numpy() & home
+        is_shared = np.isin(w["hh"].to_numpy(), shared.to_numpy()) & home
         w.loc[is_shared, "dwelling_kind"] = "shared_house"
     # Dwelling ids: the establishment for communal residents, the person when there is no
     # dwelling to speak of, else the dwelling key.
     alone = w["dwelling_kind"].isin(["ambiguous", "no_address"]) | (w["dwelling_key"] == "")
-    key = np.where(w["communal"], "dwelling|" + w["establishment_key"],
-                   np.where(alone, "person|" + w["patient_id"], "dwelling|" + w["dwelling_key"]))
-    w["dwelling_id"] = _hash_ids("D-", pd.Series(key, index=w.index))
+    key = _if(w["communal"].to_numpy(), _cat("dwelling|", _pa(w, "establishment_key")),
+              _if(alone.to_numpy(), _cat("person|", _pa(w, "patient_id")),
+                  _cat("dwelling|", _pa(w, "dwelling_key"))))
+    w["dwelling_id"], _ = _hash_ids("D-", key, w.index)
     return w
 
 
@@ -701,7 +716,7 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
     pid = w["patient_id"].to_numpy(dtype=object)
-    hh, _ = pd.factorize(w["household_id"])
+    hh = w["hh"].to_numpy()
     child = w["is_child"].to_numpy()
     # Notes as (row, order, other row, text); sorted by integers, joined per row.
     notes: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
@@ -1038,7 +1053,7 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     w["link_evidence"] = pd.Series(_evidence(w, rel), index=w.index,
                                    dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     w["ambiguous"] = (w["dwelling_kind"] == "ambiguous")
-    w["household_size"] = w.groupby("household_id")["household_id"].transform("size").astype(int)
+    # household_size: counted in _households, and households do not change after it.
     out = w[HOUSEHOLD_COLUMNS].sort_values("patient_id", kind="mergesort").reset_index(drop=True)
     for c in ["patient_id", "household_id", "dwelling_id", "dwelling_kind", "role", "address_key",
               "link_evidence", "relationship_notes", "conflict"]:
