@@ -182,26 +182,22 @@ def _mode_at(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray]) -> np.nda
 
 def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: str) -> pa.Array:
     """Join ``texts`` per group code (0..n-1) with ``sep``, keeping the given order within
-    each group; groups with no text get "". Vectorised through pyarrow list arrays; the
-    result is a pyarrow string array of length ``n``."""
+    each group; groups with no text get "". Vectorised through a pyarrow list array with
+    one (possibly empty) list per group; the result is a pyarrow string array of length n."""
     groups = np.asarray(groups, dtype=np.int64)
-    if len(groups) == 0:
-        return pc.fill_null(pa.nulls(n, pa.string()), "")
-    order = np.argsort(groups, kind="stable")
-    g = groups[order]
     if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
         texts = pa.array(np.asarray(texts, dtype=object), pa.large_string())
-    values = pc.take(texts, pa.array(order)).cast(pa.large_string())
+    if len(groups) > 1 and (groups[1:] < groups[:-1]).any():
+        order = np.argsort(groups, kind="stable")
+        groups = groups[order]
+        texts = pc.take(texts, pa.array(order))
+    values = texts.cast(pa.large_string())
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    offsets = pa.array(np.r_[starts, len(g)].astype(np.int64))
-    lists = pa.LargeListArray.from_arrays(offsets, values)
-    joined = pc.binary_join(lists, pa.scalar(sep, pa.large_string()))
-    at = np.full(n, -1, dtype=np.int64)
-    at[g[starts]] = np.arange(len(starts))
-    out = pc.take(joined, pa.array(at, mask=at < 0))
-    return pc.fill_null(out, "").cast(pa.string())
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(groups, minlength=n), out=offsets[1:])
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), values)
+    return pc.binary_join(lists, pa.scalar(sep, pa.large_string())).cast(pa.string())
 
 
 def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
