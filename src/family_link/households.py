@@ -484,62 +484,90 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
 
 # --- ambiguity and communal establishments -----------------------------------------------
 
+def _str_series(arr: pa.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(arr, index=index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _dict_codes(arr: pa.Array) -> tuple[np.ndarray, int]:
+    """Integer codes of a pyarrow string array (first-appearance order) and their count."""
+    encoded = pc.dictionary_encode(arr)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, len(encoded.dictionary)
+
+
 def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     """Flag missing-flat records at buildings with flats, and communal establishments."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+    n = len(w)
     has_d = w["d"].to_numpy() >= 0
-    place = np.where(w["d_postcode"] != "", w["d_postcode"], "T:" + w["d_town"].astype(str))
-    w["dwelling_key"] = np.where(
-        has_d,
-        place + "|" + w["number"] + "|" + w["bkey"] + "|" + w["flat"] + "|" + w["d_street"],
-        "",
-    )
-    w["building_key"] = np.where(
-        has_d, place + "|" + w["number"] + "|" + w["bkey"] + "|" + w["d_street"], ""
-    )
-    # Flats known at each building.
-    known = w[has_d & (w["flat"] != "").to_numpy()]
-    flats = known.drop_duplicates(["building_key", "flat"])
-    n_flats = flats.groupby("building_key").size()
-    one_flat = flats.drop_duplicates("building_key").set_index("building_key")["flat"]
-    w["building_flats"] = w["building_key"].map(n_flats).fillna(0).astype(int)
-    missing_flat = has_d & (w["flat"] == "").to_numpy() & (w["building_flats"] > 0).to_numpy()
-    w["only_flat"] = _map_text(w["building_key"], one_flat)
+    d_postcode = _pa(w, "d_postcode")
+    place = pc.if_else(pc.not_equal(d_postcode, ""), d_postcode, _cat("T:", _pa(w, "d_town")))
+    number, bkey, flat, d_street = _pa(w, "number"), _pa(w, "bkey"), _pa(w, "flat"), _pa(w, "d_street")
+    dwelling_key = _if(has_d, _cat(place, "|", number, "|", bkey, "|", flat, "|", d_street), "")
+    building_key = _if(has_d, _cat(place, "|", number, "|", bkey, "|", d_street), "")
+    w["dwelling_key"] = _str_series(dwelling_key, w.index)
+    w["building_key"] = _str_series(building_key, w.index)
+    bk, n_bk = _dict_codes(building_key)  # "" (no dwelling) never has flats or a name
+
+    # Flats known at each building: distinct (building, flat) pairs, the first seen first.
+    flat_codes, flat_values = pd.factorize(w["flat"])
+    flat_values = np.asarray(flat_values, dtype=object)
+    known = np.flatnonzero(has_d & _nonempty(flat))
+    nf = max(len(flat_values), 1)
+    _, first = np.unique(bk[known] * nf + flat_codes[known], return_index=True)
+    pair_rows = np.sort(known[first])  # row order, as drop_duplicates keeps it
+    n_flats = np.bincount(bk[pair_rows], minlength=n_bk)
+    one_flat = np.full(n_bk, "", dtype=object)
+    firsts = pair_rows[np.unique(bk[pair_rows], return_index=True)[1]]
+    one_flat[bk[firsts]] = flat_values[flat_codes[firsts]]
+    building_flats = np.where(has_d, n_flats[bk], 0) if n else np.zeros(0, dtype=np.int64)
+    w["building_flats"] = building_flats.astype(int)
+    missing_flat = has_d & ~_nonempty(flat) & (building_flats > 0)
+    w["only_flat"] = pd.Series(np.where(has_d, one_flat[bk], "") if n else np.zeros(0, dtype=object),
+                               index=w.index, dtype="str")
 
     # Communal by name: the whole building (every flat or room) is the establishment.
-    named = w[has_d & (w["communal_name"] != "").to_numpy()]
-    bcode, buildings = pd.factorize(named["building_key"])
-    name_of_building = _mode(bcode, named["communal_name"].reset_index(drop=True))
-    name_of_building.index = buildings[name_of_building.index]
-    w["communal_label"] = _map_text(w["building_key"], name_of_building)
-    w.loc[~has_d, "communal_label"] = ""
-    by_name = (w["communal_label"] != "").to_numpy()
+    named = has_d & (w["communal_name"] != "").to_numpy()
+    g, c = _mode_codes(np.where(named, bk, -1), _text_codes(w["communal_name"]))
+    label_of = np.full(n_bk, "", dtype=object)
+    label_of[g] = _text_codes(w["communal_name"])[1][c]
+    label = np.where(has_d, label_of[bk], "") if n else np.zeros(0, dtype=object)
+    w["communal_label"] = pd.Series(label, index=w.index, dtype="str")
+    by_name = (label != "") if n else np.zeros(0, dtype=bool)
 
     w["ambiguous_flat"] = missing_flat & ~by_name
     w["many_postcodes"] = (w["d_how"] == "no_postcode_many").to_numpy()
 
     # Communal by size or age, counted over the dwelling's linked records.
     linked = has_d & ~w["ambiguous_flat"].to_numpy()
-    d_lin = np.where(linked, w["d"].to_numpy(), -1)
-    frame = pd.DataFrame({"d": d_lin, "old": w["age"].to_numpy() >= ELDERLY_AGE,
-                          "surname": w["surname"].str.upper().str.strip().to_numpy()})
-    frame = frame[frame["d"] >= 0]
-    stats = frame.groupby("d").agg(size=("old", "size"), old=("old", "sum"),
-                                   surnames=("surname", "nunique"))
-    size = stats["size"].reindex(d_lin).fillna(0).to_numpy()
-    old = stats["old"].reindex(d_lin).fillna(0).to_numpy()
-    surnames = stats["surnames"].reindex(d_lin).fillna(0).to_numpy()
+    d = w["d"].to_numpy().astype(np.int64)
+    n_d = int(d.max()) + 1 if linked.any() else 0
+    dl = d[linked]
+    size_d = np.bincount(dl, minlength=n_d)
+    old_d = np.bincount(dl, weights=(w["age"].to_numpy() >= ELDERLY_AGE)[linked], minlength=n_d)
+    s_codes, s_values = pd.factorize(w["surname"])
+    s_norm, _ = pd.factorize(pd.Series(np.asarray(s_values, dtype=object), dtype="str").str.upper().str.strip())
+    s_code = s_norm[s_codes] if n else np.zeros(0, dtype=np.int64)
+    ns = max(int(s_norm.max()) + 1 if len(s_norm) else 1, 1)
+    pairs = np.unique(dl * ns + s_code[linked])
+    surnames_d = np.bincount(pairs // ns, minlength=n_d)
+    at = np.where(linked, d, 0)
+    size = np.where(linked, size_d[at] if n_d else 0, 0)
+    old = np.where(linked, old_d[at] if n_d else 0, 0)
+    surnames = np.where(linked, surnames_d[at] if n_d else 0, 0)
     by_size = linked & (size > COMMUNAL_SIZE)
     by_age = (linked & ~by_size & (size >= ELDERLY_MIN_SIZE) & (old * 2 > size)
               & (surnames >= ELDERLY_MIN_SURNAMES))
     w["dwelling_size"] = size.astype(int)
     w["dwelling_old"] = old.astype(int)
     w["communal_how"] = np.select([by_name, by_size, by_age], ["name", "size", "age"], "")
-    w["communal"] = by_name | by_size | by_age
+    communal = by_name | by_size | by_age
+    w["communal"] = communal
     # The establishment: the building for a named one, else the dwelling.
-    w["establishment_key"] = np.where(by_name, w["building_key"], w["dwelling_key"])
-    est_size = w[w["communal"]].groupby("establishment_key").size()
-    w["establishment_size"] = w["establishment_key"].map(est_size).fillna(0).astype(int)
+    establishment_key = _if(by_name, building_key, dwelling_key)
+    w["establishment_key"] = _str_series(establishment_key, w.index)
+    ek, n_ek = _dict_codes(establishment_key)
+    w["establishment_size"] = np.bincount(ek[communal], minlength=n_ek)[ek].astype(int)
     return w
 
 
