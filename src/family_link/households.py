@@ -91,6 +91,7 @@ FAMILY_WORDS = PARENT_WORDS | CHILD_WORDS | SYMMETRIC_WORDS | frozenset({
     "aunt", "uncle", "niece", "nephew",
 })
 
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default "str" dtype
 _OPTIONAL_TEXT = ["surname", "household_id", "uprn", "postcode"] + [
     f"address_line_{i}" for i in range(1, 6)
 ]
@@ -245,15 +246,26 @@ def _age(dob: pd.Series, as_of: date) -> np.ndarray:
 
 def _prepare(patients: pd.DataFrame) -> pd.DataFrame:
     """Sorted copy with every optional column present as text ("" when absent)."""
-    frame = patients.copy()
+    frame = patients.copy(deep=False)  # columns are replaced, never changed in place
     for column in _OPTIONAL_TEXT:
         if column not in frame.columns:
             frame[column] = ""
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype("str")
+        if frame[column].dtype == _STR:
+            frame[column] = frame[column].fillna("")  # already text: no round trip via object
+        else:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype("str")
     frame["patient_id"] = frame["patient_id"].astype("str")
     if "date_of_birth" not in frame.columns:
         frame["date_of_birth"] = pd.NaT
     frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"], errors="coerce")
+    return _sorted_by_id(frame)
+
+
+def _sorted_by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in patient_id order (stable), positional index; exports often come sorted,
+    and a stable sort of sorted rows changes nothing, so the sort is skipped then."""
+    if frame["patient_id"].is_monotonic_increasing:
+        return frame.reset_index(drop=True)
     return frame.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
 
 
@@ -1063,7 +1075,7 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     """
     rel = _relationships(relationships)
     # Positional index, patient_id order: every tie below is broken on values, not rows.
-    w = people.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
+    w = _sorted_by_id(people)
     # Each relationship's two records as row positions in w (-1: not in this frame).
     ids = pd.Index(w["patient_id"])
     rel = rel.assign(a=ids.get_indexer(rel["patient_id"]), b=ids.get_indexer(rel["related_patient_id"]))
@@ -1078,7 +1090,7 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
                                    dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     w["ambiguous"] = (w["dwelling_kind"] == "ambiguous")
     # household_size: counted in _households, and households do not change after it.
-    out = w[HOUSEHOLD_COLUMNS].sort_values("patient_id", kind="mergesort").reset_index(drop=True)
+    out = _sorted_by_id(w[HOUSEHOLD_COLUMNS])
     for c in ["patient_id", "household_id", "dwelling_id", "dwelling_kind", "role", "address_key",
               "link_evidence", "relationship_notes", "conflict"]:
         out[c] = out[c].astype("str")
