@@ -638,7 +638,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         est = w["establishment_key"].to_numpy()
         same = communal[a] & communal[b] & (est[a] == est[b])
         group = _components(n, a[same], b[same])
-    w["communal_family"] = communal & (pd.Series(group).map(pd.Series(group).value_counts()).to_numpy() > 1)
+    w["communal_family"] = communal & (np.bincount(group, minlength=1)[group] > 1 if n else communal)
 
     pid_pa = _pa(w, "patient_id")
     hh_key = _if(communal, _cat("person|", pc.take(pid_pa, pa.array(group))),
@@ -651,7 +651,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     # A standalone record joined by a system id takes that household's main dwelling.
     w["sys_resolved"] = has_sys & standalone
     if w["sys_resolved"].any():
-        good = w[has_sys & ~standalone]
+        good = w.loc[has_sys & ~standalone, ["household_id", "dwelling_key"]]
         hcode, hids = pd.factorize(good["household_id"])
         main = _mode(hcode, good["dwelling_key"].reset_index(drop=True))
         main.index = hids[main.index]
@@ -660,7 +660,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         w.loc[w["sys_resolved"] & ~resolved, "sys_resolved"] = False
 
     # Conflicts: one system household spread over clearly different addresses.
-    grp = w[has_sys & (w["dwelling_key"] != "")]
+    grp = w.loc[has_sys & (w["dwelling_key"] != "").to_numpy(), ["household_id", "dwelling_key", "d_postcode"]]
     addr = grp.drop_duplicates(["household_id", "dwelling_key"])
     n_pc = addr[addr["d_postcode"] != ""].groupby("household_id")["d_postcode"].nunique()
     n_home = addr.groupby("household_id")["dwelling_key"].nunique()
@@ -669,8 +669,12 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     many_pc = n_pc[n_pc > 1]
     conflict[many_pc.index] = conflict[many_pc.index] + ", " + many_pc.astype(str) + " postcodes"
     conflict[conflict != ""] = conflict[conflict != ""] + ")"
-    w["conflict"] = _map_text(w["household_id"], conflict)
-    w.loc[~has_sys, "conflict"] = ""
+    # Only records with a system key can be in conflict: map those alone.
+    text = np.full(n, "", dtype=object)
+    rows = np.flatnonzero(has_sys)
+    if len(rows) and len(conflict):
+        text[rows] = _map_text(w["household_id"].iloc[rows], conflict).to_numpy(dtype=object)
+    w["conflict"] = pd.Series(text, index=w.index, dtype="str")
     return w
 
 
