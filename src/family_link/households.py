@@ -297,45 +297,54 @@ def street_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return scores
 
 
-def _street_clusters(group: np.ndarray, street: pd.Series) -> np.ndarray:
+def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Within each group, cluster street spellings whose similarity reaches the threshold.
 
-    Returns a cluster code per record (-1 where group is -1). An empty street joins the
-    group's only cluster; with several clusters it stays apart.
+    ``street`` is the coded street column (``_text_codes``). Returns a cluster code per
+    record (-1 where group is -1). An empty street joins the group's only cluster; with
+    several clusters it stays apart.
     """
+    codes, uniques = street
     n = len(group)
     out = np.full(n, -1, dtype=np.int64)
     ok = group >= 0
     if not ok.any():
         return out
-    rec = pd.DataFrame({"g": group[ok], "s": street.to_numpy()[ok]})
-    variants = rec.drop_duplicates().sort_values(["g", "s"], kind="mergesort").reset_index(drop=True)
-    variants["vid"] = np.arange(len(variants))
-    per_group = variants.groupby("g")["s"].transform("size").to_numpy()
-    nonempty = variants["s"].to_numpy() != ""
-    cand = variants[(per_group > 1) & nonempty]
+    # Variants: distinct (group, street), in group then street order (codes sort as text).
+    ns = max(len(uniques), 1)
+    vkey, inverse = np.unique(group[ok] * ns + codes[ok], return_inverse=True)
+    vg, vs = vkey // ns, vkey % ns
+    nv = len(vkey)
+    starts = np.flatnonzero(np.r_[True, vg[1:] != vg[:-1]])
+    sizes = np.diff(np.r_[starts, nv])
+    per_group = np.repeat(sizes, sizes)
+    nonempty = uniques[vs] != ""
+    cand = np.flatnonzero((per_group > 1) & nonempty)
     a_idx = np.array([], dtype=np.int64)
     b_idx = np.array([], dtype=np.int64)
     if len(cand):
-        pairs = cand.merge(cand, on="g", suffixes=("_a", "_b"))
-        pairs = pairs[pairs["vid_a"] < pairs["vid_b"]]
+        c = pd.DataFrame({"g": vg[cand], "v": cand})
+        pairs = c.merge(c, on="g", suffixes=("_a", "_b"))
+        pairs = pairs[(pairs["v_a"] < pairs["v_b"]).to_numpy()]
         if len(pairs):
-            scores = street_similarity(pairs["s_a"].to_numpy(), pairs["s_b"].to_numpy())
+            va, vb = pairs["v_a"].to_numpy(), pairs["v_b"].to_numpy()
+            scores = street_similarity(uniques[vs[va]], uniques[vs[vb]])
             keep = scores >= STREET_SIMILARITY
-            a_idx = pairs["vid_a"].to_numpy()[keep]
-            b_idx = pairs["vid_b"].to_numpy()[keep]
-    labels = _components(len(variants), a_idx, b_idx)
-    variants["label"] = labels
+            a_idx, b_idx = va[keep], vb[keep]
+    labels = _components(nv, a_idx, b_idx)
     # Empty street: join the group's only non-empty cluster, if there is exactly one.
-    ne = variants[nonempty]
-    n_clusters = ne.groupby("g")["label"].nunique()
-    only = ne.drop_duplicates("g").set_index("g")["label"]
-    empty = variants.index[~nonempty]
-    eg = variants.loc[empty, "g"]
-    single = eg.map(n_clusters).fillna(0).to_numpy() == 1
-    variants.loc[empty[single], "label"] = eg[single].map(only).to_numpy()
-    key = rec.merge(variants[["g", "s", "label"]], on=["g", "s"], how="left")["label"].to_numpy()
-    out[ok] = key
+    ne = np.flatnonzero(nonempty)
+    n_groups = int(vg.max()) + 1
+    cluster_pairs = np.unique(vg[ne] * nv + labels[ne])
+    n_clusters = np.bincount(cluster_pairs // nv, minlength=n_groups)
+    only = np.full(n_groups, -1, dtype=np.int64)
+    first_g, first_at = np.unique(vg[ne], return_index=True)  # first non-empty variant
+    only[first_g] = labels[ne[first_at]]
+    empty = np.flatnonzero(~nonempty)
+    single = empty[n_clusters[vg[empty]] == 1]
+    labels = labels.copy()
+    labels[single] = only[vg[single]]
+    out[ok] = labels[inverse.reshape(-1)]
     return out
 
 
@@ -392,19 +401,31 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         g[with_pc] = _factorize(
             w.loc[with_pc, "postcode"], w.loc[with_pc, "number"], w.loc[with_pc, "bkey"]
         )
-    cluster = _street_clusters(g, w["street"])
+    # The text columns most used below, coded once (codes order as the text does).
+    postcode_c, street_c, town_c = (_text_codes(w[c]) for c in ("postcode", "street", "town"))
+    cluster = _street_clusters(g, street_c)
     b = np.full(n, -1, dtype=np.int64)
     if with_pc.any():
         b[with_pc] = _factorize(g[with_pc], cluster[with_pc])
     n_b = int(b.max()) + 1 if with_pc.any() else 0
-    # The text columns most used below, coded once (codes order as the text does).
-    postcode_c, street_c, town_c = (_text_codes(w[c]) for c in ("postcode", "street", "town"))
-    parts = pd.DataFrame({"b": b, "postcode": w["postcode"], "number": w["number"],
-                          "bkey": w["bkey"]})
-    parts = parts[parts["b"] >= 0].drop_duplicates("b").set_index("b").sort_index()
-    parts["street"] = _mode(b, street_c).reindex(parts.index).fillna("")
-    parts["town"] = _mode(b, town_c).reindex(parts.index).fillna("")
-    parts["outward"] = parts["postcode"].str.split(" ").str[0]
+    # One row per building (its first record), on integer codes; codes order as text.
+    first = np.unique(b, return_index=True)[1][1:] if (b < 0).any() else np.unique(b, return_index=True)[1]
+    outward = np.array([p.split(" ")[0] for p in postcode_c[1]], dtype=object)  # distinct postcodes
+    outward_code = pd.factorize(outward)[0] if len(outward) else np.zeros(0, dtype=np.int64)
+    street_of = np.full(n_b, -1, dtype=np.int64)  # -1: no street given at the building
+    town_of = np.full(n_b, -1, dtype=np.int64)
+    gb, cb = _mode_codes(b, street_c)
+    street_of[gb] = cb
+    gb, cb = _mode_codes(b, town_c)
+    town_of[gb] = cb
+    pcode = postcode_c[0][first]
+    parts = pd.DataFrame({
+        "b": np.arange(n_b), "postcode": pcode,
+        "number": pd.factorize(w["number"].iloc[first])[0], "bkey": pd.factorize(w["bkey"].iloc[first])[0],
+        "street": street_of, "town": town_of, "outward": outward_code[pcode] if n_b else pcode,
+    })
+    street_text = np.r_[street_c[1], [""]]  # code -1 (no street) reads ""
+    town_text = np.r_[town_c[1], [""]]
 
     # 2. The same building under a postcode one character away: a typing slip. Only
     #    inside one postcode district and town: street names recur in neighbouring towns,
@@ -413,15 +434,17 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     b_idx = np.array([], dtype=np.int64)
     keys = ["number", "bkey", "street", "outward"]
     if n_b:
-        cp = parts[parts["street"] != ""].reset_index()
+        cp = parts[street_text[parts["street"].to_numpy()] != ""]
         cp = cp[cp.duplicated(keys, keep=False)]
         if len(cp):
             pairs = cp.merge(cp, on=keys, suffixes=("_a", "_b"))
-            towns_agree = ((pairs["town_a"] == pairs["town_b"]) | (pairs["town_a"] == "")
-                           | (pairs["town_b"] == ""))
-            pairs = pairs[(pairs["b_a"] < pairs["b_b"]) & towns_agree]
+            town_a = town_text[pairs["town_a"].to_numpy()]
+            town_b = town_text[pairs["town_b"].to_numpy()]
+            towns_agree = (town_a == town_b) | (town_a == "") | (town_b == "")
+            pairs = pairs[(pairs["b_a"] < pairs["b_b"]).to_numpy() & towns_agree]
             if len(pairs):
-                dist = process.cpdist(pairs["postcode_a"].tolist(), pairs["postcode_b"].tolist(),
+                dist = process.cpdist(postcode_c[1][pairs["postcode_a"].to_numpy()].tolist(),
+                                      postcode_c[1][pairs["postcode_b"].to_numpy()].tolist(),
                                       scorer=OSA.distance, workers=1)
                 near = dist <= 1
                 a_idx = pairs["b_a"].to_numpy()[near]
