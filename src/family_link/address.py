@@ -178,7 +178,20 @@ def _empty(n: int) -> pa.Array:
 
 
 def _sub(arr: pa.Array, pattern: str, repl: str, max_replacements: int | None = None) -> pa.Array:
-    return pc.replace_substring_regex(arr, pattern, repl, max_replacements=max_replacements)
+    """Regex replace. Most patterns match few values, and finding a match costs far less
+    than rewriting every string, so only the values that match are rewritten (a value
+    with no match is left as it is either way)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    n_hit = pc.sum(hit).as_py() or 0
+    if n_hit == 0:
+        return arr
+    if n_hit * 4 > len(arr):  # dense: one pass over everything is cheaper
+        return pc.replace_substring_regex(arr, pattern, repl, max_replacements=max_replacements)
+    replaced = pc.replace_substring_regex(pc.filter(arr, hit), pattern, repl,
+                                          max_replacements=max_replacements)
+    return pc.replace_with_mask(arr, hit, replaced)
 
 
 def _has(arr: pa.Array, pattern: str) -> np.ndarray:
