@@ -353,13 +353,18 @@ def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
     CRESCENT when a neighbour at the same postcode spells the two parts apart. Without
     that help the parser cannot tell a house name from a street name."""
     unnumbered = ((w["number"] == "") & w["postcode_valid"]).to_numpy()
-    building = w["building"].to_numpy(dtype=object)
-    street = w["street"].to_numpy(dtype=object)
-    postcode = w["postcode"].to_numpy(dtype=object)
-    one = unnumbered & ((building == "") != (street == ""))
-    both = unnumbered & (building != "") & (street != "")
+    has_building = (w["building"] != "").to_numpy()
+    has_street = (w["street"] != "").to_numpy()
+    one = unnumbered & (has_building != has_street)
+    both = unnumbered & has_building & has_street
     if not (one.any() and both.any()):
         return w
+    # Only the unnumbered records take part: text for those rows alone.
+    part = np.flatnonzero(one | both)
+    building = w["building"].iloc[part].to_numpy(dtype=object)
+    street = w["street"].iloc[part].to_numpy(dtype=object)
+    postcode = w["postcode"].iloc[part].to_numpy(dtype=object)
+    one, both = one[part], both[part]
     known = pd.DataFrame({"key": postcode[both] + "|" + building[both] + " " + street[both],
                           "b": building[both], "s": street[both]}).drop_duplicates()
     known = known.drop_duplicates("key", keep=False).set_index("key")
@@ -369,12 +374,12 @@ def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
     hit = found.notna().to_numpy()
     if hit.any():
         keys = postcode[rows[hit]] + "|" + text[hit]
-        building = building.copy()
-        street = street.copy()
-        building[rows[hit]] = known.loc[keys, "b"].to_numpy()
-        street[rows[hit]] = known.loc[keys, "s"].to_numpy()
-        w["building"] = pd.Series(building, index=w.index, dtype="str")
-        w["street"] = pd.Series(street, index=w.index, dtype="str")
+        mask = np.zeros(len(w), dtype=bool)
+        mask[part[rows[hit]]] = True  # ascending, as the replacements are ordered
+        for column, values in (("building", known.loc[keys, "b"]), ("street", known.loc[keys, "s"])):
+            new = pc.replace_with_mask(_pa(w, column), pa.array(mask),
+                                       pa.array(values.to_numpy(dtype=object), pa.string()))
+            w[column] = _str_series(new, w.index)
     return w
 
 
@@ -389,7 +394,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
     w = _split_run_together_names(w)
-    w["bkey"] = w["building"].where(w["number"] == "", "")
+    w["bkey"] = _str_series(_if((w["number"] == "").to_numpy(), _pa(w, "building"), ""), w.index)
     premise = (w["number"] != "") | (w["bkey"] != "")
     w["usable"] = premise & (w["postcode_valid"] | (w["street"] != ""))
     with_pc = (w["usable"] & w["postcode_valid"]).to_numpy()
