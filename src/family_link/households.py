@@ -935,6 +935,17 @@ def _int_text(values: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.string())
 
 
+def _patch(base: pa.Array, mask: np.ndarray, make) -> pa.Array:
+    """``base`` with the rows in ``mask`` replaced by ``make(take)``, where ``take(column)``
+    gives a column at those rows: rare sentences are built for their rows alone."""
+    idx = np.flatnonzero(mask)
+    if not len(idx):
+        return base
+    at = pa.array(idx)
+    return pc.replace_with_mask(base, pa.array(np.asarray(mask, dtype=bool)),
+                                make(lambda column: pc.take(column, at), idx))
+
+
 def _address_link(w: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     """What joined each record to its dwelling, in words (full length; meaningful where
     ``rows``, a boolean mask, is set: street similarities are computed there only)."""
@@ -942,11 +953,11 @@ def _address_link(w: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     postcode, d_postcode, d_town = _pa(w, "postcode"), _pa(w, "d_postcode"), _pa(w, "d_town")
     number, flat, bkey = _pa(w, "number"), _pa(w, "flat"), _pa(w, "bkey")
     street, d_street = _pa(w, "street"), _pa(w, "d_street")
-    pc_part = _if(how == "postcode", _cat("same postcode ", d_postcode),
-                  _if(how == "postcode_edit",
-                      _cat("postcode ", postcode, " one character from ", d_postcode,
-                           " (same street, number and flat)"),
-                      _if(how == "no_postcode", _cat("no valid postcode: same town ", d_town), "")))
+    pc_part = _if(how == "postcode", _cat("same postcode ", d_postcode), "")
+    pc_part = _patch(pc_part, how == "postcode_edit", lambda t, _: _cat(
+        "postcode ", t(postcode), " one character from ", t(d_postcode), " (same street, number and flat)"))
+    pc_part = _patch(pc_part, how == "no_postcode", lambda t, _: _cat(
+        "no valid postcode: same town ", t(d_town)))
     has_street = _nonempty(street)
     same = np.asarray(pc.equal(street, d_street).to_numpy(zero_copy_only=False), dtype=bool)
     differ = rows & ~same & has_street & _nonempty(d_street)
@@ -957,17 +968,20 @@ def _address_link(w: pd.DataFrame, rows: np.ndarray) -> pa.Array:
         d_obj = pc.take(d_street, pa.array(idx)).to_numpy(zero_copy_only=False)
         score[idx] = np.floor(street_similarity(np.asarray(s_obj, dtype=object),
                                                 np.asarray(d_obj, dtype=object))).astype(np.int64)
-    street_part = _if(~has_street, "no street given",
-                      _if(same, _cat("same street ", d_street),
-                          _cat("street similarity ", _int_text(score), " ('", d_street, "' ~ '",
-                               street, "')")))
-    return _pa_join([
-        pc_part,
-        pc.if_else(pc.not_equal(number, ""), _cat("same number ", number), ""),
-        pc.if_else(pc.not_equal(flat, ""), _cat("same flat ", flat), ""),
-        pc.if_else(pc.not_equal(bkey, ""), _cat("same building name ", bkey), ""),
-        street_part,
-    ], ", ")
+    # No street given / same street / (rarely) a similar spelling.
+    street_part = _if(same & has_street, _cat("same street ", d_street), "no street given")
+    street_part = _patch(street_part, has_street & ~same, lambda t, idx: _cat(
+        "street similarity ", _int_text(score[idx]), " ('", t(d_street), "' ~ '", t(street), "')"))
+    optional = [
+        pc.if_else(pc.not_equal(number, ""), _cat(", same number ", number), ""),
+        pc.if_else(pc.not_equal(flat, ""), _cat(", same flat ", flat), ""),
+        pc.if_else(pc.not_equal(bkey, ""), _cat(", same building name ", bkey), ""),
+    ]
+    if (_nonempty(pc_part) | ~rows).all():
+        # The usual case: the postcode part and the street part are never empty, so the
+        # non-empty parts join with one concatenation.
+        return _cat(pc_part, *optional, ", ", street_part)
+    return _pa_join([pc_part] + [pc.utf8_slice_codeunits(p, 2) for p in optional] + [street_part], ", ")
 
 
 def _communal_text(w: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
@@ -1011,13 +1025,14 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
 
     # Clinical-system households (category 2), on Arrow like the address links.
     conflict = _pa(w, "conflict")
-    sys_txt = _if(w["sys_resolved"].to_numpy(),
-                  "same household id in the clinical system (its own address is incomplete)",
-                  _if(adopted, _cat("same address as members of a clinical-system household (",
-                                    link, ")"),
-                      "same household id in the clinical system"))
-    sys_txt = pc.if_else(pc.not_equal(conflict, ""),
-                         _cat(sys_txt, "; CONFLICT: ", conflict, ", check by hand"), sys_txt)
+    resolved = w["sys_resolved"].to_numpy()
+    sys_txt = _if(resolved, "same household id in the clinical system (its own address is incomplete)",
+                  "same household id in the clinical system")
+    sys_txt = _patch(sys_txt, adopted & ~resolved, lambda t, _: _cat(
+        "same address as members of a clinical-system household (", t(link), ")"))
+    plain = sys_txt
+    sys_txt = _patch(plain, _nonempty(conflict), lambda t, _: _cat(
+        t(plain), "; CONFLICT: ", t(conflict), ", check by hand"))
 
     # The rarer categories, on their rows only.
     small = np.full(n, "", dtype=object)
@@ -1058,9 +1073,9 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
                _if(category == 0, link, pa.array(small, pa.string())))
 
     shared = kind == "shared_house"
-    if shared.any():
-        text = _if(shared, _cat(text, "; shared house (", _int_text(size),
-                                " unrelated adults): no parent or child roles inferred"), text)
+    before = text
+    text = _patch(before, shared, lambda t, idx: _cat(
+        t(before), "; shared house (", _int_text(size[idx]), " unrelated adults): no parent or child roles inferred"))
 
     # Recorded relationships inside the household.
     if len(rel):
@@ -1071,9 +1086,13 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         pairs = pairs.drop_duplicates().sort_values(["p", "o"], kind="mergesort")
         pid = w["patient_id"].to_numpy(dtype=object)
         listed = _group_join(pairs["p"].to_numpy(), pid[pairs["o"].to_numpy()], n, ", ")
-        has = _nonempty(listed)
-        if has.any():
-            text = _pa_join([text, _if(has, _cat("recorded relationship with ", listed), "")], "; ")
+        before = text
+
+        def with_relationships(t, _):
+            base, piece = t(before), _cat("recorded relationship with ", t(listed))
+            return pc.if_else(pc.not_equal(base, ""), _cat(base, "; ", piece), piece)
+
+        text = _patch(before, _nonempty(listed), with_relationships)
     return text
 
 
