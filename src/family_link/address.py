@@ -451,6 +451,8 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     return {
         **parts,
         "pc_text": pc_text,
+        # Validated here, once per distinct text, rather than once per record.
+        "pc_text_valid": pc.fill_null(pc.match_substring_regex(pc_text, POSTCODE_RE), False),
         "communal_name": communal,
         "address_text": _join_places(
             [flat_text, parts["building"], number_street, parts["locality"], parts["town"]]
@@ -459,10 +461,38 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
 
 
 _PARTS = ["flat", "number", "building", "street", "locality", "town", "pc_text",
-          "communal_name", "address_text"]
-_CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threads help
+          "pc_text_valid", "communal_name", "address_text"]
+_CHUNK = 25000  # distinct values per task; pyarrow releases the GIL, so threads help
 # A line that only names a county says nothing about the home.
 _COUNTY_SEGMENT = rf"(^|,)(?:{'|'.join(COUNTIES)})(,|$)"
+
+
+def _pool_map(fn, chunks: list) -> list:
+    """``fn`` over ``chunks``, on a thread pool when there are several."""
+    if len(chunks) > 1:
+        with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+            return list(pool.map(fn, chunks))
+    return [fn(chunk) for chunk in chunks]
+
+
+def _joined_text(lines: list[pa.Array]) -> pa.Array:
+    """Canonical lines joined by commas, county-only segments dropped (row by row)."""
+    text = _squash(pc.binary_join_element_wise(*lines, ","))
+    return _squash(_sub(text, _COUNTY_SEGMENT, r"\1\2"))
+
+
+def _by_rows(fn, columns: list[pa.Array]) -> pa.Array:
+    """A row-wise ``fn`` of several columns, in chunks of rows on the thread pool."""
+    n = len(columns[0])
+    step = 4 * _CHUNK
+    chunks = [[c.slice(i, step) for c in columns] for i in range(0, n, step)] or [columns]
+    return pa.concat_arrays(_pool_map(fn, chunks))
+
+
+def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
+    cleaned = _clean_postcode_text(values)
+    return {"cleaned": cleaned,
+            "valid": pc.fill_null(pc.match_substring_regex(cleaned, POSTCODE_RE), False)}
 
 
 def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
@@ -470,11 +500,7 @@ def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
     encoded = pc.dictionary_encode(values)
     uniq = encoded.dictionary
     chunks = [uniq.slice(i, _CHUNK) for i in range(0, len(uniq), _CHUNK)] or [uniq]
-    if len(chunks) > 1:
-        with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
-            results = list(pool.map(fn, chunks))
-    else:
-        results = [fn(chunks[0])]
+    results = _pool_map(fn, chunks)
     if names is None:
         return pc.take(pa.concat_arrays(results), encoded.indices)
     return {k: pc.take(pa.concat_arrays([r[k] for r in results]), encoded.indices) for k in names}
@@ -501,14 +527,14 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         _distinct_map(_to_arrow(patients[c]), _canonical_text) if c in patients.columns else _empty(n)
         for c in ADDRESS_LINES
     ]
-    text = _squash(pc.binary_join_element_wise(*lines, ","))
-    text = _squash(_sub(text, _COUNTY_SEGMENT, r"\1\2"))
+    text = _by_rows(_joined_text, lines)
     parts = _distinct_map(text, _parse_distinct, _PARTS)
 
     postcode_raw = _to_arrow(patients["postcode"]) if "postcode" in patients.columns else _empty(n)
-    pc_field = _distinct_map(postcode_raw, _clean_postcode_text)
-    field_valid = _has(pc_field, POSTCODE_RE)
-    text_valid = _has(parts["pc_text"], POSTCODE_RE)
+    field = _distinct_map(postcode_raw, _postcode_field, ["cleaned", "valid"])
+    pc_field = field["cleaned"]
+    field_valid = _bool(field["valid"])
+    text_valid = _bool(parts["pc_text_valid"])
     postcode = _where(field_valid, pc_field, _where(text_valid, parts["pc_text"], _empty(n)))
     key = pc.binary_join_element_wise(
         parts["flat"], parts["number"], parts["building"], parts["street"], postcode, "|"
