@@ -462,7 +462,8 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
 
 _PARTS = ["flat", "number", "building", "street", "locality", "town", "pc_text",
           "pc_text_valid", "communal_name", "address_text"]
-_CHUNK = 25000  # distinct values per task; pyarrow releases the GIL, so threads help
+_CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threads help (smaller
+# chunks were slower: many short calls make the threads queue for the GIL)
 # A line that only names a county says nothing about the home.
 _COUNTY_SEGMENT = rf"(^|,)(?:{'|'.join(COUNTIES)})(,|$)"
 
