@@ -341,15 +341,27 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         pc.fill_null(pc.list_flatten(pc.list_slice(lists, i, i + 1, return_fixed_size_list=True)), "")
         for i in range(k)
     ]
-    matches = [pc.extract_regex(x, _NUMBERED) for x in seg]
-    pre = [_field(m, "pre") for m in matches]
-    num = [_field(m, "num") for m in matches]
-    rest = [_field(m, "rest") for m in matches]
-    has_num = np.column_stack([_bool(pc.is_valid(m)) for m in matches])
-    nonempty = np.column_stack([_bool(pc.not_equal(x, "")) for x in seg])
-    street_typed = np.column_stack([_has(x, _STREET_TYPED) for x in seg])
-    building_worded = np.column_stack([_has(x, _BUILDING_WORDED) for x in seg])
-    main_street = np.column_stack([_has(x, _MAIN_STREET) for x in seg])
+    # Segments repeat from address to address (street, district and town names), so
+    # each distinct segment text is matched once and the results taken back per segment.
+    every = pc.dictionary_encode(pa.concat_arrays(seg))
+    texts = every.dictionary
+    at = np.asarray(every.indices.to_numpy(zero_copy_only=False), dtype=np.int64).reshape(k, n)
+    numbered = pc.extract_regex(texts, _NUMBERED)
+
+    def per_segment(values: pa.Array) -> list[pa.Array]:
+        return [pc.take(values, pa.array(at[i])) for i in range(k)]
+
+    def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
+        return np.ascontiguousarray(values[at].T)
+
+    pre = per_segment(_field(numbered, "pre"))
+    num = per_segment(_field(numbered, "num"))
+    rest = per_segment(_field(numbered, "rest"))
+    has_num = flags(_bool(pc.is_valid(numbered)))
+    nonempty = flags(_bool(pc.not_equal(texts, "")))
+    street_typed = flags(_has(texts, _STREET_TYPED))
+    building_worded = flags(_has(texts, _BUILDING_WORDED))
+    main_street = flags(_has(texts, _MAIN_STREET))
     cols = np.arange(k)[None, :]
 
     no_flat = _bool(pc.equal(flat, ""))
@@ -401,7 +413,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
 
     # Places after the street: the last one that is not a county is the town.
     after = (cols > street_seg[:, None]) & nonempty
-    county = np.column_stack([_has(x, _COUNTY) for x in seg])
+    county = flags(_has(texts, _COUNTY))
     town_mask = after & ~county
     last_town = np.where(town_mask.any(axis=1), k - 1 - town_mask[:, ::-1].argmax(axis=1), -1)
     town = _pick(seg, last_town)
