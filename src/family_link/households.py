@@ -17,8 +17,14 @@ The steps, each a pure function over frames (see docs/households.md):
    notes that explain them.
 
 Everything after step 1 looks only inside a postcode block (plus the two fallbacks), so
-the work can be split by postcode district and run in parallel: ``link_normalised`` takes
-a normalised frame and can be called once per partition.
+the work can be split and run in parallel: ``link_normalised`` takes a normalised frame
+and can be called once per partition. ``link_groups`` gives the groups (whole postcode
+districts, joined where a postcode-less record, a clinical-system id or a relationship
+connects them) for which that is exact; ``link_households(..., jobs=N)`` uses them.
+
+Internally the steps work on integer codes and pyarrow string arrays: text is compared
+as codes (``_text_codes`` orders codes as the text) and sentences are concatenated on
+Arrow, converting to pandas' "str" columns once.
 
 Library code never logs or prints patient values; they appear only in the returned frame.
 """
@@ -30,6 +36,7 @@ __all__ = [
     "STREET_SIMILARITY",
     "COMMUNAL_SIZE",
     "PARENT_AGE_GAP",
+    "link_groups",
     "link_households",
     "link_normalised",
     "household_conflicts",
@@ -39,6 +46,8 @@ __all__ = [
 ]
 
 import hashlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -1151,7 +1160,108 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     return out
 
 
-def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, as_of: date) -> pd.DataFrame:
+def link_groups(normalised: pd.DataFrame, relationships: pd.DataFrame | None) -> np.ndarray:
+    """A group number per record such that linking each group on its own (``link_normalised``)
+    gives every record exactly the row the whole run gives it.
+
+    ``normalised`` is the prepared patients joined with ``normalise_addresses`` (as
+    ``link_normalised`` takes it). Records are joined into one group when anything in the
+    linkage can connect them; a group is a union of whole postcode districts plus:
+
+    - a record with no valid postcode, with every district holding both a record of the
+      same house number, building name and street and a record of the same town (the
+      buildings it could be matched to: the run-together-name split never makes a key
+      that its postcode did not already hold, and a building's town is given by its own
+      records or its sector's), and with the other such records of that key and town;
+    - records sharing a clinical-system ``household_id`` or ``uprn``;
+    - the two records of every recorded relationship.
+
+    Every step of the linkage looks only inside a postcode block, a district (postcode
+    slips), a building, a dwelling or a household, so nothing outside a group can change
+    a row inside it; row positions are only compared within a frame, in patient_id order.
+    """
+    n = len(normalised)
+    valid = normalised["postcode_valid"].to_numpy(dtype=bool)
+    pc_codes, postcodes = pd.factorize(normalised["postcode"])
+    outward = np.array([p.split(" ")[0] for p in postcodes], dtype=object)  # distinct postcodes
+    o_codes = pd.factorize(outward)[0][pc_codes] if len(outward) else np.zeros(n, dtype=np.int64)
+    d_codes = np.full(n, -1, dtype=np.int64)
+    d_codes[valid], districts = pd.factorize(o_codes[valid])
+    # Nodes: one per district, then one per record without a valid postcode; ``unit``
+    # is each record's node. Edges below are between records or districts.
+    n_d = len(districts)
+    unit = np.empty(n, dtype=np.int64)
+    unit[valid] = d_codes[valid]
+    unit[~valid] = n_d + np.arange(int((~valid).sum()))
+    a_parts: list[np.ndarray] = []
+    b_parts: list[np.ndarray] = []
+
+    number = normalised["number"].to_numpy(dtype=object)
+    building = normalised["building"].to_numpy(dtype=object)
+    street = normalised["street"].to_numpy(dtype=object)
+    bkey = np.where(number == "", building, "")
+    k_codes = _factorize(number, bkey, street)
+    town = normalised["town"].to_numpy(dtype=object)
+    t_codes, _ = pd.factorize(pd.Series(town, dtype=object))
+    lost = ~valid & (street != "") & (town != "") & ((number != "") | (bkey != ""))
+    if lost.any():
+        # A lost record can only join a building of its key whose town (its records' most
+        # given town, else its postcode sector's) is the record's town: so only districts
+        # holding both a record of the key and a record of the town.
+        rows = np.flatnonzero(lost)
+        lk = pd.DataFrame({"k": k_codes[rows], "t": t_codes[rows], "row": rows})
+        first_lost = lk.groupby(["k", "t"], sort=False)["row"].first().rename("first").reset_index()
+        holders = np.flatnonzero(valid & np.isin(k_codes, first_lost["k"].to_numpy()))
+        by_key = pd.DataFrame({"k": k_codes[holders], "d": d_codes[holders]}).drop_duplicates()
+        with_town = np.flatnonzero(valid & (town != ""))
+        by_town = pd.DataFrame({"t": t_codes[with_town], "d": d_codes[with_town]}).drop_duplicates()
+        cand = first_lost.merge(by_key, on="k").merge(by_town, on=["t", "d"])
+        a_parts.append(unit[cand["first"].to_numpy()])
+        b_parts.append(cand["d"].to_numpy())
+        # The lost records of one key and town (they may form a building among themselves).
+        a_parts.append(unit[rows])
+        b_parts.append(unit[lk.merge(first_lost, on=["k", "t"], how="left")["first"].to_numpy()])
+
+    for column in ("household_id", "uprn"):
+        if column in normalised.columns:
+            ids = normalised[column].astype(object).where(normalised[column].notna(), "")
+            ids = ids.astype(str).str.strip().to_numpy(dtype=object)
+            has = np.flatnonzero(ids != "")
+            codes, _ = pd.factorize(ids[has])
+            first = pd.Series(has).groupby(codes).first().to_numpy()
+            a_parts.append(unit[has])
+            b_parts.append(unit[first[codes]])
+
+    if relationships is not None and len(relationships):
+        ids = pd.Index(normalised["patient_id"])
+        a = ids.get_indexer(relationships["patient_id"].astype(str))
+        b = ids.get_indexer(relationships["related_patient_id"].astype(str))
+        ok = (a >= 0) & (b >= 0)
+        a_parts.append(unit[a[ok]])
+        b_parts.append(unit[b[ok]])
+
+    a_all = np.concatenate(a_parts).astype(np.int64) if a_parts else np.zeros(0, dtype=np.int64)
+    b_all = np.concatenate(b_parts).astype(np.int64) if b_parts else np.zeros(0, dtype=np.int64)
+    keep = a_all != b_all
+    labels = _components(n_d + int((~valid).sum()), a_all[keep], b_all[keep])
+    return pd.factorize(labels[unit])[0]
+
+
+_SHARED: dict = {}  # what forked workers read: set just before the pool starts
+
+
+def _link_part(part: int) -> pd.DataFrame:
+    s = _SHARED
+    rows = s["part"] == part
+    people = s["people"][rows]
+    rel = s["relationships"]
+    if rel is not None and len(rel):
+        rel = rel[rel["patient_id"].astype(str).isin(people["patient_id"]).to_numpy()]
+    return link_normalised(people, rel, s["as_of"])
+
+
+def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, as_of: date,
+                    jobs: int = 1) -> pd.DataFrame:
     """Link patients who live together; one row per patient, sorted by ``patient_id``.
 
     Columns: ``patient_id``, ``household_id``, ``dwelling_id``, ``dwelling_kind`` (house,
@@ -1160,11 +1270,33 @@ def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, 
     ``link_evidence`` (plain English), ``ambiguous``, ``communal``, ``household_size``,
     ``relationship_notes`` and ``conflict`` (a clinical-system household spread over
     different addresses; "" when none). The output does not depend on input row order.
+
+    With ``jobs`` > 1 the records are split into groups that cannot affect one another
+    (``link_groups``), and the groups are linked in ``jobs`` forked processes: the output
+    is identical to the single-process run.
     """
     people = _prepare(patients)
     normalised = normalise_addresses(people)
     joined = pd.concat([people.drop(columns=["postcode"]), normalised], axis=1)
-    return link_normalised(joined, relationships, as_of)
+    if jobs <= 1 or len(joined) < 2 or "fork" not in multiprocessing.get_all_start_methods() \
+            or not joined["patient_id"].is_unique:
+        return link_normalised(joined, relationships, as_of)
+    group = link_groups(joined, relationships)
+    # Whole groups to parts, largest first to the emptiest part (sizes, not ids, decide).
+    sizes = np.bincount(group)
+    load = np.zeros(jobs, dtype=np.int64)
+    part_of = np.zeros(len(sizes), dtype=np.int64)
+    for g in np.argsort(-sizes, kind="stable"):
+        part_of[g] = int(np.argmin(load))
+        load[part_of[g]] += sizes[g]
+    parts = [p for p in range(jobs) if load[p]]
+    _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part_of[group])
+    try:
+        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
+            results = list(pool.map(_link_part, parts))
+    finally:
+        _SHARED.clear()
+    return _sorted_by_id(pd.concat(results, ignore_index=True))
 
 
 def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
