@@ -869,7 +869,8 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         order = np.concatenate([np.full(len(x[0]), x[1]) for x in notes])
         other = np.concatenate([x[2] for x in notes]).astype(np.int64)
         texts = pa.concat_arrays([x[3] for x in notes])
-        by = np.lexsort((other, order, row))  # stable, as a mergesort on the three
+        # One int64 key orders as (row, order, other); a stable sort keeps ties as given.
+        by = np.argsort((row * 4 + (order + 1)) * max(n, 1) + other, kind="stable")
         text = _group_join(row[by], pc.take(texts, pa.array(by)), n, "; ")
     w["relationship_notes"] = pd.Series(text, index=w.index,
                                         dtype=pd.StringDtype("pyarrow", na_value=np.nan))
