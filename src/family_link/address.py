@@ -178,7 +178,20 @@ def _empty(n: int) -> pa.Array:
 
 
 def _sub(arr: pa.Array, pattern: str, repl: str, max_replacements: int | None = None) -> pa.Array:
-    return pc.replace_substring_regex(arr, pattern, repl, max_replacements=max_replacements)
+    """Regex replace. Most patterns match few values, and finding a match costs far less
+    than rewriting every string, so only the values that match are rewritten (a value
+    with no match is left as it is either way)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    n_hit = pc.sum(hit).as_py() or 0
+    if n_hit == 0:
+        return arr
+    if n_hit * 4 > len(arr):  # dense: one pass over everything is cheaper
+        return pc.replace_substring_regex(arr, pattern, repl, max_replacements=max_replacements)
+    replaced = pc.replace_substring_regex(pc.filter(arr, hit), pattern, repl,
+                                          max_replacements=max_replacements)
+    return pc.replace_with_mask(arr, hit, replaced)
 
 
 def _has(arr: pa.Array, pattern: str) -> np.ndarray:
@@ -328,15 +341,27 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         pc.fill_null(pc.list_flatten(pc.list_slice(lists, i, i + 1, return_fixed_size_list=True)), "")
         for i in range(k)
     ]
-    matches = [pc.extract_regex(x, _NUMBERED) for x in seg]
-    pre = [_field(m, "pre") for m in matches]
-    num = [_field(m, "num") for m in matches]
-    rest = [_field(m, "rest") for m in matches]
-    has_num = np.column_stack([_bool(pc.is_valid(m)) for m in matches])
-    nonempty = np.column_stack([_bool(pc.not_equal(x, "")) for x in seg])
-    street_typed = np.column_stack([_has(x, _STREET_TYPED) for x in seg])
-    building_worded = np.column_stack([_has(x, _BUILDING_WORDED) for x in seg])
-    main_street = np.column_stack([_has(x, _MAIN_STREET) for x in seg])
+    # Segments repeat from address to address (street, district and town names), so
+    # each distinct segment text is matched once and the results taken back per segment.
+    every = pc.dictionary_encode(pa.concat_arrays(seg))
+    texts = every.dictionary
+    at = np.asarray(every.indices.to_numpy(zero_copy_only=False), dtype=np.int64).reshape(k, n)
+    numbered = pc.extract_regex(texts, _NUMBERED)
+
+    def per_segment(values: pa.Array) -> list[pa.Array]:
+        return [pc.take(values, pa.array(at[i])) for i in range(k)]
+
+    def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
+        return np.ascontiguousarray(values[at].T)
+
+    pre = per_segment(_field(numbered, "pre"))
+    num = per_segment(_field(numbered, "num"))
+    rest = per_segment(_field(numbered, "rest"))
+    has_num = flags(_bool(pc.is_valid(numbered)))
+    nonempty = flags(_bool(pc.not_equal(texts, "")))
+    street_typed = flags(_has(texts, _STREET_TYPED))
+    building_worded = flags(_has(texts, _BUILDING_WORDED))
+    main_street = flags(_has(texts, _MAIN_STREET))
     cols = np.arange(k)[None, :]
 
     no_flat = _bool(pc.equal(flat, ""))
@@ -388,7 +413,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
 
     # Places after the street: the last one that is not a county is the town.
     after = (cols > street_seg[:, None]) & nonempty
-    county = np.column_stack([_has(x, _COUNTY) for x in seg])
+    county = flags(_has(texts, _COUNTY))
     town_mask = after & ~county
     last_town = np.where(town_mask.any(axis=1), k - 1 - town_mask[:, ::-1].argmax(axis=1), -1)
     town = _pick(seg, last_town)
@@ -438,6 +463,8 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     return {
         **parts,
         "pc_text": pc_text,
+        # Validated here, once per distinct text, rather than once per record.
+        "pc_text_valid": pc.fill_null(pc.match_substring_regex(pc_text, POSTCODE_RE), False),
         "communal_name": communal,
         "address_text": _join_places(
             [flat_text, parts["building"], number_street, parts["locality"], parts["town"]]
@@ -446,10 +473,39 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
 
 
 _PARTS = ["flat", "number", "building", "street", "locality", "town", "pc_text",
-          "communal_name", "address_text"]
-_CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threads help
+          "pc_text_valid", "communal_name", "address_text"]
+_CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threads help (smaller
+# chunks were slower: many short calls make the threads queue for the GIL)
 # A line that only names a county says nothing about the home.
 _COUNTY_SEGMENT = rf"(^|,)(?:{'|'.join(COUNTIES)})(,|$)"
+
+
+def _pool_map(fn, chunks: list) -> list:
+    """``fn`` over ``chunks``, on a thread pool when there are several."""
+    if len(chunks) > 1:
+        with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+            return list(pool.map(fn, chunks))
+    return [fn(chunk) for chunk in chunks]
+
+
+def _joined_text(lines: list[pa.Array]) -> pa.Array:
+    """Canonical lines joined by commas, county-only segments dropped (row by row)."""
+    text = _squash(pc.binary_join_element_wise(*lines, ","))
+    return _squash(_sub(text, _COUNTY_SEGMENT, r"\1\2"))
+
+
+def _by_rows(fn, columns: list[pa.Array]) -> pa.Array:
+    """A row-wise ``fn`` of several columns, in chunks of rows on the thread pool."""
+    n = len(columns[0])
+    step = 4 * _CHUNK
+    chunks = [[c.slice(i, step) for c in columns] for i in range(0, n, step)] or [columns]
+    return pa.concat_arrays(_pool_map(fn, chunks))
+
+
+def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
+    cleaned = _clean_postcode_text(values)
+    return {"cleaned": cleaned,
+            "valid": pc.fill_null(pc.match_substring_regex(cleaned, POSTCODE_RE), False)}
 
 
 def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
@@ -457,11 +513,7 @@ def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
     encoded = pc.dictionary_encode(values)
     uniq = encoded.dictionary
     chunks = [uniq.slice(i, _CHUNK) for i in range(0, len(uniq), _CHUNK)] or [uniq]
-    if len(chunks) > 1:
-        with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
-            results = list(pool.map(fn, chunks))
-    else:
-        results = [fn(chunks[0])]
+    results = _pool_map(fn, chunks)
     if names is None:
         return pc.take(pa.concat_arrays(results), encoded.indices)
     return {k: pc.take(pa.concat_arrays([r[k] for r in results]), encoded.indices) for k in names}
@@ -488,14 +540,14 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         _distinct_map(_to_arrow(patients[c]), _canonical_text) if c in patients.columns else _empty(n)
         for c in ADDRESS_LINES
     ]
-    text = _squash(pc.binary_join_element_wise(*lines, ","))
-    text = _squash(_sub(text, _COUNTY_SEGMENT, r"\1\2"))
+    text = _by_rows(_joined_text, lines)
     parts = _distinct_map(text, _parse_distinct, _PARTS)
 
     postcode_raw = _to_arrow(patients["postcode"]) if "postcode" in patients.columns else _empty(n)
-    pc_field = _distinct_map(postcode_raw, _clean_postcode_text)
-    field_valid = _has(pc_field, POSTCODE_RE)
-    text_valid = _has(parts["pc_text"], POSTCODE_RE)
+    field = _distinct_map(postcode_raw, _postcode_field, ["cleaned", "valid"])
+    pc_field = field["cleaned"]
+    field_valid = _bool(field["valid"])
+    text_valid = _bool(parts["pc_text_valid"])
     postcode = _where(field_valid, pc_field, _where(text_valid, parts["pc_text"], _empty(n)))
     key = pc.binary_join_element_wise(
         parts["flat"], parts["number"], parts["building"], parts["street"], postcode, "|"
