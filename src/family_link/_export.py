@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ._frames import (MAY_BE_SPACE, arrow_text, factorize_text, filter_text, index_in, isin, may_hold_bytes,
-                      strip_text, text_series)
+                      release_arrow_memory, strip_text, text_offsets_and_bytes, text_series)
 from .address import normalise_postcode
 from .errors import ExportError, Problem
 
@@ -469,16 +469,46 @@ def _refuse_month_first_column(month_first: np.ndarray, day_first: np.ndarray, l
 def nhs_number_valid(numbers: pd.Series) -> pd.Series:
     """Modulus 11 check digit (NHS Data Dictionary). ``numbers`` already stripped of spaces."""
     s = numbers.astype(str)
-    shaped = s.str.fullmatch(r"\d{10}")
+    found = _ascii_ten_digits(s)
+    if found is None:
+        shaped = s.str.fullmatch(r"\d{10}")
+        digits = None
+    else:
+        shaped, digits = found
     valid = pd.Series(False, index=s.index)
     if shaped.any():
-        joined = "".join(s[shaped].tolist()).encode("ascii")
-        digits = (np.frombuffer(joined, dtype=np.uint8).reshape(-1, 10) - ord("0")).astype(np.int64)
+        if digits is None:
+            joined = "".join(s[shaped].tolist()).encode("ascii")
+            digits = (np.frombuffer(joined, dtype=np.uint8).reshape(-1, 10) - ord("0")).astype(np.int64)
         total = (digits[:, :9] * np.arange(10, 1, -1)).sum(axis=1)
         check = 11 - total % 11
         check = np.where(check == 11, 0, check)
         valid[shaped] = (check != 10) & (check == digits[:, 9])
     return valid
+
+
+_NOT_ASCII = np.zeros(256, dtype=bool)
+_NOT_ASCII[128:] = True
+
+
+def _ascii_ten_digits(numbers: pd.Series) -> tuple[pd.Series, np.ndarray] | None:
+    """(which values are ten digits, their digits as an (n, 10) array), read from Arrow's
+    buffers; None (use the regex) when a value is missing or not ASCII, where ``\\d``
+    would also match other scripts' digits."""
+    chunked = arrow_text(numbers)
+    if chunked.null_count or may_hold_bytes(chunked, _NOT_ASCII):
+        return None
+    block = np.zeros((0, 10), dtype=np.uint8)
+    ten = np.zeros(0, dtype=np.int64)
+    if len(chunked):
+        offsets, data = text_offsets_and_bytes(chunked.combine_chunks())
+        ten = np.flatnonzero(np.diff(offsets) == 10)
+        block = data[offsets[ten][:, None] + np.arange(10)]
+    numeric = ((block >= ord("0")) & (block <= ord("9"))).all(axis=1)
+    shaped = np.zeros(len(chunked), dtype=bool)
+    shaped[ten[numeric]] = True
+    return (pd.Series(shaped, index=numbers.index, dtype=bool),
+            (block[numeric] - ord("0")).astype(np.int64))
 
 
 _SCIENTIFIC = re.compile(r"^\d+(?:\.\d+)?[eE][+\-]?\d+$")
@@ -904,5 +934,7 @@ def load_export(folder: Path | str, as_of: date) -> Export:
         InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
         for key, f in zip(REQUIRED, export.files)
     )
+    del raws
+    release_arrow_memory()
     return Export(export.patients, export.events, export.relationships, export.rejected,
                   export.warnings, files)
