@@ -31,6 +31,7 @@ import io
 import re
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -628,10 +629,12 @@ class _Issues:
         return cat(self.rejected), cat(self.warnings)
 
 
-def _columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
+def _columns(frame: pd.DataFrame, stripped: bool = False) -> dict[str, pd.Series]:
     """Each column as stripped text over positions 0..n-1 (Arrow-backed "str"; a missing
-    value stays missing). Stripping is skipped where no value needs it, as in a frame that
-    ``read_csv_text`` has already stripped."""
+    value stays missing). Stripping is skipped where no value needs it, and for a frame
+    known to be ``stripped`` already."""
+    if stripped:
+        return {name: text_series(arrow_text(frame[name])) for name in frame.columns}
     return {name: text_series(strip_text(arrow_text(frame[name]))) for name in frame.columns}
 
 
@@ -656,13 +659,14 @@ def _normalise_sex(values: pd.Series) -> pd.Series:
 
 
 def _checked_dates(issues: "_Issues", keep: np.ndarray, raw: pd.Series, as_of: pd.Timestamp, *, column: str,
-                   noun: str, forms: str, after_as_of: str, allow_month: bool = False
-                   ) -> tuple[pd.Series, np.ndarray]:
+                   noun: str, forms: str, after_as_of: str, allow_month: bool = False,
+                   factorized: Future | None = None) -> tuple[pd.Series, np.ndarray]:
     """Parse a date column and reject, with the first reason that applies: empty, month
     first (US order), not a date, after the as-of date. A column mostly month first is
     refused whole. Returns (dates, the new keep mask). Every test is made once per
-    distinct text (5 million events hold a few thousand distinct dates)."""
-    codes, uniques = factorize_text(raw)
+    distinct text (5 million events hold a few thousand distinct dates). ``factorized``:
+    ``factorize_text(raw)`` already under way."""
+    codes, uniques = factorized.result() if factorized is not None else factorize_text(raw)
     parsed = _parse_distinct_dates(uniques, allow_month=allow_month).to_numpy(dtype="datetime64[ns]")
     month_first, day_first = _slash_date_order(uniques)
     counts = np.bincount(codes, minlength=len(uniques))
@@ -689,27 +693,42 @@ def _kept(values: pd.Series, keep: np.ndarray, everything: bool) -> pd.Series:
 
 def _parse_patients(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, label: str,
                     rows: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    pid = _column(raw, "patient_id", n)
+    dob_raw = _column(raw, "date_of_birth", n)
+    postcode = _column(raw, "postcode", n)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # Independent passes over every patient, two at a time (Arrow releases the GIL).
+        pids_found = pool.submit(factorize_text, pid)
+        dobs_found = pool.submit(factorize_text, dob_raw)
+        postcode_ok = pool.submit(_postcode_valid, postcode)
+        sex = pool.submit(_normalise_sex, _column(raw, "sex", n))
+        return _parse_patients_rest(raw, n, as_of, label, rows, pid, dob_raw, postcode, pids_found,
+                                    dobs_found, postcode_ok, sex)
+
+
+def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, label: str,
+                         rows: np.ndarray | None, pid: pd.Series, dob_raw: pd.Series, postcode: pd.Series,
+                         pids_found: Future, dobs_found: Future, postcode_ok: Future, sex: Future
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     issues = _Issues(label, rows)
     keep = np.ones(n, dtype=bool)
-    pid = _column(raw, "patient_id", n)
     keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid,
                          "patient_id is empty; the row cannot be used")
-    codes, uniques = factorize_text(pid)
+    codes, uniques = pids_found.result()
     dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes] & _mask(pid != "")
     keep = issues.reject(keep, dup, "patient_id", pid,
                          "patient_id appears on more than one row; none of them is used: fix the export "
                          "so each patient appears once")
-    dob_raw = _column(raw, "date_of_birth", n)
     dob, keep = _checked_dates(issues, keep, dob_raw, as_of, column="date_of_birth", noun="date of birth",
                                forms="YYYY-MM-DD, DD/MM/YYYY or YYYY-MM",
-                               after_as_of="date of birth is after the as-of date", allow_month=True)
+                               after_as_of="date of birth is after the as-of date", allow_month=True,
+                               factorized=dobs_found)
     nhs = _without_spaces_or_dashes(_column(raw, "nhs_number", n))
     bad_nhs = _mask((nhs != "") & ~nhs_number_valid(nhs))
     issues.warn(bad_nhs & keep, "nhs_number", nhs,
                 "NHS number fails the modulus 11 check digit; the patient is still checked, but "
                 "correct the number in the clinical system")
-    postcode = _column(raw, "postcode", n)
-    bad_postcode = _mask(postcode != "") & ~_postcode_valid(postcode)
+    bad_postcode = _mask(postcode != "") & ~postcode_ok.result()
     issues.warn(bad_postcode & keep, "postcode", postcode,
                 "postcode is not a valid UK postcode; the patient is kept, but household links that "
                 "rely on the postcode may be missed: correct it in the clinical system")
@@ -719,16 +738,34 @@ def _parse_patients(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, labe
         "surname": _column(raw, "surname", n),
         "forenames": _column(raw, "forenames", n),
         "date_of_birth": dob,
-        "sex": _normalise_sex(_column(raw, "sex", n)),
+        "sex": sex.result(),
         **{line: _column(raw, line, n) for line in ADDRESS_LINES},
         "postcode": postcode,
         "household_id": _column(raw, "household_id", n),
         "uprn": _column(raw, "uprn", n),
     })
     if not keep.all():
-        out = out[keep]
+        out = out[keep].reset_index(drop=True)
+    if not _ascending([out["patient_id"]]):  # an export is usually in id order already
+        out = out.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
     rejected, warnings = issues.frames()
-    return out.sort_values("patient_id", kind="mergesort").reset_index(drop=True), rejected, warnings
+    return out, rejected, warnings
+
+
+def _ascending(columns: list[pd.Series]) -> bool:
+    """Whether rows of text are in ascending order (column by column, as a sort by these
+    columns orders them) with nothing missing: then a stable sort leaves them as they are."""
+    arrays = [arrow_text(c) for c in columns]
+    if any(a.null_count for a in arrays):
+        return False
+    if len(arrays[0]) < 2:
+        return True
+    before, after = arrays[-1][:-1], arrays[-1][1:]
+    ordered = pc.less_equal(before, after)
+    for a in reversed(arrays[:-1]):
+        before, after = a[:-1], a[1:]
+        ordered = pc.or_(pc.less(before, after), pc.and_(pc.equal(before, after), ordered))
+    return bool(pc.all(ordered).as_py())
 
 
 def _without_spaces_or_dashes(values: pd.Series) -> pd.Series:
@@ -753,8 +790,27 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
     issues = _Issues(label, rows)
     keep = np.ones(n, dtype=bool)
     pid = _column(raw, "patient_id", n)
+    code_raw = _column(raw, "code", n)
+    date_raw = _column(raw, "date", n)
+    given = _column(raw, "code_system", n)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # Four hash passes over five million values, independent of each other: Arrow
+        # releases the GIL, so two run at a time (the results do not depend on the order).
+        looked_up = pool.submit(index_in, pid, patients["patient_id"])
+        codes_found = pool.submit(factorize_text, code_raw)
+        dates_found = pool.submit(factorize_text, date_raw)
+        systems_found = pool.submit(factorize_text, given.fillna("") if arrow_text(given).null_count else given)
+        return _parse_events_rest(issues, keep, n, raw, pid, code_raw, date_raw, given, patients,
+                                  patient_ids_read, as_of, looked_up, codes_found, dates_found, systems_found)
+
+
+def _parse_events_rest(issues: _Issues, keep: np.ndarray, n: int, raw: dict[str, pd.Series], pid: pd.Series,
+                       code_raw: pd.Series, date_raw: pd.Series, given: pd.Series, patients: pd.DataFrame,
+                       patient_ids_read: pd.Series, as_of: pd.Timestamp, looked_up: Future,
+                       codes_found: Future, dates_found: Future, systems_found: Future
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid, "patient_id is empty")
-    position = index_in(pid, patients["patient_id"])
+    position = looked_up.result()
     known = position >= 0
     unknown = np.flatnonzero(~known)
     was_rejected = np.zeros(n, dtype=bool)
@@ -765,22 +821,19 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
                          "this patient's row in patients.csv was rejected (see its entry)")
     keep = issues.reject(keep, ~known, "patient_id", pid, "no patient with this id in patients.csv")
     # Codes: normalised once per distinct code.
-    code_raw = _column(raw, "code", n)
-    code_of, code_texts = factorize_text(code_raw)
+    code_of, code_texts = codes_found.result()
     normal, problem = (r.to_numpy(dtype=object) for r in _normalise_codes(code_texts))
     keep = issues.reject(keep, (problem != "")[code_of], "code", code_raw,
                          lambda idx: problem[code_of[idx]])
-    date_raw = _column(raw, "date", n)
     when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
                                 forms="YYYY-MM-DD or DD/MM/YYYY",
                                 after_as_of="event is dated after the as-of date; the rules look only at "
-                                            "events up to it")
+                                            "events up to it", factorized=dates_found)
     dob = patients["date_of_birth"].to_numpy(dtype="datetime64[ns]")[np.where(known, position, 0)]
     dob[~known] = np.datetime64("NaT")
     keep = issues.reject(keep, when.to_numpy() < dob, "date", date_raw,
                          "event is dated before the patient's date of birth; check both dates")
-    given = _column(raw, "code_system", n)
-    system, unknown_system = _code_systems(code_of, normal, given)
+    system, pair_of, unknown_system = _code_systems(code_of, normal, *systems_found.result())
     issues.warn(unknown_system & keep, "code_system", given,
                 "unknown code system (expected snomedct, readv2, ctv3 or emis); inferred from the code")
     everything = bool(keep.all())
@@ -789,28 +842,28 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
                         "code": pd.Series(normal[code_of[kept]], dtype=object),
                         "term": _kept(_column(raw, "term", n), keep, everything),
                         "date": pd.Series(when.to_numpy()[kept], dtype="datetime64[ns]"),
-                        "code_system": pd.Series(system[kept], dtype=object)})
+                        "code_system": pd.Series(system[pair_of[kept]], dtype=object)})
     # Kept in file order: the engine sorts the few events the rules use, and sorting five
     # million rows here would cost more than reading them.
     rejected, warnings = issues.frames()
     return out, rejected, warnings
 
 
-def _code_systems(code_of: np.ndarray, normal: np.ndarray, given: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``infer_code_systems`` for the codes ``normal[code_of]``: the work done once per
-    distinct (code, given system) pair, found from the two columns' integer codes rather
-    than by joining five million strings."""
-    if arrow_text(given).null_count:
-        given = given.fillna("")
-    given_of, given_texts = factorize_text(given)
+def _code_systems(code_of: np.ndarray, normal: np.ndarray, given_of: np.ndarray, given_texts: pd.Series
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``infer_code_systems`` for the codes ``normal[code_of]`` and the given systems
+    ``given_texts[given_of]`` (``factorize_text`` of the column, missing read as ""): the
+    work done once per distinct (code, system) pair, found from the two columns' integer
+    codes rather than by joining five million strings. Returns (system per pair, pair per
+    row, unknown system per row)."""
     width = max(len(given_texts), 1)
-    key = code_of.astype(np.int64) * width + given_of
     cells = len(normal) * width
+    key = code_of.astype(np.int64 if cells >= 1 << 31 else np.int32, copy=False) * width + given_of
     if cells <= 1 << 22:
         seen = np.zeros(cells, dtype=bool)
         seen[key] = True
         pairs = np.flatnonzero(seen)
-        slot = np.zeros(cells, dtype=np.int64)
+        slot = np.zeros(cells, dtype=np.int32)
         slot[pairs] = np.arange(len(pairs))
         pair_of = slot[key]
     else:
@@ -819,10 +872,10 @@ def _code_systems(code_of: np.ndarray, normal: np.ndarray, given: pd.Series) -> 
     # The same "code<TAB>system" text infer_code_systems splits, so the same answer.
     joined = pd.Series([f"{normal[p // width]}\t{texts[p % width]}" for p in pairs.tolist()], dtype=object)
     if joined.empty:
-        return np.zeros(len(key), dtype=object), np.zeros(len(key), dtype=bool)
+        return np.zeros(0, dtype=object), pair_of, np.zeros(len(key), dtype=bool)
     split = joined.str.split("\t", n=1, expand=True)
     system, unknown = _infer_code_systems(split[0], split[1])
-    return system.to_numpy(dtype=object)[pair_of], unknown.to_numpy(dtype=bool)[pair_of]
+    return system.to_numpy(dtype=object), pair_of, unknown.to_numpy(dtype=bool)[pair_of]
 
 
 def _parse_relationships(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, label: str,
@@ -840,8 +893,11 @@ def _parse_relationships(raw: dict[str, pd.Series], n: int, patients: pd.DataFra
                              "no patient with this id in patients.csv (or that patient's row was rejected)")
     keep = issues.reject(keep, _mask(a == b), "related_patient_id", b, "a patient cannot be related to themselves")
     keep = issues.reject(keep, _mask(rel == ""), "relationship", rel, "relationship is empty")
-    out = pd.DataFrame({"patient_id": a, "related_patient_id": b, "relationship": rel})[keep]
-    out = out.sort_values(RELATIONSHIP_COLUMNS, kind="mergesort").reset_index(drop=True)
+    out = pd.DataFrame({"patient_id": a, "related_patient_id": b, "relationship": rel})
+    if not keep.all():
+        out = out[keep].reset_index(drop=True)
+    if not _ascending([out[c] for c in RELATIONSHIP_COLUMNS]):
+        out = out.sort_values(RELATIONSHIP_COLUMNS, kind="mergesort").reset_index(drop=True)
     rejected, warnings = issues.frames()
     return out, rejected, warnings
 
@@ -855,6 +911,15 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
     ``row_numbers`` (optional, per canonical file name) gives each raw row's number in the
     original file, for vendor layouts converted to these frames (layouts.py); without it a
     row's number is its position plus 2 (the header is row 1)."""
+    return _parse_frames(patients_raw, events_raw, relationships_raw, as_of, labels=labels,
+                         row_numbers=row_numbers, stripped=False)
+
+
+def _parse_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame, relationships_raw: pd.DataFrame | None,
+                  as_of: date, *, labels: dict[str, str] | None, row_numbers: dict[str, np.ndarray] | None,
+                  stripped: bool) -> Export:
+    """``parse_export_frames``; ``stripped``: the frames come from ``read_csv_text`` (or
+    its byte twin) unchanged, so their text is stripped already."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
@@ -871,7 +936,7 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
     if problems:
         raise ExportError(problems)
     stamp = pd.Timestamp(as_of)
-    columns = {file: _columns(frame) for file, frame in mapped.items()}
+    columns = {file: _columns(frame, stripped) for file, frame in mapped.items()}
     sizes = {file: len(frame) for file, frame in mapped.items()}
     del mapped
     patients, rej_p, warn_p = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
@@ -928,8 +993,8 @@ def load_export(folder: Path | str, as_of: date) -> Export:
     if problems:
         raise ExportError(problems)
     labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-    export = parse_export_frames(raws["patients.csv"], raws["events.csv"], raws["relationships.csv"],
-                                 as_of, labels=labels)
+    export = _parse_frames(raws["patients.csv"], raws["events.csv"], raws["relationships.csv"], as_of,
+                           labels=labels, row_numbers=None, stripped=True)
     files = tuple(
         InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
         for key, f in zip(REQUIRED, export.files)
