@@ -405,7 +405,7 @@ def parse_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
     hold a few thousand distinct dates)."""
     codes, uniques = factorize_text(values)
     parsed = _parse_distinct_dates(uniques, allow_month=allow_month)
-    return pd.Series(parsed.to_numpy()[codes], index=values.index, dtype="datetime64[ns]")
+    return pd.Series(parsed.to_numpy()[codes], index=values.index, dtype="datetime64[ns]", copy=False)
 
 
 def _parse_distinct_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
@@ -508,7 +508,7 @@ def _ascii_ten_digits(numbers: pd.Series) -> tuple[pd.Series, np.ndarray] | None
     numeric = ((block >= ord("0")) & (block <= ord("9"))).all(axis=1)
     shaped = np.zeros(len(chunked), dtype=bool)
     shaped[ten[numeric]] = True
-    return (pd.Series(shaped, index=numbers.index, dtype=bool),
+    return (pd.Series(shaped, index=numbers.index, dtype=bool, copy=False),
             (block[numeric] - ord("0")).astype(np.int64))
 
 
@@ -522,8 +522,8 @@ def _per_unique(values: pd.Series, func):
     codes, uniques = factorize_text(values)
     results = func(uniques)
     if isinstance(results, tuple):
-        return tuple(pd.Series(r.to_numpy()[codes], index=values.index, dtype=object) for r in results)
-    return pd.Series(results.to_numpy()[codes], index=values.index, dtype=object)
+        return tuple(pd.Series(r.to_numpy()[codes], index=values.index, dtype=object, copy=False) for r in results)
+    return pd.Series(results.to_numpy()[codes], index=values.index, dtype=object, copy=False)
 
 
 def normalise_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -655,7 +655,7 @@ def _normalise_sex(values: pd.Series) -> pd.Series:
     out = np.full(len(v), "U", dtype=object)
     out[_mask(v.isin(["f", "female", "2", "w", "woman", "girl"]))] = "F"
     out[_mask(v.isin(["m", "male", "1", "man", "boy"]))] = "M"
-    return pd.Series(out[codes], index=values.index, dtype=object)
+    return pd.Series(out[codes], index=values.index, dtype=object, copy=False)
 
 
 def _checked_dates(issues: "_Issues", keep: np.ndarray, raw: pd.Series, as_of: pd.Timestamp, *, column: str,
@@ -678,7 +678,7 @@ def _checked_dates(issues: "_Issues", keep: np.ndarray, raw: pd.Series, as_of: p
     keep = issues.reject(keep, (missing & month_first)[codes], column, raw, MONTH_FIRST_REASON)
     keep = issues.reject(keep, missing[codes], column, raw, f"{noun} is not a date in {forms} form")
     keep = issues.reject(keep, (parsed > as_of.to_datetime64())[codes], column, raw, after_as_of)
-    return pd.Series(parsed[codes], index=raw.index, dtype="datetime64[ns]"), keep
+    return pd.Series(parsed[codes], index=raw.index, dtype="datetime64[ns]", copy=False), keep
 
 
 def _kept(values: pd.Series, keep: np.ndarray, everything: bool) -> pd.Series:
@@ -743,7 +743,7 @@ def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp,
         "postcode": postcode,
         "household_id": _column(raw, "household_id", n),
         "uprn": _column(raw, "uprn", n),
-    })
+    }, copy=False)  # every column is new (or immutable Arrow text): no need to copy
     if not keep.all():
         out = out[keep].reset_index(drop=True)
     if not _ascending([out["patient_id"]]):  # an export is usually in id order already
@@ -839,10 +839,12 @@ def _parse_events_rest(issues: _Issues, keep: np.ndarray, n: int, raw: dict[str,
     everything = bool(keep.all())
     kept = slice(None) if everything else keep
     out = pd.DataFrame({"patient_id": _kept(pid, keep, everything),
-                        "code": pd.Series(normal[code_of[kept]], dtype=object),
+                        "code": pd.Series(normal[code_of[kept]], dtype=object, copy=False),
                         "term": _kept(_column(raw, "term", n), keep, everything),
-                        "date": pd.Series(when.to_numpy()[kept], dtype="datetime64[ns]"),
-                        "code_system": pd.Series(system[pair_of[kept]], dtype=object)})
+                        "date": when if everything else pd.Series(when.to_numpy()[keep], dtype="datetime64[ns]",
+                                                                  copy=False),
+                        "code_system": pd.Series(system[pair_of[kept]], dtype=object, copy=False)},
+                       copy=False)  # every column is new (or immutable Arrow text): no need to copy
     # Kept in file order: the engine sorts the few events the rules use, and sorting five
     # million rows here would cost more than reading them.
     rejected, warnings = issues.frames()

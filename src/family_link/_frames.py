@@ -127,7 +127,7 @@ def factorize_text(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
     # the same, complete dictionary.
     dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
-    return codes, pd.Series(dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    return codes, pd.Series(dictionary.to_numpy(zero_copy_only=False), dtype=object, copy=False)
 
 
 def _value_set(allowed: Iterable[str] | pd.Series) -> pa.Array | pa.ChunkedArray:
@@ -146,7 +146,7 @@ def isin(values: pd.Series, allowed: Iterable[str] | pd.Series) -> pd.Series:
     if isinstance(value_set, pa.ChunkedArray):
         value_set = value_set.combine_chunks() if value_set.num_chunks != 1 else value_set.chunk(0)
     hit = pc.is_in(arrow_text(values), value_set=value_set).to_numpy(zero_copy_only=False)
-    return pd.Series(hit, index=values.index, dtype=bool)
+    return pd.Series(hit, index=values.index, dtype=bool, copy=False)
 
 
 def index_in(values: pd.Series, table: pd.Series) -> np.ndarray:
