@@ -644,6 +644,11 @@ def _column(columns: dict[str, pd.Series], name: str, n: int) -> pd.Series:
     return pd.Series("", index=pd.RangeIndex(n), dtype=object)
 
 
+def _pop_column(columns: dict[str, pd.Series], name: str, n: int) -> pd.Series:
+    """``_column``, taking the column out of ``columns``."""
+    return columns.pop(name) if name in columns else _column(columns, name, n)
+
+
 def _mask(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype=bool)
 
@@ -787,60 +792,60 @@ def _postcode_valid(postcode: pd.Series) -> np.ndarray:
 def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, patient_ids_read: pd.Series,
                   as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``raw`` is consumed: each column is dropped after its last use, so that Arrow can
+    reuse its memory for the kept rows (when the caller holds no other reference)."""
     issues = _Issues(label, rows)
     keep = np.ones(n, dtype=bool)
-    pid = _column(raw, "patient_id", n)
-    code_raw = _column(raw, "code", n)
-    date_raw = _column(raw, "date", n)
-    given = _column(raw, "code_system", n)
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    pid = _pop_column(raw, "patient_id", n)
+    code_raw = _pop_column(raw, "code", n)
+    date_raw = _pop_column(raw, "date", n)
+    given = _pop_column(raw, "code_system", n)
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
         # Four hash passes over five million values, independent of each other: Arrow
         # releases the GIL, so two run at a time (the results do not depend on the order).
         looked_up = pool.submit(index_in, pid, patients["patient_id"])
         codes_found = pool.submit(factorize_text, code_raw)
         dates_found = pool.submit(factorize_text, date_raw)
         systems_found = pool.submit(factorize_text, given.fillna("") if arrow_text(given).null_count else given)
-        return _parse_events_rest(issues, keep, n, raw, pid, code_raw, date_raw, given, patients,
-                                  patient_ids_read, as_of, looked_up, codes_found, dates_found, systems_found)
-
-
-def _parse_events_rest(issues: _Issues, keep: np.ndarray, n: int, raw: dict[str, pd.Series], pid: pd.Series,
-                       code_raw: pd.Series, date_raw: pd.Series, given: pd.Series, patients: pd.DataFrame,
-                       patient_ids_read: pd.Series, as_of: pd.Timestamp, looked_up: Future,
-                       codes_found: Future, dates_found: Future, systems_found: Future
-                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid, "patient_id is empty")
-    position = looked_up.result()
-    known = position >= 0
-    unknown = np.flatnonzero(~known)
-    was_rejected = np.zeros(n, dtype=bool)
-    if len(unknown):
-        # Ids on a patients.csv row (its row was rejected, since the id is not known).
-        was_rejected[unknown] = _mask(isin(pid.iloc[unknown], patient_ids_read))
-    keep = issues.reject(keep, was_rejected, "patient_id", pid,
-                         "this patient's row in patients.csv was rejected (see its entry)")
-    keep = issues.reject(keep, ~known, "patient_id", pid, "no patient with this id in patients.csv")
-    # Codes: normalised once per distinct code.
-    code_of, code_texts = codes_found.result()
-    normal, problem = (r.to_numpy(dtype=object) for r in _normalise_codes(code_texts))
-    keep = issues.reject(keep, (problem != "")[code_of], "code", code_raw,
-                         lambda idx: problem[code_of[idx]])
-    when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
-                                forms="YYYY-MM-DD or DD/MM/YYYY",
-                                after_as_of="event is dated after the as-of date; the rules look only at "
-                                            "events up to it", factorized=dates_found)
-    dob = patients["date_of_birth"].to_numpy(dtype="datetime64[ns]")[np.where(known, position, 0)]
-    dob[~known] = np.datetime64("NaT")
-    keep = issues.reject(keep, when.to_numpy() < dob, "date", date_raw,
-                         "event is dated before the patient's date of birth; check both dates")
-    system, pair_of, unknown_system = _code_systems(code_of, normal, *systems_found.result())
-    issues.warn(unknown_system & keep, "code_system", given,
-                "unknown code system (expected snomedct, readv2, ctv3 or emis); inferred from the code")
+        keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid, "patient_id is empty")
+        position = looked_up.result()
+        known = position >= 0
+        unknown = np.flatnonzero(~known)
+        was_rejected = np.zeros(n, dtype=bool)
+        if len(unknown):
+            # Ids on a patients.csv row (its row was rejected, since the id is not known).
+            was_rejected[unknown] = _mask(isin(pid.iloc[unknown], patient_ids_read))
+        keep = issues.reject(keep, was_rejected, "patient_id", pid,
+                             "this patient's row in patients.csv was rejected (see its entry)")
+        keep = issues.reject(keep, ~known, "patient_id", pid, "no patient with this id in patients.csv")
+        # Codes: normalised once per distinct code.
+        code_of, code_texts = codes_found.result()
+        normal, problem = (r.to_numpy(dtype=object) for r in _normalise_codes(code_texts))
+        keep = issues.reject(keep, (problem != "")[code_of], "code", code_raw,
+                             lambda idx: problem[code_of[idx]])
+        del code_raw
+        when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
+                                    forms="YYYY-MM-DD or DD/MM/YYYY",
+                                    after_as_of="event is dated after the as-of date; the rules look only at "
+                                                "events up to it", factorized=dates_found)
+        dob = patients["date_of_birth"].to_numpy(dtype="datetime64[ns]")[np.where(known, position, 0)]
+        dob[~known] = np.datetime64("NaT")
+        del position, known
+        keep = issues.reject(keep, when.to_numpy() < dob, "date", date_raw,
+                             "event is dated before the patient's date of birth; check both dates")
+        del date_raw, dob
+        system, pair_of, unknown_system = _code_systems(code_of, normal, *systems_found.result())
+        issues.warn(unknown_system & keep, "code_system", given,
+                    "unknown code system (expected snomedct, readv2, ctv3 or emis); inferred from the code")
+        del given, unknown_system
+    finally:
+        pool.shutdown()
     everything = bool(keep.all())
     kept = slice(None) if everything else keep
     out = pd.DataFrame({"patient_id": _kept(pid, keep, everything),
                         "code": pd.Series(normal[code_of[kept]], dtype=object, copy=False),
-                        "term": _kept(_column(raw, "term", n), keep, everything),
+                        "term": _kept(_pop_column(raw, "term", n), keep, everything),
                         "date": when if everything else pd.Series(when.to_numpy()[keep], dtype="datetime64[ns]",
                                                                   copy=False),
                         "code_system": pd.Series(system[pair_of[kept]], dtype=object, copy=False)},
@@ -913,28 +918,31 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
     ``row_numbers`` (optional, per canonical file name) gives each raw row's number in the
     original file, for vendor layouts converted to these frames (layouts.py); without it a
     row's number is its position plus 2 (the header is row 1)."""
-    return _parse_frames(patients_raw, events_raw, relationships_raw, as_of, labels=labels,
-                         row_numbers=row_numbers, stripped=False)
+    raws = {"patients.csv": patients_raw, "events.csv": events_raw, "relationships.csv": relationships_raw}
+    return _parse_frames(raws, as_of, labels=labels, row_numbers=row_numbers, stripped=False)
 
 
-def _parse_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame, relationships_raw: pd.DataFrame | None,
-                  as_of: date, *, labels: dict[str, str] | None, row_numbers: dict[str, np.ndarray] | None,
-                  stripped: bool) -> Export:
-    """``parse_export_frames``; ``stripped``: the frames come from ``read_csv_text`` (or
-    its byte twin) unchanged, so their text is stripped already."""
+def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
+                  row_numbers: dict[str, np.ndarray] | None, stripped: bool) -> Export:
+    """``parse_export_frames`` of ``raws`` (by canonical file name), which is emptied as
+    the frames are used, so that their memory can go as soon as it is no longer needed.
+    ``stripped``: the frames come from ``read_csv_text`` (or its byte twin) unchanged, so
+    their text is stripped already."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
     problems: list[Problem] = []
     mapped: dict[str, pd.DataFrame] = {}
-    for file, raw in (("patients.csv", patients_raw), ("events.csv", events_raw),
-                      ("relationships.csv", relationships_raw)):
+    n_read = {file: 0 if raws.get(file) is None else len(raws[file]) for file in REQUIRED}
+    for file in REQUIRED:
+        raw = raws.pop(file, None)
         if raw is None:
             mapped[file] = pd.DataFrame({c: pd.Series(dtype=object) for c in RELATIONSHIP_COLUMNS})
             continue
         frame, found = _map_columns(raw.reset_index(drop=True), file, labels[file])
         problems.extend(found)
         mapped[file] = frame
+    del raw
     if problems:
         raise ExportError(problems)
     stamp = pd.Timestamp(as_of)
@@ -947,7 +955,7 @@ def _parse_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame, relation
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
                                    hint="check that this is the practice's patient list export")])
-    events, rej_e, warn_e = _parse_events(columns["events.csv"], sizes["events.csv"], patients,
+    events, rej_e, warn_e = _parse_events(columns.pop("events.csv"), sizes["events.csv"], patients,
                                           _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
                                           stamp, labels["events.csv"], rows["events.csv"])
     rels, rej_r, warn_r = _parse_relationships(columns["relationships.csv"], sizes["relationships.csv"],
@@ -955,12 +963,14 @@ def _parse_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame, relation
     rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
     warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
     files = []
-    for file, raw, used in (("patients.csv", patients_raw, patients), ("events.csv", events_raw, events),
-                            ("relationships.csv", relationships_raw, rels)):
-        n_read = 0 if raw is None else len(raw)
+    for file, used in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", rels)):
         n_rej = int((rejected["file"] == labels[file]).sum())
-        files.append(InputFile(labels[file], "", "", n_read, len(used), n_rej))
+        files.append(InputFile(labels[file], "", "", n_read[file], len(used), n_rej))
     return Export(patients, events, rels, rejected, warnings, tuple(files))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_export(folder: Path | str, as_of: date) -> Export:
@@ -985,8 +995,11 @@ def load_export(folder: Path | str, as_of: date) -> Export:
             continue
         try:
             raw_bytes = path.read_bytes()
-            raws[file], encoding = _read_export_file(raw_bytes, str(path))
-            meta[file] = (hashlib.sha256(raw_bytes).hexdigest(), encoding)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # hashlib releases the GIL: the file is hashed while Arrow parses it.
+                digest = pool.submit(_sha256, raw_bytes)
+                raws[file], encoding = _read_export_file(raw_bytes, str(path))
+                meta[file] = (digest.result(), encoding)
             del raw_bytes
         except ExportError as exc:
             problems.extend(exc.problems)
@@ -995,8 +1008,7 @@ def load_export(folder: Path | str, as_of: date) -> Export:
     if problems:
         raise ExportError(problems)
     labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-    export = _parse_frames(raws["patients.csv"], raws["events.csv"], raws["relationships.csv"], as_of,
-                           labels=labels, row_numbers=None, stripped=True)
+    export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True)
     files = tuple(
         InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
         for key, f in zip(REQUIRED, export.files)
