@@ -481,7 +481,7 @@ def nhs_number_valid(numbers: pd.Series) -> pd.Series:
         if digits is None:
             joined = "".join(s[shaped].tolist()).encode("ascii")
             digits = (np.frombuffer(joined, dtype=np.uint8).reshape(-1, 10) - ord("0")).astype(np.int64)
-        total = (digits[:, :9] * np.arange(10, 1, -1)).sum(axis=1)
+        total = digits[:, :9] @ np.arange(10, 1, -1, dtype=digits.dtype)
         check = 11 - total % 11
         check = np.where(check == 11, 0, check)
         valid[shaped] = (check != 10) & (check == digits[:, 9])
@@ -503,13 +503,17 @@ def _ascii_ten_digits(numbers: pd.Series) -> tuple[pd.Series, np.ndarray] | None
     ten = np.zeros(0, dtype=np.int64)
     if len(chunked):
         offsets, data = text_offsets_and_bytes(chunked.combine_chunks())
-        ten = np.flatnonzero(np.diff(offsets) == 10)
-        block = data[offsets[ten][:, None] + np.arange(10)]
+        if offsets[-1] - offsets[0] == 10 * len(chunked):  # every value ten bytes long
+            ten = np.arange(len(chunked))
+            block = data[offsets[0]:offsets[-1]].reshape(-1, 10)
+        else:
+            ten = np.flatnonzero(np.diff(offsets) == 10)
+            block = data[offsets[ten][:, None] + np.arange(10)]
     numeric = ((block >= ord("0")) & (block <= ord("9"))).all(axis=1)
     shaped = np.zeros(len(chunked), dtype=bool)
     shaped[ten[numeric]] = True
     return (pd.Series(shaped, index=numbers.index, dtype=bool, copy=False),
-            (block[numeric] - ord("0")).astype(np.int64))
+            block[numeric].astype(np.int32) - ord("0"))
 
 
 _SCIENTIFIC = re.compile(r"^\d+(?:\.\d+)?[eE][+\-]?\d+$")
