@@ -90,26 +90,25 @@ def strip_text(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def filter_text(values: pa.ChunkedArray, keep: np.ndarray) -> pa.ChunkedArray:
-    """``pc.filter(values, keep)``, chunk by chunk: Arrow's filter of a chunked text column
-    by one mask is several times slower than filtering each chunk by its slice of it. A
-    chunk with few rows dropped is joined from slices of its kept runs (one copy of its
-    bytes, no per-value work)."""
+    """``pc.filter(values, keep)`` as one chunk (as pandas' boolean indexing gives it).
+    Arrow's filter of a chunked text column by one mask is several times slower than
+    filtering each chunk by its slice of it; a chunk with few rows dropped is not filtered
+    value by value at all but cut into slices of its kept runs, and every piece is joined
+    in one copy."""
     if len(keep) != len(values):
         raise ValueError(f"mask of {len(keep)} for {len(values)} values")
-    out, start = [], 0
+    pieces, start = [], 0
     for chunk in values.chunks:
         part = keep[start:start + len(chunk)]
         start += len(chunk)
         edges = np.flatnonzero(np.diff(part.view(np.int8), prepend=0, append=0))
-        if len(edges) == 2 and edges[0] == 0 and edges[1] == len(chunk):
-            out.append(chunk)  # every row kept
-        elif len(edges) <= 64 or len(edges) * 32 <= len(chunk):
-            runs = edges.reshape(-1, 2).tolist()
-            if runs:
-                out.append(pa.concat_arrays([chunk.slice(a, b - a) for a, b in runs]))
+        if len(edges) <= 64 or len(edges) * 32 <= len(chunk):
+            pieces.extend(chunk.slice(a, b - a) for a, b in edges.reshape(-1, 2).tolist())
         else:
-            out.append(chunk.filter(pa.array(part)))
-    return pa.chunked_array(out, type=values.type)
+            pieces.append(chunk.filter(pa.array(part)))
+    if not pieces:
+        return pa.chunked_array([pa.array([], type=values.type)], type=values.type)
+    return pa.chunked_array([pa.concat_arrays(pieces)], type=values.type)
 
 
 def factorize_text(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
