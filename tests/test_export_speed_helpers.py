@@ -143,3 +143,10 @@ def test_read_export_file_is_decode_then_read_csv_text(text, bom, encoding):
     else:
         assert fast[1] == expected[1]
         pd.testing.assert_frame_equal(fast[0], expected[0], check_exact=True)
+
+
+def test_nhs_numbers_of_nine_and_eleven_digits_are_not_ten_digit_numbers():
+    # Twenty bytes in all, as two ten-digit numbers would be: each length still counts.
+    assert nhs_number_valid(pd.Series(["000000000", "00000000000"], dtype=str)).tolist() == [False, False]
+    assert nhs_number_valid(pd.Series(["00000000010", "0000000001", "000000000"], dtype=str)).tolist() == \
+        [False, False, False]

@@ -503,11 +503,12 @@ def _ascii_ten_digits(numbers: pd.Series) -> tuple[pd.Series, np.ndarray] | None
     ten = np.zeros(0, dtype=np.int64)
     if len(chunked):
         offsets, data = text_offsets_and_bytes(chunked.combine_chunks())
-        if offsets[-1] - offsets[0] == 10 * len(chunked):  # every value ten bytes long
+        is_ten = np.diff(offsets) == 10
+        if is_ten.all():  # every value ten bytes long: the bytes are the (n, 10) block
             ten = np.arange(len(chunked))
             block = data[offsets[0]:offsets[-1]].reshape(-1, 10)
         else:
-            ten = np.flatnonzero(np.diff(offsets) == 10)
+            ten = np.flatnonzero(is_ten)
             block = data[offsets[ten][:, None] + np.arange(10)]
     numeric = ((block >= ord("0")) & (block <= ord("9"))).all(axis=1)
     shaped = np.zeros(len(chunked), dtype=bool)
