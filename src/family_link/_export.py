@@ -24,19 +24,26 @@ __all__ = [
     "normalise_codes",
 ]
 
+import codecs
 import csv
 import hashlib
 import io
 import re
 import warnings
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
-from ._frames import index_in, isin
+from ._frames import (MAY_BE_SPACE, arrow_text, factorize_text, filter_text, index_in, isin, may_hold_bytes,
+                      release_arrow_memory, strip_text, text_offsets_and_bytes, text_series)
 from .address import normalise_postcode
 from .errors import ExportError, Problem
 
@@ -90,6 +97,8 @@ RELATIONSHIP_COLUMNS = ["patient_id", "related_patient_id", "relationship"]
 ISSUE_COLUMNS = ["file", "row", "column", "value", "reason"]
 
 _EARLIEST = pd.Timestamp("1880-01-01")
+_SPACE_OR_DASH = MAY_BE_SPACE.copy()
+_SPACE_OR_DASH[ord("-")] = True
 
 
 def _norm_header(name: str) -> str:
@@ -181,22 +190,56 @@ def _first_wide_row(text: str, width: int) -> tuple[int, int] | None:
     return None
 
 
-def _read_with_arrow(text: str) -> pd.DataFrame | None:
+_ARROW_READ = dict(
+    # The options pandas' pyarrow engine passes for dtype=str, keep_default_na=False,
+    # na_values=[]: every column read as text, nothing read as missing.
+    read_options=pa_csv.ReadOptions(encoding="utf-8"),
+    parse_options=pa_csv.ParseOptions(delimiter=",", quote_char='"', ignore_empty_lines=True),
+    convert_options=pa_csv.ConvertOptions(null_values=[], strings_can_be_null=False, decimal_point=".",
+                                          default_column_type=pa.large_string()),
+)
+
+
+def _arrow_frame(data: bytes | memoryview) -> pd.DataFrame | None:
     """Arrow's multi-threaded reader: about 5x faster than pandas' C parser on a practice's
     export. It refuses anything irregular (rows wider or narrower than the header, lines
     longer than its 1 MB block); those files return None and take pandas' parser, which
-    explains or accepts them exactly as before."""
+    explains or accepts them exactly as before. So do blank header cells."""
     try:
-        frame = pd.read_csv(io.BytesIO(text.encode("utf-8")), engine="pyarrow", dtype=str,
-                            keep_default_na=False, na_values=[])
+        table = pa_csv.read_csv(pa.py_buffer(data), **_ARROW_READ)
+    except Exception:  # noqa: BLE001 - any refusal means "use the careful parser"
+        return None
+    names = table.column_names
+    if any(n == "" or n.startswith("Unnamed") for n in names):
+        return None  # blank header cells: let the careful parser name them as it always has
+    if len(set(names)) != len(names):
+        return _read_with_pandas_arrow(data)  # pandas renames a repeat "X.1", which _map_columns reports
+    return _stripped_frame(table)
+
+
+def _read_with_arrow(text: str) -> pd.DataFrame | None:
+    return _arrow_frame(text.encode("utf-8"))
+
+
+def _read_with_pandas_arrow(data: bytes | memoryview) -> pd.DataFrame | None:
+    try:
+        frame = pd.read_csv(io.BytesIO(data), engine="pyarrow", dtype=str, keep_default_na=False,
+                            na_values=[])
     except Exception:  # noqa: BLE001 - any refusal means "use the careful parser"
         return None
     if any(str(c) == "" or str(c).startswith("Unnamed") for c in frame.columns):
-        return None  # blank header cells: let the careful parser name them as it always has
+        return None
     frame.columns = [str(c) for c in frame.columns]
     for col in frame.columns:
         frame[col] = frame[col].fillna("").astype(str).str.strip()
     return frame
+
+
+def _stripped_frame(table: pa.Table) -> pd.DataFrame:
+    """A table of text columns as a frame of stripped "str" columns (Arrow-backed, no copy
+    where nothing needs stripping)."""
+    return pd.DataFrame({name: text_series(strip_text(table.column(i)))
+                         for i, name in enumerate(table.column_names)})
 
 
 def read_csv_text(text: str, label: str) -> pd.DataFrame:
@@ -212,6 +255,10 @@ def read_csv_text(text: str, label: str) -> pd.DataFrame:
     frame = _read_with_arrow(text)
     if frame is not None:
         return frame
+    return _read_with_pandas(text, label)
+
+
+def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
     csv.field_size_limit(2**31 - 1)
     try:
         # index_col=False: without it, rows holding one cell more than the header silently
@@ -234,6 +281,38 @@ def read_csv_text(text: str, label: str) -> pd.DataFrame:
     for col in frame.columns:
         frame[col] = frame[col].astype(str).str.strip()
     return frame
+
+
+def _is_utf8(raw: bytes) -> bool:
+    """Whether ``raw`` is valid UTF-8, without holding a decoded copy of a large file."""
+    if raw.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(raw)
+    step = 1 << 24
+    try:
+        for start in range(0, len(view), step):
+            decoder.decode(view[start:start + step])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_export_file(raw: bytes, label: str) -> tuple[pd.DataFrame, str]:
+    """``decode_bytes`` then ``read_csv_text``: the same frame, encoding and errors, but a
+    UTF-8 file whose header holds a comma goes from its bytes straight to Arrow, with no
+    decoded and re-encoded copies of the file."""
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    newline = raw.find(b"\n")
+    first_line = raw[start:newline] if newline >= 0 else raw[start:]
+    if b"\x00" not in raw[:65536] and b"," in first_line and _is_utf8(raw):
+        frame = _arrow_frame(memoryview(raw)[start:])
+        if frame is None:  # what read_csv_text does once Arrow refuses the text
+            return _read_with_pandas(decode_bytes(raw, label)[0], label), "utf-8"
+        return frame, "utf-8"
+    text, encoding = decode_bytes(raw, label)
+    return read_csv_text(text, label), encoding
 
 
 def _map_columns(frame: pd.DataFrame, file: str, label: str) -> tuple[pd.DataFrame, list[Problem]]:
@@ -324,9 +403,9 @@ def _parse_dates_slow(s: pd.Series, allow_month: bool) -> pd.Series:
 def parse_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
     """See ``_parse_distinct_dates``; each distinct text is parsed once (5 million events
     hold a few thousand distinct dates)."""
-    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
-    parsed = _parse_distinct_dates(pd.Series(uniques, dtype=object), allow_month=allow_month)
-    return pd.Series(parsed.to_numpy()[codes], index=values.index, dtype="datetime64[ns]")
+    codes, uniques = factorize_text(values)
+    parsed = _parse_distinct_dates(uniques, allow_month=allow_month)
+    return pd.Series(parsed.to_numpy()[codes], index=values.index, dtype="datetime64[ns]", copy=False)
 
 
 def _parse_distinct_dates(values: pd.Series, *, allow_month: bool = False) -> pd.Series:
@@ -360,28 +439,25 @@ MONTH_FIRST_REASON = (
     "(DD/MM/YYYY, the UK order), so this is not a date: correct it, or re-export with UK dates")
 
 
-def _slash_date_order(values: pd.Series) -> pd.Series:
-    """Per value: "month_first" when a slash date is valid only month first (04/13/2026),
-    "day_first" when valid only day first (13/04/2026), else ""."""
-    def on_unique(u: pd.Series) -> pd.Series:
-        parts = u.astype(str).str.strip().str.extract(_SLASH_DATE)
-        first = pd.to_numeric(parts[0], errors="coerce")
-        second = pd.to_numeric(parts[1], errors="coerce")
-        out = pd.Series("", index=u.index, dtype=object)
-        out[first.between(1, 12) & second.between(13, 31)] = "month_first"
-        out[second.between(1, 12) & first.between(13, 31)] = "day_first"
-        return out
-    return _per_unique(values.astype(str), on_unique)
+def _slash_date_order(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct value: whether a slash date is valid only month first (04/13/2026),
+    and whether only day first (13/04/2026)."""
+    parts = values.astype(str).str.strip().str.extract(_SLASH_DATE)
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    month_first = (first.between(1, 12) & second.between(13, 31)).to_numpy()
+    day_first = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first
+    return month_first, day_first
 
 
-def _refuse_month_first_column(order: pd.Series, label: str, column: str, issues: _Issues) -> None:
+def _refuse_month_first_column(month_first: np.ndarray, day_first: np.ndarray, label: str, column: str,
+                               issues: _Issues) -> None:
     """A column whose slash dates are mostly month first is refused as a whole: its dates
     that fit both orders (04/05/2026) would otherwise be misread. The message names rows,
     never values (a date of birth identifies a patient)."""
-    month_first = order == "month_first"
-    n_month, n_day = int(month_first.sum()), int((order == "day_first").sum())
+    n_month, n_day = int(month_first.sum()), int(day_first.sum())
     if n_month >= 3 and n_month > n_day:
-        idx = month_first[month_first].index[:3].to_numpy()
+        idx = np.flatnonzero(month_first)[:3]
         rows = (idx + 2) if issues.rows is None else issues.rows[idx]
         raise ExportError([Problem(
             label, f"the dates in this column look month first (US order): {n_month} can only be read "
@@ -394,16 +470,51 @@ def _refuse_month_first_column(order: pd.Series, label: str, column: str, issues
 def nhs_number_valid(numbers: pd.Series) -> pd.Series:
     """Modulus 11 check digit (NHS Data Dictionary). ``numbers`` already stripped of spaces."""
     s = numbers.astype(str)
-    shaped = s.str.fullmatch(r"\d{10}")
+    found = _ascii_ten_digits(s)
+    if found is None:
+        shaped = s.str.fullmatch(r"\d{10}")
+        digits = None
+    else:
+        shaped, digits = found
     valid = pd.Series(False, index=s.index)
     if shaped.any():
-        joined = "".join(s[shaped].tolist()).encode("ascii")
-        digits = (np.frombuffer(joined, dtype=np.uint8).reshape(-1, 10) - ord("0")).astype(np.int64)
-        total = (digits[:, :9] * np.arange(10, 1, -1)).sum(axis=1)
+        if digits is None:
+            joined = "".join(s[shaped].tolist()).encode("ascii")
+            digits = (np.frombuffer(joined, dtype=np.uint8).reshape(-1, 10) - ord("0")).astype(np.int64)
+        total = digits[:, :9] @ np.arange(10, 1, -1, dtype=digits.dtype)
         check = 11 - total % 11
         check = np.where(check == 11, 0, check)
         valid[shaped] = (check != 10) & (check == digits[:, 9])
     return valid
+
+
+_NOT_ASCII = np.zeros(256, dtype=bool)
+_NOT_ASCII[128:] = True
+
+
+def _ascii_ten_digits(numbers: pd.Series) -> tuple[pd.Series, np.ndarray] | None:
+    """(which values are ten digits, their digits as an (n, 10) array), read from Arrow's
+    buffers; None (use the regex) when a value is missing or not ASCII, where ``\\d``
+    would also match other scripts' digits."""
+    chunked = arrow_text(numbers)
+    if chunked.null_count or may_hold_bytes(chunked, _NOT_ASCII):
+        return None
+    block = np.zeros((0, 10), dtype=np.uint8)
+    ten = np.zeros(0, dtype=np.int64)
+    if len(chunked):
+        offsets, data = text_offsets_and_bytes(chunked.combine_chunks())
+        is_ten = np.diff(offsets) == 10
+        if is_ten.all():  # every value ten bytes long: the bytes are the (n, 10) block
+            ten = np.arange(len(chunked))
+            block = data[offsets[0]:offsets[-1]].reshape(-1, 10)
+        else:
+            ten = np.flatnonzero(is_ten)
+            block = data[offsets[ten][:, None] + np.arange(10)]
+    numeric = ((block >= ord("0")) & (block <= ord("9"))).all(axis=1)
+    shaped = np.zeros(len(chunked), dtype=bool)
+    shaped[ten[numeric]] = True
+    return (pd.Series(shaped, index=numbers.index, dtype=bool, copy=False),
+            block[numeric].astype(np.int32) - ord("0"))
 
 
 _SCIENTIFIC = re.compile(r"^\d+(?:\.\d+)?[eE][+\-]?\d+$")
@@ -413,11 +524,11 @@ _READ7 = re.compile(r"^([A-Za-z0-9.]{5})\d{2}$")
 def _per_unique(values: pd.Series, func):
     """Apply a vectorised ``func`` to the distinct values only, then spread the results
     back (a practice's 5 million events hold a few thousand distinct codes)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    results = func(pd.Series(uniques, dtype=object))
+    codes, uniques = factorize_text(values)
+    results = func(uniques)
     if isinstance(results, tuple):
-        return tuple(pd.Series(r.to_numpy()[codes], index=values.index, dtype=object) for r in results)
-    return pd.Series(results.to_numpy()[codes], index=values.index, dtype=object)
+        return tuple(pd.Series(r.to_numpy()[codes], index=values.index, dtype=object, copy=False) for r in results)
+    return pd.Series(results.to_numpy()[codes], index=values.index, dtype=object, copy=False)
 
 
 def normalise_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -480,7 +591,9 @@ def _infer_code_systems(codes: pd.Series, given: pd.Series) -> tuple[pd.Series, 
 
 
 class _Issues:
-    """Collects rejected rows and warnings, first reason per row wins."""
+    """Collects rejected rows and warnings, first reason per row wins. Masks are NumPy
+    booleans over the frame's positions; only the (few) hit rows are ever turned into
+    issue rows."""
 
     def __init__(self, file: str, rows: np.ndarray | None = None):
         self.file = file
@@ -488,26 +601,28 @@ class _Issues:
         self.rejected: list[pd.DataFrame] = []
         self.warnings: list[pd.DataFrame] = []
 
-    def _frame(self, file: str, mask: pd.Series, column: str, values: pd.Series | None,
-               reason: str | pd.Series) -> pd.DataFrame:
-        idx = mask[mask].index
+    def _frame(self, file: str, mask: np.ndarray, column: str, values: pd.Series | None,
+               reason: str | Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+        idx = np.flatnonzero(mask)
         return pd.DataFrame({
             "file": file,
-            "row": (idx.to_numpy() + 2) if self.rows is None else self.rows[idx.to_numpy()],
+            "row": (idx + 2) if self.rows is None else self.rows[idx],
             "column": column,
-            "value": values.loc[idx].to_numpy() if values is not None else "",
-            "reason": reason.loc[idx].to_numpy() if isinstance(reason, pd.Series) else reason,
+            "value": values.iloc[idx].to_numpy() if values is not None else "",
+            "reason": reason(idx) if callable(reason) else reason,
         })
 
-    def reject(self, keep: pd.Series, mask: pd.Series, column: str, values: pd.Series | None,
-               reason: str | pd.Series) -> pd.Series:
-        """Reject rows in ``mask`` that are still kept; return the new keep mask."""
+    def reject(self, keep: np.ndarray, mask: np.ndarray, column: str, values: pd.Series | None,
+               reason: str | Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Reject rows in ``mask`` that are still kept; return the new keep mask. A
+        ``reason`` per row is given as a function from positions to reasons."""
         hit = mask & keep
         if hit.any():
             self.rejected.append(self._frame(self.file, hit, column, values, reason))
-        return keep & ~hit
+            return keep & ~hit
+        return keep
 
-    def warn(self, mask: pd.Series, column: str, values: pd.Series | None, reason: str) -> None:
+    def warn(self, mask: np.ndarray, column: str, values: pd.Series | None, reason: str) -> None:
         if mask.any():
             self.warnings.append(self._frame(self.file, mask, column, values, reason))
 
@@ -519,128 +634,282 @@ class _Issues:
         return cat(self.rejected), cat(self.warnings)
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    if name in frame.columns:
-        return frame[name].astype(str).str.strip()
-    return pd.Series("", index=frame.index, dtype=object)
+def _columns(frame: pd.DataFrame, stripped: bool = False) -> dict[str, pd.Series]:
+    """Each column as stripped text over positions 0..n-1 (Arrow-backed "str"; a missing
+    value stays missing). Stripping is skipped where no value needs it, and for a frame
+    known to be ``stripped`` already."""
+    if stripped:
+        return {name: text_series(arrow_text(frame[name])) for name in frame.columns}
+    return {name: text_series(strip_text(arrow_text(frame[name]))) for name in frame.columns}
+
+
+def _column(columns: dict[str, pd.Series], name: str, n: int) -> pd.Series:
+    if name in columns:
+        return columns[name]
+    return pd.Series("", index=pd.RangeIndex(n), dtype=object)
+
+
+def _pop_column(columns: dict[str, pd.Series], name: str, n: int) -> pd.Series:
+    """``_column``, taking the column out of ``columns``."""
+    return columns.pop(name) if name in columns else _column(columns, name, n)
+
+
+def _mask(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=bool)
 
 
 def _normalise_sex(values: pd.Series) -> pd.Series:
-    v = values.str.strip().str.lower()
-    out = pd.Series("U", index=values.index, dtype=object)
-    out[v.isin(["f", "female", "2", "w", "woman", "girl"])] = "F"
-    out[v.isin(["m", "male", "1", "man", "boy"])] = "M"
-    return out
+    """Per distinct value (a column holds a handful), then spread back."""
+    codes, uniques = factorize_text(values)
+    v = pd.Series(uniques, dtype=str).str.strip().str.lower()
+    out = np.full(len(v), "U", dtype=object)
+    out[_mask(v.isin(["f", "female", "2", "w", "woman", "girl"]))] = "F"
+    out[_mask(v.isin(["m", "male", "1", "man", "boy"]))] = "M"
+    return pd.Series(out[codes], index=values.index, dtype=object, copy=False)
 
 
-def _checked_dates(issues: "_Issues", keep: pd.Series, raw: pd.Series, as_of: pd.Timestamp, *, column: str,
-                   noun: str, forms: str, after_as_of: str, allow_month: bool = False
-                   ) -> tuple[pd.Series, pd.Series]:
+def _checked_dates(issues: "_Issues", keep: np.ndarray, raw: pd.Series, as_of: pd.Timestamp, *, column: str,
+                   noun: str, forms: str, after_as_of: str, allow_month: bool = False,
+                   factorized: Future | None = None) -> tuple[pd.Series, np.ndarray]:
     """Parse a date column and reject, with the first reason that applies: empty, month
     first (US order), not a date, after the as-of date. A column mostly month first is
-    refused whole. Returns (dates, the new keep mask)."""
-    when = parse_dates(raw, allow_month=allow_month)
-    order = _slash_date_order(raw)
-    _refuse_month_first_column(order, issues.file, column, issues)
-    keep = issues.reject(keep, raw == "", column, raw, f"{noun} is empty")
-    keep = issues.reject(keep, when.isna() & (order == "month_first"), column, raw, MONTH_FIRST_REASON)
-    keep = issues.reject(keep, when.isna(), column, raw, f"{noun} is not a date in {forms} form")
-    keep = issues.reject(keep, when > as_of, column, raw, after_as_of)
-    return when, keep
+    refused whole. Returns (dates, the new keep mask). Every test is made once per
+    distinct text (5 million events hold a few thousand distinct dates). ``factorized``:
+    ``factorize_text(raw)`` already under way."""
+    codes, uniques = factorized.result() if factorized is not None else factorize_text(raw)
+    parsed = _parse_distinct_dates(uniques, allow_month=allow_month).to_numpy(dtype="datetime64[ns]")
+    month_first, day_first = _slash_date_order(uniques)
+    counts = np.bincount(codes, minlength=len(uniques))
+    n_month, n_day = int(counts[month_first].sum()), int(counts[day_first].sum())
+    if n_month >= 3 and n_month > n_day:
+        _refuse_month_first_column(month_first[codes], day_first[codes], issues.file, column, issues)
+    missing = np.isnat(parsed)
+    keep = issues.reject(keep, _mask(uniques == "")[codes], column, raw, f"{noun} is empty")
+    keep = issues.reject(keep, (missing & month_first)[codes], column, raw, MONTH_FIRST_REASON)
+    keep = issues.reject(keep, missing[codes], column, raw, f"{noun} is not a date in {forms} form")
+    keep = issues.reject(keep, (parsed > as_of.to_datetime64())[codes], column, raw, after_as_of)
+    return pd.Series(parsed[codes], index=raw.index, dtype="datetime64[ns]", copy=False), keep
 
 
-def _parse_patients(raw: pd.DataFrame, as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
-                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _kept(values: pd.Series, keep: np.ndarray, everything: bool) -> pd.Series:
+    """``values[keep].reset_index(drop=True)``; Arrow's filter for text (pandas' boolean
+    indexing builds an index of five million positions only to drop it)."""
+    if everything:
+        return values
+    if values.dtype == object:
+        return values[keep].reset_index(drop=True)
+    return text_series(filter_text(arrow_text(values), keep))
+
+
+def _parse_patients(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, label: str,
+                    rows: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    pid = _column(raw, "patient_id", n)
+    dob_raw = _column(raw, "date_of_birth", n)
+    postcode = _column(raw, "postcode", n)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # Independent passes over every patient, two at a time (Arrow releases the GIL).
+        pids_found = pool.submit(factorize_text, pid)
+        dobs_found = pool.submit(factorize_text, dob_raw)
+        postcode_ok = pool.submit(_postcode_valid, postcode)
+        sex = pool.submit(_normalise_sex, _column(raw, "sex", n))
+        return _parse_patients_rest(raw, n, as_of, label, rows, pid, dob_raw, postcode, pids_found,
+                                    dobs_found, postcode_ok, sex)
+
+
+def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, label: str,
+                         rows: np.ndarray | None, pid: pd.Series, dob_raw: pd.Series, postcode: pd.Series,
+                         pids_found: Future, dobs_found: Future, postcode_ok: Future, sex: Future
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     issues = _Issues(label, rows)
-    keep = pd.Series(True, index=raw.index)
-    pid = _column(raw, "patient_id")
-    keep = issues.reject(keep, pid == "", "patient_id", pid, "patient_id is empty; the row cannot be used")
-    dup = pid.duplicated(keep=False) & (pid != "")
+    keep = np.ones(n, dtype=bool)
+    keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid,
+                         "patient_id is empty; the row cannot be used")
+    codes, uniques = pids_found.result()
+    dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes] & _mask(pid != "")
     keep = issues.reject(keep, dup, "patient_id", pid,
                          "patient_id appears on more than one row; none of them is used: fix the export "
                          "so each patient appears once")
-    dob_raw = _column(raw, "date_of_birth")
     dob, keep = _checked_dates(issues, keep, dob_raw, as_of, column="date_of_birth", noun="date of birth",
                                forms="YYYY-MM-DD, DD/MM/YYYY or YYYY-MM",
-                               after_as_of="date of birth is after the as-of date", allow_month=True)
-    nhs = _column(raw, "nhs_number").str.replace(r"[\s\-]", "", regex=True)
-    bad_nhs = (nhs != "") & ~nhs_number_valid(nhs)
+                               after_as_of="date of birth is after the as-of date", allow_month=True,
+                               factorized=dobs_found)
+    nhs = _without_spaces_or_dashes(_column(raw, "nhs_number", n))
+    bad_nhs = _mask((nhs != "") & ~nhs_number_valid(nhs))
     issues.warn(bad_nhs & keep, "nhs_number", nhs,
                 "NHS number fails the modulus 11 check digit; the patient is still checked, but "
                 "correct the number in the clinical system")
-    postcode = _column(raw, "postcode")
-    bad_postcode = (postcode != "") & ~normalise_postcode(postcode)["postcode_valid"].to_numpy()
+    bad_postcode = _mask(postcode != "") & ~postcode_ok.result()
     issues.warn(bad_postcode & keep, "postcode", postcode,
                 "postcode is not a valid UK postcode; the patient is kept, but household links that "
                 "rely on the postcode may be missed: correct it in the clinical system")
     out = pd.DataFrame({
         "patient_id": pid,
         "nhs_number": nhs,
-        "surname": _column(raw, "surname"),
-        "forenames": _column(raw, "forenames"),
+        "surname": _column(raw, "surname", n),
+        "forenames": _column(raw, "forenames", n),
         "date_of_birth": dob,
-        "sex": _normalise_sex(_column(raw, "sex")),
-        **{line: _column(raw, line) for line in ADDRESS_LINES},
-        "postcode": _column(raw, "postcode"),
-        "household_id": _column(raw, "household_id"),
-        "uprn": _column(raw, "uprn"),
-    })[keep]
-    rejected, warnings = issues.frames()
-    return out.sort_values("patient_id", kind="mergesort").reset_index(drop=True), rejected, warnings
-
-
-def _parse_events(raw: pd.DataFrame, patients: pd.DataFrame, rejected_ids: set[str],
-                  as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    issues = _Issues(label, rows)
-    keep = pd.Series(True, index=raw.index)
-    pid = _column(raw, "patient_id")
-    keep = issues.reject(keep, pid == "", "patient_id", pid, "patient_id is empty")
-    position = index_in(pid, patients["patient_id"])
-    known = position >= 0
-    was_rejected = isin(pid, rejected_ids) & ~known
-    keep = issues.reject(keep, was_rejected, "patient_id", pid,
-                         "this patient's row in patients.csv was rejected (see its entry)")
-    keep = issues.reject(keep, ~known, "patient_id", pid, "no patient with this id in patients.csv")
-    code_raw = _column(raw, "code")
-    code, code_problem = normalise_codes(code_raw)
-    keep = issues.reject(keep, code_problem != "", "code", code_raw, code_problem)
-    date_raw = _column(raw, "date")
-    when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
-                                forms="YYYY-MM-DD or DD/MM/YYYY",
-                                after_as_of="event is dated after the as-of date; the rules look only at "
-                                            "events up to it")
-    dob = pd.Series(patients["date_of_birth"].to_numpy()[np.where(known, position, 0)],
-                    index=pid.index).where(known)
-    keep = issues.reject(keep, when < dob, "date", date_raw,
-                         "event is dated before the patient's date of birth; check both dates")
-    system, unknown_system = infer_code_systems(code, _column(raw, "code_system"))
-    issues.warn(unknown_system & keep, "code_system", _column(raw, "code_system"),
-                "unknown code system (expected snomedct, readv2, ctv3 or emis); inferred from the code")
-    out = pd.DataFrame({"patient_id": pid, "code": code, "term": _column(raw, "term"),
-                        "date": when, "code_system": system})[keep]
-    # Kept in file order: the engine sorts the few events the rules use, and sorting five
-    # million rows here would cost more than reading them.
-    out = out.reset_index(drop=True)
+        "sex": sex.result(),
+        **{line: _column(raw, line, n) for line in ADDRESS_LINES},
+        "postcode": postcode,
+        "household_id": _column(raw, "household_id", n),
+        "uprn": _column(raw, "uprn", n),
+    }, copy=False)  # every column is new (or immutable Arrow text): no need to copy
+    if not keep.all():
+        out = out[keep].reset_index(drop=True)
+    if not _ascending([out["patient_id"]]):  # an export is usually in id order already
+        out = out.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
     rejected, warnings = issues.frames()
     return out, rejected, warnings
 
 
-def _parse_relationships(raw: pd.DataFrame, patients: pd.DataFrame, label: str,
+def _ascending(columns: list[pd.Series]) -> bool:
+    """Whether rows of text are in ascending order (column by column, as a sort by these
+    columns orders them) with nothing missing: then a stable sort leaves them as they are."""
+    arrays = [arrow_text(c) for c in columns]
+    if any(a.null_count for a in arrays):
+        return False
+    if len(arrays[0]) < 2:
+        return True
+    before, after = arrays[-1][:-1], arrays[-1][1:]
+    ordered = pc.less_equal(before, after)
+    for a in reversed(arrays[:-1]):
+        before, after = a[:-1], a[1:]
+        ordered = pc.or_(pc.less(before, after), pc.and_(pc.equal(before, after), ordered))
+    return bool(pc.all(ordered).as_py())
+
+
+def _without_spaces_or_dashes(values: pd.Series) -> pd.Series:
+    r"""``values.str.replace(r"[\s\-]", "", regex=True)``: pandas runs that pattern through
+    Python's ``re`` one value at a time (1.5 s for a million NHS numbers), so it is run
+    only when some value holds a byte that may be a dash or white space."""
+    if values.dtype == object or may_hold_bytes(arrow_text(values), _SPACE_OR_DASH):
+        return values.str.replace(r"[\s\-]", "", regex=True)
+    return values
+
+
+def _postcode_valid(postcode: pd.Series) -> np.ndarray:
+    """``normalise_postcode(...)["postcode_valid"]``, per distinct postcode."""
+    codes, uniques = factorize_text(postcode)
+    valid = normalise_postcode(pd.Series(uniques, dtype=str))["postcode_valid"].to_numpy(dtype=bool)
+    return valid[codes]
+
+
+def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, patient_ids_read: pd.Series,
+                  as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``raw`` is consumed: each column is dropped after its last use, so that Arrow can
+    reuse its memory for the kept rows (when the caller holds no other reference)."""
+    issues = _Issues(label, rows)
+    keep = np.ones(n, dtype=bool)
+    pid = _pop_column(raw, "patient_id", n)
+    code_raw = _pop_column(raw, "code", n)
+    date_raw = _pop_column(raw, "date", n)
+    given = _pop_column(raw, "code_system", n)
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
+        # Four hash passes over five million values, independent of each other: Arrow
+        # releases the GIL, so two run at a time (the results do not depend on the order).
+        looked_up = pool.submit(index_in, pid, patients["patient_id"])
+        codes_found = pool.submit(factorize_text, code_raw)
+        dates_found = pool.submit(factorize_text, date_raw)
+        systems_found = pool.submit(factorize_text, given.fillna("") if arrow_text(given).null_count else given)
+        keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid, "patient_id is empty")
+        position = looked_up.result()
+        known = position >= 0
+        unknown = np.flatnonzero(~known)
+        was_rejected = np.zeros(n, dtype=bool)
+        if len(unknown):
+            # Ids on a patients.csv row (its row was rejected, since the id is not known).
+            was_rejected[unknown] = _mask(isin(pid.iloc[unknown], patient_ids_read))
+        keep = issues.reject(keep, was_rejected, "patient_id", pid,
+                             "this patient's row in patients.csv was rejected (see its entry)")
+        keep = issues.reject(keep, ~known, "patient_id", pid, "no patient with this id in patients.csv")
+        # Codes: normalised once per distinct code.
+        code_of, code_texts = codes_found.result()
+        normal, problem = (r.to_numpy(dtype=object) for r in _normalise_codes(code_texts))
+        keep = issues.reject(keep, (problem != "")[code_of], "code", code_raw,
+                             lambda idx: problem[code_of[idx]])
+        del code_raw
+        when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
+                                    forms="YYYY-MM-DD or DD/MM/YYYY",
+                                    after_as_of="event is dated after the as-of date; the rules look only at "
+                                                "events up to it", factorized=dates_found)
+        dob = patients["date_of_birth"].to_numpy(dtype="datetime64[ns]")[np.where(known, position, 0)]
+        dob[~known] = np.datetime64("NaT")
+        del position, known
+        keep = issues.reject(keep, when.to_numpy() < dob, "date", date_raw,
+                             "event is dated before the patient's date of birth; check both dates")
+        del date_raw, dob
+        system, pair_of, unknown_system = _code_systems(code_of, normal, *systems_found.result())
+        issues.warn(unknown_system & keep, "code_system", given,
+                    "unknown code system (expected snomedct, readv2, ctv3 or emis); inferred from the code")
+        del given, unknown_system
+    finally:
+        pool.shutdown()
+    everything = bool(keep.all())
+    kept = slice(None) if everything else keep
+    out = pd.DataFrame({"patient_id": _kept(pid, keep, everything),
+                        "code": pd.Series(normal[code_of[kept]], dtype=object, copy=False),
+                        "term": _kept(_pop_column(raw, "term", n), keep, everything),
+                        "date": when if everything else pd.Series(when.to_numpy()[keep], dtype="datetime64[ns]",
+                                                                  copy=False),
+                        "code_system": pd.Series(system[pair_of[kept]], dtype=object, copy=False)},
+                       copy=False)  # every column is new (or immutable Arrow text): no need to copy
+    # Kept in file order: the engine sorts the few events the rules use, and sorting five
+    # million rows here would cost more than reading them.
+    rejected, warnings = issues.frames()
+    return out, rejected, warnings
+
+
+def _code_systems(code_of: np.ndarray, normal: np.ndarray, given_of: np.ndarray, given_texts: pd.Series
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``infer_code_systems`` for the codes ``normal[code_of]`` and the given systems
+    ``given_texts[given_of]`` (``factorize_text`` of the column, missing read as ""): the
+    work done once per distinct (code, system) pair, found from the two columns' integer
+    codes rather than by joining five million strings. Returns (system per pair, pair per
+    row, unknown system per row)."""
+    width = max(len(given_texts), 1)
+    cells = len(normal) * width
+    key = code_of.astype(np.int64 if cells >= 1 << 31 else np.int32, copy=False) * width + given_of
+    if cells <= 1 << 22:
+        seen = np.zeros(cells, dtype=bool)
+        seen[key] = True
+        pairs = np.flatnonzero(seen)
+        slot = np.zeros(cells, dtype=np.int32)
+        slot[pairs] = np.arange(len(pairs))
+        pair_of = slot[key]
+    else:
+        pair_of, pairs = pd.factorize(key)
+    texts = given_texts.to_numpy(dtype=object)
+    # The same "code<TAB>system" text infer_code_systems splits, so the same answer.
+    joined = pd.Series([f"{normal[p // width]}\t{texts[p % width]}" for p in pairs.tolist()], dtype=object)
+    if joined.empty:
+        return np.zeros(0, dtype=object), pair_of, np.zeros(len(key), dtype=bool)
+    split = joined.str.split("\t", n=1, expand=True)
+    system, unknown = _infer_code_systems(split[0], split[1])
+    return system.to_numpy(dtype=object), pair_of, unknown.to_numpy(dtype=bool)[pair_of]
+
+
+def _parse_relationships(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, label: str,
                          rows: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     issues = _Issues(label, rows)
-    keep = pd.Series(True, index=raw.index)
-    a = _column(raw, "patient_id")
-    b = _column(raw, "related_patient_id")
-    rel = _column(raw, "relationship").str.lower()
-    for col, values in (("patient_id", a), ("related_patient_id", b)):
-        keep = issues.reject(keep, values == "", col, values, f"{col} is empty")
-        keep = issues.reject(keep, ~isin(values, patients["patient_id"]), col, values,
+    keep = np.ones(n, dtype=bool)
+    a = _column(raw, "patient_id", n)
+    b = _column(raw, "related_patient_id", n)
+    rel = _column(raw, "relationship", n).str.lower()
+    # Both id columns looked up in one pass over one hash table of the patients' ids.
+    known = _mask(isin(pd.concat([a, b], ignore_index=True), patients["patient_id"]))
+    for col, values, found in (("patient_id", a, known[:n]), ("related_patient_id", b, known[n:])):
+        keep = issues.reject(keep, _mask(values == ""), col, values, f"{col} is empty")
+        keep = issues.reject(keep, ~found, col, values,
                              "no patient with this id in patients.csv (or that patient's row was rejected)")
-    keep = issues.reject(keep, a == b, "related_patient_id", b, "a patient cannot be related to themselves")
-    keep = issues.reject(keep, rel == "", "relationship", rel, "relationship is empty")
-    out = pd.DataFrame({"patient_id": a, "related_patient_id": b, "relationship": rel})[keep]
-    out = out.sort_values(RELATIONSHIP_COLUMNS, kind="mergesort").reset_index(drop=True)
+    keep = issues.reject(keep, _mask(a == b), "related_patient_id", b, "a patient cannot be related to themselves")
+    keep = issues.reject(keep, _mask(rel == ""), "relationship", rel, "relationship is empty")
+    out = pd.DataFrame({"patient_id": a, "related_patient_id": b, "relationship": rel})
+    if not keep.all():
+        out = out[keep].reset_index(drop=True)
+    if not _ascending([out[c] for c in RELATIONSHIP_COLUMNS]):
+        out = out.sort_values(RELATIONSHIP_COLUMNS, kind="mergesort").reset_index(drop=True)
     rejected, warnings = issues.frames()
     return out, rejected, warnings
 
@@ -654,43 +923,59 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
     ``row_numbers`` (optional, per canonical file name) gives each raw row's number in the
     original file, for vendor layouts converted to these frames (layouts.py); without it a
     row's number is its position plus 2 (the header is row 1)."""
+    raws = {"patients.csv": patients_raw, "events.csv": events_raw, "relationships.csv": relationships_raw}
+    return _parse_frames(raws, as_of, labels=labels, row_numbers=row_numbers, stripped=False)
+
+
+def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
+                  row_numbers: dict[str, np.ndarray] | None, stripped: bool) -> Export:
+    """``parse_export_frames`` of ``raws`` (by canonical file name), which is emptied as
+    the frames are used, so that their memory can go as soon as it is no longer needed.
+    ``stripped``: the frames come from ``read_csv_text`` (or its byte twin) unchanged, so
+    their text is stripped already."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
     problems: list[Problem] = []
     mapped: dict[str, pd.DataFrame] = {}
-    for file, raw in (("patients.csv", patients_raw), ("events.csv", events_raw),
-                      ("relationships.csv", relationships_raw)):
+    n_read = {file: 0 if raws.get(file) is None else len(raws[file]) for file in REQUIRED}
+    for file in REQUIRED:
+        raw = raws.pop(file, None)
         if raw is None:
             mapped[file] = pd.DataFrame({c: pd.Series(dtype=object) for c in RELATIONSHIP_COLUMNS})
             continue
         frame, found = _map_columns(raw.reset_index(drop=True), file, labels[file])
         problems.extend(found)
         mapped[file] = frame
+    del raw
     if problems:
         raise ExportError(problems)
     stamp = pd.Timestamp(as_of)
-    patients, rej_p, warn_p = _parse_patients(mapped["patients.csv"], stamp, labels["patients.csv"],
-                                              rows["patients.csv"])
+    columns = {file: _columns(frame, stripped) for file, frame in mapped.items()}
+    sizes = {file: len(frame) for file, frame in mapped.items()}
+    del mapped
+    patients, rej_p, warn_p = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
+                                              labels["patients.csv"], rows["patients.csv"])
     if patients.empty:
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
                                    hint="check that this is the practice's patient list export")])
-    rejected_ids = set(rej_p["value"][rej_p["column"] == "patient_id"]) | set(
-        _column(mapped["patients.csv"], "patient_id"))
-    events, rej_e, warn_e = _parse_events(mapped["events.csv"], patients, rejected_ids, stamp,
-                                          labels["events.csv"], rows["events.csv"])
-    rels, rej_r, warn_r = _parse_relationships(mapped["relationships.csv"], patients,
-                                               labels["relationships.csv"], rows["relationships.csv"])
+    events, rej_e, warn_e = _parse_events(columns.pop("events.csv"), sizes["events.csv"], patients,
+                                          _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
+                                          stamp, labels["events.csv"], rows["events.csv"])
+    rels, rej_r, warn_r = _parse_relationships(columns["relationships.csv"], sizes["relationships.csv"],
+                                               patients, labels["relationships.csv"], rows["relationships.csv"])
     rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
     warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
     files = []
-    for file, raw, used in (("patients.csv", patients_raw, patients), ("events.csv", events_raw, events),
-                            ("relationships.csv", relationships_raw, rels)):
-        n_read = 0 if raw is None else len(raw)
+    for file, used in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", rels)):
         n_rej = int((rejected["file"] == labels[file]).sum())
-        files.append(InputFile(labels[file], "", "", n_read, len(used), n_rej))
+        files.append(InputFile(labels[file], "", "", n_read[file], len(used), n_rej))
     return Export(patients, events, rels, rejected, warnings, tuple(files))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_export(folder: Path | str, as_of: date) -> Export:
@@ -715,9 +1000,12 @@ def load_export(folder: Path | str, as_of: date) -> Export:
             continue
         try:
             raw_bytes = path.read_bytes()
-            text, encoding = decode_bytes(raw_bytes, str(path))
-            raws[file] = read_csv_text(text, str(path))
-            meta[file] = (hashlib.sha256(raw_bytes).hexdigest(), encoding)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # hashlib releases the GIL: the file is hashed while Arrow parses it.
+                digest = pool.submit(_sha256, raw_bytes)
+                raws[file], encoding = _read_export_file(raw_bytes, str(path))
+                meta[file] = (digest.result(), encoding)
+            del raw_bytes
         except ExportError as exc:
             problems.extend(exc.problems)
         except OSError as exc:
@@ -725,11 +1013,12 @@ def load_export(folder: Path | str, as_of: date) -> Export:
     if problems:
         raise ExportError(problems)
     labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-    export = parse_export_frames(raws["patients.csv"], raws["events.csv"], raws["relationships.csv"],
-                                 as_of, labels=labels)
+    export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True)
     files = tuple(
         InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
         for key, f in zip(REQUIRED, export.files)
     )
+    del raws
+    release_arrow_memory()
     return Export(export.patients, export.events, export.relationships, export.rejected,
                   export.warnings, files)

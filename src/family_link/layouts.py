@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, Export, InputFile, _norm_header,
                       decode_bytes, load_export, parse_dates, parse_export_frames)
-from ._frames import isin
+from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
 # Layout name -> what the user sees in the terminal and in run.json's export_layout.
@@ -782,7 +782,13 @@ def load_any_export(path: Path | str, as_of: date, *, layout: str | None = None,
         raise ExportError([Problem(str(path), f"unknown layout '{layout}'",
                                    hint="use one of: " + ", ".join(LAYOUT_CHOICES))])
     if layout == "canonical":
-        return load_export(path, as_of)
+        return load_export(path, as_of)  # which releases Arrow's spare memory itself
+    export = _load_vendor_export(path, as_of, layout, profile)
+    release_arrow_memory()
+    return export
+
+
+def _load_vendor_export(path: Path, as_of: date, layout: str, profile: Path | str | None) -> Export:
     if not path.exists():
         raise ExportError([Problem(str(path), "not found", hint=EXPECTED)])
     if layout == "systmone-sre":

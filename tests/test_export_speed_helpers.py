@@ -1,0 +1,152 @@
+"""The reader's fast paths against the plain pandas/Arrow operations they stand in for.
+
+Each helper in ``_frames`` (and the byte-level shortcuts in ``_export``) must give exactly
+what the slower expression gives; hypothesis feeds them awkward text: white space of
+every kind at either end, empty values, non-ASCII digits, missing values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from family_link._export import _read_export_file, decode_bytes, nhs_number_valid, read_csv_text
+from family_link._frames import (MAY_BE_SPACE, factorize_text, filter_text, index_in, isin, may_hold_bytes,
+                                 strip_text, text_series)
+from family_link.errors import ExportError
+
+SPACES = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
+alphabet = st.sampled_from(list("ab1 -.,") + SPACES + ["é", "\u0661", "’"])
+texts = st.lists(st.text(alphabet, max_size=6), max_size=30)
+
+
+def chunked(values: list[str], cuts: list[int]) -> pa.ChunkedArray:
+    """``values`` as a large_string chunked array cut at ``cuts`` (some chunks empty)."""
+    bounds = sorted({0, len(values), *[c % (len(values) + 1) for c in cuts]})
+    parts = [pa.array(values[a:b], type=pa.large_string()) for a, b in zip(bounds, bounds[1:])]
+    return pa.chunked_array(parts or [pa.array([], type=pa.large_string())], type=pa.large_string())
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.lists(st.integers(0, 40), max_size=4))
+def test_strip_text_is_arrows_trim(values, cuts):
+    arr = chunked(values, cuts)
+    assert strip_text(arr).to_pylist() == pc.utf8_trim_whitespace(arr).to_pylist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.integers(0, 40), max_size=4))
+def test_strip_text_skips_columns_with_nothing_to_strip(values, cuts):
+    arr = chunked([v.strip() for v in values], cuts)
+    if not any(ord(c) > 127 for v in values for c in v):
+        assert strip_text(arr) is arr
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.lists(st.integers(0, 40), max_size=4), st.data())
+def test_filter_text_is_arrows_filter(values, cuts, data):
+    arr = chunked(values, cuts)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values))), dtype=bool)
+    assert filter_text(arr, keep).to_pylist() == [v for v, k in zip(values, keep) if k]
+
+
+def test_filter_text_on_long_runs_and_scattered_rows():
+    values = [str(i) for i in range(10_000)]
+    arr = chunked(values, [3000, 7000])
+    for keep in (np.ones(10_000, bool), np.zeros(10_000, bool), np.arange(10_000) % 2 == 0,
+                 np.arange(10_000) % 997 != 0):
+        assert filter_text(arr, keep).to_pylist() == [v for v, k in zip(values, keep) if k]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.lists(st.integers(0, 40), max_size=4))
+def test_factorize_text_is_pandas_factorize(values, cuts):
+    series = text_series(chunked(values, cuts))
+    codes, uniques = factorize_text(series)
+    expected_codes, expected_uniques = pd.factorize(series, use_na_sentinel=False)
+    assert uniques.dtype == object
+    assert uniques.to_numpy()[codes].tolist() == np.asarray(expected_uniques, dtype=object)[expected_codes].tolist()
+    assert sorted(uniques) == sorted(expected_uniques)
+
+
+def test_factorize_text_keeps_missing_values_as_pandas_does():
+    series = pd.Series(["a", None, "b", None, "a"], dtype=object)
+    codes, uniques = factorize_text(series)
+    expected_codes, expected_uniques = pd.factorize(series.astype(str), use_na_sentinel=False)
+    assert codes.tolist() == expected_codes.tolist()
+    assert [u if isinstance(u, str) else "NA" for u in uniques] == \
+        [u if isinstance(u, str) else "NA" for u in expected_uniques]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+def test_may_hold_bytes(values):
+    arr = chunked(values, [3])
+    raw = "".join(values).encode("utf-8")
+    assert may_hold_bytes(arr, MAY_BE_SPACE) == any(MAY_BE_SPACE[b] for b in raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(st.sampled_from(list("0123456789a -") + ["é"]), min_size=9,
+                                  max_size=11),
+                          st.sampled_from(["9434765919", "9434765918", "4010232137", ""])), max_size=20))
+def test_nhs_number_valid_fast_path_is_the_regex_path(values):
+    fast = nhs_number_valid(pd.Series(values, dtype=str))
+    shaped = pd.Series(values, dtype=object).str.fullmatch(r"\d{10}")
+    for value, ok, is_shaped in zip(values, fast, shaped):
+        if not is_shaped:
+            assert not ok
+        else:
+            digits = [int(c) for c in value]
+            check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1))) % 11
+            check = 0 if check == 11 else check
+            assert ok == (check != 10 and check == digits[9])
+
+
+def test_isin_and_index_in_take_arrow_text_as_it_is():
+    values = text_series(chunked(["P1", "P2", "", "P9", "P1"], [2]))
+    table = pd.Series(["P2", "P1", "P3"], dtype=str)
+    assert isin(values, table).tolist() == [True, True, False, False, True]
+    assert isin(values, {"P9"}).tolist() == [False, False, False, True, False]
+    assert index_in(values, table).tolist() == [1, 0, -1, -1, 1]
+
+
+csv_text = st.builds(
+    lambda header, rows: header + "\n" + "".join(",".join(r) + "\n" for r in rows),
+    st.sampled_from(["patient_id,date_of_birth", "a,b,a", "a,,b", " a , b ", "a;b", "x"]),
+    st.lists(st.lists(st.text(st.sampled_from(list("ab1 \"") + SPACES[4:]), max_size=4), min_size=1,
+                      max_size=3), max_size=6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(csv_text, st.sampled_from([b"", b"\xef\xbb\xbf"]), st.sampled_from(["utf-8", "cp1252"]))
+def test_read_export_file_is_decode_then_read_csv_text(text, bom, encoding):
+    raw = bom + text.encode(encoding, errors="replace")
+
+    def outcome(read):
+        try:
+            return read()
+        except ExportError as exc:
+            return str(exc)
+
+    def slow():
+        decoded, used = decode_bytes(raw, "f.csv")
+        return read_csv_text(decoded, "f.csv"), used
+
+    fast, expected = outcome(lambda: _read_export_file(raw, "f.csv")), outcome(slow)
+    if isinstance(expected, str):
+        assert fast == expected
+    else:
+        assert fast[1] == expected[1]
+        pd.testing.assert_frame_equal(fast[0], expected[0], check_exact=True)
+
+
+def test_nhs_numbers_of_nine_and_eleven_digits_are_not_ten_digit_numbers():
+    # Twenty bytes in all, as two ten-digit numbers would be: each length still counts.
+    assert nhs_number_valid(pd.Series(["000000000", "00000000000"], dtype=str)).tolist() == [False, False]
+    assert nhs_number_valid(pd.Series(["00000000010", "0000000001", "000000000"], dtype=str)).tolist() == \
+        [False, False, False]
