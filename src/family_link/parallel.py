@@ -1,9 +1,13 @@
-"""Running the per-household steps over partitions, in several processes (``--jobs N``).
+"""The rules over partitions: the form an ICB-scale run split across processes or machines uses.
 
 Rules look only inside a household, so the patients, events and households can be split
 by household into N parts, each evaluated by the same ``evaluate_rules`` function, and the
 results put back in the one order the single-process run gives: the output is identical
 whatever N. The same function could be applied per partition by Spark or Dask.
+
+``check --jobs N`` does not use it: the rules take about 0.5 s for 1,000,000 patients,
+less than forking and partitioning cost (2 processes measured 1.0 s, one 0.6 s). ``--jobs``
+parallelises household linkage instead (``households.link_households(jobs=N)``).
 
 Worker processes are forked, so they read the parent's frames without copying them
 through a pipe; where fork is unavailable the parts are evaluated one after another.
