@@ -1313,13 +1313,24 @@ def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
 def summarise_households(households: pd.DataFrame) -> dict:
     """Counts for run summaries (no patient values)."""
     h = households
-    sizes = h.drop_duplicates("household_id")["household_size"]
+    if h["household_id"].isna().any():  # not from link_households: the plain way
+        sizes = h.drop_duplicates("household_id")["household_size"].to_numpy()
+        n_households = int(h["household_id"].nunique())
+    else:
+        # household_id encoded once (codes in order of first appearance): a code above
+        # every earlier one marks a household's first record, as drop_duplicates keeps it.
+        hh = pc.dictionary_encode(_pa(h, "household_id"))
+        codes = np.asarray(hh.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        seen = np.maximum.accumulate(codes) if len(codes) else codes
+        first = np.r_[True, seen[1:] > seen[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+        sizes = h["household_size"].to_numpy()[first]
+        n_households = len(hh.dictionary)
     bins = {str(k): int((sizes == k).sum()) for k in range(1, 6)}
     bins["6+"] = int((sizes >= 6).sum())
     communal = h[h["communal"]]
     return {
         "patients": int(len(h)),
-        "households": int(h["household_id"].nunique()),
+        "households": n_households,
         "dwellings": int(h["dwelling_id"].nunique()),
         "household_sizes": bins,
         "communal_establishments": int(communal["dwelling_id"].nunique()),
