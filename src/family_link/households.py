@@ -231,6 +231,23 @@ def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
     return key
 
 
+def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+    """``rel`` with ``a`` and ``b``: the row positions in ``w`` (sorted by patient_id) of
+    each relationship's two records, -1 when absent. One pyarrow hash lookup for both
+    ends (a third of ``Index.get_indexer``'s time at 1M); ``get_indexer`` remains for
+    repeated ids, where it refuses as before."""
+    ids = _pa(w, "patient_id")
+    if len(ids) > 1 and pc.any(pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py():
+        index = pd.Index(w["patient_id"])
+        return rel.assign(a=index.get_indexer(rel["patient_id"]),
+                          b=index.get_indexer(rel["related_patient_id"]))
+    m = len(rel)
+    ends = pa.concat_arrays([_pa(rel, "patient_id"), _pa(rel, "related_patient_id")])
+    at = np.asarray(pc.fill_null(pc.index_in(ends, value_set=ids), -1).to_numpy(zero_copy_only=False),
+                    dtype=np.int64)
+    return rel.assign(a=at[:m], b=at[m:])
+
+
 def _rel_rows(rel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (in w) of the relationships whose two records are both present."""
     a = rel["a"].to_numpy(dtype=np.int64)
@@ -287,7 +304,12 @@ def _relationships(relationships: pd.DataFrame | None) -> pd.DataFrame:
         rel["relationship"].str.lower().str.replace(r"[-_]", " ", regex=True).str.strip()
     )
     rel = rel[(rel["patient_id"] != rel["related_patient_id"]) & (rel["patient_id"] != "")]
-    return rel.drop_duplicates().sort_values(columns, kind="mergesort").reset_index(drop=True)
+    rel = rel.drop_duplicates()
+    # Sorted on Arrow: a stable sort by the three texts (code point order, missing last),
+    # as pandas' mergesort gives it, in a third of the time.
+    table = pa.table({c: _pa(rel, c) for c in columns})
+    order = pc.sort_indices(table, sort_keys=[(c, "ascending", "at_end") for c in columns])
+    return rel.take(np.asarray(order)).reset_index(drop=True)
 
 
 # --- dwellings ---------------------------------------------------------------------------
@@ -1138,8 +1160,7 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     # Positional index, patient_id order: every tie below is broken on values, not rows.
     w = _sorted_by_id(people)
     # Each relationship's two records as row positions in w (-1: not in this frame).
-    ids = pd.Index(w["patient_id"])
-    rel = rel.assign(a=ids.get_indexer(rel["patient_id"]), b=ids.get_indexer(rel["related_patient_id"]))
+    rel = _locate(w, rel)
     w["age"] = _age(w["date_of_birth"], as_of)
     w["is_child"] = (w["age"] < ADULT_AGE)
     w = _dwellings(w)
