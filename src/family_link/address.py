@@ -489,9 +489,26 @@ def _pool_map(fn, chunks: list) -> list:
 
 
 def _joined_text(lines: list[pa.Array]) -> pa.Array:
-    """Canonical lines joined by commas, county-only segments dropped (row by row)."""
-    text = _squash(pc.binary_join_element_wise(*lines, ","))
-    return _squash(_sub(text, _COUNTY_SEGMENT, r"\1\2"))
+    """Canonical lines joined by commas, county-only segments dropped (row by row).
+
+    The lines are ``_squash`` outputs (no double spaces or commas, no space beside a
+    comma, nothing to trim), so squashing their comma-join only drops the empty ones:
+    the non-empty lines are joined as a list instead. Such a join is itself squashed, so
+    only the texts that lose a county segment are squashed again."""
+    n, k = len(lines[0]), len(lines)
+    nonempty = np.empty((n, k), dtype=bool)
+    for i, line in enumerate(lines):
+        nonempty[:, i] = _bool(pc.not_equal(line, ""))
+    at = np.flatnonzero(nonempty)  # row by row, lines in order
+    values = pc.take(pa.concat_arrays(lines), pa.array((at % k) * n + at // k))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(nonempty.sum(axis=1), out=offsets[1:])
+    text = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), ",")
+    hit = pc.fill_null(pc.match_substring_regex(text, _COUNTY_SEGMENT), False)
+    if not pc.any(hit).as_py():
+        return text
+    dropped = _squash(pc.replace_substring_regex(pc.filter(text, hit), _COUNTY_SEGMENT, r"\1\2"))
+    return pc.replace_with_mask(text, hit, dropped)
 
 
 def _by_rows(fn, columns: list[pa.Array]) -> pa.Array:
