@@ -157,7 +157,6 @@ _STREET_TRIM = (
     rf"^(?P<st>[A-Z0-9]+(?: [A-Z0-9]+)*? (?:{_TYPES})(?: (?:{_TYPES}))*)(?: (?P<loc>.+))?$"
 )
 _ABBREVIATIONS = {a: canonical for canonical, spellings in STREET_TYPES.items() for a in spellings}
-_SEP = "\x1e"  # joins place names before empty ones are squeezed out
 
 
 # --- small pyarrow helpers -------------------------------------------------------------
@@ -238,10 +237,23 @@ def _squash(arr: pa.Array) -> pa.Array:
     return pc.utf8_trim(arr, " ,")
 
 
+def _join_nonempty(parts: list[pa.Array], sep: str) -> pa.Array:
+    """Row-wise join of the non-empty strings in ``parts`` with ``sep`` (one list join)."""
+    n, k = len(parts[0]), len(parts)
+    nonempty = np.empty((n, k), dtype=bool)
+    for i, part in enumerate(parts):
+        nonempty[:, i] = _bool(pc.not_equal(part, ""))
+    at = np.flatnonzero(nonempty)  # row by row, parts in order
+    values = pc.take(pa.concat_arrays([p.cast(pa.string()) for p in parts]),
+                     pa.array((at % k) * n + at // k))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(nonempty.sum(axis=1), out=offsets[1:])
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
+
+
 def _join_places(parts: list[pa.Array]) -> pa.Array:
-    joined = pc.binary_join_element_wise(*parts, _SEP)
-    joined = pc.utf8_trim(_sub(joined, f"{_SEP}{_SEP}+", _SEP), _SEP)
-    return pc.replace_substring(joined, _SEP, ", ")
+    """The non-empty place names joined by ", "."""
+    return _join_nonempty(parts, ", ")
 
 
 def _map_words(arr: pa.Array, mapping: dict[str, str]) -> pa.Array:
@@ -449,9 +461,7 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     # Communal names are looked for in the building and place names, not the street:
     # "7 Hostel Lane" is an ordinary house.
     named = pc.binary_join_element_wise(parts["building"], parts["locality"], ", ")
-    communal = _empty(n)
-    for label, pattern in reversed(list(COMMUNAL_WORDS.items())):
-        communal = _where(_has(named, pattern), pa.scalar(label), communal)
+    communal = _communal_names(named)
     flat_text = _where(
         _bool(pc.not_equal(parts["flat"], "")),
         pc.binary_join_element_wise("FLAT", parts["flat"], " "),
@@ -470,6 +480,22 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
             [flat_text, parts["building"], number_street, parts["locality"], parts["town"]]
         ),
     }
+
+
+_ANY_COMMUNAL = "|".join(f"(?:{pattern})" for pattern in COMMUNAL_WORDS.values())
+
+
+def _communal_names(named: pa.Array) -> pa.Array:
+    """The first ``COMMUNAL_WORDS`` label whose pattern matches, else "". Few names match
+    any: the labels are looked for in those alone."""
+    hit = pc.fill_null(pc.match_substring_regex(named, _ANY_COMMUNAL), False)
+    if not pc.any(hit).as_py():
+        return _empty(len(named))
+    some = pc.filter(named, hit)
+    communal = _empty(len(some))
+    for label, pattern in reversed(list(COMMUNAL_WORDS.items())):
+        communal = _where(_has(some, pattern), pa.scalar(label), communal)
+    return pc.replace_with_mask(_empty(len(named)), hit, communal)
 
 
 _PARTS = ["flat", "number", "building", "street", "locality", "town", "pc_text",
@@ -495,15 +521,7 @@ def _joined_text(lines: list[pa.Array]) -> pa.Array:
     comma, nothing to trim), so squashing their comma-join only drops the empty ones:
     the non-empty lines are joined as a list instead. Such a join is itself squashed, so
     only the texts that lose a county segment are squashed again."""
-    n, k = len(lines[0]), len(lines)
-    nonempty = np.empty((n, k), dtype=bool)
-    for i, line in enumerate(lines):
-        nonempty[:, i] = _bool(pc.not_equal(line, ""))
-    at = np.flatnonzero(nonempty)  # row by row, lines in order
-    values = pc.take(pa.concat_arrays(lines), pa.array((at % k) * n + at // k))
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(nonempty.sum(axis=1), out=offsets[1:])
-    text = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), ",")
+    text = _join_nonempty(lines, ",")
     hit = pc.fill_null(pc.match_substring_regex(text, _COUNTY_SEGMENT), False)
     if not pc.any(hit).as_py():
         return text
