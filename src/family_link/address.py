@@ -237,6 +237,15 @@ def _squash(arr: pa.Array) -> pa.Array:
     return pc.utf8_trim(arr, " ,")
 
 
+def _squash_changed(before: pa.Array, after: pa.Array) -> pa.Array:
+    """``_squash(after)`` where ``before`` is already squashed (a ``_squash`` output:
+    squashing it again changes nothing), so only the values that changed are squashed."""
+    changed = pc.fill_null(pc.not_equal(before, after), True)
+    if not pc.any(changed).as_py():
+        return after
+    return pc.replace_with_mask(after, changed, _squash(pc.filter(after, changed)))
+
+
 def _join_nonempty(parts: list[pa.Array], sep: str) -> pa.Array:
     """Row-wise join of the non-empty strings in ``parts`` with ``sep`` (one list join)."""
     n, k = len(parts[0]), len(parts)
@@ -326,22 +335,23 @@ def _canonical_text(joined: pa.Array) -> pa.Array:
 def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     """Parse canonical address texts (see ``_canonical_text``) into parts."""
     n = len(texts)
-    s = texts
+    s = texts  # squashed: see _parse_distinct
     # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF".
     flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
     flat = _field(pc.extract_regex(s, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
     s = _sub(s, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
-    s = _squash(_sub(s, r"\bFLAT\b", ""))  # a designator with no number says nothing usable
+    s = _squash_changed(texts, _sub(s, r"\bFLAT\b", ""))  # a bare designator says nothing usable
     # "3/12 MILL ROAD": flat 3 of number 12 (only when no flat was named).
     slash_flat = _field(pc.extract_regex(s, rf"\b(?P<f>[0-9]+[A-Z]?|[A-Z])/{_NUM}\b"), "f")
     use_slash = _bool(pc.equal(flat, "")) & _bool(pc.not_equal(slash_flat, ""))
     flat = _where(use_slash, slash_flat, flat)
+    squashed = s
     s = _where(
         use_slash,
         _sub(s, rf"\b(?:[0-9]+[A-Z]?|[A-Z])/({_NUM})\b", r"\1", max_replacements=1),
         pc.replace_substring(s, "/", " "),
     )
-    s = _squash(s)
+    s = _squash_changed(squashed, s)
     # A segment holding only a number belongs to the next one: "12, MILL ROAD".
     s = _sub(s, rf"(^|,)({_NUM}),", r"\1\2 ")
     # A number after words starts a new part: "OAK COURT 12 MILL ROAD" (commas lost).
@@ -453,10 +463,18 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     n = len(text)
     # A postcode typed into an address line is taken out of the text, and used when the
     # postcode field itself is missing or invalid.
-    pc_text = _clean_postcode_text(
-        _field(pc.extract_regex(text, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc")
-    )
-    text = _squash(_sub(text, _POSTCODE_IN_TEXT, ""))
+    # The text is squashed (``_joined_text``): only texts holding one change here.
+    hit = pc.fill_null(pc.match_substring_regex(text, _POSTCODE_IN_TEXT), False)
+    pc_text = _empty(n)
+    if pc.any(hit).as_py():
+        holding = pc.filter(text, hit)
+        found = _clean_postcode_text(
+            _field(pc.extract_regex(holding, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc")
+        )
+        pc_text = pc.replace_with_mask(pc_text, hit, found)
+        text = pc.replace_with_mask(
+            text, hit, _squash(pc.replace_substring_regex(holding, _POSTCODE_IN_TEXT, ""))
+        )
     parts = _parse(text)
     # Communal names are looked for in the building and place names, not the street:
     # "7 Hostel Lane" is an ordinary house.
