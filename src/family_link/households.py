@@ -1274,12 +1274,24 @@ _SHARED: dict = {}  # what forked workers read: set just before the pool starts
 
 def _link_part(part: int) -> pd.DataFrame:
     s = _SHARED
-    rows = s["part"] == part
-    people = s["people"][rows]
+    people = s["people"][s["part"] == part]
     rel = s["relationships"]
     if rel is not None and len(rel):
-        rel = rel[rel["patient_id"].astype(str).isin(people["patient_id"]).to_numpy()]
+        # The relationships whose patient_id is one of this part's records.
+        rel = rel[s["rel_part"] == part]
     return link_normalised(people, rel, s["as_of"])
+
+
+def _rel_parts(people: pd.DataFrame, part: np.ndarray, relationships: pd.DataFrame | None) -> np.ndarray:
+    """The part of each relationship's ``patient_id`` record (-1: no such record), found by
+    one pyarrow lookup before the workers start (``people``'s patient_ids are unique)."""
+    if relationships is None or not len(relationships):
+        return np.zeros(0, dtype=np.int64)
+    ids = relationships["patient_id"].astype(str)
+    ends = pa.array(ids.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    at = np.asarray(pc.fill_null(pc.index_in(ends, value_set=_pa(people, "patient_id")), -1)
+                    .to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.where(at >= 0, part[np.maximum(at, 0)] if len(part) else -1, -1)
 
 
 def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, as_of: date,
@@ -1312,7 +1324,9 @@ def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, 
         part_of[g] = int(np.argmin(load))
         load[part_of[g]] += sizes[g]
     parts = [p for p in range(jobs) if load[p]]
-    _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part_of[group])
+    part = part_of[group]
+    _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part,
+                   rel_part=_rel_parts(joined, part, relationships))
     try:
         with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
             results = list(pool.map(_link_part, parts))
