@@ -234,10 +234,12 @@ def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
 def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     """``rel`` with ``a`` and ``b``: the row positions in ``w`` (sorted by patient_id) of
     each relationship's two records, -1 when absent. One pyarrow hash lookup for both
-    ends (a third of ``Index.get_indexer``'s time at 1M); ``get_indexer`` remains for
-    repeated ids, where it refuses as before."""
+    ends (a third of ``Index.get_indexer``'s time at 1M) when the ids are strictly
+    increasing (so unique); otherwise ``get_indexer``, which refuses repeated ids."""
     ids = _pa(w, "patient_id")
-    if len(ids) > 1 and pc.any(pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py():
+    increasing = len(ids) < 2 or pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1)),
+                                        skip_nulls=False).as_py()
+    if not increasing:
         index = pd.Index(w["patient_id"])
         return rel.assign(a=index.get_indexer(rel["patient_id"]),
                           b=index.get_indexer(rel["related_patient_id"]))
@@ -246,6 +248,15 @@ def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     at = np.asarray(pc.fill_null(pc.index_in(ends, value_set=ids), -1).to_numpy(zero_copy_only=False),
                     dtype=np.int64)
     return rel.assign(a=at[:m], b=at[m:])
+
+
+def _equal_codes(*columns: pa.Array) -> np.ndarray:
+    """An integer per row, equal exactly where every column's text is equal."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, count = _dict_codes(column)
+        key = pd.factorize(key * max(count, 1) + codes)[0]
+    return key
 
 
 def _rel_rows(rel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -1218,14 +1229,15 @@ def link_groups(normalised: pd.DataFrame, relationships: pd.DataFrame | None) ->
     a_parts: list[np.ndarray] = []
     b_parts: list[np.ndarray] = []
 
-    number = normalised["number"].to_numpy(dtype=object)
-    building = normalised["building"].to_numpy(dtype=object)
-    street = normalised["street"].to_numpy(dtype=object)
-    bkey = np.where(number == "", building, "")
-    k_codes = _factorize(number, bkey, street)
-    town = normalised["town"].to_numpy(dtype=object)
-    t_codes, _ = pd.factorize(pd.Series(town, dtype=object))
-    lost = ~valid & (street != "") & (town != "") & ((number != "") | (bkey != ""))
+    # Keys as integer codes on Arrow (only equality matters: no text leaves Arrow).
+    number, building = _pa(normalised, "number"), _pa(normalised, "building")
+    street, town = _pa(normalised, "street"), _pa(normalised, "town")
+    has_number = _nonempty(number)
+    bkey = _if(has_number, "", building)
+    k_codes = _equal_codes(number, bkey, street)
+    t_codes, _ = _dict_codes(town)
+    has_town = _nonempty(town)
+    lost = ~valid & _nonempty(street) & has_town & (has_number | _nonempty(bkey))
     if lost.any():
         # A lost record can only join a building of its key whose town (its records' most
         # given town, else its postcode sector's) is the record's town: so only districts
@@ -1235,7 +1247,7 @@ def link_groups(normalised: pd.DataFrame, relationships: pd.DataFrame | None) ->
         first_lost = lk.groupby(["k", "t"], sort=False)["row"].first().rename("first").reset_index()
         holders = np.flatnonzero(valid & np.isin(k_codes, first_lost["k"].to_numpy()))
         by_key = pd.DataFrame({"k": k_codes[holders], "d": d_codes[holders]}).drop_duplicates()
-        with_town = np.flatnonzero(valid & (town != ""))
+        with_town = np.flatnonzero(valid & has_town)
         by_town = pd.DataFrame({"t": t_codes[with_town], "d": d_codes[with_town]}).drop_duplicates()
         cand = first_lost.merge(by_key, on="k").merge(by_town, on=["t", "d"])
         a_parts.append(unit[cand["first"].to_numpy()])
@@ -1255,9 +1267,9 @@ def link_groups(normalised: pd.DataFrame, relationships: pd.DataFrame | None) ->
             b_parts.append(unit[first[codes]])
 
     if relationships is not None and len(relationships):
-        ids = pd.Index(normalised["patient_id"])
-        a = ids.get_indexer(relationships["patient_id"].astype(str))
-        b = ids.get_indexer(relationships["related_patient_id"].astype(str))
+        ends = pd.DataFrame({c: relationships[c].astype(str) for c in ["patient_id", "related_patient_id"]})
+        located = _locate(normalised, ends)
+        a, b = located["a"].to_numpy(), located["b"].to_numpy()
         ok = (a >= 0) & (b >= 0)
         a_parts.append(unit[a[ok]])
         b_parts.append(unit[b[ok]])
