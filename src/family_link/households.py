@@ -1344,7 +1344,10 @@ def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, 
             results = list(pool.map(_link_part, parts))
     finally:
         _SHARED.clear()
-    return _sorted_by_id(pd.concat(results, ignore_index=True))
+    # Each part comes back in patient_id order, and ``joined`` is in that order with
+    # unique ids: the records' positions in ``joined`` put the parts together in order.
+    at = np.concatenate([np.flatnonzero(part == p) for p in parts])
+    return pd.concat(results, ignore_index=True).take(np.argsort(at)).reset_index(drop=True)
 
 
 def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
