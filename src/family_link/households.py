@@ -656,7 +656,25 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
 # --- households --------------------------------------------------------------------------
 
 def _system_groups(w: pd.DataFrame) -> pd.Series:
-    """The clinical system's household key per record: household_id, else uprn ("")."""
+    """The clinical system's household key per record: household_id, else uprn ("").
+
+    Worked out on the records that give either (often none): the others get ""."""
+    given = _nonempty(_pa(w, "household_id")) | _nonempty(_pa(w, "uprn"))
+    if given.all():
+        return _system_groups_of(w)
+    key = _empty_text(len(w))
+    if given.any():
+        rows = np.flatnonzero(given)
+        found = _system_groups_of(w.iloc[rows]).to_numpy(dtype=object)
+        key = pc.replace_with_mask(key, pa.array(given), pa.array(found, pa.string()))
+    return _str_series(key, w.index)
+
+
+def _empty_text(n: int) -> pa.Array:
+    return pc.fill_null(pa.nulls(n, pa.string()), "")
+
+
+def _system_groups_of(w: pd.DataFrame) -> pd.Series:
     hid = w["household_id"].str.strip()
     uprn = w["uprn"].str.strip()
     key = pd.Series(np.where(hid != "", "household id " + hid, ""), index=w.index, dtype=object)
@@ -680,23 +698,36 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     communal = w["communal"].to_numpy()
     standalone = w["ambiguous_flat"].to_numpy() | w["many_postcodes"].to_numpy() | (w["d"].to_numpy() < 0)
     # Communal residents ignore system household ids (a care home is not one family).
-    w["sys_ignored"] = (sys_key != "").to_numpy() & communal
-    sys_key = sys_key.where(~communal, "")
+    sys_pa = _pa(pd.DataFrame({"k": sys_key}), "k")
+    keyed = _nonempty(sys_pa)
+    w["sys_ignored"] = keyed & communal
+    keyed &= ~communal
+    sys_pa = _if(communal, "", sys_pa)
 
-    # Records without a system key join the one system household at their dwelling.
+    # Records without a system key join the one system household at their dwelling
+    # (worked out for the records that could: none when no dwelling holds a system key).
     d = w["d"].to_numpy()
     eligible = (d >= 0) & ~communal & ~standalone
-    with_key = pd.DataFrame({"d": d, "k": sys_key.to_numpy()})[eligible & (sys_key != "").to_numpy()]
-    keys_at = with_key.drop_duplicates().groupby("d")["k"]
-    n_keys = keys_at.nunique()
-    first_key = keys_at.first()
-    adopt = eligible & (sys_key == "").to_numpy() & (pd.Series(d).map(n_keys).fillna(0).to_numpy() == 1)
+    adopt = np.zeros(n, dtype=bool)
+    shared = np.zeros(n, dtype=bool)
+    holders = np.flatnonzero(eligible & keyed)
+    if len(holders):
+        with_key = pd.DataFrame({"d": d[holders],
+                                 "k": pc.take(sys_pa, pa.array(holders)).to_numpy(zero_copy_only=False)})
+        keys_at = with_key.drop_duplicates().groupby("d")["k"]
+        n_keys = keys_at.nunique()
+        first_key = keys_at.first()
+        open_rows = np.flatnonzero(eligible & ~keyed)
+        count = pd.Series(d[open_rows]).map(n_keys).fillna(0).to_numpy()
+        adopt[open_rows[count == 1]] = True
+        shared[open_rows[count > 1]] = True
+        if adopt.any():
+            taken = _map_text(pd.Series(d[adopt]), first_key).to_numpy(dtype=object)
+            sys_pa = pc.replace_with_mask(sys_pa, pa.array(adopt), pa.array(taken, pa.string()))
     w["sys_adopted"] = adopt
-    sys_key = sys_key.where(~adopt, _map_text(pd.Series(d), first_key).to_numpy())
-    w["sys_key"] = sys_key.astype("str")
-    w["sys_shared_dwelling"] = (eligible & (sys_key == "").to_numpy()
-                                & (pd.Series(d).map(n_keys).fillna(0).to_numpy() > 1))
-    has_sys = (w["sys_key"] != "").to_numpy()
+    w["sys_key"] = _str_series(sys_pa, w.index)
+    w["sys_shared_dwelling"] = shared
+    has_sys = keyed | adopt
 
     # Communal: each resident alone, except residents linked by a recorded family
     # relationship (a mother and her children in a refuge or family hostel).
