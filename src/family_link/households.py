@@ -648,8 +648,17 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     # The establishment: the building for a named one, else the dwelling.
     establishment_key = _if(by_name, building_key, dwelling_key)
     w["establishment_key"] = _str_series(establishment_key, w.index)
-    ek, n_ek = _dict_codes(establishment_key)
-    w["establishment_size"] = np.bincount(ek[communal], minlength=n_ek)[ek].astype(int)
+    # Establishments are only looked at for communal residents: coded for those alone
+    # (-1 and size 0 elsewhere).
+    est_code = np.full(n, -1, dtype=np.int64)
+    est_size = np.zeros(n, dtype=int)
+    residents = np.flatnonzero(communal)
+    if len(residents):
+        ek, n_ek = _dict_codes(pc.take(establishment_key, pa.array(residents)))
+        est_code[residents] = ek
+        est_size[residents] = np.bincount(ek, minlength=n_ek)[ek]
+    w["establishment_code"] = est_code
+    w["establishment_size"] = est_size
     return w
 
 
@@ -736,7 +745,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     if communal.any() and len(rel):
         fam = rel[rel["relationship"].isin(FAMILY_WORDS)]
         a, b = _rel_rows(fam)
-        est = w["establishment_key"].to_numpy()
+        est = w["establishment_code"].to_numpy()  # equal codes, equal establishments
         same = communal[a] & communal[b] & (est[a] == est[b])
         group = _components(n, a[same], b[same])
     w["communal_family"] = communal & (np.bincount(group, minlength=1)[group] > 1 if n else communal)
