@@ -196,18 +196,20 @@ def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: s
     one (possibly empty) list per group; the result is a pyarrow string array of length n."""
     groups = np.asarray(groups, dtype=np.int64)
     if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
-        texts = pa.array(np.asarray(texts, dtype=object), pa.large_string())
+        texts = pa.array(np.asarray(texts, dtype=object), pa.string())
     if len(groups) > 1 and (groups[1:] < groups[:-1]).any():
         order = np.argsort(groups, kind="stable")
         groups = groups[order]
         texts = pc.take(texts, pa.array(order))
-    values = texts.cast(pa.large_string())
+    # 32-bit offsets throughout: the joined texts are longer than the texts, and they
+    # are returned as a (32-bit) string array anyway.
+    values = texts.cast(pa.string())
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    offsets = np.zeros(n + 1, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(groups, minlength=n), out=offsets[1:])
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), values)
-    return pc.binary_join(lists, pa.scalar(sep, pa.large_string())).cast(pa.string())
+    lists = pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pc.binary_join(lists, pa.scalar(sep, pa.string()))
 
 
 def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
