@@ -1096,28 +1096,32 @@ def _communal_text(w: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
 def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
     """Plain-English evidence per record (pyarrow string array aligned with ``w``)."""
     n = len(w)
-    kind = w["dwelling_kind"].to_numpy(dtype=object)
+    kind_pa = _pa(w, "dwelling_kind")
+    ambiguous = _bool_pa(pc.equal(kind_pa, "ambiguous"))
     size = w["household_size"].to_numpy()
-    has_sys = (w["sys_key"] != "").to_numpy()
+    has_sys = _nonempty(_pa(w, "sys_key"))
     adopted = w["sys_adopted"].to_numpy()
     category = np.select(
-        [w["communal"].to_numpy(), has_sys, (kind == "ambiguous") & w["ambiguous_flat"].to_numpy(),
-         kind == "ambiguous", kind == "no_address", size == 1],
+        [w["communal"].to_numpy(), has_sys, ambiguous & w["ambiguous_flat"].to_numpy(),
+         ambiguous, _bool_pa(pc.equal(kind_pa, "no_address")), size == 1],
         [1, 2, 3, 4, 5, 6], 0,
     )
     link_rows = (category == 0) | ((category == 2) & adopted)
     link = _address_link(w, link_rows)
 
-    # Clinical-system households (category 2), on Arrow like the address links.
-    conflict = _pa(w, "conflict")
-    resolved = w["sys_resolved"].to_numpy()
-    sys_txt = _if(resolved, "same household id in the clinical system (its own address is incomplete)",
-                  "same household id in the clinical system")
-    sys_txt = _patch(sys_txt, adopted & ~resolved, lambda t, _: _cat(
-        "same address as members of a clinical-system household (", t(link), ")"))
-    plain = sys_txt
-    sys_txt = _patch(plain, _nonempty(conflict), lambda t, _: _cat(
-        t(plain), "; CONFLICT: ", t(conflict), ", check by hand"))
+    # Clinical-system households (category 2), on Arrow like the address links (only
+    # when there are any: most exports carry no household ids).
+    sys_txt = None
+    if (category == 2).any():
+        conflict = _pa(w, "conflict")
+        resolved = w["sys_resolved"].to_numpy()
+        sys_txt = _if(resolved, "same household id in the clinical system (its own address is incomplete)",
+                      "same household id in the clinical system")
+        sys_txt = _patch(sys_txt, adopted & ~resolved, lambda t, _: _cat(
+            "same address as members of a clinical-system household (", t(link), ")"))
+        plain = sys_txt
+        sys_txt = _patch(plain, _nonempty(conflict), lambda t, _: _cat(
+            t(plain), "; CONFLICT: ", t(conflict), ", check by hand"))
 
     # The rarer categories, on their rows only.
     small = np.full(n, "", dtype=object)
@@ -1154,10 +1158,15 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         "address shared with several clinical-system households: not joined to any",
         "no other patient at this address",
     )
-    text = _if(category == 2, sys_txt,
-               _if(category == 0, link, pa.array(small, pa.string())))
+    # The rarer sentences, converted for their rows alone.
+    rare = (category != 0) & (category != 2)
+    small_pa = pc.replace_with_mask(_empty_text(n), pa.array(rare),
+                                    pa.array(small[rare], pa.string()))
+    text = _if(category == 0, link, small_pa)
+    if sys_txt is not None:
+        text = _if(category == 2, sys_txt, text)
 
-    shared = kind == "shared_house"
+    shared = _bool_pa(pc.equal(kind_pa, "shared_house"))
     before = text
     text = _patch(before, shared, lambda t, idx: _cat(
         t(before), "; shared house (", _int_text(size[idx]), " unrelated adults): no parent or child roles inferred"))
@@ -1165,12 +1174,12 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
     # Recorded relationships inside the household.
     if len(rel):
         a, b = _rel_rows(rel)
-        hh = w["household_id"].to_numpy()
+        hh = w["hh"].to_numpy()  # equal codes, equal household ids
         same = hh[a] == hh[b]
         pairs = pd.DataFrame({"p": np.r_[a[same], b[same]], "o": np.r_[b[same], a[same]]})
         pairs = pairs.drop_duplicates().sort_values(["p", "o"], kind="mergesort")
-        pid = w["patient_id"].to_numpy(dtype=object)
-        listed = _group_join(pairs["p"].to_numpy(), pid[pairs["o"].to_numpy()], n, ", ")
+        listed = _group_join(pairs["p"].to_numpy(),
+                             pc.take(_pa(w, "patient_id"), pa.array(pairs["o"].to_numpy())), n, ", ")
         before = text
 
         def with_relationships(t, _):
