@@ -792,6 +792,11 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
 
 # --- kinds, shared houses, roles ---------------------------------------------------------
 
+_KINDS = ["communal", "ambiguous", "no_address", "flat", "lettered_house", "named_house", "house",
+          "shared_house"]
+_HOME_KINDS = ["flat", "lettered_house", "house", "named_house"]
+
+
 def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     own_d = (w["d"] >= 0).to_numpy()
@@ -805,6 +810,7 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     named_d = np.zeros(int(d.max()) + 1 if own_d.any() else 0, dtype=bool)
     named_d[d[own_d & (w["building"] != "").to_numpy()]] = True
     named = own_d & named_d[np.where(own_d, d, 0)] if len(named_d) else np.zeros(len(w), dtype=bool)
+    # Kinds as codes into _KINDS, turned into text once at the end.
     kind = np.select(
         [
             w["communal"].to_numpy(),
@@ -815,19 +821,18 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
             named,
             (w["number"] != "").to_numpy(),
         ],
-        ["communal", "ambiguous", "no_address", "flat", "lettered_house", "named_house", "house"],
-        "no_address",
+        np.arange(7),
+        _KINDS.index("no_address"),
     )
     # A record placed by a system id takes the kind of its household's main dwelling.
     resolved = w["sys_resolved"].to_numpy()
     if resolved.any():
         hcode = w["hh"].to_numpy()
-        main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(kind))
-        kind = kind.astype(object)
-        kind[resolved] = _lookup(hcode[resolved], main_kind, "ambiguous").to_numpy()
-    w["dwelling_kind"] = kind
+        main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(np.asarray(_KINDS, dtype=object)[kind]))
+        taken = _lookup(hcode[resolved], main_kind, "ambiguous").to_numpy(dtype=object)
+        kind[resolved] = pd.Index(_KINDS).get_indexer(taken)
     # Shared house: 3+ adults, no children, all surnames different, nobody related.
-    home = (~w["communal"].to_numpy()) & np.isin(kind, ["flat", "lettered_house", "house", "named_house"])
+    home = (~w["communal"].to_numpy()) & np.isin(kind, [_KINDS.index(k) for k in _HOME_KINDS])
     members = w.loc[home & (w["household_size"] >= SHARED_HOUSE_MIN_ADULTS).to_numpy(),
                     ["hh", "patient_id", "is_child", "surname", "age"]]
     if len(members):
@@ -845,12 +850,14 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         shared = stats[(stats["children"] == 0) & (stats["surnames"] == stats["size"])
                        & (stats["dob_missing"] == 0) & (~stats.index.isin(related_hh))].index
         is_shared = np.isin(w["hh"].to_numpy(), shared.to_numpy()) & home
-        w.loc[is_shared, "dwelling_kind"] = "shared_house"
+        kind[is_shared] = _KINDS.index("shared_house")
+    w["dwelling_kind"] = _str_series(pc.take(pa.array(_KINDS, pa.string()), pa.array(kind)), w.index)
     # Dwelling ids: the establishment for communal residents, the person when there is no
     # dwelling to speak of, else the dwelling key.
-    alone = w["dwelling_kind"].isin(["ambiguous", "no_address"]) | (w["dwelling_key"] == "")
+    alone = np.isin(kind, [_KINDS.index("ambiguous"), _KINDS.index("no_address")]) \
+        | ~_nonempty(_pa(w, "dwelling_key"))
     key = _if(w["communal"].to_numpy(), _cat("dwelling|", _pa(w, "establishment_key")),
-              _if(alone.to_numpy(), _cat("person|", _pa(w, "patient_id")),
+              _if(alone, _cat("person|", _pa(w, "patient_id")),
                   _cat("dwelling|", _pa(w, "dwelling_key"))))
     w["dwelling_id"], _ = _hash_ids("D-", key, w.index)
     return w
