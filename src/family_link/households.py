@@ -502,8 +502,13 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     bld = np.full(n, -1, dtype=np.int64)
     bld[with_pc] = merged[b[with_pc]]
     how = np.where(with_pc, "postcode", "").astype(object)
-    b_postcode = _mode(bld, postcode_c)
-    edited = with_pc & (postcode_c[1][postcode_c[0]] != _mode_at(bld, postcode_c))
+    # Each building's postcode (most given), once: records without a valid postcode,
+    # placed below, give none, so these stay the buildings' postcodes to the end.
+    pc_g, pc_c = _mode_codes(bld, postcode_c)
+    b_postcode = pd.Series(postcode_c[1][pc_c], index=pc_g, dtype="str")
+    pc_mode = np.full(int(bld.max()) + 2 if n else 1, -1, dtype=np.int64)  # bld -1: last
+    pc_mode[pc_g] = pc_c
+    edited = with_pc & (postcode_c[0] != pc_mode[bld])  # codes equal exactly where texts are
     how[edited] = "postcode_edit"
 
     # 3. No valid postcode: a building with the same number (or name), the same street
@@ -560,7 +565,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w["bld"] = bld
     w["d"] = d
     w["d_how"] = pd.Series(how, index=w.index).astype("str")
-    w["d_postcode"] = _mode_at(bld, postcode_c)
+    pc_text = np.full(int(bld.max()) + 2 if n else 1, "", dtype=object)  # new buildings: ""
+    pc_text[pc_g] = postcode_c[1][pc_c]
+    w["d_postcode"] = pc_text[np.where(bld >= 0, bld, len(pc_text) - 1)]
     w["d_street"] = _mode_at(bld, street_c)
     w["d_town"] = _mode_at(bld, town_c)
     return w
