@@ -157,7 +157,6 @@ _STREET_TRIM = (
     rf"^(?P<st>[A-Z0-9]+(?: [A-Z0-9]+)*? (?:{_TYPES})(?: (?:{_TYPES}))*)(?: (?P<loc>.+))?$"
 )
 _ABBREVIATIONS = {a: canonical for canonical, spellings in STREET_TYPES.items() for a in spellings}
-_SEP = "\x1e"  # joins place names before empty ones are squeezed out
 
 
 # --- small pyarrow helpers -------------------------------------------------------------
@@ -238,10 +237,32 @@ def _squash(arr: pa.Array) -> pa.Array:
     return pc.utf8_trim(arr, " ,")
 
 
+def _squash_changed(before: pa.Array, after: pa.Array) -> pa.Array:
+    """``_squash(after)`` where ``before`` is already squashed (a ``_squash`` output:
+    squashing it again changes nothing), so only the values that changed are squashed."""
+    changed = pc.fill_null(pc.not_equal(before, after), True)
+    if not pc.any(changed).as_py():
+        return after
+    return pc.replace_with_mask(after, changed, _squash(pc.filter(after, changed)))
+
+
+def _join_nonempty(parts: list[pa.Array], sep: str) -> pa.Array:
+    """Row-wise join of the non-empty strings in ``parts`` with ``sep`` (one list join)."""
+    n, k = len(parts[0]), len(parts)
+    nonempty = np.empty((n, k), dtype=bool)
+    for i, part in enumerate(parts):
+        nonempty[:, i] = _bool(pc.not_equal(part, ""))
+    at = np.flatnonzero(nonempty)  # row by row, parts in order
+    values = pc.take(pa.concat_arrays([p.cast(pa.string()) for p in parts]),
+                     pa.array((at % k) * n + at // k))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(nonempty.sum(axis=1), out=offsets[1:])
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
+
+
 def _join_places(parts: list[pa.Array]) -> pa.Array:
-    joined = pc.binary_join_element_wise(*parts, _SEP)
-    joined = pc.utf8_trim(_sub(joined, f"{_SEP}{_SEP}+", _SEP), _SEP)
-    return pc.replace_substring(joined, _SEP, ", ")
+    """The non-empty place names joined by ", "."""
+    return _join_nonempty(parts, ", ")
 
 
 def _map_words(arr: pa.Array, mapping: dict[str, str]) -> pa.Array:
@@ -314,22 +335,23 @@ def _canonical_text(joined: pa.Array) -> pa.Array:
 def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     """Parse canonical address texts (see ``_canonical_text``) into parts."""
     n = len(texts)
-    s = texts
+    s = texts  # squashed: see _parse_distinct
     # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF".
     flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
     flat = _field(pc.extract_regex(s, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
     s = _sub(s, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
-    s = _squash(_sub(s, r"\bFLAT\b", ""))  # a designator with no number says nothing usable
+    s = _squash_changed(texts, _sub(s, r"\bFLAT\b", ""))  # a bare designator says nothing usable
     # "3/12 MILL ROAD": flat 3 of number 12 (only when no flat was named).
     slash_flat = _field(pc.extract_regex(s, rf"\b(?P<f>[0-9]+[A-Z]?|[A-Z])/{_NUM}\b"), "f")
     use_slash = _bool(pc.equal(flat, "")) & _bool(pc.not_equal(slash_flat, ""))
     flat = _where(use_slash, slash_flat, flat)
+    squashed = s
     s = _where(
         use_slash,
         _sub(s, rf"\b(?:[0-9]+[A-Z]?|[A-Z])/({_NUM})\b", r"\1", max_replacements=1),
         pc.replace_substring(s, "/", " "),
     )
-    s = _squash(s)
+    s = _squash_changed(squashed, s)
     # A segment holding only a number belongs to the next one: "12, MILL ROAD".
     s = _sub(s, rf"(^|,)({_NUM}),", r"\1\2 ")
     # A number after words starts a new part: "OAK COURT 12 MILL ROAD" (commas lost).
@@ -441,17 +463,23 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     n = len(text)
     # A postcode typed into an address line is taken out of the text, and used when the
     # postcode field itself is missing or invalid.
-    pc_text = _clean_postcode_text(
-        _field(pc.extract_regex(text, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc")
-    )
-    text = _squash(_sub(text, _POSTCODE_IN_TEXT, ""))
+    # The text is squashed (``_joined_text``): only texts holding one change here.
+    hit = pc.fill_null(pc.match_substring_regex(text, _POSTCODE_IN_TEXT), False)
+    pc_text = _empty(n)
+    if pc.any(hit).as_py():
+        holding = pc.filter(text, hit)
+        found = _clean_postcode_text(
+            _field(pc.extract_regex(holding, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc")
+        )
+        pc_text = pc.replace_with_mask(pc_text, hit, found)
+        text = pc.replace_with_mask(
+            text, hit, _squash(pc.replace_substring_regex(holding, _POSTCODE_IN_TEXT, ""))
+        )
     parts = _parse(text)
     # Communal names are looked for in the building and place names, not the street:
     # "7 Hostel Lane" is an ordinary house.
     named = pc.binary_join_element_wise(parts["building"], parts["locality"], ", ")
-    communal = _empty(n)
-    for label, pattern in reversed(list(COMMUNAL_WORDS.items())):
-        communal = _where(_has(named, pattern), pa.scalar(label), communal)
+    communal = _communal_names(named)
     flat_text = _where(
         _bool(pc.not_equal(parts["flat"], "")),
         pc.binary_join_element_wise("FLAT", parts["flat"], " "),
@@ -472,6 +500,22 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     }
 
 
+_ANY_COMMUNAL = "|".join(f"(?:{pattern})" for pattern in COMMUNAL_WORDS.values())
+
+
+def _communal_names(named: pa.Array) -> pa.Array:
+    """The first ``COMMUNAL_WORDS`` label whose pattern matches, else "". Few names match
+    any: the labels are looked for in those alone."""
+    hit = pc.fill_null(pc.match_substring_regex(named, _ANY_COMMUNAL), False)
+    if not pc.any(hit).as_py():
+        return _empty(len(named))
+    some = pc.filter(named, hit)
+    communal = _empty(len(some))
+    for label, pattern in reversed(list(COMMUNAL_WORDS.items())):
+        communal = _where(_has(some, pattern), pa.scalar(label), communal)
+    return pc.replace_with_mask(_empty(len(named)), hit, communal)
+
+
 _PARTS = ["flat", "number", "building", "street", "locality", "town", "pc_text",
           "pc_text_valid", "communal_name", "address_text"]
 _CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threads help (smaller
@@ -489,9 +533,18 @@ def _pool_map(fn, chunks: list) -> list:
 
 
 def _joined_text(lines: list[pa.Array]) -> pa.Array:
-    """Canonical lines joined by commas, county-only segments dropped (row by row)."""
-    text = _squash(pc.binary_join_element_wise(*lines, ","))
-    return _squash(_sub(text, _COUNTY_SEGMENT, r"\1\2"))
+    """Canonical lines joined by commas, county-only segments dropped (row by row).
+
+    The lines are ``_squash`` outputs (no double spaces or commas, no space beside a
+    comma, nothing to trim), so squashing their comma-join only drops the empty ones:
+    the non-empty lines are joined as a list instead. Such a join is itself squashed, so
+    only the texts that lose a county segment are squashed again."""
+    text = _join_nonempty(lines, ",")
+    hit = pc.fill_null(pc.match_substring_regex(text, _COUNTY_SEGMENT), False)
+    if not pc.any(hit).as_py():
+        return text
+    dropped = _squash(pc.replace_substring_regex(pc.filter(text, hit), _COUNTY_SEGMENT, r"\1\2"))
+    return pc.replace_with_mask(text, hit, dropped)
 
 
 def _by_rows(fn, columns: list[pa.Array]) -> pa.Array:

@@ -196,18 +196,20 @@ def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: s
     one (possibly empty) list per group; the result is a pyarrow string array of length n."""
     groups = np.asarray(groups, dtype=np.int64)
     if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
-        texts = pa.array(np.asarray(texts, dtype=object), pa.large_string())
+        texts = pa.array(np.asarray(texts, dtype=object), pa.string())
     if len(groups) > 1 and (groups[1:] < groups[:-1]).any():
         order = np.argsort(groups, kind="stable")
         groups = groups[order]
         texts = pc.take(texts, pa.array(order))
-    values = texts.cast(pa.large_string())
+    # 32-bit offsets throughout: the joined texts are longer than the texts, and they
+    # are returned as a (32-bit) string array anyway.
+    values = texts.cast(pa.string())
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    offsets = np.zeros(n + 1, dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(groups, minlength=n), out=offsets[1:])
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), values)
-    return pc.binary_join(lists, pa.scalar(sep, pa.large_string())).cast(pa.string())
+    lists = pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pc.binary_join(lists, pa.scalar(sep, pa.string()))
 
 
 def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
@@ -228,6 +230,34 @@ def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
         codes, uniques = pd.factorize(np.asarray(column) if not isinstance(column, pd.Series)
                                       else column, sort=True)
         key = np.unique(key * max(len(uniques), 1) + codes, return_inverse=True)[1].reshape(-1)
+    return key
+
+
+def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+    """``rel`` with ``a`` and ``b``: the row positions in ``w`` (sorted by patient_id) of
+    each relationship's two records, -1 when absent. One pyarrow hash lookup for both
+    ends (a third of ``Index.get_indexer``'s time at 1M) when the ids are strictly
+    increasing (so unique); otherwise ``get_indexer``, which refuses repeated ids."""
+    ids = _pa(w, "patient_id")
+    increasing = len(ids) < 2 or pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1)),
+                                        skip_nulls=False).as_py()
+    if not increasing:
+        index = pd.Index(w["patient_id"])
+        return rel.assign(a=index.get_indexer(rel["patient_id"]),
+                          b=index.get_indexer(rel["related_patient_id"]))
+    m = len(rel)
+    ends = pa.concat_arrays([_pa(rel, "patient_id"), _pa(rel, "related_patient_id")])
+    at = np.asarray(pc.fill_null(pc.index_in(ends, value_set=ids), -1).to_numpy(zero_copy_only=False),
+                    dtype=np.int64)
+    return rel.assign(a=at[:m], b=at[m:])
+
+
+def _equal_codes(*columns: pa.Array) -> np.ndarray:
+    """An integer per row, equal exactly where every column's text is equal."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, count = _dict_codes(column)
+        key = pd.factorize(key * max(count, 1) + codes)[0]
     return key
 
 
@@ -287,7 +317,12 @@ def _relationships(relationships: pd.DataFrame | None) -> pd.DataFrame:
         rel["relationship"].str.lower().str.replace(r"[-_]", " ", regex=True).str.strip()
     )
     rel = rel[(rel["patient_id"] != rel["related_patient_id"]) & (rel["patient_id"] != "")]
-    return rel.drop_duplicates().sort_values(columns, kind="mergesort").reset_index(drop=True)
+    rel = rel.drop_duplicates()
+    # Sorted on Arrow: a stable sort by the three texts (code point order, missing last),
+    # as pandas' mergesort gives it, in a third of the time.
+    table = pa.table({c: _pa(rel, c) for c in columns})
+    order = pc.sort_indices(table, sort_keys=[(c, "ascending", "at_end") for c in columns])
+    return rel.take(np.asarray(order)).reset_index(drop=True)
 
 
 # --- dwellings ---------------------------------------------------------------------------
@@ -467,8 +502,13 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     bld = np.full(n, -1, dtype=np.int64)
     bld[with_pc] = merged[b[with_pc]]
     how = np.where(with_pc, "postcode", "").astype(object)
-    b_postcode = _mode(bld, postcode_c)
-    edited = with_pc & (postcode_c[1][postcode_c[0]] != _mode_at(bld, postcode_c))
+    # Each building's postcode (most given), once: records without a valid postcode,
+    # placed below, give none, so these stay the buildings' postcodes to the end.
+    pc_g, pc_c = _mode_codes(bld, postcode_c)
+    b_postcode = pd.Series(postcode_c[1][pc_c], index=pc_g, dtype="str")
+    pc_mode = np.full(int(bld.max()) + 2 if n else 1, -1, dtype=np.int64)  # bld -1: last
+    pc_mode[pc_g] = pc_c
+    edited = with_pc & (postcode_c[0] != pc_mode[bld])  # codes equal exactly where texts are
     how[edited] = "postcode_edit"
 
     # 3. No valid postcode: a building with the same number (or name), the same street
@@ -525,7 +565,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w["bld"] = bld
     w["d"] = d
     w["d_how"] = pd.Series(how, index=w.index).astype("str")
-    w["d_postcode"] = _mode_at(bld, postcode_c)
+    pc_text = np.full(int(bld.max()) + 2 if n else 1, "", dtype=object)  # new buildings: ""
+    pc_text[pc_g] = postcode_c[1][pc_c]
+    w["d_postcode"] = pc_text[np.where(bld >= 0, bld, len(pc_text) - 1)]
     w["d_street"] = _mode_at(bld, street_c)
     w["d_town"] = _mode_at(bld, town_c)
     return w
@@ -615,15 +657,42 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     # The establishment: the building for a named one, else the dwelling.
     establishment_key = _if(by_name, building_key, dwelling_key)
     w["establishment_key"] = _str_series(establishment_key, w.index)
-    ek, n_ek = _dict_codes(establishment_key)
-    w["establishment_size"] = np.bincount(ek[communal], minlength=n_ek)[ek].astype(int)
+    # Establishments are only looked at for communal residents: coded for those alone
+    # (-1 and size 0 elsewhere).
+    est_code = np.full(n, -1, dtype=np.int64)
+    est_size = np.zeros(n, dtype=int)
+    residents = np.flatnonzero(communal)
+    if len(residents):
+        ek, n_ek = _dict_codes(pc.take(establishment_key, pa.array(residents)))
+        est_code[residents] = ek
+        est_size[residents] = np.bincount(ek, minlength=n_ek)[ek]
+    w["establishment_code"] = est_code
+    w["establishment_size"] = est_size
     return w
 
 
 # --- households --------------------------------------------------------------------------
 
 def _system_groups(w: pd.DataFrame) -> pd.Series:
-    """The clinical system's household key per record: household_id, else uprn ("")."""
+    """The clinical system's household key per record: household_id, else uprn ("").
+
+    Worked out on the records that give either (often none): the others get ""."""
+    given = _nonempty(_pa(w, "household_id")) | _nonempty(_pa(w, "uprn"))
+    if given.all():
+        return _system_groups_of(w)
+    key = _empty_text(len(w))
+    if given.any():
+        rows = np.flatnonzero(given)
+        found = _system_groups_of(w.iloc[rows]).to_numpy(dtype=object)
+        key = pc.replace_with_mask(key, pa.array(given), pa.array(found, pa.string()))
+    return _str_series(key, w.index)
+
+
+def _empty_text(n: int) -> pa.Array:
+    return pc.fill_null(pa.nulls(n, pa.string()), "")
+
+
+def _system_groups_of(w: pd.DataFrame) -> pd.Series:
     hid = w["household_id"].str.strip()
     uprn = w["uprn"].str.strip()
     key = pd.Series(np.where(hid != "", "household id " + hid, ""), index=w.index, dtype=object)
@@ -647,23 +716,36 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     communal = w["communal"].to_numpy()
     standalone = w["ambiguous_flat"].to_numpy() | w["many_postcodes"].to_numpy() | (w["d"].to_numpy() < 0)
     # Communal residents ignore system household ids (a care home is not one family).
-    w["sys_ignored"] = (sys_key != "").to_numpy() & communal
-    sys_key = sys_key.where(~communal, "")
+    sys_pa = _pa(pd.DataFrame({"k": sys_key}), "k")
+    keyed = _nonempty(sys_pa)
+    w["sys_ignored"] = keyed & communal
+    keyed &= ~communal
+    sys_pa = _if(communal, "", sys_pa)
 
-    # Records without a system key join the one system household at their dwelling.
+    # Records without a system key join the one system household at their dwelling
+    # (worked out for the records that could: none when no dwelling holds a system key).
     d = w["d"].to_numpy()
     eligible = (d >= 0) & ~communal & ~standalone
-    with_key = pd.DataFrame({"d": d, "k": sys_key.to_numpy()})[eligible & (sys_key != "").to_numpy()]
-    keys_at = with_key.drop_duplicates().groupby("d")["k"]
-    n_keys = keys_at.nunique()
-    first_key = keys_at.first()
-    adopt = eligible & (sys_key == "").to_numpy() & (pd.Series(d).map(n_keys).fillna(0).to_numpy() == 1)
+    adopt = np.zeros(n, dtype=bool)
+    shared = np.zeros(n, dtype=bool)
+    holders = np.flatnonzero(eligible & keyed)
+    if len(holders):
+        with_key = pd.DataFrame({"d": d[holders],
+                                 "k": pc.take(sys_pa, pa.array(holders)).to_numpy(zero_copy_only=False)})
+        keys_at = with_key.drop_duplicates().groupby("d")["k"]
+        n_keys = keys_at.nunique()
+        first_key = keys_at.first()
+        open_rows = np.flatnonzero(eligible & ~keyed)
+        count = pd.Series(d[open_rows]).map(n_keys).fillna(0).to_numpy()
+        adopt[open_rows[count == 1]] = True
+        shared[open_rows[count > 1]] = True
+        if adopt.any():
+            taken = _map_text(pd.Series(d[adopt]), first_key).to_numpy(dtype=object)
+            sys_pa = pc.replace_with_mask(sys_pa, pa.array(adopt), pa.array(taken, pa.string()))
     w["sys_adopted"] = adopt
-    sys_key = sys_key.where(~adopt, _map_text(pd.Series(d), first_key).to_numpy())
-    w["sys_key"] = sys_key.astype("str")
-    w["sys_shared_dwelling"] = (eligible & (sys_key == "").to_numpy()
-                                & (pd.Series(d).map(n_keys).fillna(0).to_numpy() > 1))
-    has_sys = (w["sys_key"] != "").to_numpy()
+    w["sys_key"] = _str_series(sys_pa, w.index)
+    w["sys_shared_dwelling"] = shared
+    has_sys = keyed | adopt
 
     # Communal: each resident alone, except residents linked by a recorded family
     # relationship (a mother and her children in a refuge or family hostel).
@@ -672,7 +754,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     if communal.any() and len(rel):
         fam = rel[rel["relationship"].isin(FAMILY_WORDS)]
         a, b = _rel_rows(fam)
-        est = w["establishment_key"].to_numpy()
+        est = w["establishment_code"].to_numpy()  # equal codes, equal establishments
         same = communal[a] & communal[b] & (est[a] == est[b])
         group = _components(n, a[same], b[same])
     w["communal_family"] = communal & (np.bincount(group, minlength=1)[group] > 1 if n else communal)
@@ -717,6 +799,11 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
 
 # --- kinds, shared houses, roles ---------------------------------------------------------
 
+_KINDS = ["communal", "ambiguous", "no_address", "flat", "lettered_house", "named_house", "house",
+          "shared_house"]
+_HOME_KINDS = ["flat", "lettered_house", "house", "named_house"]
+
+
 def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     own_d = (w["d"] >= 0).to_numpy()
@@ -730,6 +817,7 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     named_d = np.zeros(int(d.max()) + 1 if own_d.any() else 0, dtype=bool)
     named_d[d[own_d & (w["building"] != "").to_numpy()]] = True
     named = own_d & named_d[np.where(own_d, d, 0)] if len(named_d) else np.zeros(len(w), dtype=bool)
+    # Kinds as codes into _KINDS, turned into text once at the end.
     kind = np.select(
         [
             w["communal"].to_numpy(),
@@ -740,19 +828,18 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
             named,
             (w["number"] != "").to_numpy(),
         ],
-        ["communal", "ambiguous", "no_address", "flat", "lettered_house", "named_house", "house"],
-        "no_address",
+        np.arange(7),
+        _KINDS.index("no_address"),
     )
     # A record placed by a system id takes the kind of its household's main dwelling.
     resolved = w["sys_resolved"].to_numpy()
     if resolved.any():
         hcode = w["hh"].to_numpy()
-        main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(kind))
-        kind = kind.astype(object)
-        kind[resolved] = _lookup(hcode[resolved], main_kind, "ambiguous").to_numpy()
-    w["dwelling_kind"] = kind
+        main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(np.asarray(_KINDS, dtype=object)[kind]))
+        taken = _lookup(hcode[resolved], main_kind, "ambiguous").to_numpy(dtype=object)
+        kind[resolved] = pd.Index(_KINDS).get_indexer(taken)
     # Shared house: 3+ adults, no children, all surnames different, nobody related.
-    home = (~w["communal"].to_numpy()) & np.isin(kind, ["flat", "lettered_house", "house", "named_house"])
+    home = (~w["communal"].to_numpy()) & np.isin(kind, [_KINDS.index(k) for k in _HOME_KINDS])
     members = w.loc[home & (w["household_size"] >= SHARED_HOUSE_MIN_ADULTS).to_numpy(),
                     ["hh", "patient_id", "is_child", "surname", "age"]]
     if len(members):
@@ -770,12 +857,14 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         shared = stats[(stats["children"] == 0) & (stats["surnames"] == stats["size"])
                        & (stats["dob_missing"] == 0) & (~stats.index.isin(related_hh))].index
         is_shared = np.isin(w["hh"].to_numpy(), shared.to_numpy()) & home
-        w.loc[is_shared, "dwelling_kind"] = "shared_house"
+        kind[is_shared] = _KINDS.index("shared_house")
+    w["dwelling_kind"] = _str_series(pc.take(pa.array(_KINDS, pa.string()), pa.array(kind)), w.index)
     # Dwelling ids: the establishment for communal residents, the person when there is no
     # dwelling to speak of, else the dwelling key.
-    alone = w["dwelling_kind"].isin(["ambiguous", "no_address"]) | (w["dwelling_key"] == "")
+    alone = np.isin(kind, [_KINDS.index("ambiguous"), _KINDS.index("no_address")]) \
+        | ~_nonempty(_pa(w, "dwelling_key"))
     key = _if(w["communal"].to_numpy(), _cat("dwelling|", _pa(w, "establishment_key")),
-              _if(alone.to_numpy(), _cat("person|", _pa(w, "patient_id")),
+              _if(alone, _cat("person|", _pa(w, "patient_id")),
                   _cat("dwelling|", _pa(w, "dwelling_key"))))
     w["dwelling_id"], _ = _hash_ids("D-", key, w.index)
     return w
@@ -1021,28 +1110,32 @@ def _communal_text(w: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
 def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
     """Plain-English evidence per record (pyarrow string array aligned with ``w``)."""
     n = len(w)
-    kind = w["dwelling_kind"].to_numpy(dtype=object)
+    kind_pa = _pa(w, "dwelling_kind")
+    ambiguous = _bool_pa(pc.equal(kind_pa, "ambiguous"))
     size = w["household_size"].to_numpy()
-    has_sys = (w["sys_key"] != "").to_numpy()
+    has_sys = _nonempty(_pa(w, "sys_key"))
     adopted = w["sys_adopted"].to_numpy()
     category = np.select(
-        [w["communal"].to_numpy(), has_sys, (kind == "ambiguous") & w["ambiguous_flat"].to_numpy(),
-         kind == "ambiguous", kind == "no_address", size == 1],
+        [w["communal"].to_numpy(), has_sys, ambiguous & w["ambiguous_flat"].to_numpy(),
+         ambiguous, _bool_pa(pc.equal(kind_pa, "no_address")), size == 1],
         [1, 2, 3, 4, 5, 6], 0,
     )
     link_rows = (category == 0) | ((category == 2) & adopted)
     link = _address_link(w, link_rows)
 
-    # Clinical-system households (category 2), on Arrow like the address links.
-    conflict = _pa(w, "conflict")
-    resolved = w["sys_resolved"].to_numpy()
-    sys_txt = _if(resolved, "same household id in the clinical system (its own address is incomplete)",
-                  "same household id in the clinical system")
-    sys_txt = _patch(sys_txt, adopted & ~resolved, lambda t, _: _cat(
-        "same address as members of a clinical-system household (", t(link), ")"))
-    plain = sys_txt
-    sys_txt = _patch(plain, _nonempty(conflict), lambda t, _: _cat(
-        t(plain), "; CONFLICT: ", t(conflict), ", check by hand"))
+    # Clinical-system households (category 2), on Arrow like the address links (only
+    # when there are any: most exports carry no household ids).
+    sys_txt = None
+    if (category == 2).any():
+        conflict = _pa(w, "conflict")
+        resolved = w["sys_resolved"].to_numpy()
+        sys_txt = _if(resolved, "same household id in the clinical system (its own address is incomplete)",
+                      "same household id in the clinical system")
+        sys_txt = _patch(sys_txt, adopted & ~resolved, lambda t, _: _cat(
+            "same address as members of a clinical-system household (", t(link), ")"))
+        plain = sys_txt
+        sys_txt = _patch(plain, _nonempty(conflict), lambda t, _: _cat(
+            t(plain), "; CONFLICT: ", t(conflict), ", check by hand"))
 
     # The rarer categories, on their rows only.
     small = np.full(n, "", dtype=object)
@@ -1079,10 +1172,15 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         "address shared with several clinical-system households: not joined to any",
         "no other patient at this address",
     )
-    text = _if(category == 2, sys_txt,
-               _if(category == 0, link, pa.array(small, pa.string())))
+    # The rarer sentences, converted for their rows alone.
+    rare = (category != 0) & (category != 2)
+    small_pa = pc.replace_with_mask(_empty_text(n), pa.array(rare),
+                                    pa.array(small[rare], pa.string()))
+    text = _if(category == 0, link, small_pa)
+    if sys_txt is not None:
+        text = _if(category == 2, sys_txt, text)
 
-    shared = kind == "shared_house"
+    shared = _bool_pa(pc.equal(kind_pa, "shared_house"))
     before = text
     text = _patch(before, shared, lambda t, idx: _cat(
         t(before), "; shared house (", _int_text(size[idx]), " unrelated adults): no parent or child roles inferred"))
@@ -1090,12 +1188,12 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
     # Recorded relationships inside the household.
     if len(rel):
         a, b = _rel_rows(rel)
-        hh = w["household_id"].to_numpy()
+        hh = w["hh"].to_numpy()  # equal codes, equal household ids
         same = hh[a] == hh[b]
         pairs = pd.DataFrame({"p": np.r_[a[same], b[same]], "o": np.r_[b[same], a[same]]})
         pairs = pairs.drop_duplicates().sort_values(["p", "o"], kind="mergesort")
-        pid = w["patient_id"].to_numpy(dtype=object)
-        listed = _group_join(pairs["p"].to_numpy(), pid[pairs["o"].to_numpy()], n, ", ")
+        listed = _group_join(pairs["p"].to_numpy(),
+                             pc.take(_pa(w, "patient_id"), pa.array(pairs["o"].to_numpy())), n, ", ")
         before = text
 
         def with_relationships(t, _):
@@ -1138,8 +1236,7 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     # Positional index, patient_id order: every tie below is broken on values, not rows.
     w = _sorted_by_id(people)
     # Each relationship's two records as row positions in w (-1: not in this frame).
-    ids = pd.Index(w["patient_id"])
-    rel = rel.assign(a=ids.get_indexer(rel["patient_id"]), b=ids.get_indexer(rel["related_patient_id"]))
+    rel = _locate(w, rel)
     w["age"] = _age(w["date_of_birth"], as_of)
     w["is_child"] = (w["age"] < ADULT_AGE)
     w = _dwellings(w)
@@ -1197,14 +1294,15 @@ def link_groups(normalised: pd.DataFrame, relationships: pd.DataFrame | None) ->
     a_parts: list[np.ndarray] = []
     b_parts: list[np.ndarray] = []
 
-    number = normalised["number"].to_numpy(dtype=object)
-    building = normalised["building"].to_numpy(dtype=object)
-    street = normalised["street"].to_numpy(dtype=object)
-    bkey = np.where(number == "", building, "")
-    k_codes = _factorize(number, bkey, street)
-    town = normalised["town"].to_numpy(dtype=object)
-    t_codes, _ = pd.factorize(pd.Series(town, dtype=object))
-    lost = ~valid & (street != "") & (town != "") & ((number != "") | (bkey != ""))
+    # Keys as integer codes on Arrow (only equality matters: no text leaves Arrow).
+    number, building = _pa(normalised, "number"), _pa(normalised, "building")
+    street, town = _pa(normalised, "street"), _pa(normalised, "town")
+    has_number = _nonempty(number)
+    bkey = _if(has_number, "", building)
+    k_codes = _equal_codes(number, bkey, street)
+    t_codes, _ = _dict_codes(town)
+    has_town = _nonempty(town)
+    lost = ~valid & _nonempty(street) & has_town & (has_number | _nonempty(bkey))
     if lost.any():
         # A lost record can only join a building of its key whose town (its records' most
         # given town, else its postcode sector's) is the record's town: so only districts
@@ -1214,7 +1312,7 @@ def link_groups(normalised: pd.DataFrame, relationships: pd.DataFrame | None) ->
         first_lost = lk.groupby(["k", "t"], sort=False)["row"].first().rename("first").reset_index()
         holders = np.flatnonzero(valid & np.isin(k_codes, first_lost["k"].to_numpy()))
         by_key = pd.DataFrame({"k": k_codes[holders], "d": d_codes[holders]}).drop_duplicates()
-        with_town = np.flatnonzero(valid & (town != ""))
+        with_town = np.flatnonzero(valid & has_town)
         by_town = pd.DataFrame({"t": t_codes[with_town], "d": d_codes[with_town]}).drop_duplicates()
         cand = first_lost.merge(by_key, on="k").merge(by_town, on=["t", "d"])
         a_parts.append(unit[cand["first"].to_numpy()])
@@ -1234,9 +1332,9 @@ def link_groups(normalised: pd.DataFrame, relationships: pd.DataFrame | None) ->
             b_parts.append(unit[first[codes]])
 
     if relationships is not None and len(relationships):
-        ids = pd.Index(normalised["patient_id"])
-        a = ids.get_indexer(relationships["patient_id"].astype(str))
-        b = ids.get_indexer(relationships["related_patient_id"].astype(str))
+        ends = pd.DataFrame({c: relationships[c].astype(str) for c in ["patient_id", "related_patient_id"]})
+        located = _locate(normalised, ends)
+        a, b = located["a"].to_numpy(), located["b"].to_numpy()
         ok = (a >= 0) & (b >= 0)
         a_parts.append(unit[a[ok]])
         b_parts.append(unit[b[ok]])
@@ -1253,12 +1351,24 @@ _SHARED: dict = {}  # what forked workers read: set just before the pool starts
 
 def _link_part(part: int) -> pd.DataFrame:
     s = _SHARED
-    rows = s["part"] == part
-    people = s["people"][rows]
+    people = s["people"][s["part"] == part]
     rel = s["relationships"]
     if rel is not None and len(rel):
-        rel = rel[rel["patient_id"].astype(str).isin(people["patient_id"]).to_numpy()]
+        # The relationships whose patient_id is one of this part's records.
+        rel = rel[s["rel_part"] == part]
     return link_normalised(people, rel, s["as_of"])
+
+
+def _rel_parts(people: pd.DataFrame, part: np.ndarray, relationships: pd.DataFrame | None) -> np.ndarray:
+    """The part of each relationship's ``patient_id`` record (-1: no such record), found by
+    one pyarrow lookup before the workers start (``people``'s patient_ids are unique)."""
+    if relationships is None or not len(relationships):
+        return np.zeros(0, dtype=np.int64)
+    ids = relationships["patient_id"].astype(str)
+    ends = pa.array(ids.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    at = np.asarray(pc.fill_null(pc.index_in(ends, value_set=_pa(people, "patient_id")), -1)
+                    .to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.where(at >= 0, part[np.maximum(at, 0)] if len(part) else -1, -1)
 
 
 def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, as_of: date,
@@ -1291,13 +1401,18 @@ def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, 
         part_of[g] = int(np.argmin(load))
         load[part_of[g]] += sizes[g]
     parts = [p for p in range(jobs) if load[p]]
-    _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part_of[group])
+    part = part_of[group]
+    _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part,
+                   rel_part=_rel_parts(joined, part, relationships))
     try:
         with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
             results = list(pool.map(_link_part, parts))
     finally:
         _SHARED.clear()
-    return _sorted_by_id(pd.concat(results, ignore_index=True))
+    # Each part comes back in patient_id order, and ``joined`` is in that order with
+    # unique ids: the records' positions in ``joined`` put the parts together in order.
+    at = np.concatenate([np.flatnonzero(part == p) for p in parts])
+    return pd.concat(results, ignore_index=True).take(np.argsort(at)).reset_index(drop=True)
 
 
 def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
@@ -1313,13 +1428,24 @@ def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
 def summarise_households(households: pd.DataFrame) -> dict:
     """Counts for run summaries (no patient values)."""
     h = households
-    sizes = h.drop_duplicates("household_id")["household_size"]
+    if h["household_id"].isna().any():  # not from link_households: the plain way
+        sizes = h.drop_duplicates("household_id")["household_size"].to_numpy()
+        n_households = int(h["household_id"].nunique())
+    else:
+        # household_id encoded once (codes in order of first appearance): a code above
+        # every earlier one marks a household's first record, as drop_duplicates keeps it.
+        hh = pc.dictionary_encode(_pa(h, "household_id"))
+        codes = np.asarray(hh.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        seen = np.maximum.accumulate(codes) if len(codes) else codes
+        first = np.r_[True, seen[1:] > seen[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+        sizes = h["household_size"].to_numpy()[first]
+        n_households = len(hh.dictionary)
     bins = {str(k): int((sizes == k).sum()) for k in range(1, 6)}
     bins["6+"] = int((sizes >= 6).sum())
     communal = h[h["communal"]]
     return {
         "patients": int(len(h)),
-        "households": int(h["household_id"].nunique()),
+        "households": n_households,
         "dwellings": int(h["dwelling_id"].nunique()),
         "household_sizes": bins,
         "communal_establishments": int(communal["dwelling_id"].nunique()),
