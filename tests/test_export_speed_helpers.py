@@ -7,14 +7,21 @@ every kind at either end, empty values, non-ASCII digits, missing values.
 
 from __future__ import annotations
 
+import hashlib
+import mmap
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from family_link._export import _read_export_file, decode_bytes, nhs_number_valid, read_csv_text
+from family_link._export import (_file_contents, _is_utf8, _read_export_file, _sha256, decode_bytes,
+                                 nhs_number_valid, read_csv_text)
 from family_link._frames import (MAY_BE_SPACE, factorize_text, filter_text, index_in, isin, may_hold_bytes,
                                  strip_text, text_series)
 from family_link.errors import ExportError
@@ -150,3 +157,60 @@ def test_nhs_numbers_of_nine_and_eleven_digits_are_not_ten_digit_numbers():
     assert nhs_number_valid(pd.Series(["000000000", "00000000000"], dtype=str)).tolist() == [False, False]
     assert nhs_number_valid(pd.Series(["00000000010", "0000000001", "000000000"], dtype=str)).tolist() == \
         [False, False, False]
+
+
+def _outcome(read):
+    try:
+        return read()
+    except ExportError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("raw", [
+    b"patient_id,date_of_birth\r\n1,2001-02-03\r\n",
+    "\ufeffpatient_id,surname\n1,Ó Súilleabháin\n2, Chen \n".encode("utf-8"),
+    "patient_id,surname\n1,Ó Súilleabháin\n".encode("cp1252"),
+    b"patient_id;surname\n1;x\n",
+    b"patient_id,surname\n1,x,y\n",
+    b"patient_id,surname\n1,\"open\n",
+    b"\xef\xbb\xbfpatient_id,surname\n" + b"1,abc\n" * 40000,
+    b"patient_id,surname\n1,\x81\x8d\n",
+])
+def test_a_mapped_file_reads_as_its_bytes(tmp_path, raw):
+    path = tmp_path / "f.csv"
+    path.write_bytes(raw)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert _is_utf8(mapped) == _is_utf8(raw)
+        assert _sha256(mapped) == hashlib.sha256(raw).hexdigest()
+        fast, expected = _outcome(lambda: _read_export_file(mapped, "f.csv")), \
+            _outcome(lambda: _read_export_file(raw, "f.csv"))
+    if isinstance(expected, str):
+        assert fast == expected
+    else:
+        assert fast[1] == expected[1]
+        pd.testing.assert_frame_equal(fast[0], expected[0], check_exact=True)
+
+
+def test_file_contents_maps_large_files_and_reads_small_ones(tmp_path):
+    small, large, empty = tmp_path / "s.csv", tmp_path / "l.csv", tmp_path / "e.csv"
+    small.write_bytes(b"a,b\n1,2\n")
+    large.write_bytes(b"a,b\n" + b"1,\xc3\xa9\n" * 300_000)
+    empty.write_bytes(b"")
+    assert _file_contents(small) == small.read_bytes()
+    assert _file_contents(empty) == b""
+    mapped = _file_contents(large)
+    assert isinstance(mapped, mmap.mmap) and mapped[:] == large.read_bytes()
+    assert not _is_utf8(mapped[:-2]) and _is_utf8(mapped)
+    mapped.close()
+    with pytest.raises(OSError):
+        _file_contents(tmp_path / "missing.csv")
+
+
+def test_avoid_huge_pages_turns_them_off_for_the_process():
+    code = ("from family_link._frames import avoid_huge_pages; ok = avoid_huge_pages(); "
+            "print(ok, [l.split()[1] for l in open('/proc/self/status') if l.startswith('THP_enabled')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    if not sys.platform.startswith("linux"):
+        assert out.startswith("False")
+    elif out.startswith("True"):
+        assert out.strip().endswith("['0']") or out.strip().endswith("[]")

@@ -28,6 +28,8 @@ import codecs
 import csv
 import hashlib
 import io
+import mmap
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -283,9 +285,9 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
     return frame
 
 
-def _is_utf8(raw: bytes) -> bool:
+def _is_utf8(raw: bytes | mmap.mmap) -> bool:
     """Whether ``raw`` is valid UTF-8, without holding a decoded copy of a large file."""
-    if raw.isascii():
+    if raw.isascii() if isinstance(raw, bytes) else _mapped_ascii(raw):
         return True
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(raw)
@@ -299,19 +301,54 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def _read_export_file(raw: bytes, label: str) -> tuple[pd.DataFrame, str]:
+def _mapped_ascii(raw: mmap.mmap) -> bool:
+    """``bytes.isascii`` of a mapped file, in 16 MB steps (no copy of the file)."""
+    view = np.frombuffer(raw, dtype=np.uint8)
+    try:
+        step = 1 << 24
+        return all(view[i:i + step].max(initial=0) < 0x80 for i in range(0, len(view), step))
+    finally:
+        del view
+
+
+_MAP_FROM = 1 << 20  # files at least this large are mapped, not read into a copy
+
+
+def _file_contents(path: Path) -> bytes | mmap.mmap:
+    """The bytes of a file: a large file mapped read-only from the page cache (the
+    system's copy, already in memory), a small or unmappable one read. Reading 400 MB into
+    a new bytes object costs as much in first touches of fresh memory as the copy itself.
+    Errors are those of ``Path.read_bytes``."""
+    with path.open("rb") as f:
+        try:
+            if os.fstat(f.fileno()).st_size >= _MAP_FROM:
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            pass  # not mappable (a pipe, a special file): read it as before
+        return f.read()
+
+
+def _close_contents(raw: bytes | mmap.mmap) -> None:
+    if isinstance(raw, mmap.mmap):
+        try:
+            raw.close()
+        except BufferError:  # a view of it is still alive: it closes when that goes
+            pass
+
+
+def _read_export_file(raw: bytes | mmap.mmap, label: str) -> tuple[pd.DataFrame, str]:
     """``decode_bytes`` then ``read_csv_text``: the same frame, encoding and errors, but a
     UTF-8 file whose header holds a comma goes from its bytes straight to Arrow, with no
-    decoded and re-encoded copies of the file."""
-    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    decoded and re-encoded copies of the file. ``raw``: the file's bytes, or its mapping."""
+    start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     newline = raw.find(b"\n")
     first_line = raw[start:newline] if newline >= 0 else raw[start:]
     if b"\x00" not in raw[:65536] and b"," in first_line and _is_utf8(raw):
         frame = _arrow_frame(memoryview(raw)[start:])
         if frame is None:  # what read_csv_text does once Arrow refuses the text
-            return _read_with_pandas(decode_bytes(raw, label)[0], label), "utf-8"
+            return _read_with_pandas(decode_bytes(bytes(raw), label)[0], label), "utf-8"
         return frame, "utf-8"
-    text, encoding = decode_bytes(raw, label)
+    text, encoding = decode_bytes(bytes(raw), label)
     return read_csv_text(text, label), encoding
 
 
@@ -974,7 +1011,7 @@ def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: 
     return Export(patients, events, rels, rejected, warnings, tuple(files))
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -999,13 +1036,16 @@ def load_export(folder: Path | str, as_of: date) -> Export:
             raws[file] = None
             continue
         try:
-            raw_bytes = path.read_bytes()
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # hashlib releases the GIL: the file is hashed while Arrow parses it.
-                digest = pool.submit(_sha256, raw_bytes)
-                raws[file], encoding = _read_export_file(raw_bytes, str(path))
-                meta[file] = (digest.result(), encoding)
-            del raw_bytes
+            raw_bytes = _file_contents(path)
+            try:
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    # hashlib releases the GIL: the file is hashed while Arrow parses it.
+                    digest = pool.submit(_sha256, raw_bytes)
+                    raws[file], encoding = _read_export_file(raw_bytes, str(path))
+                    meta[file] = (digest.result(), encoding)
+            finally:
+                _close_contents(raw_bytes)
+                del raw_bytes
         except ExportError as exc:
             problems.extend(exc.problems)
         except OSError as exc:
