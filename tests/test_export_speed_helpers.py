@@ -214,3 +214,33 @@ def test_avoid_huge_pages_turns_them_off_for_the_process():
         assert out.startswith("False")
     elif out.startswith("True"):
         assert out.strip().endswith("['0']") or out.strip().endswith("[]")
+
+
+_P_OK = "patient_id,date_of_birth\n1,2001-02-03\n2,2002-03-04\n"
+_P_US = "patient_id,date_of_birth\n" + "".join(f"{i},04/1{i}/2001\n" for i in range(1, 6))
+_E_OK = "patient_id,code,date\n1,22K..,2020-01-01\n"
+_E_BIN = b"patient_id,code,date\n\x00\x01"
+
+
+@pytest.mark.parametrize("patients, events, relationships, expected", [
+    (_P_US, _E_BIN, None, "events.csv: is not a text file"),
+    (_P_US, "patient_id,code,when\n1,22K..,2020-01-01\n", None, "events.csv, row 1: missing required column(s): date"),
+    (_P_US, _E_OK, None, "the dates in this column look month first"),
+    ("patient_id,birthday\n1,2001-02-03\n", _E_BIN, None, "events.csv: is not a text file"),
+    (_P_US, _E_OK, "patient_id,related\n1,2\n", "relationships.csv, row 1: missing required column(s)"),
+    (_P_OK, _E_BIN, "patient_id,related\n1,2\n", "events.csv: is not a text file"),
+    (_P_US, None, None, "events.csv: not found"),
+])
+def test_errors_come_in_file_order_though_events_are_read_alongside(tmp_path, patients, events, relationships,
+                                                                     expected):
+    # events.csv is read while the patients are parsed: a reading error of events.csv
+    # still comes before the patients' column and value errors, as it did before.
+    from datetime import date
+
+    from family_link._export import load_export
+    for name, text in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", relationships)):
+        if text is not None:
+            (tmp_path / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ExportError) as caught:
+        load_export(tmp_path, date(2026, 11, 1))
+    assert len(caught.value.problems) == 1 and expected in str(caught.value)

@@ -965,34 +965,69 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
 
 
 def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
-                  row_numbers: dict[str, np.ndarray] | None, stripped: bool) -> Export:
+                  row_numbers: dict[str, np.ndarray] | None, stripped: bool,
+                  events_later: Callable[[], pd.DataFrame] | None = None) -> Export:
     """``parse_export_frames`` of ``raws`` (by canonical file name), which is emptied as
     the frames are used, so that their memory can go as soon as it is no longer needed.
     ``stripped``: the frames come from ``read_csv_text`` (or its byte twin) unchanged, so
-    their text is stripped already."""
+    their text is stripped already.
+
+    ``events_later``: events.csv is still being read (in another thread); called for its
+    frame, it raises the file's ExportError if reading failed. The patients are parsed
+    meanwhile, but every error is raised in the order it would be with all three frames at
+    hand: reading, then columns, then values."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
-    problems: list[Problem] = []
+    found: dict[str, list[Problem]] = {}
     mapped: dict[str, pd.DataFrame] = {}
     n_read = {file: 0 if raws.get(file) is None else len(raws[file]) for file in REQUIRED}
-    for file in REQUIRED:
+
+    def map_file(file: str) -> None:
         raw = raws.pop(file, None)
         if raw is None:
             mapped[file] = pd.DataFrame({c: pd.Series(dtype=object) for c in RELATIONSHIP_COLUMNS})
-            continue
-        frame, found = _map_columns(raw.reset_index(drop=True), file, labels[file])
-        problems.extend(found)
-        mapped[file] = frame
-    del raw
+            found[file] = []
+            return
+        mapped[file], found[file] = _map_columns(raw.reset_index(drop=True), file, labels[file])
+
+    for file in REQUIRED:
+        if file != "events.csv" or events_later is None:
+            map_file(file)
+    stamp = pd.Timestamp(as_of)
+    columns: dict[str, dict[str, pd.Series]] = {}
+    sizes: dict[str, int] = {}
+
+    def take_columns(file: str) -> None:
+        columns[file] = _columns(mapped[file], stripped)
+        sizes[file] = len(mapped.pop(file))
+
+    parsed_patients: tuple | Exception | None = None
+    if events_later is not None:
+        if not found["patients.csv"] and not found["relationships.csv"]:
+            take_columns("patients.csv")
+            try:
+                parsed_patients = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
+                                                  labels["patients.csv"], rows["patients.csv"])
+            except Exception as exc:  # noqa: BLE001 - raised below, once events.csv's own errors are known
+                parsed_patients = exc
+        raws["events.csv"] = events_later()
+        n_read["events.csv"] = len(raws["events.csv"])
+        map_file("events.csv")
+    problems = [p for file in REQUIRED for p in found[file]]
     if problems:
         raise ExportError(problems)
-    stamp = pd.Timestamp(as_of)
-    columns = {file: _columns(frame, stripped) for file, frame in mapped.items()}
-    sizes = {file: len(frame) for file, frame in mapped.items()}
+    for file in REQUIRED:
+        if file not in columns:
+            take_columns(file)
     del mapped
-    patients, rej_p, warn_p = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
-                                              labels["patients.csv"], rows["patients.csv"])
+    if parsed_patients is None:
+        parsed_patients = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
+                                          labels["patients.csv"], rows["patients.csv"])
+    if isinstance(parsed_patients, Exception):
+        raise parsed_patients
+    patients, rej_p, warn_p = parsed_patients
+    del parsed_patients
     if patients.empty:
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
@@ -1015,6 +1050,25 @@ def _sha256(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _read_file(path: Path) -> tuple[pd.DataFrame, tuple[str, str]] | list[Problem]:
+    """One export file as (frame, (sha256, encoding)), or the problems reading it."""
+    try:
+        raw_bytes = _file_contents(path)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # hashlib releases the GIL: the file is hashed while Arrow parses it.
+                digest = pool.submit(_sha256, raw_bytes)
+                frame, encoding = _read_export_file(raw_bytes, str(path))
+                return frame, (digest.result(), encoding)
+        finally:
+            _close_contents(raw_bytes)
+            del raw_bytes
+    except ExportError as exc:
+        return list(exc.problems)
+    except OSError as exc:
+        return [Problem(str(path), f"cannot be read ({exc.strerror})")]
+
+
 def load_export(folder: Path | str, as_of: date) -> Export:
     """Read ``patients.csv``, ``events.csv`` and (optional) ``relationships.csv`` from a folder."""
     folder = Path(folder)
@@ -1023,37 +1077,46 @@ def load_export(folder: Path | str, as_of: date) -> Export:
     if not folder.is_dir():
         raise ExportError([Problem(str(folder), "is a file, not a folder",
                                    hint="give the folder holding patients.csv, events.csv and relationships.csv")])
-    problems: list[Problem] = []
-    raws: dict[str, pd.DataFrame | None] = {}
-    meta: dict[str, tuple[str, str]] = {}
     names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
-    for file in ("patients.csv", "events.csv", "relationships.csv"):
-        path = names.get(file)
-        if path is None:
-            if file not in OPTIONAL_FILES:
-                problems.append(Problem(str(folder / file), "not found",
-                                        hint="the export folder must hold patients.csv and events.csv"))
-            raws[file] = None
-            continue
-        try:
-            raw_bytes = _file_contents(path)
-            try:
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    # hashlib releases the GIL: the file is hashed while Arrow parses it.
-                    digest = pool.submit(_sha256, raw_bytes)
-                    raws[file], encoding = _read_export_file(raw_bytes, str(path))
-                    meta[file] = (digest.result(), encoding)
-            finally:
-                _close_contents(raw_bytes)
-                del raw_bytes
-        except ExportError as exc:
-            problems.extend(exc.problems)
-        except OSError as exc:
-            problems.append(Problem(str(path), f"cannot be read ({exc.strerror})"))
-    if problems:
-        raise ExportError(problems)
-    labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-    export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # events.csv (by far the largest file) is read in the background while the other
+        # two are read and the patients parsed: much of that is single-threaded Python,
+        # which leaves the second core to Arrow's parse of the events.
+        events_read = (background.submit(_read_file, names["events.csv"]) if "events.csv" in names else None)
+        outcomes = {file: _read_file(names[file]) if file in names else None
+                    for file in ("patients.csv", "relationships.csv")}
+
+        def events_outcome() -> tuple[pd.DataFrame, tuple[str, str]] | list[Problem] | None:
+            return None if events_read is None else events_read.result()
+
+        def problems_of(file: str, outcome) -> list[Problem]:
+            if outcome is None:
+                return [] if file in OPTIONAL_FILES else [
+                    Problem(str(folder / file), "not found", hint="the export folder must hold patients.csv and events.csv")]
+            return outcome if isinstance(outcome, list) else []
+
+        problems = problems_of("patients.csv", outcomes["patients.csv"]) + \
+            problems_of("relationships.csv", outcomes["relationships.csv"])
+        if problems or events_read is None:
+            outcomes["events.csv"] = events_outcome()
+            problems = [p for file in ("patients.csv", "events.csv", "relationships.csv")
+                        for p in problems_of(file, outcomes[file])]
+            raise ExportError(problems)
+        meta: dict[str, tuple[str, str]] = {}
+        raws: dict[str, pd.DataFrame | None] = {}
+        for file in ("patients.csv", "relationships.csv"):
+            raws[file], meta[file] = outcomes.pop(file) or (None, ("", ""))
+
+        def events_later() -> pd.DataFrame:
+            outcome = events_outcome()
+            if isinstance(outcome, list):
+                raise ExportError(outcome)
+            frame, meta["events.csv"] = outcome
+            return frame
+
+        labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
+        export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True,
+                               events_later=events_later)
     files = tuple(
         InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
         for key, f in zip(REQUIRED, export.files)
