@@ -291,7 +291,7 @@ def _is_utf8(raw: bytes | mmap.mmap) -> bool:
         return True
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(raw)
-    step = 1 << 24
+    step = 1 << 20  # each step's text (up to 4 bytes a character) stays in reused heap memory
     try:
         for start in range(0, len(view), step):
             decoder.decode(view[start:start + step])
@@ -966,16 +966,16 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
 
 def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
                   row_numbers: dict[str, np.ndarray] | None, stripped: bool,
-                  events_later: Callable[[], pd.DataFrame] | None = None) -> Export:
+                  later: Callable[[], dict[str, pd.DataFrame | None]] | None = None) -> Export:
     """``parse_export_frames`` of ``raws`` (by canonical file name), which is emptied as
     the frames are used, so that their memory can go as soon as it is no longer needed.
     ``stripped``: the frames come from ``read_csv_text`` (or its byte twin) unchanged, so
     their text is stripped already.
 
-    ``events_later``: events.csv is still being read (in another thread); called for its
-    frame, it raises the file's ExportError if reading failed. The patients are parsed
-    meanwhile, but every error is raised in the order it would be with all three frames at
-    hand: reading, then columns, then values."""
+    ``later``: events.csv and relationships.csv are still being read (in another thread);
+    called for their frames, it raises their ExportError if reading failed. The patients
+    are parsed meanwhile, but every error is raised in the order it would be with all
+    three frames at hand: reading, then columns, then values."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
@@ -992,7 +992,7 @@ def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: 
         mapped[file], found[file] = _map_columns(raw.reset_index(drop=True), file, labels[file])
 
     for file in REQUIRED:
-        if file != "events.csv" or events_later is None:
+        if later is None or file == "patients.csv":
             map_file(file)
     stamp = pd.Timestamp(as_of)
     columns: dict[str, dict[str, pd.Series]] = {}
@@ -1003,17 +1003,18 @@ def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: 
         sizes[file] = len(mapped.pop(file))
 
     parsed_patients: tuple | Exception | None = None
-    if events_later is not None:
-        if not found["patients.csv"] and not found["relationships.csv"]:
+    if later is not None:
+        if not found["patients.csv"]:
             take_columns("patients.csv")
             try:
                 parsed_patients = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
                                                   labels["patients.csv"], rows["patients.csv"])
             except Exception as exc:  # noqa: BLE001 - raised below, once events.csv's own errors are known
                 parsed_patients = exc
-        raws["events.csv"] = events_later()
-        n_read["events.csv"] = len(raws["events.csv"])
-        map_file("events.csv")
+        raws.update(later())
+        for file in ("events.csv", "relationships.csv"):
+            n_read[file] = 0 if raws.get(file) is None else len(raws[file])
+            map_file(file)
     problems = [p for file in REQUIRED for p in found[file]]
     if problems:
         raise ExportError(problems)
@@ -1078,45 +1079,42 @@ def load_export(folder: Path | str, as_of: date) -> Export:
         raise ExportError([Problem(str(folder), "is a file, not a folder",
                                    hint="give the folder holding patients.csv, events.csv and relationships.csv")])
     names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    files_read = ("patients.csv", "events.csv", "relationships.csv")
+
+    def read_in_background() -> dict[str, tuple[pd.DataFrame, tuple[str, str]] | list[Problem] | None]:
+        return {file: _read_file(names[file]) if file in names else None for file in files_read[1:]}
+
+    def problems_of(file: str, outcome) -> list[Problem]:
+        if outcome is None:
+            return [] if file in OPTIONAL_FILES else [
+                Problem(str(folder / file), "not found", hint="the export folder must hold patients.csv and events.csv")]
+        return outcome if isinstance(outcome, list) else []
+
+    meta: dict[str, tuple[str, str]] = {}
     with ThreadPoolExecutor(max_workers=1) as background:
-        # events.csv (by far the largest file) is read in the background while the other
-        # two are read and the patients parsed: much of that is single-threaded Python,
-        # which leaves the second core to Arrow's parse of the events.
-        events_read = (background.submit(_read_file, names["events.csv"]) if "events.csv" in names else None)
-        outcomes = {file: _read_file(names[file]) if file in names else None
-                    for file in ("patients.csv", "relationships.csv")}
-
-        def events_outcome() -> tuple[pd.DataFrame, tuple[str, str]] | list[Problem] | None:
-            return None if events_read is None else events_read.result()
-
-        def problems_of(file: str, outcome) -> list[Problem]:
-            if outcome is None:
-                return [] if file in OPTIONAL_FILES else [
-                    Problem(str(folder / file), "not found", hint="the export folder must hold patients.csv and events.csv")]
-            return outcome if isinstance(outcome, list) else []
-
-        problems = problems_of("patients.csv", outcomes["patients.csv"]) + \
-            problems_of("relationships.csv", outcomes["relationships.csv"])
-        if problems or events_read is None:
-            outcomes["events.csv"] = events_outcome()
-            problems = [p for file in ("patients.csv", "events.csv", "relationships.csv")
-                        for p in problems_of(file, outcomes[file])]
-            raise ExportError(problems)
-        meta: dict[str, tuple[str, str]] = {}
+        # events.csv (by far the largest file) and relationships.csv are read in the
+        # background while patients.csv is read and the patients parsed: much of that is
+        # single-threaded Python, which leaves the second core to Arrow's parse of events.
+        others = background.submit(read_in_background)
+        outcomes = {"patients.csv": _read_file(names["patients.csv"]) if "patients.csv" in names else None}
+        if problems_of("patients.csv", outcomes["patients.csv"]):
+            outcomes.update(others.result())
+            raise ExportError([p for file in files_read for p in problems_of(file, outcomes[file])])
         raws: dict[str, pd.DataFrame | None] = {}
-        for file in ("patients.csv", "relationships.csv"):
-            raws[file], meta[file] = outcomes.pop(file) or (None, ("", ""))
+        raws["patients.csv"], meta["patients.csv"] = outcomes.pop("patients.csv")
 
-        def events_later() -> pd.DataFrame:
-            outcome = events_outcome()
-            if isinstance(outcome, list):
-                raise ExportError(outcome)
-            frame, meta["events.csv"] = outcome
-            return frame
+        def later() -> dict[str, pd.DataFrame | None]:
+            outcomes.update(others.result())
+            problems = [p for file in files_read[1:] for p in problems_of(file, outcomes[file])]
+            if problems:
+                raise ExportError(problems)
+            frames: dict[str, pd.DataFrame | None] = {}
+            for file in files_read[1:]:
+                frames[file], meta[file] = outcomes.pop(file) or (None, ("", ""))
+            return frames
 
         labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-        export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True,
-                               events_later=events_later)
+        export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later)
     files = tuple(
         InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
         for key, f in zip(REQUIRED, export.files)
