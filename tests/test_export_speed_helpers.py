@@ -244,3 +244,31 @@ def test_errors_come_in_file_order_though_events_are_read_alongside(tmp_path, pa
     with pytest.raises(ExportError) as caught:
         load_export(tmp_path, date(2026, 11, 1))
     assert len(caught.value.problems) == 1 and expected in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(st.sampled_from(list("0123/ -a") + ["\u0661", "\xa0"]), max_size=12)),
+                max_size=20))
+def test_slash_date_order_is_the_regex_over_every_value(values):
+    from family_link._export import _SLASH_DATE, _slash_date_order
+    s = pd.Series(values, dtype=object)
+    parts = s.astype(str).str.strip().str.extract(_SLASH_DATE)
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    month_first = (first.between(1, 12) & second.between(13, 31)).to_numpy()
+    day_first = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first
+    got = _slash_date_order(s)
+    assert got[0].tolist() == month_first.tolist() and got[1].tolist() == day_first.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.sampled_from(list("ab1 ") + ["é"]), max_size=3), max_size=12), st.booleans())
+def test_repeated_ids_found_with_or_without_the_ascending_shortcut(ids, ordered):
+    from family_link._export import _repeats_possible
+    pid = pd.Series(sorted(ids) if ordered else ids, dtype=str)
+    found = _repeats_possible(pid)
+    codes, uniques = factorize_text(pid) if found is None else found
+    dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes]
+    assert dup.tolist() == pid.duplicated(keep=False).tolist()
+    if found is None:
+        assert not dup.any()

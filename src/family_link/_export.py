@@ -479,11 +479,16 @@ MONTH_FIRST_REASON = (
 def _slash_date_order(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per distinct value: whether a slash date is valid only month first (04/13/2026),
     and whether only day first (13/04/2026)."""
-    parts = values.astype(str).str.strip().str.extract(_SLASH_DATE)
-    first = pd.to_numeric(parts[0], errors="coerce")
-    second = pd.to_numeric(parts[1], errors="coerce")
-    month_first = (first.between(1, 12) & second.between(13, 31)).to_numpy()
-    day_first = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first
+    month_first = np.zeros(len(values), dtype=bool)
+    day_first = np.zeros(len(values), dtype=bool)
+    # Only a value holding a slash can match: Python's regex runs on those alone.
+    slashed = np.flatnonzero(values.astype(str).str.contains("/", regex=False).to_numpy(dtype=bool, na_value=False))
+    if len(slashed):
+        parts = values.iloc[slashed].astype(str).str.strip().str.extract(_SLASH_DATE)
+        first = pd.to_numeric(parts[0], errors="coerce")
+        second = pd.to_numeric(parts[1], errors="coerce")
+        month_first[slashed] = (first.between(1, 12) & second.between(13, 31)).to_numpy()
+        day_first[slashed] = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first[slashed]
     return month_first, day_first
 
 
@@ -745,12 +750,20 @@ def _parse_patients(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, labe
     postcode = _column(raw, "postcode", n)
     with ThreadPoolExecutor(max_workers=2) as pool:
         # Independent passes over every patient, two at a time (Arrow releases the GIL).
-        pids_found = pool.submit(factorize_text, pid)
+        pids_found = pool.submit(_repeats_possible, pid)
         dobs_found = pool.submit(factorize_text, dob_raw)
         postcode_ok = pool.submit(_postcode_valid, postcode)
         sex = pool.submit(_normalise_sex, _column(raw, "sex", n))
         return _parse_patients_rest(raw, n, as_of, label, rows, pid, dob_raw, postcode, pids_found,
                                     dobs_found, postcode_ok, sex)
+
+
+def _repeats_possible(pid: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """``factorize_text(pid)``, or None when the ids are strictly ascending (an export is
+    usually in id order), so that no id can repeat: no hash table of a million ids."""
+    if _ascending([pid], strictly=True):
+        return None
+    return factorize_text(pid)
 
 
 def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, label: str,
@@ -761,8 +774,12 @@ def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp,
     keep = np.ones(n, dtype=bool)
     keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid,
                          "patient_id is empty; the row cannot be used")
-    codes, uniques = pids_found.result()
-    dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes] & _mask(pid != "")
+    found = pids_found.result()
+    if found is None:  # ids strictly ascending: none repeats
+        dup = np.zeros(n, dtype=bool)
+    else:
+        codes, uniques = found
+        dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes] & _mask(pid != "")
     keep = issues.reject(keep, dup, "patient_id", pid,
                          "patient_id appears on more than one row; none of them is used: fix the export "
                          "so each patient appears once")
@@ -799,16 +816,17 @@ def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp,
     return out, rejected, warnings
 
 
-def _ascending(columns: list[pd.Series]) -> bool:
+def _ascending(columns: list[pd.Series], strictly: bool = False) -> bool:
     """Whether rows of text are in ascending order (column by column, as a sort by these
-    columns orders them) with nothing missing: then a stable sort leaves them as they are."""
+    columns orders them) with nothing missing: then a stable sort leaves them as they are.
+    ``strictly``: and no two rows are equal."""
     arrays = [arrow_text(c) for c in columns]
     if any(a.null_count for a in arrays):
         return False
     if len(arrays[0]) < 2:
         return True
     before, after = arrays[-1][:-1], arrays[-1][1:]
-    ordered = pc.less_equal(before, after)
+    ordered = pc.less(before, after) if strictly else pc.less_equal(before, after)
     for a in reversed(arrays[:-1]):
         before, after = a[:-1], a[1:]
         ordered = pc.or_(pc.less(before, after), pc.and_(pc.equal(before, after), ordered))
@@ -1033,11 +1051,16 @@ def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: 
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
                                    hint="check that this is the practice's patient list export")])
-    events, rej_e, warn_e = _parse_events(columns.pop("events.csv"), sizes["events.csv"], patients,
-                                          _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
-                                          stamp, labels["events.csv"], rows["events.csv"])
-    rels, rej_r, warn_r = _parse_relationships(columns["relationships.csv"], sizes["relationships.csv"],
-                                               patients, labels["relationships.csv"], rows["relationships.csv"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The relationships need only the patients: checked in a thread while the events
+        # are (their id lookup is a hash pass in Arrow, which releases the GIL).
+        rels_parsed = pool.submit(_parse_relationships, columns.pop("relationships.csv"),
+                                  sizes["relationships.csv"], patients, labels["relationships.csv"],
+                                  rows["relationships.csv"])
+        events, rej_e, warn_e = _parse_events(columns.pop("events.csv"), sizes["events.csv"], patients,
+                                              _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
+                                              stamp, labels["events.csv"], rows["events.csv"])
+        rels, rej_r, warn_r = rels_parsed.result()
     rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
     warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
     files = []
