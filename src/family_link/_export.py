@@ -889,8 +889,8 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
                                     forms="YYYY-MM-DD or DD/MM/YYYY",
                                     after_as_of="event is dated after the as-of date; the rules look only at "
                                                 "events up to it", factorized=dates_found)
-        dob = patients["date_of_birth"].to_numpy(dtype="datetime64[ns]")[np.where(known, position, 0)]
-        dob[~known] = np.datetime64("NaT")
+        # Position -1 (an unknown id) takes the NaT put after the last patient.
+        dob = np.append(patients["date_of_birth"].to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))[position]
         del position, known
         keep = issues.reject(keep, when.to_numpy() < dob, "date", date_raw,
                              "event is dated before the patient's date of birth; check both dates")
