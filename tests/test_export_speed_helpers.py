@@ -272,3 +272,14 @@ def test_repeated_ids_found_with_or_without_the_ascending_shortcut(ids, ordered)
     assert dup.tolist() == pid.duplicated(keep=False).tolist()
     if found is None:
         assert not dup.any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.integers(0, 40), max_size=4))
+def test_factorize_text_as_text_gives_the_same_values_as_text(values, cuts):
+    s = text_series(chunked(values, cuts))
+    codes, uniques = factorize_text(s)
+    codes_t, uniques_t = factorize_text(s, as_text=True)
+    assert codes_t.tolist() == codes.tolist()
+    assert str(uniques_t.dtype) == "str" and uniques_t.tolist() == uniques.tolist()
+    pd.testing.assert_series_equal(uniques_t, uniques.astype(str))

@@ -718,7 +718,7 @@ def _checked_dates(issues: "_Issues", keep: np.ndarray, raw: pd.Series, as_of: p
     refused whole. Returns (dates, the new keep mask). Every test is made once per
     distinct text (5 million events hold a few thousand distinct dates). ``factorized``:
     ``factorize_text(raw)`` already under way."""
-    codes, uniques = factorized.result() if factorized is not None else factorize_text(raw)
+    codes, uniques = factorized.result() if factorized is not None else factorize_text(raw, as_text=True)
     parsed = _parse_distinct_dates(uniques, allow_month=allow_month).to_numpy(dtype="datetime64[ns]")
     month_first, day_first = _slash_date_order(uniques)
     counts = np.bincount(codes, minlength=len(uniques))
@@ -751,7 +751,7 @@ def _parse_patients(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, labe
     with ThreadPoolExecutor(max_workers=2) as pool:
         # Independent passes over every patient, two at a time (Arrow releases the GIL).
         pids_found = pool.submit(_repeats_possible, pid)
-        dobs_found = pool.submit(factorize_text, dob_raw)
+        dobs_found = pool.submit(factorize_text, dob_raw, as_text=True)
         postcode_ok = pool.submit(_postcode_valid, postcode)
         sex = pool.submit(_normalise_sex, _column(raw, "sex", n))
         return _parse_patients_rest(raw, n, as_of, label, rows, pid, dob_raw, postcode, pids_found,
@@ -844,7 +844,7 @@ def _without_spaces_or_dashes(values: pd.Series) -> pd.Series:
 
 def _postcode_valid(postcode: pd.Series) -> np.ndarray:
     """``normalise_postcode(...)["postcode_valid"]``, per distinct postcode."""
-    codes, uniques = factorize_text(postcode)
+    codes, uniques = factorize_text(postcode, as_text=True)
     valid = normalise_postcode(pd.Series(uniques, dtype=str))["postcode_valid"].to_numpy(dtype=bool)
     return valid[codes]
 
@@ -866,7 +866,7 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
         # releases the GIL, so two run at a time (the results do not depend on the order).
         looked_up = pool.submit(index_in, pid, patients["patient_id"])
         codes_found = pool.submit(factorize_text, code_raw)
-        dates_found = pool.submit(factorize_text, date_raw)
+        dates_found = pool.submit(factorize_text, date_raw, as_text=True)
         systems_found = pool.submit(factorize_text, given.fillna("") if arrow_text(given).null_count else given)
         keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid, "patient_id is empty")
         position = looked_up.result()

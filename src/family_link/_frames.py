@@ -113,21 +113,26 @@ def filter_text(values: pa.ChunkedArray, keep: np.ndarray) -> pa.ChunkedArray:
     return pa.chunked_array([pa.concat_arrays(pieces)], type=values.type)
 
 
-def factorize_text(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+def factorize_text(values: pd.Series, *, as_text: bool = False) -> tuple[np.ndarray, pd.Series]:
     """``pd.factorize(values.astype(str), use_na_sentinel=False)`` as (codes, distinct
     values as an object Series), through one Arrow hash pass: pandas' own factorize on
-    Arrow text converts the codes and the values through several copies."""
+    Arrow text converts the codes and the values through several copies. ``as_text``:
+    the distinct values as a "str" Series over Arrow's dictionary (no Python strings)
+    when nothing is missing; the same values, for callers that work on text anyway."""
     chunked = arrow_text(values)
     if chunked.null_count:
         codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
         return codes, pd.Series(uniques, dtype=object)
     encoded = pc.dictionary_encode(chunked)
     if encoded.num_chunks == 0 or len(encoded) == 0:
-        return np.zeros(0, dtype=np.intp), pd.Series([], dtype=object)
+        empty = text_series(pa.array([], type=pa.large_string())) if as_text else pd.Series([], dtype=object)
+        return np.zeros(0, dtype=np.intp), empty
     # Arrow encodes a chunked array against one growing table: every chunk ends up with
     # the same, complete dictionary.
     dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
+    if as_text:
+        return codes, text_series(dictionary)
     return codes, pd.Series(dictionary.to_numpy(zero_copy_only=False), dtype=object, copy=False)
 
 
