@@ -7,14 +7,21 @@ every kind at either end, empty values, non-ASCII digits, missing values.
 
 from __future__ import annotations
 
+import hashlib
+import mmap
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from family_link._export import _read_export_file, decode_bytes, nhs_number_valid, read_csv_text
+from family_link._export import (_file_contents, _is_utf8, _read_export_file, _sha256, decode_bytes,
+                                 nhs_number_valid, read_csv_text)
 from family_link._frames import (MAY_BE_SPACE, factorize_text, filter_text, index_in, isin, may_hold_bytes,
                                  strip_text, text_series)
 from family_link.errors import ExportError
@@ -150,3 +157,129 @@ def test_nhs_numbers_of_nine_and_eleven_digits_are_not_ten_digit_numbers():
     assert nhs_number_valid(pd.Series(["000000000", "00000000000"], dtype=str)).tolist() == [False, False]
     assert nhs_number_valid(pd.Series(["00000000010", "0000000001", "000000000"], dtype=str)).tolist() == \
         [False, False, False]
+
+
+def _outcome(read):
+    try:
+        return read()
+    except ExportError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("raw", [
+    b"patient_id,date_of_birth\r\n1,2001-02-03\r\n",
+    "\ufeffpatient_id,surname\n1,Ó Súilleabháin\n2, Chen \n".encode("utf-8"),
+    "patient_id,surname\n1,Ó Súilleabháin\n".encode("cp1252"),
+    b"patient_id;surname\n1;x\n",
+    b"patient_id,surname\n1,x,y\n",
+    b"patient_id,surname\n1,\"open\n",
+    b"\xef\xbb\xbfpatient_id,surname\n" + b"1,abc\n" * 40000,
+    b"patient_id,surname\n1,\x81\x8d\n",
+])
+def test_a_mapped_file_reads_as_its_bytes(tmp_path, raw):
+    path = tmp_path / "f.csv"
+    path.write_bytes(raw)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert _is_utf8(mapped) == _is_utf8(raw)
+        assert _sha256(mapped) == hashlib.sha256(raw).hexdigest()
+        fast, expected = _outcome(lambda: _read_export_file(mapped, "f.csv")), \
+            _outcome(lambda: _read_export_file(raw, "f.csv"))
+    if isinstance(expected, str):
+        assert fast == expected
+    else:
+        assert fast[1] == expected[1]
+        pd.testing.assert_frame_equal(fast[0], expected[0], check_exact=True)
+
+
+def test_file_contents_maps_large_files_and_reads_small_ones(tmp_path):
+    small, large, empty = tmp_path / "s.csv", tmp_path / "l.csv", tmp_path / "e.csv"
+    small.write_bytes(b"a,b\n1,2\n")
+    large.write_bytes(b"a,b\n" + b"1,\xc3\xa9\n" * 300_000)
+    empty.write_bytes(b"")
+    assert _file_contents(small) == small.read_bytes()
+    assert _file_contents(empty) == b""
+    mapped = _file_contents(large)
+    assert isinstance(mapped, mmap.mmap) and mapped[:] == large.read_bytes()
+    assert not _is_utf8(mapped[:-2]) and _is_utf8(mapped)
+    mapped.close()
+    with pytest.raises(OSError):
+        _file_contents(tmp_path / "missing.csv")
+
+
+def test_avoid_huge_pages_turns_them_off_for_the_process():
+    code = ("from family_link._frames import avoid_huge_pages; ok = avoid_huge_pages(); "
+            "print(ok, [l.split()[1] for l in open('/proc/self/status') if l.startswith('THP_enabled')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    if not sys.platform.startswith("linux"):
+        assert out.startswith("False")
+    elif out.startswith("True"):
+        assert out.strip().endswith("['0']") or out.strip().endswith("[]")
+
+
+_P_OK = "patient_id,date_of_birth\n1,2001-02-03\n2,2002-03-04\n"
+_P_US = "patient_id,date_of_birth\n" + "".join(f"{i},04/1{i}/2001\n" for i in range(1, 6))
+_E_OK = "patient_id,code,date\n1,22K..,2020-01-01\n"
+_E_BIN = b"patient_id,code,date\n\x00\x01"
+
+
+@pytest.mark.parametrize("patients, events, relationships, expected", [
+    (_P_US, _E_BIN, None, "events.csv: is not a text file"),
+    (_P_US, "patient_id,code,when\n1,22K..,2020-01-01\n", None, "events.csv, row 1: missing required column(s): date"),
+    (_P_US, _E_OK, None, "the dates in this column look month first"),
+    ("patient_id,birthday\n1,2001-02-03\n", _E_BIN, None, "events.csv: is not a text file"),
+    (_P_US, _E_OK, "patient_id,related\n1,2\n", "relationships.csv, row 1: missing required column(s)"),
+    (_P_OK, _E_BIN, "patient_id,related\n1,2\n", "events.csv: is not a text file"),
+    (_P_US, None, None, "events.csv: not found"),
+])
+def test_errors_come_in_file_order_though_events_are_read_alongside(tmp_path, patients, events, relationships,
+                                                                     expected):
+    # events.csv is read while the patients are parsed: a reading error of events.csv
+    # still comes before the patients' column and value errors, as it did before.
+    from datetime import date
+
+    from family_link._export import load_export
+    for name, text in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", relationships)):
+        if text is not None:
+            (tmp_path / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ExportError) as caught:
+        load_export(tmp_path, date(2026, 11, 1))
+    assert len(caught.value.problems) == 1 and expected in str(caught.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(st.sampled_from(list("0123/ -a") + ["\u0661", "\xa0"]), max_size=12)),
+                max_size=20))
+def test_slash_date_order_is_the_regex_over_every_value(values):
+    from family_link._export import _SLASH_DATE, _slash_date_order
+    s = pd.Series(values, dtype=object)
+    parts = s.astype(str).str.strip().str.extract(_SLASH_DATE)
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    month_first = (first.between(1, 12) & second.between(13, 31)).to_numpy()
+    day_first = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first
+    got = _slash_date_order(s)
+    assert got[0].tolist() == month_first.tolist() and got[1].tolist() == day_first.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.sampled_from(list("ab1 ") + ["é"]), max_size=3), max_size=12), st.booleans())
+def test_repeated_ids_found_with_or_without_the_ascending_shortcut(ids, ordered):
+    from family_link._export import _repeats_possible
+    pid = pd.Series(sorted(ids) if ordered else ids, dtype=str)
+    found = _repeats_possible(pid)
+    codes, uniques = factorize_text(pid) if found is None else found
+    dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes]
+    assert dup.tolist() == pid.duplicated(keep=False).tolist()
+    if found is None:
+        assert not dup.any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.integers(0, 40), max_size=4))
+def test_factorize_text_as_text_gives_the_same_values_as_text(values, cuts):
+    s = text_series(chunked(values, cuts))
+    codes, uniques = factorize_text(s)
+    codes_t, uniques_t = factorize_text(s, as_text=True)
+    assert codes_t.tolist() == codes.tolist()
+    assert str(uniques_t.dtype) == "str" and uniques_t.tolist() == uniques.tolist()
+    pd.testing.assert_series_equal(uniques_t, uniques.astype(str))

@@ -28,6 +28,8 @@ import codecs
 import csv
 import hashlib
 import io
+import mmap
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -283,13 +285,13 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
     return frame
 
 
-def _is_utf8(raw: bytes) -> bool:
+def _is_utf8(raw: bytes | mmap.mmap) -> bool:
     """Whether ``raw`` is valid UTF-8, without holding a decoded copy of a large file."""
-    if raw.isascii():
+    if raw.isascii() if isinstance(raw, bytes) else _mapped_ascii(raw):
         return True
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(raw)
-    step = 1 << 24
+    step = 1 << 20  # each step's text (up to 4 bytes a character) stays in reused heap memory
     try:
         for start in range(0, len(view), step):
             decoder.decode(view[start:start + step])
@@ -299,19 +301,54 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def _read_export_file(raw: bytes, label: str) -> tuple[pd.DataFrame, str]:
+def _mapped_ascii(raw: mmap.mmap) -> bool:
+    """``bytes.isascii`` of a mapped file, in 16 MB steps (no copy of the file)."""
+    view = np.frombuffer(raw, dtype=np.uint8)
+    try:
+        step = 1 << 24
+        return all(view[i:i + step].max(initial=0) < 0x80 for i in range(0, len(view), step))
+    finally:
+        del view
+
+
+_MAP_FROM = 1 << 20  # files at least this large are mapped, not read into a copy
+
+
+def _file_contents(path: Path) -> bytes | mmap.mmap:
+    """The bytes of a file: a large file mapped read-only from the page cache (the
+    system's copy, already in memory), a small or unmappable one read. Reading 400 MB into
+    a new bytes object costs as much in first touches of fresh memory as the copy itself.
+    Errors are those of ``Path.read_bytes``."""
+    with path.open("rb") as f:
+        try:
+            if os.fstat(f.fileno()).st_size >= _MAP_FROM:
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            pass  # not mappable (a pipe, a special file): read it as before
+        return f.read()
+
+
+def _close_contents(raw: bytes | mmap.mmap) -> None:
+    if isinstance(raw, mmap.mmap):
+        try:
+            raw.close()
+        except BufferError:  # a view of it is still alive: it closes when that goes
+            pass
+
+
+def _read_export_file(raw: bytes | mmap.mmap, label: str) -> tuple[pd.DataFrame, str]:
     """``decode_bytes`` then ``read_csv_text``: the same frame, encoding and errors, but a
     UTF-8 file whose header holds a comma goes from its bytes straight to Arrow, with no
-    decoded and re-encoded copies of the file."""
-    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    decoded and re-encoded copies of the file. ``raw``: the file's bytes, or its mapping."""
+    start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     newline = raw.find(b"\n")
     first_line = raw[start:newline] if newline >= 0 else raw[start:]
     if b"\x00" not in raw[:65536] and b"," in first_line and _is_utf8(raw):
         frame = _arrow_frame(memoryview(raw)[start:])
         if frame is None:  # what read_csv_text does once Arrow refuses the text
-            return _read_with_pandas(decode_bytes(raw, label)[0], label), "utf-8"
+            return _read_with_pandas(decode_bytes(bytes(raw), label)[0], label), "utf-8"
         return frame, "utf-8"
-    text, encoding = decode_bytes(raw, label)
+    text, encoding = decode_bytes(bytes(raw), label)
     return read_csv_text(text, label), encoding
 
 
@@ -442,11 +479,16 @@ MONTH_FIRST_REASON = (
 def _slash_date_order(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Per distinct value: whether a slash date is valid only month first (04/13/2026),
     and whether only day first (13/04/2026)."""
-    parts = values.astype(str).str.strip().str.extract(_SLASH_DATE)
-    first = pd.to_numeric(parts[0], errors="coerce")
-    second = pd.to_numeric(parts[1], errors="coerce")
-    month_first = (first.between(1, 12) & second.between(13, 31)).to_numpy()
-    day_first = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first
+    month_first = np.zeros(len(values), dtype=bool)
+    day_first = np.zeros(len(values), dtype=bool)
+    # Only a value holding a slash can match: Python's regex runs on those alone.
+    slashed = np.flatnonzero(values.astype(str).str.contains("/", regex=False).to_numpy(dtype=bool, na_value=False))
+    if len(slashed):
+        parts = values.iloc[slashed].astype(str).str.strip().str.extract(_SLASH_DATE)
+        first = pd.to_numeric(parts[0], errors="coerce")
+        second = pd.to_numeric(parts[1], errors="coerce")
+        month_first[slashed] = (first.between(1, 12) & second.between(13, 31)).to_numpy()
+        day_first[slashed] = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first[slashed]
     return month_first, day_first
 
 
@@ -676,7 +718,7 @@ def _checked_dates(issues: "_Issues", keep: np.ndarray, raw: pd.Series, as_of: p
     refused whole. Returns (dates, the new keep mask). Every test is made once per
     distinct text (5 million events hold a few thousand distinct dates). ``factorized``:
     ``factorize_text(raw)`` already under way."""
-    codes, uniques = factorized.result() if factorized is not None else factorize_text(raw)
+    codes, uniques = factorized.result() if factorized is not None else factorize_text(raw, as_text=True)
     parsed = _parse_distinct_dates(uniques, allow_month=allow_month).to_numpy(dtype="datetime64[ns]")
     month_first, day_first = _slash_date_order(uniques)
     counts = np.bincount(codes, minlength=len(uniques))
@@ -708,12 +750,20 @@ def _parse_patients(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, labe
     postcode = _column(raw, "postcode", n)
     with ThreadPoolExecutor(max_workers=2) as pool:
         # Independent passes over every patient, two at a time (Arrow releases the GIL).
-        pids_found = pool.submit(factorize_text, pid)
-        dobs_found = pool.submit(factorize_text, dob_raw)
+        pids_found = pool.submit(_repeats_possible, pid)
+        dobs_found = pool.submit(factorize_text, dob_raw, as_text=True)
         postcode_ok = pool.submit(_postcode_valid, postcode)
         sex = pool.submit(_normalise_sex, _column(raw, "sex", n))
         return _parse_patients_rest(raw, n, as_of, label, rows, pid, dob_raw, postcode, pids_found,
                                     dobs_found, postcode_ok, sex)
+
+
+def _repeats_possible(pid: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """``factorize_text(pid)``, or None when the ids are strictly ascending (an export is
+    usually in id order), so that no id can repeat: no hash table of a million ids."""
+    if _ascending([pid], strictly=True):
+        return None
+    return factorize_text(pid)
 
 
 def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp, label: str,
@@ -724,8 +774,12 @@ def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp,
     keep = np.ones(n, dtype=bool)
     keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid,
                          "patient_id is empty; the row cannot be used")
-    codes, uniques = pids_found.result()
-    dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes] & _mask(pid != "")
+    found = pids_found.result()
+    if found is None:  # ids strictly ascending: none repeats
+        dup = np.zeros(n, dtype=bool)
+    else:
+        codes, uniques = found
+        dup = (np.bincount(codes, minlength=len(uniques)) > 1)[codes] & _mask(pid != "")
     keep = issues.reject(keep, dup, "patient_id", pid,
                          "patient_id appears on more than one row; none of them is used: fix the export "
                          "so each patient appears once")
@@ -762,16 +816,17 @@ def _parse_patients_rest(raw: dict[str, pd.Series], n: int, as_of: pd.Timestamp,
     return out, rejected, warnings
 
 
-def _ascending(columns: list[pd.Series]) -> bool:
+def _ascending(columns: list[pd.Series], strictly: bool = False) -> bool:
     """Whether rows of text are in ascending order (column by column, as a sort by these
-    columns orders them) with nothing missing: then a stable sort leaves them as they are."""
+    columns orders them) with nothing missing: then a stable sort leaves them as they are.
+    ``strictly``: and no two rows are equal."""
     arrays = [arrow_text(c) for c in columns]
     if any(a.null_count for a in arrays):
         return False
     if len(arrays[0]) < 2:
         return True
     before, after = arrays[-1][:-1], arrays[-1][1:]
-    ordered = pc.less_equal(before, after)
+    ordered = pc.less(before, after) if strictly else pc.less_equal(before, after)
     for a in reversed(arrays[:-1]):
         before, after = a[:-1], a[1:]
         ordered = pc.or_(pc.less(before, after), pc.and_(pc.equal(before, after), ordered))
@@ -789,7 +844,7 @@ def _without_spaces_or_dashes(values: pd.Series) -> pd.Series:
 
 def _postcode_valid(postcode: pd.Series) -> np.ndarray:
     """``normalise_postcode(...)["postcode_valid"]``, per distinct postcode."""
-    codes, uniques = factorize_text(postcode)
+    codes, uniques = factorize_text(postcode, as_text=True)
     valid = normalise_postcode(pd.Series(uniques, dtype=str))["postcode_valid"].to_numpy(dtype=bool)
     return valid[codes]
 
@@ -811,7 +866,7 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
         # releases the GIL, so two run at a time (the results do not depend on the order).
         looked_up = pool.submit(index_in, pid, patients["patient_id"])
         codes_found = pool.submit(factorize_text, code_raw)
-        dates_found = pool.submit(factorize_text, date_raw)
+        dates_found = pool.submit(factorize_text, date_raw, as_text=True)
         systems_found = pool.submit(factorize_text, given.fillna("") if arrow_text(given).null_count else given)
         keep = issues.reject(keep, _mask(pid == ""), "patient_id", pid, "patient_id is empty")
         position = looked_up.result()
@@ -834,8 +889,8 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
                                     forms="YYYY-MM-DD or DD/MM/YYYY",
                                     after_as_of="event is dated after the as-of date; the rules look only at "
                                                 "events up to it", factorized=dates_found)
-        dob = patients["date_of_birth"].to_numpy(dtype="datetime64[ns]")[np.where(known, position, 0)]
-        dob[~known] = np.datetime64("NaT")
+        # Position -1 (an unknown id) takes the NaT put after the last patient.
+        dob = np.append(patients["date_of_birth"].to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))[position]
         del position, known
         keep = issues.reject(keep, when.to_numpy() < dob, "date", date_raw,
                              "event is dated before the patient's date of birth; check both dates")
@@ -928,43 +983,84 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
 
 
 def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
-                  row_numbers: dict[str, np.ndarray] | None, stripped: bool) -> Export:
+                  row_numbers: dict[str, np.ndarray] | None, stripped: bool,
+                  later: Callable[[], dict[str, pd.DataFrame | None]] | None = None) -> Export:
     """``parse_export_frames`` of ``raws`` (by canonical file name), which is emptied as
     the frames are used, so that their memory can go as soon as it is no longer needed.
     ``stripped``: the frames come from ``read_csv_text`` (or its byte twin) unchanged, so
-    their text is stripped already."""
+    their text is stripped already.
+
+    ``later``: events.csv and relationships.csv are still being read (in another thread);
+    called for their frames, it raises their ExportError if reading failed. The patients
+    are parsed meanwhile, but every error is raised in the order it would be with all
+    three frames at hand: reading, then columns, then values."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
-    problems: list[Problem] = []
+    found: dict[str, list[Problem]] = {}
     mapped: dict[str, pd.DataFrame] = {}
     n_read = {file: 0 if raws.get(file) is None else len(raws[file]) for file in REQUIRED}
-    for file in REQUIRED:
+
+    def map_file(file: str) -> None:
         raw = raws.pop(file, None)
         if raw is None:
             mapped[file] = pd.DataFrame({c: pd.Series(dtype=object) for c in RELATIONSHIP_COLUMNS})
-            continue
-        frame, found = _map_columns(raw.reset_index(drop=True), file, labels[file])
-        problems.extend(found)
-        mapped[file] = frame
-    del raw
+            found[file] = []
+            return
+        mapped[file], found[file] = _map_columns(raw.reset_index(drop=True), file, labels[file])
+
+    for file in REQUIRED:
+        if later is None or file == "patients.csv":
+            map_file(file)
+    stamp = pd.Timestamp(as_of)
+    columns: dict[str, dict[str, pd.Series]] = {}
+    sizes: dict[str, int] = {}
+
+    def take_columns(file: str) -> None:
+        columns[file] = _columns(mapped[file], stripped)
+        sizes[file] = len(mapped.pop(file))
+
+    parsed_patients: tuple | Exception | None = None
+    if later is not None:
+        if not found["patients.csv"]:
+            take_columns("patients.csv")
+            try:
+                parsed_patients = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
+                                                  labels["patients.csv"], rows["patients.csv"])
+            except Exception as exc:  # noqa: BLE001 - raised below, once events.csv's own errors are known
+                parsed_patients = exc
+        raws.update(later())
+        for file in ("events.csv", "relationships.csv"):
+            n_read[file] = 0 if raws.get(file) is None else len(raws[file])
+            map_file(file)
+    problems = [p for file in REQUIRED for p in found[file]]
     if problems:
         raise ExportError(problems)
-    stamp = pd.Timestamp(as_of)
-    columns = {file: _columns(frame, stripped) for file, frame in mapped.items()}
-    sizes = {file: len(frame) for file, frame in mapped.items()}
+    for file in REQUIRED:
+        if file not in columns:
+            take_columns(file)
     del mapped
-    patients, rej_p, warn_p = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
-                                              labels["patients.csv"], rows["patients.csv"])
+    if parsed_patients is None:
+        parsed_patients = _parse_patients(columns["patients.csv"], sizes["patients.csv"], stamp,
+                                          labels["patients.csv"], rows["patients.csv"])
+    if isinstance(parsed_patients, Exception):
+        raise parsed_patients
+    patients, rej_p, warn_p = parsed_patients
+    del parsed_patients
     if patients.empty:
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
                                    hint="check that this is the practice's patient list export")])
-    events, rej_e, warn_e = _parse_events(columns.pop("events.csv"), sizes["events.csv"], patients,
-                                          _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
-                                          stamp, labels["events.csv"], rows["events.csv"])
-    rels, rej_r, warn_r = _parse_relationships(columns["relationships.csv"], sizes["relationships.csv"],
-                                               patients, labels["relationships.csv"], rows["relationships.csv"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The relationships need only the patients: checked in a thread while the events
+        # are (their id lookup is a hash pass in Arrow, which releases the GIL).
+        rels_parsed = pool.submit(_parse_relationships, columns.pop("relationships.csv"),
+                                  sizes["relationships.csv"], patients, labels["relationships.csv"],
+                                  rows["relationships.csv"])
+        events, rej_e, warn_e = _parse_events(columns.pop("events.csv"), sizes["events.csv"], patients,
+                                              _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
+                                              stamp, labels["events.csv"], rows["events.csv"])
+        rels, rej_r, warn_r = rels_parsed.result()
     rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
     warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
     files = []
@@ -974,8 +1070,27 @@ def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: 
     return Export(patients, events, rels, rejected, warnings, tuple(files))
 
 
-def _sha256(data: bytes) -> str:
+def _sha256(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _read_file(path: Path) -> tuple[pd.DataFrame, tuple[str, str]] | list[Problem]:
+    """One export file as (frame, (sha256, encoding)), or the problems reading it."""
+    try:
+        raw_bytes = _file_contents(path)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # hashlib releases the GIL: the file is hashed while Arrow parses it.
+                digest = pool.submit(_sha256, raw_bytes)
+                frame, encoding = _read_export_file(raw_bytes, str(path))
+                return frame, (digest.result(), encoding)
+        finally:
+            _close_contents(raw_bytes)
+            del raw_bytes
+    except ExportError as exc:
+        return list(exc.problems)
+    except OSError as exc:
+        return [Problem(str(path), f"cannot be read ({exc.strerror})")]
 
 
 def load_export(folder: Path | str, as_of: date) -> Export:
@@ -986,34 +1101,43 @@ def load_export(folder: Path | str, as_of: date) -> Export:
     if not folder.is_dir():
         raise ExportError([Problem(str(folder), "is a file, not a folder",
                                    hint="give the folder holding patients.csv, events.csv and relationships.csv")])
-    problems: list[Problem] = []
-    raws: dict[str, pd.DataFrame | None] = {}
-    meta: dict[str, tuple[str, str]] = {}
     names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
-    for file in ("patients.csv", "events.csv", "relationships.csv"):
-        path = names.get(file)
-        if path is None:
-            if file not in OPTIONAL_FILES:
-                problems.append(Problem(str(folder / file), "not found",
-                                        hint="the export folder must hold patients.csv and events.csv"))
-            raws[file] = None
-            continue
-        try:
-            raw_bytes = path.read_bytes()
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # hashlib releases the GIL: the file is hashed while Arrow parses it.
-                digest = pool.submit(_sha256, raw_bytes)
-                raws[file], encoding = _read_export_file(raw_bytes, str(path))
-                meta[file] = (digest.result(), encoding)
-            del raw_bytes
-        except ExportError as exc:
-            problems.extend(exc.problems)
-        except OSError as exc:
-            problems.append(Problem(str(path), f"cannot be read ({exc.strerror})"))
-    if problems:
-        raise ExportError(problems)
-    labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-    export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True)
+    files_read = ("patients.csv", "events.csv", "relationships.csv")
+
+    def read_in_background() -> dict[str, tuple[pd.DataFrame, tuple[str, str]] | list[Problem] | None]:
+        return {file: _read_file(names[file]) if file in names else None for file in files_read[1:]}
+
+    def problems_of(file: str, outcome) -> list[Problem]:
+        if outcome is None:
+            return [] if file in OPTIONAL_FILES else [
+                Problem(str(folder / file), "not found", hint="the export folder must hold patients.csv and events.csv")]
+        return outcome if isinstance(outcome, list) else []
+
+    meta: dict[str, tuple[str, str]] = {}
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # events.csv (by far the largest file) and relationships.csv are read in the
+        # background while patients.csv is read and the patients parsed: much of that is
+        # single-threaded Python, which leaves the second core to Arrow's parse of events.
+        others = background.submit(read_in_background)
+        outcomes = {"patients.csv": _read_file(names["patients.csv"]) if "patients.csv" in names else None}
+        if problems_of("patients.csv", outcomes["patients.csv"]):
+            outcomes.update(others.result())
+            raise ExportError([p for file in files_read for p in problems_of(file, outcomes[file])])
+        raws: dict[str, pd.DataFrame | None] = {}
+        raws["patients.csv"], meta["patients.csv"] = outcomes.pop("patients.csv")
+
+        def later() -> dict[str, pd.DataFrame | None]:
+            outcomes.update(others.result())
+            problems = [p for file in files_read[1:] for p in problems_of(file, outcomes[file])]
+            if problems:
+                raise ExportError(problems)
+            frames: dict[str, pd.DataFrame | None] = {}
+            for file in files_read[1:]:
+                frames[file], meta[file] = outcomes.pop(file) or (None, ("", ""))
+            return frames
+
+        labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
+        export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later)
     files = tuple(
         InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
         for key, f in zip(REQUIRED, export.files)
