@@ -207,7 +207,7 @@ def test_file_contents_maps_large_files_and_reads_small_ones(tmp_path):
 
 
 def test_avoid_huge_pages_turns_them_off_for_the_process():
-    code = ("from family_link._frames import avoid_huge_pages; ok = avoid_huge_pages(); "
+    code = ("from family_link._process import avoid_huge_pages; ok = avoid_huge_pages(); "
             "print(ok, [l.split()[1] for l in open('/proc/self/status') if l.startswith('THP_enabled')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     if not sys.platform.startswith("linux"):

@@ -6,11 +6,9 @@ millions of values to Python objects and back."""
 
 from __future__ import annotations
 
-__all__ = ["MAY_BE_SPACE", "arrow_text", "avoid_huge_pages", "factorize_text", "filter_text", "full_names",
+__all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names",
            "index_in", "isin", "may_hold_bytes", "strip_text", "text_offsets_and_bytes", "text_series"]
 
-import ctypes
-import sys
 from collections.abc import Iterable
 
 import numpy as np
@@ -169,27 +167,6 @@ def release_arrow_memory() -> None:
     file's text columns are freed once the frames are built, but the allocator holds on to
     their pages (0.8 GB after a million patients' export) for the rest of the run."""
     pa.default_memory_pool().release_unused()
-
-
-_PR_SET_THP_DISABLE = 41
-
-
-def avoid_huge_pages() -> bool:
-    """Ask Linux not to back this process's memory with transparent huge pages (NumPy and
-    Arrow's allocator ask for them on large arrays). On a virtual machine whose host takes
-    back the guest's free memory (free page reporting), a huge page is 2 MB of memory the
-    host must supply afresh, while small pages mostly come from memory the guest freed a
-    moment ago: reading a million patients' export spent 3.5-3.8 s in the kernel with huge
-    pages and ~1.2 s without. Only where memory comes from changes, never what is
-    computed; inherited by forked workers. Returns whether the setting took (False off
-    Linux or where the kernel refuses it)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def full_names(patients: pd.DataFrame) -> pd.Series:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
+from ._process import avoid_huge_pages
 from .errors import FamilyLinkError
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,6 +68,7 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    avoid_huge_pages()  # memory placement only, never results: see _process.py
 
 
 @main.command()
