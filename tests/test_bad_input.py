@@ -316,6 +316,16 @@ def test_nhs_number_failing_its_check_digit_is_kept_with_a_warning(tmp_path):
     assert "check digit" in warnings["reason"][0]
 
 
+def test_nhs_number_in_other_scripts_digits_is_kept_with_a_warning_not_a_crash(tmp_path):
+    # Arabic-Indic and full-width digits: ten "digits" to a regex's \\d, but not an NHS number.
+    patients = PATIENTS.replace(",,Price,Sam", ",\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660,Price,Sam")
+    patients = patients.replace(",,Jones,Kerry", ",\uff19\uff14\uff13\uff14\uff17\uff16\uff15\uff19\uff11\uff19,Jones,Kerry")
+    export = make_export(tmp_path / "export", patients=patients)
+    rejected, warnings, summary = completed(check(export, tmp_path / "r"), tmp_path / "r")
+    assert rejected.empty and summary["inputs"][0]["rows_used"] == 3
+    assert [r[:3] for r in rows_of(warnings)] == [["patients.csv", "3", "nhs_number"], ["patients.csv", "4", "nhs_number"]]
+
+
 def test_invalid_postcode_is_kept_with_a_warning(tmp_path):
     patients = PATIENTS + "P4,,Ng,Li,2015-01-01,F,1 Park Lane,,WS1 1A\nP5,,Ng,Jo,2015-01-01,F,1 Park Lane,,\n"
     export = make_export(tmp_path / "export", patients=patients)

@@ -514,7 +514,7 @@ def nhs_number_valid(numbers: pd.Series) -> pd.Series:
     s = numbers.astype(str)
     found = _ascii_ten_digits(s)
     if found is None:
-        shaped = s.str.fullmatch(r"\d{10}")
+        shaped = s.str.fullmatch(r"[0-9]{10}")  # ASCII digits only: \d also matches other scripts
         digits = None
     else:
         shaped, digits = found
