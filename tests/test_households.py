@@ -373,6 +373,23 @@ def test_record_without_id_joins_the_one_system_household_at_its_address() -> No
     assert h.loc["P2", "link_evidence"].startswith("same address as members of a clinical-system household")
 
 
+def test_system_household_id_places_a_record_whose_flat_number_is_missing() -> None:
+    # P3 lost its flat number (alone it would be ambiguous), but the clinical system's
+    # household id puts it with P1 in flat 1; P4, missing its flat too, has no id and stays apart.
+    h = link(patients(
+        {"patient_id": "P1", "line1": "Flat 1, 14 Mill Road", "household_id": "HH1"},
+        {"patient_id": "P2", "line1": "Flat 2, 14 Mill Road"},
+        {"patient_id": "P3", "line1": "14 Mill Road", "household_id": "HH1"},
+        {"patient_id": "P4", "line1": "14 Mill Road"},
+    ))
+    assert together(h, "P1", "P3") and apart(h, "P1", "P2", "P4")
+    assert h.loc["P3", "dwelling_id"] == h.loc["P1", "dwelling_id"]
+    assert h.loc["P3", "link_evidence"] == (
+        "same household id in the clinical system (its own address is incomplete)")
+    assert not h.loc["P3", "ambiguous"] and h.loc["P4", "ambiguous"]
+    assert h.loc["P3", "conflict"] == "" and h.loc["P3", "household_size"] == 2
+
+
 def test_uprn_links_when_no_household_id() -> None:
     h = link(patients(
         {"patient_id": "P1", "line1": "Flat 1, 12 Mill Road", "uprn": "100071234"},
