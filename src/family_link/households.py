@@ -1203,10 +1203,10 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         a, b = _rel_rows(rel)
         hh = w["hh"].to_numpy()  # equal codes, equal household ids
         same = hh[a] == hh[b]
-        pairs = pd.DataFrame({"p": np.r_[a[same], b[same]], "o": np.r_[b[same], a[same]]})
-        pairs = pairs.drop_duplicates().sort_values(["p", "o"], kind="mergesort")
-        listed = _group_join(pairs["p"].to_numpy(),
-                             pc.take(_pa(w, "patient_id"), pa.array(pairs["o"].to_numpy())), n, ", ")
+        # Distinct (p, o) row pairs in (p, o) order, as one sorted integer code each.
+        code = _sorted_unique(np.r_[a[same], b[same]] * max(n, 1) + np.r_[b[same], a[same]])
+        p, o = code // max(n, 1), code % max(n, 1)
+        listed = _group_join(p, pc.take(_pa(w, "patient_id"), pa.array(o)), n, ", ")
         before = text
 
         def with_relationships(t, _):
