@@ -71,3 +71,15 @@ def test_summarise_households_counts_as_before():
     assert s["households"] == 3 and s["household_sizes"]["1"] == 2 and s["household_sizes"]["2"] == 1
     with_missing = h.assign(household_id=pd.Series(["H1", None, "H2", "H3"], dtype=object))
     assert H.summarise_households(with_missing)["households"] == 3
+
+
+@pytest.mark.parametrize("values", [
+    np.array([], dtype=np.int64), np.array([7], dtype=np.int64), np.array([3, 3, 3]),
+    np.array([5, -1, 5, 2, -1, 9, 0], dtype=np.int64), np.array([4, 1, 4], dtype=np.int32),
+    np.random.default_rng(3).integers(-50, 50, 1000),
+])
+def test_sorted_unique_is_np_unique(values):
+    got = H._sorted_unique(values)
+    want = np.unique(values)
+    assert got.dtype == want.dtype
+    assert np.array_equal(got, want)

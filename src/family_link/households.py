@@ -156,6 +156,19 @@ def _text_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return codes, np.asarray(uniques, dtype=object)
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-d array, by one sort. numpy 2.4's plain ``np.unique``
+    (no return_* arguments) goes through a hash table: ~0.55 s for 1M mostly distinct
+    int64 on this VM, against ~10 ms for a sort and a neighbour comparison."""
+    values = np.sort(np.asarray(values).reshape(-1))
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 def _mode_codes(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray],
                 ignore_empty: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Groups (ascending) and the code of their most frequent value (ties: smallest)."""
@@ -379,7 +392,7 @@ def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -
     # Empty street: join the group's only non-empty cluster, if there is exactly one.
     ne = np.flatnonzero(nonempty)
     n_groups = int(vg.max()) + 1
-    cluster_pairs = np.unique(vg[ne] * nv + labels[ne])
+    cluster_pairs = _sorted_unique(vg[ne] * nv + labels[ne])
     n_clusters = np.bincount(cluster_pairs // nv, minlength=n_groups)
     only = np.full(n_groups, -1, dtype=np.int64)
     first_g, first_at = np.unique(vg[ne], return_index=True)  # first non-empty variant
@@ -640,7 +653,7 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     s_norm, _ = pd.factorize(pd.Series(np.asarray(s_values, dtype=object), dtype="str").str.upper().str.strip())
     s_code = s_norm[s_codes] if n else np.zeros(0, dtype=np.int64)
     ns = max(int(s_norm.max()) + 1 if len(s_norm) else 1, 1)
-    pairs = np.unique(dl * ns + s_code[linked])
+    pairs = _sorted_unique(dl * ns + s_code[linked])
     surnames_d = np.bincount(pairs // ns, minlength=n_d)
     at = np.where(linked, d, 0)
     size = np.where(linked, size_d[at] if n_d else 0, 0)
@@ -909,8 +922,8 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         adult = np.r_[b[is_parent], a[is_child_word]]
         kid = np.r_[a[is_parent], b[is_child_word]]
         keep = (hh[adult] == hh[kid]) & child[kid] & ~child[adult]
-        parent_adults = np.unique(adult[keep])
-        recorded_codes = np.unique(np.minimum(a, b) * n + np.maximum(a, b))
+        parent_adults = _sorted_unique(adult[keep])
+        recorded_codes = _sorted_unique(np.minimum(a, b) * n + np.maximum(a, b))
 
     role = np.where(child, "child", "adult").astype(object)
     role[parent_adults] = "parent"
@@ -1190,10 +1203,10 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         a, b = _rel_rows(rel)
         hh = w["hh"].to_numpy()  # equal codes, equal household ids
         same = hh[a] == hh[b]
-        pairs = pd.DataFrame({"p": np.r_[a[same], b[same]], "o": np.r_[b[same], a[same]]})
-        pairs = pairs.drop_duplicates().sort_values(["p", "o"], kind="mergesort")
-        listed = _group_join(pairs["p"].to_numpy(),
-                             pc.take(_pa(w, "patient_id"), pa.array(pairs["o"].to_numpy())), n, ", ")
+        # Distinct (p, o) row pairs in (p, o) order, as one sorted integer code each.
+        code = _sorted_unique(np.r_[a[same], b[same]] * max(n, 1) + np.r_[b[same], a[same]])
+        p, o = code // max(n, 1), code % max(n, 1)
+        listed = _group_join(p, pc.take(_pa(w, "patient_id"), pa.array(o)), n, ", ")
         before = text
 
         def with_relationships(t, _):
