@@ -523,19 +523,3 @@ def test_library_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     link_households(frame, rels, AS_OF)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
-
-
-def test_linking_per_postcode_district_partition_matches_the_whole() -> None:
-    from family_link.address import normalise_addresses
-    from family_link.households import _prepare, link_normalised, partition_keys
-
-    frame, rels = mixed_practice()
-    frame = frame[~frame["patient_id"].isin(["P16", "P17"])]  # a system id spanning districts
-    whole = link_households(frame, rels, AS_OF)
-    people = _prepare(frame)
-    joined = pd.concat([people.drop(columns=["postcode"]), normalise_addresses(people)], axis=1)
-    keys = partition_keys(joined)
-    assert keys.nunique() > 1
-    parts = [link_normalised(part, rels, AS_OF) for _, part in joined.groupby(keys, sort=True)]
-    combined = pd.concat(parts).sort_values("patient_id").reset_index(drop=True)
-    pd.testing.assert_frame_equal(combined, whole)

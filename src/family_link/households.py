@@ -40,7 +40,6 @@ __all__ = [
     "link_households",
     "link_normalised",
     "household_conflicts",
-    "partition_keys",
     "street_similarity",
     "summarise_households",
 ]
@@ -1219,31 +1218,13 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
 
 # --- public API --------------------------------------------------------------------------
 
-def partition_keys(normalised: pd.DataFrame) -> pd.Series:
-    """A partition per postcode district, for running ``link_normalised`` in parallel.
-
-    ``normalised`` is the output of ``normalise_addresses``. A record with no valid
-    postcode goes to the district most used by its town (its fallback match is within the
-    town); one with neither postcode nor town goes to partition "" (it is never linked by
-    address). Clinical-system household ids that span districts are only honoured inside
-    a partition: run such exports whole.
-    """
-    district = normalised["postcode"].str.split(" ").str[0].where(normalised["postcode_valid"], "")
-    town = normalised["town"]
-    known = pd.DataFrame({"t": town, "d": district})[(district != "") & (town != "")]
-    counts = known.groupby(["t", "d"]).size().reset_index(name="n").sort_values(
-        ["t", "n", "d"], ascending=[True, False, True], kind="mergesort")
-    by_town = counts.drop_duplicates("t").set_index("t")["d"]
-    fallback = _map_text(town, by_town)
-    return pd.Series(np.where(district != "", district, fallback), index=normalised.index, dtype="str")
-
-
 def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as_of: date) -> pd.DataFrame:
     """Link one partition: ``people`` is the prepared patients frame joined with the
     columns of ``normalise_addresses`` (same index). Returns the households frame.
 
-    A partition must hold whole postcode blocks (e.g. a postcode district); records with
-    no valid postcode are matched on street and town inside the partition only.
+    A partition must be a union of ``link_groups`` groups for the rows to equal the whole
+    run's (records with no valid postcode are matched on street and town inside the
+    partition only).
     """
     rel = _relationships(relationships)
     # Positional index, patient_id order: every tie below is broken on values, not rows.
