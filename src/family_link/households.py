@@ -723,7 +723,6 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     """Household per record, its kind of link, and any system-id conflict."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
-    pid = w["patient_id"]
     sys_key = _system_groups(w)
     communal = w["communal"].to_numpy()
     standalone = w["ambiguous_flat"].to_numpy() | w["many_postcodes"].to_numpy() | (w["d"].to_numpy() < 0)
