@@ -209,3 +209,18 @@ def test_empty_and_header_only_patients(tmp_path):
     write(tmp_path, "patients.csv", "patient_id,date_of_birth\n")
     with pytest.raises(ExportError, match="no usable patient rows"):
         load_export(tmp_path, AS_OF)
+
+
+def test_missing_cells_in_frames_from_a_layout_are_rejected_as_empty():
+    # Vendor layouts and library callers hand over frames, where a blank cell may be None or NaN.
+    patients = pd.DataFrame({"patient_id": ["1", None, "3"],
+                             "date_of_birth": ["2001-01-01", "2001-01-01", float("nan")]})
+    events = pd.DataFrame({"patient_id": ["1", "1"], "code": [None, "XaBVJ"], "term": ["t", "t"],
+                           "date": ["2020-01-01", "2020-01-01"]})
+    export = parse_export_frames(patients, events, None, date(2026, 11, 1))
+    assert export.patients["patient_id"].tolist() == ["1"]
+    assert len(export.events) == 1
+    rejected = export.rejected[["file", "row", "column"]].values.tolist()
+    assert ["patients.csv", 3, "patient_id"] in rejected
+    assert ["patients.csv", 4, "date_of_birth"] in rejected
+    assert ["events.csv", 2, "code"] in rejected

@@ -677,12 +677,17 @@ class _Issues:
 
 
 def _columns(frame: pd.DataFrame, stripped: bool = False) -> dict[str, pd.Series]:
-    """Each column as stripped text over positions 0..n-1 (Arrow-backed "str"; a missing
-    value stays missing). Stripping is skipped where no value needs it, and for a frame
-    known to be ``stripped`` already."""
+    """Each column as stripped text over positions 0..n-1 (Arrow-backed "str"). A missing
+    cell (None or NaN, from a frame built by a vendor layout or a caller) is an empty
+    value, so the checks for empty values reject it. Stripping is skipped where no value
+    needs it, and for a frame known to be ``stripped`` already."""
+    def text(name: str) -> pa.ChunkedArray:
+        values = arrow_text(frame[name])
+        return pc.fill_null(values, "") if values.null_count else values
+
     if stripped:
-        return {name: text_series(arrow_text(frame[name])) for name in frame.columns}
-    return {name: text_series(strip_text(arrow_text(frame[name]))) for name in frame.columns}
+        return {name: text_series(text(name)) for name in frame.columns}
+    return {name: text_series(strip_text(text(name))) for name in frame.columns}
 
 
 def _column(columns: dict[str, pd.Series], name: str, n: int) -> pd.Series:
