@@ -33,7 +33,7 @@ texts = st.lists(st.text(alphabet, max_size=6), max_size=30)
 
 def chunked(values: list[str], cuts: list[int]) -> pa.ChunkedArray:
     """``values`` as a large_string chunked array cut at ``cuts`` (some chunks empty)."""
-    bounds = sorted({0, len(values), *[c % (len(values) + 1) for c in cuts]})
+    bounds = sorted([0, len(values), *[c % (len(values) + 1) for c in cuts]])  # repeats: empty chunks
     parts = [pa.array(values[a:b], type=pa.large_string()) for a, b in zip(bounds, bounds[1:])]
     return pa.chunked_array(parts or [pa.array([], type=pa.large_string())], type=pa.large_string())
 
@@ -212,8 +212,10 @@ def test_avoid_huge_pages_turns_them_off_for_the_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     if not sys.platform.startswith("linux"):
         assert out.startswith("False")
-    elif out.startswith("True"):
-        assert out.strip().endswith("['0']") or out.strip().endswith("[]")
+    elif out.strip().endswith("[]"):
+        pytest.skip("this kernel does not report THP_enabled in /proc/self/status")
+    else:
+        assert out.strip() == "True ['0']"
 
 
 _P_OK = "patient_id,date_of_birth\n1,2001-02-03\n2,2002-03-04\n"

@@ -599,18 +599,6 @@ def _normalise_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:
     return s, problem
 
 
-def infer_code_systems(codes: pd.Series, given: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Normalise a given code_system, or infer it from the code's shape (per distinct pair)."""
-    pairs = codes.astype(str) + "\t" + given.fillna("").astype(str)
-
-    def on_unique(u: pd.Series) -> tuple[pd.Series, pd.Series]:
-        if u.empty:
-            return u, u
-        split = u.str.split("\t", n=1, expand=True)
-        return _infer_code_systems(split[0], split[1])
-    return _per_unique(pairs, on_unique)
-
-
 def _infer_code_systems(codes: pd.Series, given: pd.Series) -> tuple[pd.Series, pd.Series]:
     names = {"snomedct": "snomedct", "snomed": "snomedct", "snomed_ct": "snomedct", "sct": "snomedct",
              "readv2": "readv2", "read": "readv2", "read_v2": "readv2", "read2": "readv2",
@@ -923,7 +911,7 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
 
 def _code_systems(code_of: np.ndarray, normal: np.ndarray, given_of: np.ndarray, given_texts: pd.Series
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``infer_code_systems`` for the codes ``normal[code_of]`` and the given systems
+    """``_infer_code_systems`` for the codes ``normal[code_of]`` and the given systems
     ``given_texts[given_of]`` (``factorize_text`` of the column, missing read as ""): the
     work done once per distinct (code, system) pair, found from the two columns' integer
     codes rather than by joining five million strings. Returns (system per pair, pair per
@@ -941,7 +929,7 @@ def _code_systems(code_of: np.ndarray, normal: np.ndarray, given_of: np.ndarray,
     else:
         pair_of, pairs = pd.factorize(key)
     texts = given_texts.to_numpy(dtype=object)
-    # The same "code<TAB>system" text infer_code_systems splits, so the same answer.
+    # One "code<TAB>system" text per distinct pair, split back for _infer_code_systems.
     joined = pd.Series([f"{normal[p // width]}\t{texts[p % width]}" for p in pairs.tolist()], dtype=object)
     if joined.empty:
         return np.zeros(0, dtype=object), pair_of, np.zeros(len(key), dtype=bool)

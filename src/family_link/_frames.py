@@ -6,8 +6,8 @@ millions of values to Python objects and back."""
 
 from __future__ import annotations
 
-__all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names",
-           "index_in", "isin", "may_hold_bytes", "strip_text", "text_offsets_and_bytes", "text_series"]
+__all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names", "index_in", "isin",
+           "may_hold_bytes", "release_arrow_memory", "strip_text", "text_offsets_and_bytes", "text_series"]
 
 from collections.abc import Iterable
 
