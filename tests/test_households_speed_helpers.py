@@ -46,7 +46,7 @@ def test_locate_matches_get_indexer_and_refuses_repeated_ids():
         got = H._locate(w, rel)
         assert got["a"].tolist() == index.get_indexer(rel["patient_id"]).tolist()
         assert got["b"].tolist() == index.get_indexer(rel["related_patient_id"]).tolist()
-    with pytest.raises(Exception):
+    with pytest.raises(pd.errors.InvalidIndexError):  # repeated ids: as Index.get_indexer
         H._locate(pd.DataFrame({"patient_id": pd.Series(["a", "a"], dtype="str")}), rel)
 
 

@@ -56,7 +56,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from .address import STREET_TYPES, normalise_addresses
+from .address import STREET_TYPES, _bool as _bool_pa, _empty as _empty_text, normalise_addresses
 
 # Also the column order of households.csv.
 HOUSEHOLD_COLUMNS = [
@@ -279,10 +279,6 @@ def _rel_rows(rel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     b = rel["b"].to_numpy(dtype=np.int64)
     ok = (a >= 0) & (b >= 0)
     return a[ok], b[ok]
-
-
-def _bool_pa(arr: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _age(dob: pd.Series, as_of: date) -> np.ndarray:
@@ -698,10 +694,6 @@ def _system_groups(w: pd.DataFrame) -> pd.Series:
         found = _system_groups_of(w.iloc[rows]).to_numpy(dtype=object)
         key = pc.replace_with_mask(key, pa.array(given), pa.array(found, pa.string()))
     return _str_series(key, w.index)
-
-
-def _empty_text(n: int) -> pa.Array:
-    return pc.fill_null(pa.nulls(n, pa.string()), "")
 
 
 def _system_groups_of(w: pd.DataFrame) -> pd.Series:
@@ -1394,6 +1386,8 @@ def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, 
         part_of[g] = int(np.argmin(load))
         load[part_of[g]] += sizes[g]
     parts = [p for p in range(jobs) if load[p]]
+    if len(parts) == 1:  # one group only: nothing to split
+        return link_normalised(joined, relationships, as_of)
     part = part_of[group]
     _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part,
                    rel_part=_rel_parts(joined, part, relationships))
