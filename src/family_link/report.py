@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._frames import may_hold_bytes
 from .errors import OutputError, Problem
 
 REPORT_MARKER = "run.json"  # a folder holding this file holds a family_link report
@@ -91,16 +92,12 @@ def _csv_fields(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 
 def _holds_any_byte(values: pa.Array | pa.ChunkedArray, wanted: bytes) -> bool:
-    """Whether any value of a large_string array holds one of the ASCII bytes ``wanted``
-    (a scan of its data buffer: far quicker than a regex per value)."""
-    for arr in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
-        if len(arr) == 0:
-            continue
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
-        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[int(offsets[0]):int(offsets[-1])]
-        if any((data == byte).any() for byte in wanted):
-            return True
-    return False
+    """Whether any value of a string array holds one of the ASCII bytes ``wanted`` (a scan
+    of its data buffer: far quicker than a regex per value)."""
+    table = np.zeros(256, dtype=bool)
+    table[list(wanted)] = True
+    chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    return may_hold_bytes(chunked, table)
 
 
 def _write_text_array(fh: BinaryIO, values: pa.Array | pa.ChunkedArray) -> None:
