@@ -129,8 +129,8 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     households = link_households(export.patients, export.relationships, as_of, jobs=jobs)
     t = lap("link_households", t)
     # The rules run in this process whatever --jobs says: at 1M patients they take about
-    # 0.5 s, less than forking and partitioning cost (parallel.py measured 1.0 s with 2
-    # processes). parallel.evaluate_rules_partitioned remains the per-partition form.
+    # 0.55 s, less than forking and partitioning cost (about 0.95 s with 2 processes:
+    # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
     evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships)
     t = lap("evaluate_rules", t)
 
