@@ -16,8 +16,9 @@ def avoid_huge_pages() -> bool:
     Arrow's allocator ask for them on large arrays). On a virtual machine whose host takes
     back the guest's free memory (free page reporting), a huge page is 2 MB of memory the
     host must supply afresh, while small pages mostly come from memory the guest freed a
-    moment ago: reading a million patients' export spent 3.5-3.8 s in the kernel with huge
-    pages and ~1.2 s without. Only where memory comes from changes, never what is
+    moment ago: reading a million patients' export (``load_any_export`` of benchmarks/run.py's
+    1M practice under ``/usr/bin/time -f %S``) spent 3.5-4.4 s in the kernel with huge pages
+    and 1.2 s without. Only where memory comes from changes, never what is
     computed; inherited by forked workers. Returns whether the setting took (False off
     Linux or where the kernel refuses it)."""
     if not sys.platform.startswith("linux"):
