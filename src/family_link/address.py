@@ -333,7 +333,8 @@ def _canonical_text(joined: pa.Array) -> pa.Array:
 
 
 def _parse(texts: pa.Array) -> dict[str, pa.Array]:
-    """Parse canonical address texts (see ``_canonical_text``) into parts."""
+    """Parse canonical address texts (see ``_canonical_text``) into parts, with the
+    communal name and the canonical one-line rendering (``address_text``)."""
     n = len(texts)
     s = texts  # squashed: see _parse_distinct
     # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF".
@@ -358,29 +359,47 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     s = _sub(s, rf"([A-Z]) ({_NUM} [A-Z])", r"\1,\2")
 
     lists = pc.split_pattern(s, ",")
-    k = _MAX_SEGMENTS
-    seg = [
-        pc.fill_null(pc.list_flatten(pc.list_slice(lists, i, i + 1, return_fixed_size_list=True)), "")
-        for i in range(k)
-    ]
-    # Segments repeat from address to address (street, district and town names), so
-    # each distinct segment text is matched once and the results taken back per segment.
-    every = pc.dictionary_encode(pa.concat_arrays(seg))
-    texts = every.dictionary
-    at = np.asarray(every.indices.to_numpy(zero_copy_only=False), dtype=np.int64).reshape(k, n)
+    # Segments repeat from address to address (street, district and town names), so the
+    # distinct segment texts are matched once, and every part taken from a segment is
+    # held as a code into ``pool`` (the segments and their numbered pieces) until the end:
+    # choosing between candidate parts row by row is then integer work, and each kernel
+    # that needs the text (street trim, county strip, communal names) runs once per
+    # distinct value. Only as many segment columns as the widest text has are built: an
+    # absent column is all "" and picks nothing the old fixed eight columns did not.
+    lengths = np.asarray(pc.list_value_length(lists).to_numpy(zero_copy_only=False),
+                         dtype=np.int64)
+    k = max(2, min(_MAX_SEGMENTS, int(lengths.max()) if n else 0))
+    values = pc.list_flatten(lists)
+    pos = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    row = np.repeat(np.arange(n), lengths)
+    if len(values) and pos.max() >= k:
+        kept = np.flatnonzero(pos < k)
+        values, pos, row = pc.take(values, pa.array(kept)), pos[kept], row[kept]
+    encoded = pc.dictionary_encode(values)
+    texts = pa.concat_arrays([encoded.dictionary, pa.array([""], pa.string())])
+    width = len(texts)  # codes of segment texts: 0 .. width - 1; width - 1 is ""
+    none = width - 1
+    at = np.full((k, n), none, dtype=np.int64)
+    at[pos, row] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     numbered = pc.extract_regex(texts, _NUMBERED)
+    pool = pa.concat_arrays(
+        [texts, _field(numbered, "pre"), _field(numbered, "num"), _field(numbered, "rest")]
+    )
+    SEG, PRE, NUM, REST = 0, width, 2 * width, 3 * width  # noqa: N806 (offsets into pool)
+    pool_empty = _bool(pc.equal(pool, ""))
 
-    def per_segment(values: pa.Array) -> list[pa.Array]:
-        return [pc.take(values, pa.array(at[i])) for i in range(k)]
+    def pick(base: int, index: np.ndarray) -> np.ndarray:
+        """Row-wise code of ``base``'s piece of segment ``index[i]``; outside gives ""."""
+        out = np.full(n, base + none, dtype=np.int64)
+        rows = np.flatnonzero((index >= 0) & (index < k))
+        out[rows] = base + at[index[rows], rows]
+        return out
 
     def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
         return np.ascontiguousarray(values[at].T)
 
-    pre = per_segment(_field(numbered, "pre"))
-    num = per_segment(_field(numbered, "num"))
-    rest = per_segment(_field(numbered, "rest"))
     has_num = flags(_bool(pc.is_valid(numbered)))
-    nonempty = flags(_bool(pc.not_equal(texts, "")))
+    nonempty = flags(~pool_empty[:width])
     street_typed = flags(_has(texts, _STREET_TYPED))
     building_worded = flags(_has(texts, _BUILDING_WORDED))
     main_street = flags(_has(texts, _MAIN_STREET))
@@ -391,8 +410,10 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     any_num = first_num >= 0
     later = has_num & (cols > first_num[:, None])
     second_num = np.where(later.any(axis=1), later.argmax(axis=1), -1)
-    rest_first = _pick(rest, first_num)
-    rest_first_building = _has(rest_first, _BUILDING_WORDED) | _has(rest_first, _BUILDINGISH)
+    rest_first = pick(REST, first_num)
+    rests = pool.slice(REST, width)
+    rest_building = _has(rests, _BUILDING_WORDED) | _has(rests, _BUILDINGISH)
+    rest_first_building = rest_building[rest_first - REST]
     nxt = np.where(any_num, first_num + 1, -1)
     next_plain_street = (
         _at(nonempty, nxt) & ~_at(has_num, nxt) & _at(main_street, nxt) & ~_at(building_worded, nxt)
@@ -403,17 +424,19 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     case_b = any_num & ~case_a & rest_first_building & next_plain_street & no_flat
 
     # Numbered address: building is the words before the number, else the segment before.
-    num_first = _pick(num, first_num)
-    building = _pick(pre, first_num)
-    building = _where(
-        any_num & _bool(pc.equal(building, "")) & (first_num >= 1),
-        _pick(seg, first_num - 1),
-        building,
+    num_first = pick(NUM, first_num)
+    building = pick(PRE, first_num)
+    building = np.where(
+        any_num & pool_empty[building] & (first_num >= 1), pick(SEG, first_num - 1), building
     )
-    flat = _where(case_a | case_b, num_first, flat)
-    building = _where(case_a | case_b, rest_first, building)
-    number = _where(case_a, _pick(num, second_num), _where(case_b, _empty(n), num_first))
-    street = _where(case_a, _pick(rest, second_num), _where(case_b, _pick(seg, nxt), rest_first))
+    flat_from_num = case_a | case_b
+    if flat_from_num.any():
+        flat = pc.replace_with_mask(
+            flat, pa.array(flat_from_num), pc.take(pool, pa.array(num_first[flat_from_num]))
+        )
+    building = np.where(flat_from_num, rest_first, building)
+    number = np.where(case_a, pick(NUM, second_num), np.where(case_b, NUM + none, num_first))
+    street = np.where(case_a, pick(REST, second_num), np.where(case_b, pick(SEG, nxt), rest_first))
     street_seg = np.where(case_a, second_num, np.where(case_b, nxt, first_num))
 
     # No number anywhere: "ROSE COTTAGE, MILL LANE" or "OAK COURT, MILL ROAD".
@@ -421,41 +444,115 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     seg0_street_only = street_typed[:, 0] & ~building_worded[:, 0]
     seg1_street = nonempty[:, 1] & street_typed[:, 1] & ~has_num[:, 1]
     only_street = seg0_street_only & ~seg1_street  # "MILL LANE, WALSALL": no building at all
-    building = _where(no_num, _where(only_street, _empty(n), seg[0]), building)
-    street = _where(
-        no_num, _where(only_street, seg[0], _where(seg1_street, seg[1], _empty(n))), street
+    seg0, seg1 = SEG + at[0], SEG + at[1]
+    building = np.where(no_num, np.where(only_street, none, seg0), building)
+    street = np.where(
+        no_num, np.where(only_street, seg0, np.where(seg1_street, seg1, none)), street
     )
     street_seg = np.where(no_num, np.where(seg1_street & ~only_street, 1, 0), street_seg)
 
     # A one-line address: keep the street up to its type word; the rest is a place name.
-    trim = pc.extract_regex(street, _STREET_TRIM)
+    streets, street_at = _distinct_codes(street, len(pool))
+    street_texts = pc.take(pool, pa.array(streets))
+    trim = pc.extract_regex(street_texts, _STREET_TRIM)
     trimmed = _field(trim, "st")
-    spill = _field(trim, "loc")
-    street = _where(_bool(pc.not_equal(trimmed, "")), trimmed, street)
+    spill = _field(trim, "loc")  # per distinct street
+    street_texts = _where(_bool(pc.not_equal(trimmed, "")), trimmed, street_texts)
+    has_spill = ~_bool(pc.equal(spill, ""))[street_at]
 
     # Places after the street: the last one that is not a county is the town.
     after = (cols > street_seg[:, None]) & nonempty
     county = flags(_has(texts, _COUNTY))
     town_mask = after & ~county
     last_town = np.where(town_mask.any(axis=1), k - 1 - town_mask[:, ::-1].argmax(axis=1), -1)
-    town = _pick(seg, last_town)
+    town_seg = pick(SEG, last_town)
     loc_mask = town_mask & (cols != last_town[:, None])
-    seg_locality = _join_places([_where(loc_mask[:, i], seg[i], _empty(n)) for i in range(k)])
-    use_spill = _bool(pc.equal(town, "")) & _bool(pc.not_equal(spill, ""))
-    town = _where(use_spill, spill, town)
-    town = pc.utf8_trim(_sub(town, rf"(?: (?:{'|'.join(COUNTIES)}))+$", ""), " ")
-    locality = _where(use_spill, seg_locality, _join_places([spill, seg_locality]))
+    use_spill = pool_empty[town_seg] & has_spill
+    towns, town_at = _distinct_codes(town_seg, width)
+
+    def county_stripped(places: pa.Array) -> pa.Array:
+        return pc.utf8_trim(_sub(places, rf"(?: (?:{'|'.join(COUNTIES)}))+$", ""), " ")
+
+    # Every output part is taken from ``final`` by code.
+    pieces = [pool, street_texts, spill, county_stripped(spill),
+              county_stripped(pc.take(texts, pa.array(towns)))]
+    STREET, SPILL, SPILL_TOWN, SEG_TOWN = np.cumsum([len(p) for p in pieces])[:-1]  # noqa: N806
+    final = pa.concat_arrays(pieces)
+    final_empty = _bool(pc.equal(final, ""))
+    town = np.where(use_spill, SPILL_TOWN + street_at, SEG_TOWN + town_at)
+    # The locality: the spill (when it is not the town), then the other places.
+    loc_codes = np.concatenate([(SPILL + street_at)[:, None], (SEG + at).T], axis=1)
+    loc_keep = np.concatenate([(has_spill & ~use_spill)[:, None], loc_mask], axis=1)
 
     flat = _sub(pc.replace_substring(flat, " ", ""), r"^0+([0-9])", r"\1")
-    number = _sub(number, r"^0+([0-9])", r"\1")
-    return {
+    parts = {
         "flat": flat,
-        "number": number,
-        "building": building,
-        "street": street,
-        "locality": locality,
-        "town": town,
+        "number": _sub(pc.take(final, pa.array(number)), r"^0+([0-9])", r"\1"),
+        "building": pc.take(final, pa.array(building)),
+        "street": pc.take(final, pa.array(STREET + street_at)),
+        "locality": _join_codes(final, loc_codes, loc_keep, ", "),
+        "town": pc.take(final, pa.array(town)),
     }
+
+    # Communal names are looked for in the building and place names, not the street:
+    # "7 Hostel Lane" is an ordinary house. No label's pattern can match across the ", "
+    # between two names, so the names are checked once per distinct value first.
+    named_codes = np.concatenate([building[:, None], loc_codes], axis=1)
+    named_keep = np.concatenate([~final_empty[building][:, None], loc_keep], axis=1)
+    names, name_at = _distinct_codes(named_codes[named_keep], len(final))
+    communal_name = np.zeros(len(final), dtype=bool)
+    communal_name[names] = _has(pc.take(final, pa.array(names)), _ANY_COMMUNAL)
+    named_keep[named_keep] = communal_name[named_codes[named_keep]]
+    communal_row = named_keep.any(axis=1)
+    communal = _empty(n)
+    if communal_row.any():
+        hit = pa.array(communal_row)
+        named = pc.binary_join_element_wise(
+            pc.filter(parts["building"], hit), pc.filter(parts["locality"], hit), ", "
+        )
+        communal = pc.replace_with_mask(communal, hit, _communal_names(named))
+
+    # A canonical one-line rendering: the non-empty parts joined by ", " (the locality's
+    # own places in place of the locality).
+    flat_text = _where(
+        _bool(pc.not_equal(flat, "")), pc.binary_join_element_wise("FLAT", flat, " "), _empty(n)
+    )
+    number_street = pc.utf8_trim(
+        pc.binary_join_element_wise(parts["number"], parts["street"], " "), " "
+    )
+    text_pool = pa.concat_arrays([final, flat_text, number_street])
+    rows = np.arange(n)
+    text_codes = np.concatenate(
+        [(len(final) + rows)[:, None], building[:, None], (len(final) + n + rows)[:, None],
+         loc_codes, town[:, None]], axis=1)
+    text_keep = np.concatenate(
+        [_bool(pc.not_equal(flat_text, ""))[:, None], ~final_empty[building][:, None],
+         _bool(pc.not_equal(number_street, ""))[:, None], loc_keep,
+         ~final_empty[town][:, None]], axis=1)
+    return {
+        **parts,
+        "communal_name": communal,
+        "address_text": _join_codes(text_pool, text_codes, text_keep, ", "),
+    }
+
+
+def _distinct_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``codes`` (all in 0 .. size - 1), ascending, and where
+    each code is among them."""
+    used = np.zeros(size, dtype=bool)
+    used[codes] = True
+    distinct = np.flatnonzero(used)
+    where = np.cumsum(used) - 1
+    return distinct, where[codes]
+
+
+def _join_codes(pool: pa.Array, codes: np.ndarray, keep: np.ndarray, sep: str) -> pa.Array:
+    """Row-wise join with ``sep`` of ``pool[codes[i, j]]`` for the ``j`` where ``keep[i, j]``."""
+    n = codes.shape[0]
+    values = pc.take(pool, pa.array(codes[keep]))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
 
 
 def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
@@ -475,28 +572,11 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
         text = pc.replace_with_mask(
             text, hit, _squash(pc.replace_substring_regex(holding, _POSTCODE_IN_TEXT, ""))
         )
-    parts = _parse(text)
-    # Communal names are looked for in the building and place names, not the street:
-    # "7 Hostel Lane" is an ordinary house.
-    named = pc.binary_join_element_wise(parts["building"], parts["locality"], ", ")
-    communal = _communal_names(named)
-    flat_text = _where(
-        _bool(pc.not_equal(parts["flat"], "")),
-        pc.binary_join_element_wise("FLAT", parts["flat"], " "),
-        _empty(n),
-    )
-    number_street = pc.utf8_trim(
-        pc.binary_join_element_wise(parts["number"], parts["street"], " "), " "
-    )
     return {
-        **parts,
+        **_parse(text),
         "pc_text": pc_text,
         # Validated here, once per distinct text, rather than once per record.
         "pc_text_valid": pc.fill_null(pc.match_substring_regex(pc_text, POSTCODE_RE), False),
-        "communal_name": communal,
-        "address_text": _join_places(
-            [flat_text, parts["building"], number_street, parts["locality"], parts["town"]]
-        ),
     }
 
 
