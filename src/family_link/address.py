@@ -336,23 +336,33 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     """Parse canonical address texts (see ``_canonical_text``) into parts, with the
     communal name and the canonical one-line rendering (``address_text``)."""
     n = len(texts)
-    s = texts  # squashed: see _parse_distinct
-    # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF".
+    # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF". Only texts holding "FLAT" change.
     flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
-    flat = _field(pc.extract_regex(s, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
-    s = _sub(s, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
-    s = _squash_changed(texts, _sub(s, r"\bFLAT\b", ""))  # a bare designator says nothing usable
-    # "3/12 MILL ROAD": flat 3 of number 12 (only when no flat was named).
-    slash_flat = _field(pc.extract_regex(s, rf"\b(?P<f>[0-9]+[A-Z]?|[A-Z])/{_NUM}\b"), "f")
-    use_slash = _bool(pc.equal(flat, "")) & _bool(pc.not_equal(slash_flat, ""))
-    flat = _where(use_slash, slash_flat, flat)
-    squashed = s
-    s = _where(
-        use_slash,
-        _sub(s, rf"\b(?:[0-9]+[A-Z]?|[A-Z])/({_NUM})\b", r"\1", max_replacements=1),
-        pc.replace_substring(s, "/", " "),
-    )
-    s = _squash_changed(squashed, s)
+    flat = _empty(n)
+    s = texts  # squashed: see _parse_distinct
+    named = pc.match_substring(s, "FLAT")
+    if pc.any(named).as_py():
+        some = pc.filter(s, named)
+        flat = pc.replace_with_mask(
+            flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
+        )
+        cut = _sub(some, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
+        cut = _squash_changed(some, _sub(cut, r"\bFLAT\b", ""))  # a bare designator says nothing
+        s = pc.replace_with_mask(s, named, cut)
+    # "3/12 MILL ROAD": flat 3 of number 12 (only when no flat was named). Only texts
+    # holding "/" change.
+    slashed = pc.match_substring(s, "/")
+    if pc.any(slashed).as_py():
+        some, some_flat = pc.filter(s, slashed), pc.filter(flat, slashed)
+        slash_flat = _field(pc.extract_regex(some, rf"\b(?P<f>[0-9]+[A-Z]?|[A-Z])/{_NUM}\b"), "f")
+        use_slash = _bool(pc.equal(some_flat, "")) & _bool(pc.not_equal(slash_flat, ""))
+        flat = pc.replace_with_mask(flat, slashed, _where(use_slash, slash_flat, some_flat))
+        cut = _where(
+            use_slash,
+            _sub(some, rf"\b(?:[0-9]+[A-Z]?|[A-Z])/({_NUM})\b", r"\1", max_replacements=1),
+            pc.replace_substring(some, "/", " "),
+        )
+        s = pc.replace_with_mask(s, slashed, _squash_changed(some, cut))
     # A segment holding only a number belongs to the next one: "12, MILL ROAD".
     s = _sub(s, rf"(^|,)({_NUM}),", r"\1\2 ")
     # A number after words starts a new part: "OAK COURT 12 MILL ROAD" (commas lost).
@@ -613,13 +623,47 @@ def _pool_map(fn, chunks: list) -> list:
 
 
 def _joined_text(lines: list[pa.Array]) -> pa.Array:
-    """Canonical lines joined by commas, county-only segments dropped (row by row).
+    """Canonical lines joined by commas, county-only segments dropped (row by row)."""
+    n = len(lines[0])
+    pool = pa.concat_arrays([*lines, _empty(1)])
+    rows = np.arange(n)[:, None] + n * np.arange(len(lines))[None, :]
+    return _joined_codes(pool, rows, _bool(pc.not_equal(pool, ""))[rows], *_line_flags(pool))
+
+
+def _line_flags(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Which lines are a county alone, and which hold a comma (``_joined_codes``)."""
+    return _has(lines, _COUNTY), _bool(pc.match_substring(lines, ","))
+
+
+def _joined_codes(lines: pa.Array, codes: np.ndarray, keep: np.ndarray,
+                  lines_county: np.ndarray, lines_comma: np.ndarray) -> pa.Array:
+    """Row-wise comma-join of the lines ``lines[codes[i, j]]`` where ``keep[i, j]`` (the
+    non-empty ones), county-only segments dropped.
 
     The lines are ``_squash`` outputs (no double spaces or commas, no space beside a
     comma, nothing to trim), so squashing their comma-join only drops the empty ones:
-    the non-empty lines are joined as a list instead. Such a join is itself squashed, so
-    only the texts that lose a county segment are squashed again."""
-    text = _join_nonempty(lines, ",")
+    the non-empty lines are joined as a list instead. Where no kept line holds a comma,
+    the segments are the lines, and a county line is left out of the list. It is left out
+    as the global replace of ``_COUNTY_SEGMENT`` would drop it: a county segment is
+    dropped unless the segment before it was (that match took the comma between them).
+    The other rows are joined, then go through that replace (``_county_dropped``)."""
+    plain = ~(keep & lines_comma[codes]).any(axis=1)
+    keep = keep.copy()
+    before_dropped = np.zeros(len(codes), dtype=bool)
+    for j in range(codes.shape[1]):
+        dropped = keep[:, j] & lines_county[codes[:, j]] & ~before_dropped
+        before_dropped = np.where(keep[:, j], dropped, before_dropped)
+        keep[:, j] &= ~(dropped & plain)
+    text = _join_codes(lines, codes, keep, ",")
+    if plain.all():
+        return text
+    mixed = pa.array(~plain)
+    return pc.replace_with_mask(text, mixed, _county_dropped(pc.filter(text, mixed)))
+
+
+def _county_dropped(text: pa.Array) -> pa.Array:
+    """County-only segments dropped from comma-joined canonical lines. Such a join is
+    itself squashed, so only the texts that lose a county segment are squashed again."""
     hit = pc.fill_null(pc.match_substring_regex(text, _COUNTY_SEGMENT), False)
     if not pc.any(hit).as_py():
         return text
@@ -627,12 +671,25 @@ def _joined_text(lines: list[pa.Array]) -> pa.Array:
     return pc.replace_with_mask(text, hit, dropped)
 
 
-def _by_rows(fn, columns: list[pa.Array]) -> pa.Array:
-    """A row-wise ``fn`` of several columns, in chunks of rows on the thread pool."""
-    n = len(columns[0])
-    step = 4 * _CHUNK
-    chunks = [[c.slice(i, step) for c in columns] for i in range(0, n, step)] or [columns]
-    return pa.concat_arrays(_pool_map(fn, chunks))
+def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their tuple of codes (``codes[j]`` in 0 .. ``sizes[j]`` - 1): the
+    group of each row and the first row of each group."""
+    n = len(codes[0])
+    key, span = np.zeros(n, dtype=np.int64), 1
+    for values, size in zip(codes, sizes):
+        if span * size >= 2**62:  # renumber the groups so far densely before they overflow
+            key = _dense(key)
+            span = int(key.max()) + 1 if n else 1
+        key, span = key * size + values, span * size
+    group = _dense(key)
+    first = np.empty(int(group.max()) + 1 if n else 0, dtype=np.int64)
+    first[group[::-1]] = np.arange(n - 1, -1, -1)  # the last write, the smallest row, wins
+    return group, first
+
+
+def _dense(key: np.ndarray) -> np.ndarray:
+    """Integer keys renumbered 0, 1, ... in order of first appearance."""
+    return np.asarray(pc.dictionary_encode(pa.array(key)).indices.to_numpy(), dtype=np.int64)
 
 
 def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
@@ -641,15 +698,21 @@ def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
             "valid": pc.fill_null(pc.match_substring_regex(cleaned, POSTCODE_RE), False)}
 
 
-def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
-    """Apply ``fn`` once per distinct value, in chunks on a thread pool; map back."""
+def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
+    """``fn`` once per distinct value, in chunks on a thread pool: the results per chunk
+    and, for each value, the position of its result among them."""
     encoded = pc.dictionary_encode(values)
     uniq = encoded.dictionary
     chunks = [uniq.slice(i, _CHUNK) for i in range(0, len(uniq), _CHUNK)] or [uniq]
-    results = _pool_map(fn, chunks)
+    return _pool_map(fn, chunks), np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+
+
+def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
+    """Apply ``fn`` once per distinct value, in chunks on a thread pool; map back."""
+    results, at = _distinct_apply(values, fn)
     if names is None:
-        return pc.take(pa.concat_arrays(results), encoded.indices)
-    return {k: pc.take(pa.concat_arrays([r[k] for r in results]), encoded.indices) for k in names}
+        return pc.take(pa.concat_arrays(results), at)
+    return {k: pc.take(pa.concat_arrays([r[k] for r in results]), at) for k in names}
 
 
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
@@ -669,12 +732,31 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     once: most of the variety in GP addresses is case, abbreviations and optional lines.
     """
     n = len(patients)
-    lines = [
-        _distinct_map(_to_arrow(patients[c]), _canonical_text) if c in patients.columns else _empty(n)
-        for c in ADDRESS_LINES
-    ]
-    text = _by_rows(_joined_text, lines)
-    parts = _distinct_map(text, _parse_distinct, _PARTS)
+    # Each line as codes into ``lines`` (every line's distinct canonical texts, then "").
+    pieces, codes, sizes = [], [], []
+    for c in ADDRESS_LINES:
+        if c in patients.columns:
+            canonical, at = _distinct_apply(_to_arrow(patients[c]), _canonical_text)
+            codes.append(at)
+            sizes.append(sum(len(piece) for piece in canonical))
+            pieces += canonical
+    lines = pa.concat_arrays([*pieces, _empty(1)])
+    # Rows with the same lines share one joined text: each is joined once, then each
+    # distinct text parsed once.
+    group, first = _row_groups(codes or [np.zeros(n, dtype=np.int64)], sizes or [1])
+    tuples = np.full((len(first), len(ADDRESS_LINES)), len(lines) - 1, dtype=np.int64)
+    for j, (code, low) in enumerate(zip(codes, np.cumsum([0, *sizes]))):
+        tuples[:, j] = low + code[first]
+    keep = _bool(pc.not_equal(lines, ""))[tuples]
+    flags = _line_flags(lines)
+    step = 4 * _CHUNK
+    text = pa.concat_arrays(_pool_map(
+        lambda i: _joined_codes(lines, tuples[i:i + step], keep[i:i + step], *flags),
+        list(range(0, len(tuples), step)) or [0],
+    ))
+    results, text_at = _distinct_apply(text, _parse_distinct)
+    at = pa.array(text_at[group])
+    parts = {k: pc.take(pa.concat_arrays([r[k] for r in results]), at) for k in _PARTS}
 
     postcode_raw = _to_arrow(patients["postcode"]) if "postcode" in patients.columns else _empty(n)
     field = _distinct_map(postcode_raw, _postcode_field, ["cleaned", "valid"])
