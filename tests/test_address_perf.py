@@ -70,3 +70,28 @@ def test_normalise_addresses_of_no_rows():
     frame = pd.DataFrame({"address_line_1": [], "postcode": []}, dtype="str")
     out = A.normalise_addresses(frame)
     assert len(out) == 0 and "address_key" in out.columns
+
+
+def _plain_canonical_text(joined):
+    """The canonicalisation as a plain sequence over every value (before perf-addr)."""
+    s = pc.utf8_upper(joined)
+    s = pc.replace_substring(s, "&", " AND ")
+    s = pc.replace_substring_regex(s, r"['`\x{2019}]", "")
+    s = pc.replace_substring_regex(s, r"([0-9]) *- *([0-9])", r"\1~\2")
+    s = pc.replace_substring_regex(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")
+    s = pc.replace_substring_regex(s, r"[^A-Z0-9,~^]+", " ")
+    s = A._squash(pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/"))
+    for pattern, repl in A._CANONICAL_WORDS:
+        s = pc.replace_substring_regex(s, pattern, repl)
+    return A._map_words(s, A._ABBREVIATIONS)
+
+
+WORDS = ["12", "3", "A", "B", "ST", "RD", "MILL", "FLAT", "APT", "NO", "GROUND", "FLOOR", "TOP",
+         "JOHN'S", "&", "-", "/", ",", " ", "  ", "12-14", "3/12", "Gff", "café", "~", "^", "UNIT"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join), min_size=1, max_size=20))
+def test_canonical_text_matches_the_plain_sequence(values):
+    arr = pa.array(values, pa.string())
+    assert A._canonical_text(arr).to_pylist() == _plain_canonical_text(arr).to_pylist()

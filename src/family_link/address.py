@@ -307,29 +307,67 @@ def _series(arr: pa.Array, index: pd.Index) -> pd.Series:
 # --- addresses -------------------------------------------------------------------------
 
 def _canonical_text(joined: pa.Array) -> pa.Array:
-    """Upper case, punctuation to spaces, canonical sub-unit words and street types."""
+    """Upper case, punctuation to spaces, canonical sub-unit words and street types.
+
+    Each of the three stages below rewrites only the values one of its patterns can
+    change, found with one match of all its patterns together: a value that none of
+    them matches comes out of the stage as it went in."""
     s = pc.utf8_upper(joined)
+    s = _only_where(s, _PUNCTUATED, _canonical_punctuation)
+    s = _only_where(s, _SUBUNIT_OR_LETTER, _canonical_words)
+    return _only_where(s, _ABBREVIATED, lambda some: _map_words(some, _ABBREVIATIONS))
+
+
+def _canonical_punctuation(s: pa.Array) -> pa.Array:
     s = pc.replace_substring(s, "&", " AND ")
     s = _sub(s, r"['`\x{2019}]", "")  # ST JOHN'S -> ST JOHNS
     s = _sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14
     s = _sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")  # protect 3/12: flat 3 of number 12
     s = _sub(s, r"[^A-Z0-9,~^]+", " ")
     s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
-    s = _squash(s)
+    return _squash(s)
+
+
+# Only a value holding something besides capitals, digits, commas and single spaces, or
+# one that is not squashed, is changed by ``_canonical_punctuation``.
+_PUNCTUATED = r"[^A-Z0-9, ]|  |^[ ,]|[ ,]$| ,|, |,,"
+
+_CANONICAL_WORDS = [
     # Sub-unit designators -> "FLAT"; floor descriptions -> a flat id.
-    s = _sub(s, rf"\b{_SUBUNIT_WORDS}(?: (?:NO|NUMBER|NUM))?\b", "FLAT")
-    s = _sub(s, r"\b(?:GROUND|GRD|GND) (?:FLOOR )?FLAT\b|\bGFF\b", "FLAT GF")
-    s = _sub(s, r"\b(?:FIRST|1ST) (?:FLOOR )?FLAT\b|\bFFF\b", "FLAT 1F")
-    s = _sub(s, r"\b(?:SECOND|2ND) (?:FLOOR )?FLAT\b|\bSFF\b", "FLAT 2F")
-    s = _sub(s, r"\b(?:THIRD|3RD) (?:FLOOR )?FLAT\b", "FLAT 3F")
-    s = _sub(s, r"\bTOP (?:FLOOR )?FLAT\b", "FLAT TOP")
-    s = _sub(s, r"\b(?:BASEMENT|LOWER GROUND) (?:FLOOR )?FLAT\b", "FLAT BSMT")
-    s = _sub(s, r"\bNO ([0-9])", r"\1")  # "NO 12 MILL ROAD"
+    (rf"\b{_SUBUNIT_WORDS}(?: (?:NO|NUMBER|NUM))?\b", "FLAT"),
+    (r"\b(?:GROUND|GRD|GND) (?:FLOOR )?FLAT\b|\bGFF\b", "FLAT GF"),
+    (r"\b(?:FIRST|1ST) (?:FLOOR )?FLAT\b|\bFFF\b", "FLAT 1F"),
+    (r"\b(?:SECOND|2ND) (?:FLOOR )?FLAT\b|\bSFF\b", "FLAT 2F"),
+    (r"\b(?:THIRD|3RD) (?:FLOOR )?FLAT\b", "FLAT 3F"),
+    (r"\bTOP (?:FLOOR )?FLAT\b", "FLAT TOP"),
+    (r"\b(?:BASEMENT|LOWER GROUND) (?:FLOOR )?FLAT\b", "FLAT BSMT"),
+    (r"\bNO ([0-9])", r"\1"),  # "NO 12 MILL ROAD"
     # House letter: "12 A MILL ROAD" -> "12A MILL ROAD" (also "FLAT 3 A" -> "FLAT 3A").
-    s = _sub(s, r"\b([0-9]+) ([A-Z])\b", r"\1\2")
+    (r"\b([0-9]+) ([A-Z])\b", r"\1\2"),
     # "ST" opening a street name is SAINT ("12 ST JOHNS ROAD"); elsewhere it is STREET.
-    s = _sub(s, r"(^|,|[0-9][A-Z]? )ST ([A-Z])", r"\1SAINT \2")
-    return _map_words(s, _ABBREVIATIONS)
+    (r"(^|,|[0-9][A-Z]? )ST ([A-Z])", r"\1SAINT \2"),
+]
+_SUBUNIT_OR_LETTER = "|".join(f"(?:{pattern})" for pattern, _ in _CANONICAL_WORDS)
+# A word ``_map_words`` would replace (a superset: "\b" also parts "12-RD").
+_ABBREVIATED = rf"\b(?:{'|'.join(_ABBREVIATIONS)})\b"
+
+
+def _canonical_words(s: pa.Array) -> pa.Array:
+    for pattern, repl in _CANONICAL_WORDS:
+        s = _sub(s, pattern, repl)
+    return s
+
+
+def _only_where(arr: pa.Array, pattern: str, fn) -> pa.Array:
+    """``fn(arr)`` for an ``fn`` that leaves every value not matching ``pattern`` as it is:
+    ``fn`` runs on the matching values alone."""
+    hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    n_hit = pc.sum(hit).as_py() or 0
+    if n_hit == 0:
+        return arr
+    if n_hit == len(arr):
+        return fn(arr)
+    return pc.replace_with_mask(arr, hit, fn(pc.filter(arr, hit)))
 
 
 def _parse(texts: pa.Array) -> dict[str, pa.Array]:
