@@ -385,7 +385,10 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
             flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
         )
         cut = _sub(some, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
-        cut = _squash_changed(some, _sub(cut, r"\bFLAT\b", ""))  # a bare designator says nothing
+        bare = pc.match_substring(cut, "FLAT")  # a bare designator says nothing usable
+        if pc.any(bare).as_py():
+            cut = pc.replace_with_mask(cut, bare, _sub(pc.filter(cut, bare), r"\bFLAT\b", ""))
+        cut = _squash_changed(some, cut)
         s = pc.replace_with_mask(s, named, cut)
     # "3/12 MILL ROAD": flat 3 of number 12 (only when no flat was named). Only texts
     # holding "/" change.
@@ -427,12 +430,14 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     texts = pa.concat_arrays([encoded.dictionary, pa.array([""], pa.string())])
     width = len(texts)  # codes of segment texts: 0 .. width - 1; width - 1 is ""
     none = width - 1
-    at = np.full((k, n), none, dtype=np.int64)
-    at[pos, row] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    at = np.full((n, k), none, dtype=np.int64)  # at[i, j]: the code of row i's segment j
+    at[row, pos] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     numbered = pc.extract_regex(texts, _NUMBERED)
-    pool = pa.concat_arrays(
-        [texts, _field(numbered, "pre"), _field(numbered, "num"), _field(numbered, "rest")]
-    )
+    # House numbers lose leading zeros here, once per distinct segment ("007" -> "7").
+    pool = pa.concat_arrays([
+        texts, _field(numbered, "pre"), _sub(_field(numbered, "num"), r"^0+([0-9])", r"\1"),
+        _field(numbered, "rest"),
+    ])
     SEG, PRE, NUM, REST = 0, width, 2 * width, 3 * width  # noqa: N806 (offsets into pool)
     pool_empty = _bool(pc.equal(pool, ""))
 
@@ -440,11 +445,11 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         """Row-wise code of ``base``'s piece of segment ``index[i]``; outside gives ""."""
         out = np.full(n, base + none, dtype=np.int64)
         rows = np.flatnonzero((index >= 0) & (index < k))
-        out[rows] = base + at[index[rows], rows]
+        out[rows] = base + at.ravel()[rows * k + index[rows]]
         return out
 
     def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
-        return np.ascontiguousarray(values[at].T)
+        return values[at]
 
     has_num = flags(_bool(pc.is_valid(numbered)))
     nonempty = flags(~pool_empty[:width])
@@ -492,7 +497,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     seg0_street_only = street_typed[:, 0] & ~building_worded[:, 0]
     seg1_street = nonempty[:, 1] & street_typed[:, 1] & ~has_num[:, 1]
     only_street = seg0_street_only & ~seg1_street  # "MILL LANE, WALSALL": no building at all
-    seg0, seg1 = SEG + at[0], SEG + at[1]
+    seg0, seg1 = SEG + at[:, 0], SEG + at[:, 1]
     building = np.where(no_num, np.where(only_street, none, seg0), building)
     street = np.where(
         no_num, np.where(only_street, seg0, np.where(seg1_street, seg1, none)), street
@@ -529,13 +534,13 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     final_empty = _bool(pc.equal(final, ""))
     town = np.where(use_spill, SPILL_TOWN + street_at, SEG_TOWN + town_at)
     # The locality: the spill (when it is not the town), then the other places.
-    loc_codes = np.concatenate([(SPILL + street_at)[:, None], (SEG + at).T], axis=1)
+    loc_codes = np.concatenate([(SPILL + street_at)[:, None], SEG + at], axis=1)
     loc_keep = np.concatenate([(has_spill & ~use_spill)[:, None], loc_mask], axis=1)
 
     flat = _sub(pc.replace_substring(flat, " ", ""), r"^0+([0-9])", r"\1")
     parts = {
         "flat": flat,
-        "number": _sub(pc.take(final, pa.array(number)), r"^0+([0-9])", r"\1"),
+        "number": pc.take(final, pa.array(number)),
         "building": pc.take(final, pa.array(building)),
         "street": pc.take(final, pa.array(STREET + street_at)),
         "locality": _join_codes(final, loc_codes, loc_keep, ", "),
@@ -726,8 +731,8 @@ def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, 
 
 
 def _dense(key: np.ndarray) -> np.ndarray:
-    """Integer keys renumbered 0, 1, ... in order of first appearance."""
-    return np.asarray(pc.dictionary_encode(pa.array(key)).indices.to_numpy(), dtype=np.int64)
+    """Integer keys renumbered 0, 1, ... in ascending order of key."""
+    return np.unique(key, return_inverse=True)[1].astype(np.int64, copy=False)
 
 
 def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
