@@ -775,15 +775,15 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     once: most of the variety in GP addresses is case, abbreviations and optional lines.
     """
     n = len(patients)
-    # Each line as codes into ``lines`` (every line's distinct canonical texts, then "").
-    pieces, codes, sizes = [], [], []
-    for c in ADDRESS_LINES:
-        if c in patients.columns:
-            canonical, at = _distinct_apply(_to_arrow(patients[c]), _canonical_text)
-            codes.append(at)
-            sizes.append(sum(len(piece) for piece in canonical))
-            pieces += canonical
-    lines = pa.concat_arrays([*pieces, _empty(1)])
+    # Each line as codes into ``lines``: every line's distinct values canonicalised, all
+    # lines' values together in chunks on the thread pool, then "".
+    present = [c for c in ADDRESS_LINES if c in patients.columns]
+    encoded = _pool_map(lambda c: pc.dictionary_encode(_to_arrow(patients[c])), present)
+    codes = [np.asarray(e.indices.to_numpy(), dtype=np.int64) for e in encoded]
+    sizes = [len(e.dictionary) for e in encoded]
+    every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
+    chunks = [every.slice(i, _CHUNK) for i in range(0, len(every), _CHUNK)]
+    lines = pa.concat_arrays([*_pool_map(_canonical_text, chunks), _empty(1)])
     # Rows with the same lines share one joined text: each is joined once, then each
     # distinct text parsed once.
     group, first = _row_groups(codes or [np.zeros(n, dtype=np.int64)], sizes or [1])
@@ -798,15 +798,25 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         list(range(0, len(tuples), step)) or [0],
     ))
     results, text_at = _distinct_apply(text, _parse_distinct)
-    at = pa.array(text_at[group])
-    parts = {k: pc.take(pa.concat_arrays([r[k] for r in results]), at) for k in _PARTS}
+    at = text_at[group]
+    text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
+    at = pa.array(at)
+    names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
+             "address_text"]
+    parts = dict(zip(names, _pool_map(
+        lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
+    )))
 
     postcode_raw = _to_arrow(patients["postcode"]) if "postcode" in patients.columns else _empty(n)
     field = _distinct_map(postcode_raw, _postcode_field, ["cleaned", "valid"])
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
-    text_valid = _bool(parts["pc_text_valid"])
-    postcode = _where(field_valid, pc_field, _where(text_valid, parts["pc_text"], _empty(n)))
+    postcode = _where(field_valid, pc_field, _empty(n))
+    from_lines = ~field_valid & text_valid
+    if from_lines.any():  # the postcode typed in a line, where the field's is unusable
+        rows = pa.array(from_lines)
+        pc_text = pa.concat_arrays([r["pc_text"] for r in results])
+        postcode = pc.replace_with_mask(postcode, rows, pc.take(pc_text, pc.filter(at, rows)))
     key = pc.binary_join_element_wise(
         parts["flat"], parts["number"], parts["building"], parts["street"], postcode, "|"
     )
@@ -815,7 +825,7 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
            ["flat", "number", "building", "street", "locality", "town"]}
     out["postcode"] = _series(postcode, index)
     out["postcode_valid"] = pd.Series(field_valid | text_valid, index=index, dtype=bool)
-    out["postcode_from_lines"] = pd.Series(~field_valid & text_valid, index=index, dtype=bool)
+    out["postcode_from_lines"] = pd.Series(from_lines, index=index, dtype=bool)
     out["postcode_text"] = _series(pc_field, index)
     out["communal_name"] = _series(parts["communal_name"], index)
     out["address_text"] = _series(parts["address_text"], index)
