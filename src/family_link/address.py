@@ -657,6 +657,17 @@ _CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threa
 _COUNTY_SEGMENT = rf"(^|,)(?:{'|'.join(COUNTIES)})(,|$)"
 
 
+def _slices(values, size: int = _CHUNK) -> list:
+    """``values`` in slices of about ``size``, as many as a multiple of the worker count
+    and of equal length, so that no thread is left with the last slice alone."""
+    n = len(values)
+    workers = os.cpu_count() or 1
+    count = -(-max(n, 1) // size)
+    count = -(-count // workers) * workers if count > 1 else 1
+    step = -(-max(n, 1) // count)
+    return [values[i:i + step] for i in range(0, n, step)] or [values]
+
+
 def _pool_map(fn, chunks: list) -> list:
     """``fn`` over ``chunks``, on a thread pool when there are several."""
     if len(chunks) > 1:
@@ -746,7 +757,7 @@ def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
     and, for each value, the position of its result among them."""
     encoded = pc.dictionary_encode(values)
     uniq = encoded.dictionary
-    chunks = [uniq.slice(i, _CHUNK) for i in range(0, len(uniq), _CHUNK)] or [uniq]
+    chunks = _slices(uniq)
     return _pool_map(fn, chunks), np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
 
 
@@ -778,12 +789,20 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # Each line as codes into ``lines``: every line's distinct values canonicalised, all
     # lines' values together in chunks on the thread pool, then "".
     present = [c for c in ADDRESS_LINES if c in patients.columns]
-    encoded = _pool_map(lambda c: pc.dictionary_encode(_to_arrow(patients[c])), present)
+    postcode_raw = _to_arrow(patients["postcode"]) if "postcode" in patients.columns else _empty(n)
+
+    def first_pass(c: str):  # the postcode field alongside the lines' encoding
+        if c == "postcode":  # once per distinct value
+            encoded = pc.dictionary_encode(postcode_raw)
+            return {k: pc.take(v, encoded.indices)
+                    for k, v in _postcode_field(encoded.dictionary).items()}
+        return pc.dictionary_encode(_to_arrow(patients[c]))
+
+    *encoded, field = _pool_map(first_pass, [*present, "postcode"])
     codes = [np.asarray(e.indices.to_numpy(), dtype=np.int64) for e in encoded]
     sizes = [len(e.dictionary) for e in encoded]
     every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
-    chunks = [every.slice(i, _CHUNK) for i in range(0, len(every), _CHUNK)]
-    lines = pa.concat_arrays([*_pool_map(_canonical_text, chunks), _empty(1)])
+    lines = pa.concat_arrays([*_pool_map(_canonical_text, _slices(every)), _empty(1)])
     # Rows with the same lines share one joined text: each is joined once, then each
     # distinct text parsed once.
     group, first = _row_groups(codes or [np.zeros(n, dtype=np.int64)], sizes or [1])
@@ -792,10 +811,9 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         tuples[:, j] = low + code[first]
     keep = _bool(pc.not_equal(lines, ""))[tuples]
     flags = _line_flags(lines)
-    step = 4 * _CHUNK
     text = pa.concat_arrays(_pool_map(
-        lambda i: _joined_codes(lines, tuples[i:i + step], keep[i:i + step], *flags),
-        list(range(0, len(tuples), step)) or [0],
+        lambda rows: _joined_codes(lines, tuples[rows], keep[rows], *flags),
+        _slices(np.arange(len(tuples)), 4 * _CHUNK),
     ))
     results, text_at = _distinct_apply(text, _parse_distinct)
     at = text_at[group]
@@ -807,8 +825,6 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
     )))
 
-    postcode_raw = _to_arrow(patients["postcode"]) if "postcode" in patients.columns else _empty(n)
-    field = _distinct_map(postcode_raw, _postcode_field, ["cleaned", "valid"])
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
     postcode = _where(field_valid, pc_field, _empty(n))
@@ -817,9 +833,11 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         rows = pa.array(from_lines)
         pc_text = pa.concat_arrays([r["pc_text"] for r in results])
         postcode = pc.replace_with_mask(postcode, rows, pc.take(pc_text, pc.filter(at, rows)))
-    key = pc.binary_join_element_wise(
-        parts["flat"], parts["number"], parts["building"], parts["street"], postcode, "|"
-    )
+    key_parts = [parts["flat"], parts["number"], parts["building"], parts["street"], postcode]
+    key = pa.concat_arrays(_pool_map(
+        lambda rows: pc.binary_join_element_wise(*[p[rows.start:rows.stop] for p in key_parts], "|"),
+        _slices(range(n), 4 * _CHUNK),
+    ))
     index = patients.index
     out = {name: _series(parts[name], index) for name in
            ["flat", "number", "building", "street", "locality", "town"]}
