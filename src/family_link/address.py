@@ -370,9 +370,13 @@ def _only_where(arr: pa.Array, pattern: str, fn) -> pa.Array:
     return pc.replace_with_mask(arr, hit, fn(pc.filter(arr, hit)))
 
 
-def _parse(texts: pa.Array) -> dict[str, pa.Array]:
-    """Parse canonical address texts (see ``_canonical_text``) into parts, with the
-    communal name and the canonical one-line rendering (``address_text``)."""
+# Each step of ``_flat_and_numbers`` rewrites only texts holding one of these.
+_FLAT_OR_NUMBERS = rf"FLAT|/|(?:^|,){_NUM},|[A-Z] {_NUM} [A-Z]"
+
+
+def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The flat named in each canonical text, and the text without it, a number alone
+    in its segment joined to the next, a number after words starting a new segment."""
     n = len(texts)
     # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF". Only texts holding "FLAT" change.
     flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
@@ -408,6 +412,21 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     s = _sub(s, rf"(^|,)({_NUM}),", r"\1\2 ")
     # A number after words starts a new part: "OAK COURT 12 MILL ROAD" (commas lost).
     s = _sub(s, rf"([A-Z]) ({_NUM} [A-Z])", r"\1,\2")
+    return flat, s
+
+
+def _parse(texts: pa.Array) -> dict[str, pa.Array]:
+    """Parse canonical address texts (see ``_canonical_text``) into parts, with the
+    communal name and the canonical one-line rendering (``address_text``)."""
+    n = len(texts)
+    # The flat, and the text without it, its numbers placed: only the texts matching one
+    # of the patterns of ``_flat_and_numbers`` change there.
+    flat, s = _empty(n), texts
+    hit = pc.fill_null(pc.match_substring_regex(texts, _FLAT_OR_NUMBERS), False)
+    if pc.any(hit).as_py():
+        some_flat, some = _flat_and_numbers(pc.filter(texts, hit))
+        flat = pc.replace_with_mask(flat, hit, some_flat)
+        s = pc.replace_with_mask(s, hit, some)
 
     lists = pc.split_pattern(s, ",")
     # Segments repeat from address to address (street, district and town names), so the
@@ -537,7 +556,11 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     loc_codes = np.concatenate([(SPILL + street_at)[:, None], SEG + at], axis=1)
     loc_keep = np.concatenate([(has_spill & ~use_spill)[:, None], loc_mask], axis=1)
 
-    flat = _sub(pc.replace_substring(flat, " ", ""), r"^0+([0-9])", r"\1")
+    named = pc.not_equal(flat, "")  # most texts name no flat
+    if pc.any(named).as_py():
+        flat = pc.replace_with_mask(flat, named, _sub(
+            pc.replace_substring(pc.filter(flat, named), " ", ""), r"^0+([0-9])", r"\1"
+        ))
     parts = {
         "flat": flat,
         "number": pc.take(final, pa.array(number)),
@@ -616,21 +639,21 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     # The text is squashed (``_joined_text``): only texts holding one change here.
     hit = pc.fill_null(pc.match_substring_regex(text, _POSTCODE_IN_TEXT), False)
     pc_text = _empty(n)
+    # Validated here, once per distinct text, rather than once per record.
+    pc_text_valid = pa.array(np.zeros(n, dtype=bool))
     if pc.any(hit).as_py():
         holding = pc.filter(text, hit)
         found = _clean_postcode_text(
             _field(pc.extract_regex(holding, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc")
         )
         pc_text = pc.replace_with_mask(pc_text, hit, found)
+        pc_text_valid = pc.replace_with_mask(
+            pc_text_valid, hit, pc.fill_null(pc.match_substring_regex(found, POSTCODE_RE), False)
+        )
         text = pc.replace_with_mask(
             text, hit, _squash(pc.replace_substring_regex(holding, _POSTCODE_IN_TEXT, ""))
         )
-    return {
-        **_parse(text),
-        "pc_text": pc_text,
-        # Validated here, once per distinct text, rather than once per record.
-        "pc_text_valid": pc.fill_null(pc.match_substring_regex(pc_text, POSTCODE_RE), False),
-    }
+    return {**_parse(text), "pc_text": pc_text, "pc_text_valid": pc_text_valid}
 
 
 _ANY_COMMUNAL = "|".join(f"(?:{pattern})" for pattern in COMMUNAL_WORDS.values())
