@@ -712,6 +712,12 @@ def _line_flags(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return _has(lines, _COUNTY), _bool(pc.match_substring(lines, ","))
 
 
+def _canonical_lines(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Canonical lines, which are non-empty, and their ``_line_flags``."""
+    lines = _canonical_text(values)
+    return lines, _bool(pc.not_equal(lines, "")), *_line_flags(lines)
+
+
 def _joined_codes(lines: pa.Array, codes: np.ndarray, keep: np.ndarray,
                   lines_county: np.ndarray, lines_comma: np.ndarray) -> pa.Array:
     """Row-wise comma-join of the lines ``lines[codes[i, j]]`` where ``keep[i, j]`` (the
@@ -825,15 +831,17 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     codes = [np.asarray(e.indices.to_numpy(), dtype=np.int64) for e in encoded]
     sizes = [len(e.dictionary) for e in encoded]
     every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
-    lines = pa.concat_arrays([*_pool_map(_canonical_text, _slices(every)), _empty(1)])
+    canonical = _pool_map(_canonical_lines, _slices(every))
+    lines = pa.concat_arrays([*[c[0] for c in canonical], _empty(1)])
+    flags = tuple(np.concatenate([*[c[i] for c in canonical], [False]]) for i in (1, 2, 3))
     # Rows with the same lines share one joined text: each is joined once, then each
     # distinct text parsed once.
     group, first = _row_groups(codes or [np.zeros(n, dtype=np.int64)], sizes or [1])
     tuples = np.full((len(first), len(ADDRESS_LINES)), len(lines) - 1, dtype=np.int64)
     for j, (code, low) in enumerate(zip(codes, np.cumsum([0, *sizes]))):
         tuples[:, j] = low + code[first]
-    keep = _bool(pc.not_equal(lines, ""))[tuples]
-    flags = _line_flags(lines)
+    nonempty, flags = flags[0], flags[1:]
+    keep = nonempty[tuples]
     text = pa.concat_arrays(_pool_map(
         lambda rows: _joined_codes(lines, tuples[rows], keep[rows], *flags),
         _slices(np.arange(len(tuples)), 4 * _CHUNK),
