@@ -91,7 +91,8 @@ WORDS = ["12", "3", "A", "B", "ST", "RD", "MILL", "FLAT", "APT", "NO", "GROUND",
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join), min_size=1, max_size=20))
+@given(st.lists(st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join),
+                min_size=1, max_size=20))
 def test_canonical_text_matches_the_plain_sequence(values):
     arr = pa.array(values, pa.string())
     assert A._canonical_text(arr).to_pylist() == _plain_canonical_text(arr).to_pylist()

@@ -16,7 +16,9 @@ can be compared they are parsed into the parts that identify a home:
 The work runs on pyarrow string arrays with RE2 regular expressions (pyarrow.compute),
 about ten times faster than Python's ``re`` through pandas: each distinct address line is
 canonicalised once and each distinct canonical address parsed once, in chunks on a thread
-pool (pyarrow releases the GIL). See docs/households.md.
+pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewrites run
+only on the values a cheap match finds, and parts taken from segments are held as integer
+codes into the distinct segment texts until the end. See docs/households.md.
 """
 
 from __future__ import annotations
@@ -211,14 +213,6 @@ def _field(struct: pa.Array, name: str) -> pa.Array:
     return pc.fill_null(pc.struct_field(struct, name), "")
 
 
-def _pick(columns: list[pa.Array], index: np.ndarray) -> pa.Array:
-    """Row-wise choice: ``columns[index[i]][i]``; an index outside the list gives ""."""
-    n = len(index)
-    k = len(columns)
-    idx = np.where((index >= 0) & (index < k), index, k).astype(np.int32)
-    return pc.choose(pa.array(idx), *columns, _empty(n))
-
-
 def _at(matrix: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Row-wise element of a boolean (n, k) matrix; outside the matrix gives False."""
     k = matrix.shape[1]
@@ -258,11 +252,6 @@ def _join_nonempty(parts: list[pa.Array], sep: str) -> pa.Array:
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(nonempty.sum(axis=1), out=offsets[1:])
     return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
-
-
-def _join_places(parts: list[pa.Array]) -> pa.Array:
-    """The non-empty place names joined by ", "."""
-    return _join_nonempty(parts, ", ")
 
 
 def _map_words(arr: pa.Array, mapping: dict[str, str]) -> pa.Array:
@@ -575,7 +564,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     # between two names, so the names are checked once per distinct value first.
     named_codes = np.concatenate([building[:, None], loc_codes], axis=1)
     named_keep = np.concatenate([~final_empty[building][:, None], loc_keep], axis=1)
-    names, name_at = _distinct_codes(named_codes[named_keep], len(final))
+    names, _ = _distinct_codes(named_codes[named_keep], len(final))
     communal_name = np.zeros(len(final), dtype=bool)
     communal_name[names] = _has(pc.take(final, pa.array(names)), _ANY_COMMUNAL)
     named_keep[named_keep] = communal_name[named_codes[named_keep]]
@@ -672,8 +661,6 @@ def _communal_names(named: pa.Array) -> pa.Array:
     return pc.replace_with_mask(_empty(len(named)), hit, communal)
 
 
-_PARTS = ["flat", "number", "building", "street", "locality", "town", "pc_text",
-          "pc_text_valid", "communal_name", "address_text"]
 _CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threads help (smaller
 # chunks were slower: many short calls make the threads queue for the GIL)
 # A line that only names a county says nothing about the home.
@@ -790,14 +777,6 @@ def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
     return _pool_map(fn, chunks), np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
 
 
-def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
-    """Apply ``fn`` once per distinct value, in chunks on a thread pool; map back."""
-    results, at = _distinct_apply(values, fn)
-    if names is None:
-        return pc.take(pa.concat_arrays(results), at)
-    return {k: pc.take(pa.concat_arrays([r[k] for r in results]), at) for k in names}
-
-
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     """Parse free-text addresses into comparable parts.
 
@@ -866,7 +845,8 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         postcode = pc.replace_with_mask(postcode, rows, pc.take(pc_text, pc.filter(at, rows)))
     key_parts = [parts["flat"], parts["number"], parts["building"], parts["street"], postcode]
     key = pa.concat_arrays(_pool_map(
-        lambda rows: pc.binary_join_element_wise(*[p[rows.start:rows.stop] for p in key_parts], "|"),
+        lambda rows: pc.binary_join_element_wise(*[p[rows.start:rows.stop] for p in key_parts],
+                                                 "|"),
         _slices(range(n), 4 * _CHUNK),
     ))
     index = patients.index
