@@ -441,20 +441,26 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     at = np.full((n, k), none, dtype=np.int64)  # at[i, j]: the code of row i's segment j
     at[row, pos] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     numbered = pc.extract_regex(texts, _NUMBERED)
+    # What follows a house number repeats far more than the numbered segments do ("MILL
+    # ROAD" after every number): those texts are held once each (``rest_of`` a segment).
+    rest = pc.dictionary_encode(_field(numbered, "rest"))
+    rests = rest.dictionary
+    rest_of = np.asarray(rest.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     # House numbers lose leading zeros here, once per distinct segment ("007" -> "7").
     pool = pa.concat_arrays([
         texts, _field(numbered, "pre"), _sub(_field(numbered, "num"), r"^0+([0-9])", r"\1"),
-        _field(numbered, "rest"),
+        rests,
     ])
     SEG, PRE, NUM, REST = 0, width, 2 * width, 3 * width  # noqa: N806 (offsets into pool)
     pool_empty = _bool(pc.equal(pool, ""))
 
-    def pick(base: int, index: np.ndarray) -> np.ndarray:
-        """Row-wise code of ``base``'s piece of segment ``index[i]``; outside gives ""."""
-        out = np.full(n, base + none, dtype=np.int64)
+    def pick(base: int, index: np.ndarray, via: np.ndarray | None = None) -> np.ndarray:
+        """Row-wise code of ``base``'s piece of segment ``index[i]`` (the segment's code
+        mapped through ``via`` when given); outside gives ""."""
+        segment = np.full(n, none, dtype=np.int64)
         rows = np.flatnonzero((index >= 0) & (index < k))
-        out[rows] = base + at.ravel()[rows * k + index[rows]]
-        return out
+        segment[rows] = at.ravel()[rows * k + index[rows]]
+        return base + (segment if via is None else via[segment])
 
     def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
         return values[at]
@@ -471,8 +477,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     any_num = first_num >= 0
     later = has_num & (cols > first_num[:, None])
     second_num = np.where(later.any(axis=1), later.argmax(axis=1), -1)
-    rest_first = pick(REST, first_num)
-    rests = pool.slice(REST, width)
+    rest_first = pick(REST, first_num, rest_of)
     rest_building = _has(rests, _BUILDING_WORDED) | _has(rests, _BUILDINGISH)
     rest_first_building = rest_building[rest_first - REST]
     nxt = np.where(any_num, first_num + 1, -1)
@@ -497,7 +502,9 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         )
     building = np.where(flat_from_num, rest_first, building)
     number = np.where(case_a, pick(NUM, second_num), np.where(case_b, NUM + none, num_first))
-    street = np.where(case_a, pick(REST, second_num), np.where(case_b, pick(SEG, nxt), rest_first))
+    street = np.where(
+        case_a, pick(REST, second_num, rest_of), np.where(case_b, pick(SEG, nxt), rest_first)
+    )
     street_seg = np.where(case_a, second_num, np.where(case_b, nxt, first_num))
 
     # No number anywhere: "ROSE COTTAGE, MILL LANE" or "OAK COURT, MILL ROAD".
