@@ -454,13 +454,12 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     SEG, PRE, NUM, REST = 0, width, 2 * width, 3 * width  # noqa: N806 (offsets into pool)
     pool_empty = _bool(pc.equal(pool, ""))
 
-    def pick(base: int, index: np.ndarray, via: np.ndarray | None = None) -> np.ndarray:
-        """Row-wise code of ``base``'s piece of segment ``index[i]`` (the segment's code
-        mapped through ``via`` when given); outside gives ""."""
-        segment = np.full(n, none, dtype=np.int64)
+    def segment(index: np.ndarray) -> np.ndarray:
+        """Row-wise code of segment ``index[i]``; outside gives the code of ""."""
+        out = np.full(n, none, dtype=np.int64)
         rows = np.flatnonzero((index >= 0) & (index < k))
-        segment[rows] = at.ravel()[rows * k + index[rows]]
-        return base + (segment if via is None else via[segment])
+        out[rows] = at.ravel()[rows * k + index[rows]]
+        return out
 
     def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
         return values[at]
@@ -477,7 +476,8 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     any_num = first_num >= 0
     later = has_num & (cols > first_num[:, None])
     second_num = np.where(later.any(axis=1), later.argmax(axis=1), -1)
-    rest_first = pick(REST, first_num, rest_of)
+    first_seg, second_seg = segment(first_num), segment(second_num)
+    rest_first = REST + rest_of[first_seg]
     rest_building = _has(rests, _BUILDING_WORDED) | _has(rests, _BUILDINGISH)
     rest_first_building = rest_building[rest_first - REST]
     nxt = np.where(any_num, first_num + 1, -1)
@@ -490,10 +490,10 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     case_b = any_num & ~case_a & rest_first_building & next_plain_street & no_flat
 
     # Numbered address: building is the words before the number, else the segment before.
-    num_first = pick(NUM, first_num)
-    building = pick(PRE, first_num)
+    num_first = NUM + first_seg
+    building = PRE + first_seg
     building = np.where(
-        any_num & pool_empty[building] & (first_num >= 1), pick(SEG, first_num - 1), building
+        any_num & pool_empty[building] & (first_num >= 1), SEG + segment(first_num - 1), building
     )
     flat_from_num = case_a | case_b
     if flat_from_num.any():
@@ -501,9 +501,9 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
             flat, pa.array(flat_from_num), pc.take(pool, pa.array(num_first[flat_from_num]))
         )
     building = np.where(flat_from_num, rest_first, building)
-    number = np.where(case_a, pick(NUM, second_num), np.where(case_b, NUM + none, num_first))
+    number = np.where(case_a, NUM + second_seg, np.where(case_b, NUM + none, num_first))
     street = np.where(
-        case_a, pick(REST, second_num, rest_of), np.where(case_b, pick(SEG, nxt), rest_first)
+        case_a, REST + rest_of[second_seg], np.where(case_b, SEG + segment(nxt), rest_first)
     )
     street_seg = np.where(case_a, second_num, np.where(case_b, nxt, first_num))
 
@@ -533,7 +533,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     county = flags(_has(texts, _COUNTY))
     town_mask = after & ~county
     last_town = np.where(town_mask.any(axis=1), k - 1 - town_mask[:, ::-1].argmax(axis=1), -1)
-    town_seg = pick(SEG, last_town)
+    town_seg = SEG + segment(last_town)
     loc_mask = town_mask & (cols != last_town[:, None])
     use_spill = pool_empty[town_seg] & has_spill
     towns, town_at = _distinct_codes(town_seg, width)
