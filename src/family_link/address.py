@@ -16,7 +16,9 @@ can be compared they are parsed into the parts that identify a home:
 The work runs on pyarrow string arrays with RE2 regular expressions (pyarrow.compute),
 about ten times faster than Python's ``re`` through pandas: each distinct address line is
 canonicalised once and each distinct canonical address parsed once, in chunks on a thread
-pool (pyarrow releases the GIL). See docs/households.md.
+pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewrites run
+only on the values a cheap match finds, and parts taken from segments are held as integer
+codes into the distinct segment texts until the end. See docs/households.md.
 """
 
 from __future__ import annotations
@@ -211,14 +213,6 @@ def _field(struct: pa.Array, name: str) -> pa.Array:
     return pc.fill_null(pc.struct_field(struct, name), "")
 
 
-def _pick(columns: list[pa.Array], index: np.ndarray) -> pa.Array:
-    """Row-wise choice: ``columns[index[i]][i]``; an index outside the list gives ""."""
-    n = len(index)
-    k = len(columns)
-    idx = np.where((index >= 0) & (index < k), index, k).astype(np.int32)
-    return pc.choose(pa.array(idx), *columns, _empty(n))
-
-
 def _at(matrix: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Row-wise element of a boolean (n, k) matrix; outside the matrix gives False."""
     k = matrix.shape[1]
@@ -258,11 +252,6 @@ def _join_nonempty(parts: list[pa.Array], sep: str) -> pa.Array:
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(nonempty.sum(axis=1), out=offsets[1:])
     return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
-
-
-def _join_places(parts: list[pa.Array]) -> pa.Array:
-    """The non-empty place names joined by ", "."""
-    return _join_nonempty(parts, ", ")
 
 
 def _map_words(arr: pa.Array, mapping: dict[str, str]) -> pa.Array:
@@ -307,80 +296,176 @@ def _series(arr: pa.Array, index: pd.Index) -> pd.Series:
 # --- addresses -------------------------------------------------------------------------
 
 def _canonical_text(joined: pa.Array) -> pa.Array:
-    """Upper case, punctuation to spaces, canonical sub-unit words and street types."""
+    """Upper case, punctuation to spaces, canonical sub-unit words and street types.
+
+    Each of the three stages below rewrites only the values one of its patterns can
+    change, found with one match of all its patterns together: a value that none of
+    them matches comes out of the stage as it went in."""
     s = pc.utf8_upper(joined)
+    s = _only_where(s, _PUNCTUATED, _canonical_punctuation)
+    s = _only_where(s, _SUBUNIT_OR_LETTER, _canonical_words)
+    return _only_where(s, _ABBREVIATED, lambda some: _map_words(some, _ABBREVIATIONS))
+
+
+def _canonical_punctuation(s: pa.Array) -> pa.Array:
     s = pc.replace_substring(s, "&", " AND ")
     s = _sub(s, r"['`\x{2019}]", "")  # ST JOHN'S -> ST JOHNS
     s = _sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14
     s = _sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")  # protect 3/12: flat 3 of number 12
     s = _sub(s, r"[^A-Z0-9,~^]+", " ")
     s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
-    s = _squash(s)
+    return _squash(s)
+
+
+# Only a value holding something besides capitals, digits, commas and single spaces, or
+# one that is not squashed, is changed by ``_canonical_punctuation``.
+_PUNCTUATED = r"[^A-Z0-9, ]|  |^[ ,]|[ ,]$| ,|, |,,"
+
+_CANONICAL_WORDS = [
     # Sub-unit designators -> "FLAT"; floor descriptions -> a flat id.
-    s = _sub(s, rf"\b{_SUBUNIT_WORDS}(?: (?:NO|NUMBER|NUM))?\b", "FLAT")
-    s = _sub(s, r"\b(?:GROUND|GRD|GND) (?:FLOOR )?FLAT\b|\bGFF\b", "FLAT GF")
-    s = _sub(s, r"\b(?:FIRST|1ST) (?:FLOOR )?FLAT\b|\bFFF\b", "FLAT 1F")
-    s = _sub(s, r"\b(?:SECOND|2ND) (?:FLOOR )?FLAT\b|\bSFF\b", "FLAT 2F")
-    s = _sub(s, r"\b(?:THIRD|3RD) (?:FLOOR )?FLAT\b", "FLAT 3F")
-    s = _sub(s, r"\bTOP (?:FLOOR )?FLAT\b", "FLAT TOP")
-    s = _sub(s, r"\b(?:BASEMENT|LOWER GROUND) (?:FLOOR )?FLAT\b", "FLAT BSMT")
-    s = _sub(s, r"\bNO ([0-9])", r"\1")  # "NO 12 MILL ROAD"
+    (rf"\b{_SUBUNIT_WORDS}(?: (?:NO|NUMBER|NUM))?\b", "FLAT"),
+    (r"\b(?:GROUND|GRD|GND) (?:FLOOR )?FLAT\b|\bGFF\b", "FLAT GF"),
+    (r"\b(?:FIRST|1ST) (?:FLOOR )?FLAT\b|\bFFF\b", "FLAT 1F"),
+    (r"\b(?:SECOND|2ND) (?:FLOOR )?FLAT\b|\bSFF\b", "FLAT 2F"),
+    (r"\b(?:THIRD|3RD) (?:FLOOR )?FLAT\b", "FLAT 3F"),
+    (r"\bTOP (?:FLOOR )?FLAT\b", "FLAT TOP"),
+    (r"\b(?:BASEMENT|LOWER GROUND) (?:FLOOR )?FLAT\b", "FLAT BSMT"),
+    (r"\bNO ([0-9])", r"\1"),  # "NO 12 MILL ROAD"
     # House letter: "12 A MILL ROAD" -> "12A MILL ROAD" (also "FLAT 3 A" -> "FLAT 3A").
-    s = _sub(s, r"\b([0-9]+) ([A-Z])\b", r"\1\2")
+    (r"\b([0-9]+) ([A-Z])\b", r"\1\2"),
     # "ST" opening a street name is SAINT ("12 ST JOHNS ROAD"); elsewhere it is STREET.
-    s = _sub(s, r"(^|,|[0-9][A-Z]? )ST ([A-Z])", r"\1SAINT \2")
-    return _map_words(s, _ABBREVIATIONS)
+    (r"(^|,|[0-9][A-Z]? )ST ([A-Z])", r"\1SAINT \2"),
+]
+_SUBUNIT_OR_LETTER = "|".join(f"(?:{pattern})" for pattern, _ in _CANONICAL_WORDS)
+# A word ``_map_words`` would replace (a superset: "\b" also parts "12-RD").
+_ABBREVIATED = rf"\b(?:{'|'.join(_ABBREVIATIONS)})\b"
 
 
-def _parse(texts: pa.Array) -> dict[str, pa.Array]:
-    """Parse canonical address texts (see ``_canonical_text``) into parts."""
+def _canonical_words(s: pa.Array) -> pa.Array:
+    for pattern, repl in _CANONICAL_WORDS:
+        s = _sub(s, pattern, repl)
+    return s
+
+
+def _only_where(arr: pa.Array, pattern: str, fn) -> pa.Array:
+    """``fn(arr)`` for an ``fn`` that leaves every value not matching ``pattern`` as it is:
+    ``fn`` runs on the matching values alone."""
+    hit = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    n_hit = pc.sum(hit).as_py() or 0
+    if n_hit == 0:
+        return arr
+    if n_hit == len(arr):
+        return fn(arr)
+    return pc.replace_with_mask(arr, hit, fn(pc.filter(arr, hit)))
+
+
+# Each step of ``_flat_and_numbers`` rewrites only texts holding one of these.
+_FLAT_OR_NUMBERS = rf"FLAT|/|(?:^|,){_NUM},|[A-Z] {_NUM} [A-Z]"
+
+
+def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The flat named in each canonical text, and the text without it, a number alone
+    in its segment joined to the next, a number after words starting a new segment."""
     n = len(texts)
-    s = texts  # squashed: see _parse_distinct
-    # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF".
+    # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF". Only texts holding "FLAT" change.
     flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
-    flat = _field(pc.extract_regex(s, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
-    s = _sub(s, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
-    s = _squash_changed(texts, _sub(s, r"\bFLAT\b", ""))  # a bare designator says nothing usable
-    # "3/12 MILL ROAD": flat 3 of number 12 (only when no flat was named).
-    slash_flat = _field(pc.extract_regex(s, rf"\b(?P<f>[0-9]+[A-Z]?|[A-Z])/{_NUM}\b"), "f")
-    use_slash = _bool(pc.equal(flat, "")) & _bool(pc.not_equal(slash_flat, ""))
-    flat = _where(use_slash, slash_flat, flat)
-    squashed = s
-    s = _where(
-        use_slash,
-        _sub(s, rf"\b(?:[0-9]+[A-Z]?|[A-Z])/({_NUM})\b", r"\1", max_replacements=1),
-        pc.replace_substring(s, "/", " "),
-    )
-    s = _squash_changed(squashed, s)
+    flat = _empty(n)
+    s = texts  # squashed: see _parse_distinct
+    named = pc.match_substring(s, "FLAT")
+    if pc.any(named).as_py():
+        some = pc.filter(s, named)
+        flat = pc.replace_with_mask(
+            flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
+        )
+        cut = _sub(some, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
+        bare = pc.match_substring(cut, "FLAT")  # a bare designator says nothing usable
+        if pc.any(bare).as_py():
+            cut = pc.replace_with_mask(cut, bare, _sub(pc.filter(cut, bare), r"\bFLAT\b", ""))
+        cut = _squash_changed(some, cut)
+        s = pc.replace_with_mask(s, named, cut)
+    # "3/12 MILL ROAD": flat 3 of number 12 (only when no flat was named). Only texts
+    # holding "/" change.
+    slashed = pc.match_substring(s, "/")
+    if pc.any(slashed).as_py():
+        some, some_flat = pc.filter(s, slashed), pc.filter(flat, slashed)
+        slash_flat = _field(pc.extract_regex(some, rf"\b(?P<f>[0-9]+[A-Z]?|[A-Z])/{_NUM}\b"), "f")
+        use_slash = _bool(pc.equal(some_flat, "")) & _bool(pc.not_equal(slash_flat, ""))
+        flat = pc.replace_with_mask(flat, slashed, _where(use_slash, slash_flat, some_flat))
+        cut = _where(
+            use_slash,
+            _sub(some, rf"\b(?:[0-9]+[A-Z]?|[A-Z])/({_NUM})\b", r"\1", max_replacements=1),
+            pc.replace_substring(some, "/", " "),
+        )
+        s = pc.replace_with_mask(s, slashed, _squash_changed(some, cut))
     # A segment holding only a number belongs to the next one: "12, MILL ROAD".
     s = _sub(s, rf"(^|,)({_NUM}),", r"\1\2 ")
     # A number after words starts a new part: "OAK COURT 12 MILL ROAD" (commas lost).
     s = _sub(s, rf"([A-Z]) ({_NUM} [A-Z])", r"\1,\2")
+    return flat, s
+
+
+def _parse(texts: pa.Array) -> dict[str, pa.Array]:
+    """Parse canonical address texts (see ``_canonical_text``) into parts, with the
+    communal name and the canonical one-line rendering (``address_text``)."""
+    n = len(texts)
+    # The flat, and the text without it, its numbers placed: only the texts matching one
+    # of the patterns of ``_flat_and_numbers`` change there.
+    flat, s = _empty(n), texts
+    hit = pc.fill_null(pc.match_substring_regex(texts, _FLAT_OR_NUMBERS), False)
+    if pc.any(hit).as_py():
+        some_flat, some = _flat_and_numbers(pc.filter(texts, hit))
+        flat = pc.replace_with_mask(flat, hit, some_flat)
+        s = pc.replace_with_mask(s, hit, some)
 
     lists = pc.split_pattern(s, ",")
-    k = _MAX_SEGMENTS
-    seg = [
-        pc.fill_null(pc.list_flatten(pc.list_slice(lists, i, i + 1, return_fixed_size_list=True)), "")
-        for i in range(k)
-    ]
-    # Segments repeat from address to address (street, district and town names), so
-    # each distinct segment text is matched once and the results taken back per segment.
-    every = pc.dictionary_encode(pa.concat_arrays(seg))
-    texts = every.dictionary
-    at = np.asarray(every.indices.to_numpy(zero_copy_only=False), dtype=np.int64).reshape(k, n)
+    # Segments repeat from address to address (street, district and town names), so the
+    # distinct segment texts are matched once, and every part taken from a segment is
+    # held as a code into ``pool`` (the segments and their numbered pieces) until the end:
+    # choosing between candidate parts row by row is then integer work, and each kernel
+    # that needs the text (street trim, county strip, communal names) runs once per
+    # distinct value. Only as many segment columns as the widest text has are built: an
+    # absent column is all "" and picks nothing the old fixed eight columns did not.
+    lengths = np.asarray(pc.list_value_length(lists).to_numpy(zero_copy_only=False),
+                         dtype=np.int64)
+    k = max(2, min(_MAX_SEGMENTS, int(lengths.max()) if n else 0))
+    values = pc.list_flatten(lists)
+    pos = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    row = np.repeat(np.arange(n), lengths)
+    if len(values) and pos.max() >= k:
+        kept = np.flatnonzero(pos < k)
+        values, pos, row = pc.take(values, pa.array(kept)), pos[kept], row[kept]
+    encoded = pc.dictionary_encode(values)
+    texts = pa.concat_arrays([encoded.dictionary, pa.array([""], pa.string())])
+    width = len(texts)  # codes of segment texts: 0 .. width - 1; width - 1 is ""
+    none = width - 1
+    at = np.full((n, k), none, dtype=np.int64)  # at[i, j]: the code of row i's segment j
+    at[row, pos] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     numbered = pc.extract_regex(texts, _NUMBERED)
+    # What follows a house number repeats far more than the numbered segments do ("MILL
+    # ROAD" after every number): those texts are held once each (``rest_of`` a segment).
+    rest = pc.dictionary_encode(_field(numbered, "rest"))
+    rests = rest.dictionary
+    rest_of = np.asarray(rest.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    # House numbers lose leading zeros here, once per distinct segment ("007" -> "7").
+    pool = pa.concat_arrays([
+        texts, _field(numbered, "pre"), _sub(_field(numbered, "num"), r"^0+([0-9])", r"\1"),
+        rests,
+    ])
+    SEG, PRE, NUM, REST = 0, width, 2 * width, 3 * width  # noqa: N806 (offsets into pool)
+    pool_empty = _bool(pc.equal(pool, ""))
 
-    def per_segment(values: pa.Array) -> list[pa.Array]:
-        return [pc.take(values, pa.array(at[i])) for i in range(k)]
+    def segment(index: np.ndarray) -> np.ndarray:
+        """Row-wise code of segment ``index[i]``; outside gives the code of ""."""
+        out = np.full(n, none, dtype=np.int64)
+        rows = np.flatnonzero((index >= 0) & (index < k))
+        out[rows] = at.ravel()[rows * k + index[rows]]
+        return out
 
     def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
-        return np.ascontiguousarray(values[at].T)
+        return values[at]
 
-    pre = per_segment(_field(numbered, "pre"))
-    num = per_segment(_field(numbered, "num"))
-    rest = per_segment(_field(numbered, "rest"))
     has_num = flags(_bool(pc.is_valid(numbered)))
-    nonempty = flags(_bool(pc.not_equal(texts, "")))
+    nonempty = flags(~pool_empty[:width])
     street_typed = flags(_has(texts, _STREET_TYPED))
     building_worded = flags(_has(texts, _BUILDING_WORDED))
     main_street = flags(_has(texts, _MAIN_STREET))
@@ -391,8 +476,10 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     any_num = first_num >= 0
     later = has_num & (cols > first_num[:, None])
     second_num = np.where(later.any(axis=1), later.argmax(axis=1), -1)
-    rest_first = _pick(rest, first_num)
-    rest_first_building = _has(rest_first, _BUILDING_WORDED) | _has(rest_first, _BUILDINGISH)
+    first_seg, second_seg = segment(first_num), segment(second_num)
+    rest_first = REST + rest_of[first_seg]
+    rest_building = _has(rests, _BUILDING_WORDED) | _has(rests, _BUILDINGISH)
+    rest_first_building = rest_building[rest_first - REST]
     nxt = np.where(any_num, first_num + 1, -1)
     next_plain_street = (
         _at(nonempty, nxt) & ~_at(has_num, nxt) & _at(main_street, nxt) & ~_at(building_worded, nxt)
@@ -403,17 +490,21 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     case_b = any_num & ~case_a & rest_first_building & next_plain_street & no_flat
 
     # Numbered address: building is the words before the number, else the segment before.
-    num_first = _pick(num, first_num)
-    building = _pick(pre, first_num)
-    building = _where(
-        any_num & _bool(pc.equal(building, "")) & (first_num >= 1),
-        _pick(seg, first_num - 1),
-        building,
+    num_first = NUM + first_seg
+    building = PRE + first_seg
+    building = np.where(
+        any_num & pool_empty[building] & (first_num >= 1), SEG + segment(first_num - 1), building
     )
-    flat = _where(case_a | case_b, num_first, flat)
-    building = _where(case_a | case_b, rest_first, building)
-    number = _where(case_a, _pick(num, second_num), _where(case_b, _empty(n), num_first))
-    street = _where(case_a, _pick(rest, second_num), _where(case_b, _pick(seg, nxt), rest_first))
+    flat_from_num = case_a | case_b
+    if flat_from_num.any():
+        flat = pc.replace_with_mask(
+            flat, pa.array(flat_from_num), pc.take(pool, pa.array(num_first[flat_from_num]))
+        )
+    building = np.where(flat_from_num, rest_first, building)
+    number = np.where(case_a, NUM + second_seg, np.where(case_b, NUM + none, num_first))
+    street = np.where(
+        case_a, REST + rest_of[second_seg], np.where(case_b, SEG + segment(nxt), rest_first)
+    )
     street_seg = np.where(case_a, second_num, np.where(case_b, nxt, first_num))
 
     # No number anywhere: "ROSE COTTAGE, MILL LANE" or "OAK COURT, MILL ROAD".
@@ -421,41 +512,119 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     seg0_street_only = street_typed[:, 0] & ~building_worded[:, 0]
     seg1_street = nonempty[:, 1] & street_typed[:, 1] & ~has_num[:, 1]
     only_street = seg0_street_only & ~seg1_street  # "MILL LANE, WALSALL": no building at all
-    building = _where(no_num, _where(only_street, _empty(n), seg[0]), building)
-    street = _where(
-        no_num, _where(only_street, seg[0], _where(seg1_street, seg[1], _empty(n))), street
+    seg0, seg1 = SEG + at[:, 0], SEG + at[:, 1]
+    building = np.where(no_num, np.where(only_street, none, seg0), building)
+    street = np.where(
+        no_num, np.where(only_street, seg0, np.where(seg1_street, seg1, none)), street
     )
     street_seg = np.where(no_num, np.where(seg1_street & ~only_street, 1, 0), street_seg)
 
     # A one-line address: keep the street up to its type word; the rest is a place name.
-    trim = pc.extract_regex(street, _STREET_TRIM)
+    streets, street_at = _distinct_codes(street, len(pool))
+    street_texts = pc.take(pool, pa.array(streets))
+    trim = pc.extract_regex(street_texts, _STREET_TRIM)
     trimmed = _field(trim, "st")
-    spill = _field(trim, "loc")
-    street = _where(_bool(pc.not_equal(trimmed, "")), trimmed, street)
+    spill = _field(trim, "loc")  # per distinct street
+    street_texts = _where(_bool(pc.not_equal(trimmed, "")), trimmed, street_texts)
+    has_spill = ~_bool(pc.equal(spill, ""))[street_at]
 
     # Places after the street: the last one that is not a county is the town.
     after = (cols > street_seg[:, None]) & nonempty
     county = flags(_has(texts, _COUNTY))
     town_mask = after & ~county
     last_town = np.where(town_mask.any(axis=1), k - 1 - town_mask[:, ::-1].argmax(axis=1), -1)
-    town = _pick(seg, last_town)
+    town_seg = SEG + segment(last_town)
     loc_mask = town_mask & (cols != last_town[:, None])
-    seg_locality = _join_places([_where(loc_mask[:, i], seg[i], _empty(n)) for i in range(k)])
-    use_spill = _bool(pc.equal(town, "")) & _bool(pc.not_equal(spill, ""))
-    town = _where(use_spill, spill, town)
-    town = pc.utf8_trim(_sub(town, rf"(?: (?:{'|'.join(COUNTIES)}))+$", ""), " ")
-    locality = _where(use_spill, seg_locality, _join_places([spill, seg_locality]))
+    use_spill = pool_empty[town_seg] & has_spill
+    towns, town_at = _distinct_codes(town_seg, width)
 
-    flat = _sub(pc.replace_substring(flat, " ", ""), r"^0+([0-9])", r"\1")
-    number = _sub(number, r"^0+([0-9])", r"\1")
-    return {
+    def county_stripped(places: pa.Array) -> pa.Array:
+        return pc.utf8_trim(_sub(places, rf"(?: (?:{'|'.join(COUNTIES)}))+$", ""), " ")
+
+    # Every output part is taken from ``final`` by code.
+    pieces = [pool, street_texts, spill, county_stripped(spill),
+              county_stripped(pc.take(texts, pa.array(towns)))]
+    STREET, SPILL, SPILL_TOWN, SEG_TOWN = np.cumsum([len(p) for p in pieces])[:-1]  # noqa: N806
+    final = pa.concat_arrays(pieces)
+    final_empty = _bool(pc.equal(final, ""))
+    town = np.where(use_spill, SPILL_TOWN + street_at, SEG_TOWN + town_at)
+    # The locality: the spill (when it is not the town), then the other places.
+    loc_codes = np.concatenate([(SPILL + street_at)[:, None], SEG + at], axis=1)
+    loc_keep = np.concatenate([(has_spill & ~use_spill)[:, None], loc_mask], axis=1)
+
+    named = pc.not_equal(flat, "")  # most texts name no flat
+    if pc.any(named).as_py():
+        flat = pc.replace_with_mask(flat, named, _sub(
+            pc.replace_substring(pc.filter(flat, named), " ", ""), r"^0+([0-9])", r"\1"
+        ))
+    parts = {
         "flat": flat,
-        "number": number,
-        "building": building,
-        "street": street,
-        "locality": locality,
-        "town": town,
+        "number": pc.take(final, pa.array(number)),
+        "building": pc.take(final, pa.array(building)),
+        "street": pc.take(final, pa.array(STREET + street_at)),
+        "locality": _join_codes(final, loc_codes, loc_keep, ", "),
+        "town": pc.take(final, pa.array(town)),
     }
+
+    # Communal names are looked for in the building and place names, not the street:
+    # "7 Hostel Lane" is an ordinary house. No label's pattern can match across the ", "
+    # between two names, so the names are checked once per distinct value first.
+    named_codes = np.concatenate([building[:, None], loc_codes], axis=1)
+    named_keep = np.concatenate([~final_empty[building][:, None], loc_keep], axis=1)
+    names, _ = _distinct_codes(named_codes[named_keep], len(final))
+    communal_name = np.zeros(len(final), dtype=bool)
+    communal_name[names] = _has(pc.take(final, pa.array(names)), _ANY_COMMUNAL)
+    named_keep[named_keep] = communal_name[named_codes[named_keep]]
+    communal_row = named_keep.any(axis=1)
+    communal = _empty(n)
+    if communal_row.any():
+        hit = pa.array(communal_row)
+        named = pc.binary_join_element_wise(
+            pc.filter(parts["building"], hit), pc.filter(parts["locality"], hit), ", "
+        )
+        communal = pc.replace_with_mask(communal, hit, _communal_names(named))
+
+    # A canonical one-line rendering: the non-empty parts joined by ", " (the locality's
+    # own places in place of the locality).
+    flat_text = _where(
+        _bool(pc.not_equal(flat, "")), pc.binary_join_element_wise("FLAT", flat, " "), _empty(n)
+    )
+    number_street = pc.utf8_trim(
+        pc.binary_join_element_wise(parts["number"], parts["street"], " "), " "
+    )
+    text_pool = pa.concat_arrays([final, flat_text, number_street])
+    rows = np.arange(n)
+    text_codes = np.concatenate(
+        [(len(final) + rows)[:, None], building[:, None], (len(final) + n + rows)[:, None],
+         loc_codes, town[:, None]], axis=1)
+    text_keep = np.concatenate(
+        [_bool(pc.not_equal(flat_text, ""))[:, None], ~final_empty[building][:, None],
+         _bool(pc.not_equal(number_street, ""))[:, None], loc_keep,
+         ~final_empty[town][:, None]], axis=1)
+    return {
+        **parts,
+        "communal_name": communal,
+        "address_text": _join_codes(text_pool, text_codes, text_keep, ", "),
+    }
+
+
+def _distinct_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``codes`` (all in 0 .. size - 1), ascending, and where
+    each code is among them."""
+    used = np.zeros(size, dtype=bool)
+    used[codes] = True
+    distinct = np.flatnonzero(used)
+    where = np.cumsum(used) - 1
+    return distinct, where[codes]
+
+
+def _join_codes(pool: pa.Array, codes: np.ndarray, keep: np.ndarray, sep: str) -> pa.Array:
+    """Row-wise join with ``sep`` of ``pool[codes[i, j]]`` for the ``j`` where ``keep[i, j]``."""
+    n = codes.shape[0]
+    values = pc.take(pool, pa.array(codes[keep]))
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
 
 
 def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
@@ -466,38 +635,21 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     # The text is squashed (``_joined_text``): only texts holding one change here.
     hit = pc.fill_null(pc.match_substring_regex(text, _POSTCODE_IN_TEXT), False)
     pc_text = _empty(n)
+    # Validated here, once per distinct text, rather than once per record.
+    pc_text_valid = pa.array(np.zeros(n, dtype=bool))
     if pc.any(hit).as_py():
         holding = pc.filter(text, hit)
         found = _clean_postcode_text(
             _field(pc.extract_regex(holding, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc")
         )
         pc_text = pc.replace_with_mask(pc_text, hit, found)
+        pc_text_valid = pc.replace_with_mask(
+            pc_text_valid, hit, pc.fill_null(pc.match_substring_regex(found, POSTCODE_RE), False)
+        )
         text = pc.replace_with_mask(
             text, hit, _squash(pc.replace_substring_regex(holding, _POSTCODE_IN_TEXT, ""))
         )
-    parts = _parse(text)
-    # Communal names are looked for in the building and place names, not the street:
-    # "7 Hostel Lane" is an ordinary house.
-    named = pc.binary_join_element_wise(parts["building"], parts["locality"], ", ")
-    communal = _communal_names(named)
-    flat_text = _where(
-        _bool(pc.not_equal(parts["flat"], "")),
-        pc.binary_join_element_wise("FLAT", parts["flat"], " "),
-        _empty(n),
-    )
-    number_street = pc.utf8_trim(
-        pc.binary_join_element_wise(parts["number"], parts["street"], " "), " "
-    )
-    return {
-        **parts,
-        "pc_text": pc_text,
-        # Validated here, once per distinct text, rather than once per record.
-        "pc_text_valid": pc.fill_null(pc.match_substring_regex(pc_text, POSTCODE_RE), False),
-        "communal_name": communal,
-        "address_text": _join_places(
-            [flat_text, parts["building"], number_street, parts["locality"], parts["town"]]
-        ),
-    }
+    return {**_parse(text), "pc_text": pc_text, "pc_text_valid": pc_text_valid}
 
 
 _ANY_COMMUNAL = "|".join(f"(?:{pattern})" for pattern in COMMUNAL_WORDS.values())
@@ -516,12 +668,21 @@ def _communal_names(named: pa.Array) -> pa.Array:
     return pc.replace_with_mask(_empty(len(named)), hit, communal)
 
 
-_PARTS = ["flat", "number", "building", "street", "locality", "town", "pc_text",
-          "pc_text_valid", "communal_name", "address_text"]
 _CHUNK = 100_000  # distinct values per task; pyarrow releases the GIL, so threads help (smaller
 # chunks were slower: many short calls make the threads queue for the GIL)
 # A line that only names a county says nothing about the home.
 _COUNTY_SEGMENT = rf"(^|,)(?:{'|'.join(COUNTIES)})(,|$)"
+
+
+def _slices(values, size: int = _CHUNK) -> list:
+    """``values`` in slices of about ``size``, as many as a multiple of the worker count
+    and of equal length, so that no thread is left with the last slice alone."""
+    n = len(values)
+    workers = os.cpu_count() or 1
+    count = -(-max(n, 1) // size)
+    count = -(-count // workers) * workers if count > 1 else 1
+    step = -(-max(n, 1) // count)
+    return [values[i:i + step] for i in range(0, n, step)] or [values]
 
 
 def _pool_map(fn, chunks: list) -> list:
@@ -533,13 +694,53 @@ def _pool_map(fn, chunks: list) -> list:
 
 
 def _joined_text(lines: list[pa.Array]) -> pa.Array:
-    """Canonical lines joined by commas, county-only segments dropped (row by row).
+    """Canonical lines joined by commas, county-only segments dropped (row by row)."""
+    n = len(lines[0])
+    pool = pa.concat_arrays([*lines, _empty(1)])
+    rows = np.arange(n)[:, None] + n * np.arange(len(lines))[None, :]
+    return _joined_codes(pool, rows, _bool(pc.not_equal(pool, ""))[rows], *_line_flags(pool))
+
+
+def _line_flags(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Which lines are a county alone, and which hold a comma (``_joined_codes``)."""
+    return _has(lines, _COUNTY), _bool(pc.match_substring(lines, ","))
+
+
+def _canonical_lines(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Canonical lines, which are non-empty, and their ``_line_flags``."""
+    lines = _canonical_text(values)
+    return lines, _bool(pc.not_equal(lines, "")), *_line_flags(lines)
+
+
+def _joined_codes(lines: pa.Array, codes: np.ndarray, keep: np.ndarray,
+                  lines_county: np.ndarray, lines_comma: np.ndarray) -> pa.Array:
+    """Row-wise comma-join of the lines ``lines[codes[i, j]]`` where ``keep[i, j]`` (the
+    non-empty ones), county-only segments dropped.
 
     The lines are ``_squash`` outputs (no double spaces or commas, no space beside a
     comma, nothing to trim), so squashing their comma-join only drops the empty ones:
-    the non-empty lines are joined as a list instead. Such a join is itself squashed, so
-    only the texts that lose a county segment are squashed again."""
-    text = _join_nonempty(lines, ",")
+    the non-empty lines are joined as a list instead. Where no kept line holds a comma,
+    the segments are the lines, and a county line is left out of the list. It is left out
+    as the global replace of ``_COUNTY_SEGMENT`` would drop it: a county segment is
+    dropped unless the segment before it was (that match took the comma between them).
+    The other rows are joined, then go through that replace (``_county_dropped``)."""
+    plain = ~(keep & lines_comma[codes]).any(axis=1)
+    keep = keep.copy()
+    before_dropped = np.zeros(len(codes), dtype=bool)
+    for j in range(codes.shape[1]):
+        dropped = keep[:, j] & lines_county[codes[:, j]] & ~before_dropped
+        before_dropped = np.where(keep[:, j], dropped, before_dropped)
+        keep[:, j] &= ~(dropped & plain)
+    text = _join_codes(lines, codes, keep, ",")
+    if plain.all():
+        return text
+    mixed = pa.array(~plain)
+    return pc.replace_with_mask(text, mixed, _county_dropped(pc.filter(text, mixed)))
+
+
+def _county_dropped(text: pa.Array) -> pa.Array:
+    """County-only segments dropped from comma-joined canonical lines. Such a join is
+    itself squashed, so only the texts that lose a county segment are squashed again."""
     hit = pc.fill_null(pc.match_substring_regex(text, _COUNTY_SEGMENT), False)
     if not pc.any(hit).as_py():
         return text
@@ -547,12 +748,25 @@ def _joined_text(lines: list[pa.Array]) -> pa.Array:
     return pc.replace_with_mask(text, hit, dropped)
 
 
-def _by_rows(fn, columns: list[pa.Array]) -> pa.Array:
-    """A row-wise ``fn`` of several columns, in chunks of rows on the thread pool."""
-    n = len(columns[0])
-    step = 4 * _CHUNK
-    chunks = [[c.slice(i, step) for c in columns] for i in range(0, n, step)] or [columns]
-    return pa.concat_arrays(_pool_map(fn, chunks))
+def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their tuple of codes (``codes[j]`` in 0 .. ``sizes[j]`` - 1): the
+    group of each row and the first row of each group."""
+    n = len(codes[0])
+    key, span = np.zeros(n, dtype=np.int64), 1
+    for values, size in zip(codes, sizes):
+        if span * size >= 2**62:  # renumber the groups so far densely before they overflow
+            key = _dense(key)
+            span = int(key.max()) + 1 if n else 1
+        key, span = key * size + values, span * size
+    group = _dense(key)
+    first = np.empty(int(group.max()) + 1 if n else 0, dtype=np.int64)
+    first[group[::-1]] = np.arange(n - 1, -1, -1)  # the last write, the smallest row, wins
+    return group, first
+
+
+def _dense(key: np.ndarray) -> np.ndarray:
+    """Integer keys renumbered 0, 1, ... in ascending order of key."""
+    return np.unique(key, return_inverse=True)[1].astype(np.int64, copy=False)
 
 
 def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
@@ -561,15 +775,13 @@ def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
             "valid": pc.fill_null(pc.match_substring_regex(cleaned, POSTCODE_RE), False)}
 
 
-def _distinct_map(values: pa.Array, fn, names: list[str] | None = None):
-    """Apply ``fn`` once per distinct value, in chunks on a thread pool; map back."""
+def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
+    """``fn`` once per distinct value, in chunks on a thread pool: the results per chunk
+    and, for each value, the position of its result among them."""
     encoded = pc.dictionary_encode(values)
     uniq = encoded.dictionary
-    chunks = [uniq.slice(i, _CHUNK) for i in range(0, len(uniq), _CHUNK)] or [uniq]
-    results = _pool_map(fn, chunks)
-    if names is None:
-        return pc.take(pa.concat_arrays(results), encoded.indices)
-    return {k: pc.take(pa.concat_arrays([r[k] for r in results]), encoded.indices) for k in names}
+    chunks = _slices(uniq)
+    return _pool_map(fn, chunks), np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
 
 
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
@@ -589,28 +801,67 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     once: most of the variety in GP addresses is case, abbreviations and optional lines.
     """
     n = len(patients)
-    lines = [
-        _distinct_map(_to_arrow(patients[c]), _canonical_text) if c in patients.columns else _empty(n)
-        for c in ADDRESS_LINES
-    ]
-    text = _by_rows(_joined_text, lines)
-    parts = _distinct_map(text, _parse_distinct, _PARTS)
-
+    # Each line as codes into ``lines``: every line's distinct values canonicalised, all
+    # lines' values together in chunks on the thread pool, then "".
+    present = [c for c in ADDRESS_LINES if c in patients.columns]
     postcode_raw = _to_arrow(patients["postcode"]) if "postcode" in patients.columns else _empty(n)
-    field = _distinct_map(postcode_raw, _postcode_field, ["cleaned", "valid"])
+
+    def first_pass(c: str):  # the postcode field alongside the lines' encoding
+        if c == "postcode":  # once per distinct value
+            encoded = pc.dictionary_encode(postcode_raw)
+            return {k: pc.take(v, encoded.indices)
+                    for k, v in _postcode_field(encoded.dictionary).items()}
+        return pc.dictionary_encode(_to_arrow(patients[c]))
+
+    *encoded, field = _pool_map(first_pass, [*present, "postcode"])
+    codes = [np.asarray(e.indices.to_numpy(), dtype=np.int64) for e in encoded]
+    sizes = [len(e.dictionary) for e in encoded]
+    every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
+    canonical = _pool_map(_canonical_lines, _slices(every))
+    lines = pa.concat_arrays([*[c[0] for c in canonical], _empty(1)])
+    flags = tuple(np.concatenate([*[c[i] for c in canonical], [False]]) for i in (1, 2, 3))
+    # Rows with the same lines share one joined text: each is joined once, then each
+    # distinct text parsed once.
+    group, first = _row_groups(codes or [np.zeros(n, dtype=np.int64)], sizes or [1])
+    tuples = np.full((len(first), len(ADDRESS_LINES)), len(lines) - 1, dtype=np.int64)
+    for j, (code, low) in enumerate(zip(codes, np.cumsum([0, *sizes]))):
+        tuples[:, j] = low + code[first]
+    nonempty, flags = flags[0], flags[1:]
+    keep = nonempty[tuples]
+    text = pa.concat_arrays(_pool_map(
+        lambda rows: _joined_codes(lines, tuples[rows], keep[rows], *flags),
+        _slices(np.arange(len(tuples)), 4 * _CHUNK),
+    ))
+    results, text_at = _distinct_apply(text, _parse_distinct)
+    at = text_at[group]
+    text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
+    at = pa.array(at)
+    names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
+             "address_text"]
+    parts = dict(zip(names, _pool_map(
+        lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
+    )))
+
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
-    text_valid = _bool(parts["pc_text_valid"])
-    postcode = _where(field_valid, pc_field, _where(text_valid, parts["pc_text"], _empty(n)))
-    key = pc.binary_join_element_wise(
-        parts["flat"], parts["number"], parts["building"], parts["street"], postcode, "|"
-    )
+    postcode = _where(field_valid, pc_field, _empty(n))
+    from_lines = ~field_valid & text_valid
+    if from_lines.any():  # the postcode typed in a line, where the field's is unusable
+        rows = pa.array(from_lines)
+        pc_text = pa.concat_arrays([r["pc_text"] for r in results])
+        postcode = pc.replace_with_mask(postcode, rows, pc.take(pc_text, pc.filter(at, rows)))
+    key_parts = [parts["flat"], parts["number"], parts["building"], parts["street"], postcode]
+    key = pa.concat_arrays(_pool_map(
+        lambda rows: pc.binary_join_element_wise(*[p[rows.start:rows.stop] for p in key_parts],
+                                                 "|"),
+        _slices(range(n), 4 * _CHUNK),
+    ))
     index = patients.index
     out = {name: _series(parts[name], index) for name in
            ["flat", "number", "building", "street", "locality", "town"]}
     out["postcode"] = _series(postcode, index)
     out["postcode_valid"] = pd.Series(field_valid | text_valid, index=index, dtype=bool)
-    out["postcode_from_lines"] = pd.Series(~field_valid & text_valid, index=index, dtype=bool)
+    out["postcode_from_lines"] = pd.Series(from_lines, index=index, dtype=bool)
     out["postcode_text"] = _series(pc_field, index)
     out["communal_name"] = _series(parts["communal_name"], index)
     out["address_text"] = _series(parts["address_text"], index)
