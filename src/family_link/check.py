@@ -102,32 +102,12 @@ def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, eva
     }
 
 
-def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
-              rules_dir: Path | str | None = None, force: bool = False,
-              previous: Path | str | None = None, layout: str | None = None,
-              profile: Path | str | None = None, jobs: int = 1) -> CheckResult:
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round(now - since, 3)
-        return now
-
-    t = time.perf_counter()
-    ruleset = load_ruleset(rules_dir)
-    t = lap("rules", t)
-    check_destination(Path(out_dir), force)  # refuse early, not after minutes of work
-    last_run: PreviousRun | None = load_previous_run(previous) if previous is not None else None
-    # The layout (canonical, EMIS Web, SystmOne ...) is detected unless given: layouts.py.
-    export = load_any_export(export_path, as_of, layout=layout, profile=profile)
-    t = lap("read_export", t)
-    log.info("export read: %d patients, %d events, %d relationships, %d rows rejected",
-             len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
-    # --jobs splits the linkage, the costly step, into groups of records that cannot affect
-    # one another (households.link_groups), linked in forked processes: identical output.
-    households = link_households(export.patients, export.relationships, as_of, jobs=jobs)
-    t = lap("link_households", t)
+def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFrame, as_of: date,
+                        out_dir: Path | str, *, force: bool, last_run: PreviousRun | None,
+                        timings: dict[str, float], lap, since: float, started: float) -> dict:
+    """Everything after linkage: the rules, the summary and the report's files (written
+    atomically); returns the run summary. ``lap(name, since)`` records each stage's time."""
+    t = since
     # The rules run in this process whatever --jobs says: at 1M patients they take about
     # 0.55 s, less than forking and partitioning cost (about 0.95 s with 2 processes:
     # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
@@ -175,6 +155,37 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
         t = lap("render_worklist", t)
         timings["total_before_write"] = round(time.perf_counter() - started, 3)
         report.write_bytes("timings.json", (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode())
+    return summary
+
+
+def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
+              rules_dir: Path | str | None = None, force: bool = False,
+              previous: Path | str | None = None, layout: str | None = None,
+              profile: Path | str | None = None, jobs: int = 1) -> CheckResult:
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 3)
+        return now
+
+    t = time.perf_counter()
+    ruleset = load_ruleset(rules_dir)
+    t = lap("rules", t)
+    check_destination(Path(out_dir), force)  # refuse early, not after minutes of work
+    last_run: PreviousRun | None = load_previous_run(previous) if previous is not None else None
+    # The layout (canonical, EMIS Web, SystmOne ...) is detected unless given: layouts.py.
+    export = load_any_export(export_path, as_of, layout=layout, profile=profile)
+    t = lap("read_export", t)
+    log.info("export read: %d patients, %d events, %d relationships, %d rows rejected",
+             len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
+    # --jobs splits the linkage, the costly step, into groups of records that cannot affect
+    # one another (households.link_groups), linked in forked processes: identical output.
+    households = link_households(export.patients, export.relationships, as_of, jobs=jobs)
+    t = lap("link_households", t)
+    summary = _evaluate_and_write(ruleset, export, households, as_of, out_dir, force=force, last_run=last_run,
+                                  timings=timings, lap=lap, since=t, started=started)
     seconds = time.perf_counter() - started
-    return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(rejected), seconds,
+    return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(export.rejected), seconds,
                        summary.get("compared_with"), layout=export.layout, export_date=export.export_date)

@@ -1,0 +1,36 @@
+"""Speed helpers of the report and worklist writers (perf-out) against the plain forms."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from family_link import report
+
+_VALUES = st.lists(st.none() | st.text(alphabet=st.sampled_from(list('ab,"\n\ré')), max_size=6), max_size=12)
+
+
+def _plain_holds(values: list, wanted: bytes) -> bool:
+    return any(b in (v or "").encode() for v in values for b in wanted)
+
+
+@pytest.mark.parametrize("memchr", [True, False])
+@settings(max_examples=150, deadline=None)
+@given(values=_VALUES, cut=st.integers(0, 12), byte=st.sampled_from(list(b',"\n')))
+def test_holds_byte_matches_a_plain_search_on_slices_and_chunks(memchr, values, cut, byte):
+    old = report._MEMCHR
+    if not memchr:
+        report._MEMCHR = None
+    try:
+        arr = pa.array(values, pa.large_string())
+        cut = min(cut, len(values))
+        # a slice only looks at its own values, not at the bytes of its neighbours
+        for part, expect in ((arr.slice(cut), values[cut:]), (arr.slice(0, cut), values[:cut]),
+                             (pa.chunked_array([arr.slice(0, cut), arr.slice(cut)], pa.large_string()), values),
+                             (arr.cast(pa.string()).slice(cut), values[cut:])):
+            assert report._holds_any_byte(part, bytes([byte])) == _plain_holds(expect, bytes([byte]))
+            assert report._special_bytes(part) == bytes(b for b in b',"\n' if _plain_holds(expect, bytes([b])))
+    finally:
+        report._MEMCHR = old
