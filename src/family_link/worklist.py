@@ -23,6 +23,7 @@ __all__ = ["WorklistFacts", "WORKLIST_COLUMNS", "build_worklist", "worklist_rows
 
 import io
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from html import escape
@@ -751,8 +752,10 @@ def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.Dat
         names = full_names(still_here)
         names.index = still_here["patient_id"]
         resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
-    return {
-        "worklist.html": render_worklist_html(rows, facts, resolved, to_resolve),
-        "worklist.csv": render_worklist_csv(rows),
-        "worklist.xlsx": render_worklist_xlsx(rows, facts, resolved),
-    }
+    # The xlsx is built on a second thread while the HTML and CSV are rendered here: most of
+    # its time is zlib compressing the sheet (about 0.3 s at 25,000 flags), which releases the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-xlsx") as aside:
+        xlsx = aside.submit(render_worklist_xlsx, rows, facts, resolved)
+        html = render_worklist_html(rows, facts, resolved, to_resolve)
+        csv = render_worklist_csv(rows)
+        return {"worklist.html": html, "worklist.csv": csv, "worklist.xlsx": xlsx.result()}
