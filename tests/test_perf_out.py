@@ -34,3 +34,39 @@ def test_holds_byte_matches_a_plain_search_on_slices_and_chunks(memchr, values, 
             assert report._special_bytes(part) == bytes(b for b in b',"\n' if _plain_holds(expect, bytes([b])))
     finally:
         report._MEMCHR = old
+
+
+# --- the program ends without the interpreter's teardown, same codes and messages ---------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+_PRACTICE = Path(__file__).resolve().parents[1] / "sample_data" / "practice"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "family_link", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_program_exit_codes_and_output_are_unchanged_by_the_quick_exit(tmp_path):
+    out = tmp_path / "report"
+    done = _run("check", str(_PRACTICE), "--out", str(out), "--as-of", "2026-11-01")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("Checked 400 patients as of 2026-11-01")
+    assert done.stdout.endswith("\n") and len(done.stdout.splitlines()) == 2 + 8  # every rule's line flushed
+    assert (out / "run.json").is_file()
+    again = _run("check", str(_PRACTICE), "--out", str(out), "--as-of", "2026-11-01")
+    assert again.returncode == 5 and "already holds a report" in again.stderr and "Traceback" not in again.stderr
+    wrong = _run("check")
+    assert wrong.returncode == 2 and "Missing argument 'EXPORT'" in wrong.stderr
+    assert _run("--version").stdout.strip().startswith("family-link, version")
+
+
+def test_called_with_arguments_the_group_raises_system_exit_as_click_does():
+    from family_link.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
