@@ -120,6 +120,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-report") as aside:
         household_counts = aside.submit(summarise_households, households)  # first: the summary needs it first
         households_csv = aside.submit(report.write_csv, "households.csv", households, HOUSEHOLD_COLUMNS)
+        households_csv_synced = aside.submit(report.sync, "households.csv")  # its fsync, away from the end
         # The rules run in this process whatever --jobs says: at 1M patients they take about
         # 0.55 s, less than forking and partitioning cost (about 0.95 s with 2 processes:
         # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
@@ -163,6 +164,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
                                  households, as_of)
         for name, content in build_worklist(marked, resolved, export.patients, households, facts, triggers).items():
             report.write_bytes(name, content)
+        households_csv_synced.result()
         t = lap("render_worklist", t)
         timings["total_before_write"] = round(time.perf_counter() - started, 3)
         report.write_bytes("timings.json", (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode())
