@@ -27,7 +27,7 @@ from .layouts import load_any_export
 from .report import check_destination, open_report
 from .rules import RuleSet, load_ruleset
 from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
-from .worklist import WorklistFacts, build_worklist
+from .worklist import WorklistFacts, _import_xlsx_writer, build_worklist
 
 log = logging.getLogger("family_link")
 
@@ -120,6 +120,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-report") as aside:
         household_counts = aside.submit(summarise_households, households)  # first: the summary needs it first
         households_csv = aside.submit(report.write_csv, "households.csv", households, HOUSEHOLD_COLUMNS)
+        aside.submit(_import_xlsx_writer)  # openpyxl, needed for the worklist at the end
         households_csv_synced = aside.submit(report.sync, "households.csv")  # its fsync, away from the end
         # The rules run in this process whatever --jobs says: at 1M patients they take about
         # 0.55 s, less than forking and partitioning cost (about 0.95 s with 2 processes:
@@ -159,9 +160,12 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         t = lap("render_csv", t)
         # The worklist lists unplaced (ambiguous) records with any codes of theirs that trigger
         # a rule: only their own events are needed.
-        unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
-        triggers = rule_triggers(ruleset, _rows_of(export.patients, unplaced), _rows_of(export.events, unplaced),
+        # (Computed by build_worklist once the xlsx is under way on its own thread.)
+        def triggers() -> pd.DataFrame:
+            unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
+            return rule_triggers(ruleset, _rows_of(export.patients, unplaced), _rows_of(export.events, unplaced),
                                  households, as_of)
+
         for name, content in build_worklist(marked, resolved, export.patients, households, facts, triggers).items():
             report.write_bytes(name, content)
         households_csv_synced.result()
