@@ -70,3 +70,21 @@ def test_called_with_arguments_the_group_raises_system_exit_as_click_does():
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0
+
+
+# --- engine: a rule's reason filled in once per distinct date ------------------------------
+
+def test_per_date_matches_the_per_flag_template():
+    import numpy as np
+    import pandas as pd
+
+    from family_link import engine
+
+    template = "No alert since {trigger_date}; code it ({trigger_date})."
+    dates = pd.Series(pd.to_datetime(["2026-01-02", "2025-12-31", "2026-01-02", "0999-01-01"][:3]), index=[5, 7, 9])
+    got = engine._per_date(dates, template)
+    want = engine._uk_date(dates).map(lambda d: template.replace("{trigger_date}", d))
+    assert got.tolist() == want.tolist() and list(got.index) == [5, 7, 9]
+    assert engine._per_date(dates.iloc[:0], template).tolist() == []
+    assert np.array_equal((pd.Series(["a"] * 3, index=dates.index) + got).to_numpy(dtype=object),
+                          (pd.Series(["a"] * 3, index=dates.index) + want).to_numpy(dtype=object))
