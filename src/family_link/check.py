@@ -9,6 +9,7 @@ __all__ = ["CheckResult", "run_check", "REPORT_FILES"]
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -26,7 +27,7 @@ from .layouts import load_any_export
 from .report import check_destination, open_report
 from .rules import RuleSet, load_ruleset
 from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
-from .worklist import WorklistFacts, build_worklist
+from .worklist import WorklistFacts, _import_xlsx_writer, build_worklist
 
 log = logging.getLogger("family_link")
 
@@ -65,7 +66,9 @@ def _rows_of(frame: pd.DataFrame, patient_ids: pd.Series) -> pd.DataFrame:
 
 
 def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, evaluation: Evaluation,
-                 as_of: date) -> dict:
+                 as_of: date, household_counts: dict | None = None) -> dict:
+    """run.json's content; ``household_counts`` is ``summarise_households(households)`` where
+    already computed."""
     flags, scope = evaluation.flags, evaluation.scope
     # One pass over scope per count, grouped by rule (not one boolean filter per rule).
     rule_of = scope["rule_id"]
@@ -95,11 +98,88 @@ def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, eva
             for f in export.files if f.sha256  # an absent optional file is not listed
         ],
         "warnings": int(len(export.warnings)),
-        "households": summarise_households(households),
+        "households": household_counts if household_counts is not None else summarise_households(households),
         "flags_per_rule": {k: v["flags"] for k, v in per_rule.items()},
         "rules_detail": per_rule,
         "timings_file": "timings.json",
     }
+
+
+def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFrame, as_of: date,
+                        out_dir: Path | str, *, force: bool, last_run: PreviousRun | None,
+                        timings: dict[str, float], lap, since: float, started: float) -> dict:
+    """Everything after linkage: the rules, the summary and the report's files (written
+    atomically); returns the run summary. ``lap(name, since)`` records each stage's time."""
+    t = since
+    # The report folder is opened before the rules run: households.csv (240 MB at 1M
+    # patients) and the household counts depend on the linkage alone, so a second thread
+    # writes and counts them while the rules run (Arrow's kernels, its hashing and the file
+    # writes release the GIL). Leaving the block waits for that thread, so an error here
+    # removes the temporary folder only once nothing writes into it.
+    with open_report(out_dir, force=force) as report, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-report") as aside:
+        household_counts = aside.submit(summarise_households, households)  # first: the summary needs it first
+        households_csv = aside.submit(report.write_csv, "households.csv", households, HOUSEHOLD_COLUMNS)
+        aside.submit(_import_xlsx_writer)  # openpyxl, needed for the worklist
+        # The rules run in this process whatever --jobs says: at 1M patients they take about
+        # 0.55 s, less than forking and partitioning cost (about 0.95 s with 2 processes:
+        # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
+        evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships)
+        t = lap("evaluate_rules", t)
+
+        summary = _run_summary(ruleset, export, households, evaluation, as_of, household_counts.result())
+        rejected = export.rejected.sort_values(["file", "row", "column"], kind="mergesort")
+        warnings = export.warnings.sort_values(["file", "row", "column"], kind="mergesort")
+        marked = mark_flags(evaluation.flags, last_run, as_of)
+        resolved = resolved_flags(last_run, evaluation.flags, evaluation.scope, export.patients, as_of)
+        if last_run is not None:
+            summary["compared_with"] = {"as_of": last_run.as_of.isoformat(),
+                                        "new": int((marked["status"] == "new").sum()),
+                                        "open": int((marked["status"] == "open").sum()),
+                                        "resolved": int(len(resolved))}
+        hh = summary["households"]
+        facts = WorklistFacts(
+            as_of=as_of, rule_titles={r.id: r.title for r in ruleset.rules},
+            rule_severities={r.id: r.severity for r in ruleset.rules}, export_date=export.export_date,
+            input_files=tuple((f.name, f.rows_read, f.rows_used, f.rows_rejected) for f in export.files),
+            rejected_rows=len(rejected), warning_rows=len(warnings), households=hh.get("households"),
+            ambiguous_records=hh.get("ambiguous_records"),
+            previous_as_of=last_run.as_of if last_run is not None else None)
+        t = lap("summarise", t)
+        # Each file goes into the report's temporary folder as soon as it is rendered (no
+        # copy of a 240 MB households.csv held in memory); the folder replaces out_dir only
+        # when every file is written. The other CSVs and run.json are written on the report
+        # thread too, while this one renders the worklist: its xlsx (zlib over the whole
+        # sheet, ~0.4 s at 1M patients) is the run's last long step, so it starts first.
+
+        def write_the_rest() -> None:
+            report.write_csv("flags.csv", marked, FLAGS_CSV_COLUMNS)
+            report.write_csv("rejected.csv", rejected, ISSUE_COLUMNS)
+            report.write_csv("warnings.csv", warnings, ISSUE_COLUMNS)
+            report.write_csv("scope.csv", evaluation.scope, SCOPE_COLUMNS)
+            report.write_csv("resolved.csv", resolved, RESOLVED_COLUMNS)
+            report.write_bytes("run.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+        the_rest = aside.submit(write_the_rest)
+        households_csv_synced = aside.submit(report.sync, "households.csv")  # its fsync, away from the end
+
+        # The worklist lists unplaced (ambiguous) records with any codes of theirs that trigger
+        # a rule: only their own events are needed (computed by build_worklist once the xlsx
+        # is under way on its own thread).
+        def triggers() -> pd.DataFrame:
+            unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
+            return rule_triggers(ruleset, _rows_of(export.patients, unplaced), _rows_of(export.events, unplaced),
+                                 households, as_of)
+
+        for name, content in build_worklist(marked, resolved, export.patients, households, facts, triggers).items():
+            report.write_bytes(name, content)
+        t = lap("render_worklist", t)
+        for written in (households_csv, the_rest, households_csv_synced):
+            written.result()  # an error of the report thread's is raised here
+        t = lap("render_csv", t)  # what is left of it once the worklist is rendered
+        timings["total_before_write"] = round(time.perf_counter() - started, 3)
+        report.write_bytes("timings.json", (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode())
+    return summary
 
 
 def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
@@ -128,53 +208,8 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     # one another (households.link_groups), linked in forked processes: identical output.
     households = link_households(export.patients, export.relationships, as_of, jobs=jobs)
     t = lap("link_households", t)
-    # The rules run in this process whatever --jobs says: at 1M patients they take about
-    # 0.55 s, less than forking and partitioning cost (about 0.95 s with 2 processes:
-    # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
-    evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships)
-    t = lap("evaluate_rules", t)
-
-    summary = _run_summary(ruleset, export, households, evaluation, as_of)
-    rejected = export.rejected.sort_values(["file", "row", "column"], kind="mergesort")
-    warnings = export.warnings.sort_values(["file", "row", "column"], kind="mergesort")
-    marked = mark_flags(evaluation.flags, last_run, as_of)
-    resolved = resolved_flags(last_run, evaluation.flags, evaluation.scope, export.patients, as_of)
-    if last_run is not None:
-        summary["compared_with"] = {"as_of": last_run.as_of.isoformat(),
-                                    "new": int((marked["status"] == "new").sum()),
-                                    "open": int((marked["status"] == "open").sum()),
-                                    "resolved": int(len(resolved))}
-    hh = summary["households"]
-    facts = WorklistFacts(
-        as_of=as_of, rule_titles={r.id: r.title for r in ruleset.rules},
-        rule_severities={r.id: r.severity for r in ruleset.rules}, export_date=export.export_date,
-        input_files=tuple((f.name, f.rows_read, f.rows_used, f.rows_rejected) for f in export.files),
-        rejected_rows=len(rejected), warning_rows=len(warnings), households=hh.get("households"),
-        ambiguous_records=hh.get("ambiguous_records"),
-        previous_as_of=last_run.as_of if last_run is not None else None)
-    t = lap("summarise", t)
-    # Each file goes into the report's temporary folder as soon as it is rendered (no
-    # copy of a 240 MB households.csv held in memory); the folder replaces out_dir only
-    # when every file is written.
-    with open_report(out_dir, force=force) as report:
-        report.write_csv("flags.csv", marked, FLAGS_CSV_COLUMNS)
-        report.write_csv("households.csv", households, HOUSEHOLD_COLUMNS)
-        report.write_csv("rejected.csv", rejected, ISSUE_COLUMNS)
-        report.write_csv("warnings.csv", warnings, ISSUE_COLUMNS)
-        report.write_csv("scope.csv", evaluation.scope, SCOPE_COLUMNS)
-        report.write_csv("resolved.csv", resolved, RESOLVED_COLUMNS)
-        report.write_bytes("run.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-        t = lap("render_csv", t)
-        # The worklist lists unplaced (ambiguous) records with any codes of theirs that trigger
-        # a rule: only their own events are needed.
-        unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
-        triggers = rule_triggers(ruleset, _rows_of(export.patients, unplaced), _rows_of(export.events, unplaced),
-                                 households, as_of)
-        for name, content in build_worklist(marked, resolved, export.patients, households, facts, triggers).items():
-            report.write_bytes(name, content)
-        t = lap("render_worklist", t)
-        timings["total_before_write"] = round(time.perf_counter() - started, 3)
-        report.write_bytes("timings.json", (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode())
+    summary = _evaluate_and_write(ruleset, export, households, as_of, out_dir, force=force, last_run=last_run,
+                                  timings=timings, lap=lap, since=t, started=started)
     seconds = time.perf_counter() - started
-    return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(rejected), seconds,
+    return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(export.rejected), seconds,
                        summary.get("compared_with"), layout=export.layout, export_date=export.export_date)

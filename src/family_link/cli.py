@@ -14,8 +14,10 @@ least one export failed.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -55,7 +57,43 @@ rules_option = click.option(
     help="Folder of rule files (*.yaml) with a codelists/ folder. Default: the project's rules/.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _QuickExitGroup(click.Group):
+    """The command group, which, run as the program (not called with arguments, as tests
+    and scripts do), ends the process without the interpreter's teardown: at 1M patients,
+    freeing every object of a 2.4 GB heap one by one took about 0.15 s after the report
+    was already in place. Output is flushed and exit handlers run first; the exit code is
+    the one ``sys.exit`` would give."""
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        if args is not None or rest or not kwargs.get("standalone_mode", True):
+            return super().main(args, *rest, **kwargs)
+        try:
+            return super().main(None, **kwargs)  # standalone: ends in SystemExit
+        except SystemExit as exc:
+            _quick_exit(exc.code)
+
+
+def _quick_exit(code: Any) -> None:
+    """``sys.exit(code)`` without tearing the interpreter down (``os._exit``), once standard
+    output and error are flushed and the ``atexit`` handlers have run (logging's among
+    them). Where flushing fails (a closed pipe), the ordinary exit reports it as before."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # as the interpreter does for sys.exit("message")
+        print(code, file=sys.stderr)
+        status = 1
+    try:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(code)
+    os._exit(status)
+
+
+@click.group(cls=_QuickExitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="family-link")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (counts only, never patient values).")
 def main(verbose: bool) -> None:

@@ -84,6 +84,16 @@ def _strftime(s: pd.Series, fmt: str) -> pd.Series:
     return pd.Series(text, index=s.index, dtype="str")
 
 
+def _per_date(dates: pd.Series, template: str) -> pd.Series:
+    """``template`` with ``{trigger_date}`` replaced by each date (dd/mm/yyyy), filled in
+    once per distinct date rather than once per flag."""
+    code, days = pd.factorize(dates)
+    if (code < 0).any():  # a missing date: the plain way (which fails on it as before)
+        return _uk_date(dates).map(lambda d: template.replace("{trigger_date}", d))
+    texts = np.array([template.replace("{trigger_date}", d) for d in days.strftime("%d/%m/%Y")], dtype=object)
+    return pd.Series(texts[code], index=dates.index, dtype="str")
+
+
 def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
     """Position of each key in ``ids`` (unique values, e.g. every patient id), or -1.
 
@@ -514,8 +524,7 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
         "trigger_dates": _join_runs(open_pairs["trigger_iso"], starts, ";"),
     })
     missing = " ".join(rule.missing.split())
-    flags["reason"] = flags["evidence"] + " " + _uk_date(flags["latest_trigger"]).map(
-        lambda d: missing.replace("{trigger_date}", d))
+    flags["reason"] = flags["evidence"] + " " + _per_date(flags["latest_trigger"], missing)
     if rule.household_has_any:
         hh = _household_evidence(rule, ctx, flags["household"].to_numpy())
         flags["reason"] = flags["reason"] + " " + flags["household_id"].map(hh).fillna("")
