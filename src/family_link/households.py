@@ -46,6 +46,7 @@ __all__ = [
 
 import hashlib
 import multiprocessing
+import operator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 
@@ -107,23 +108,120 @@ _OPTIONAL_TEXT = ["surname", "household_id", "uprn", "postcode"] + [
 
 # --- small helpers -----------------------------------------------------------------------
 
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _sha1_heads(texts: pa.Array) -> np.ndarray:
+    """The first 6 bytes of sha1 of each string's UTF-8 bytes, as a (k, 6) uint8 array.
+    One sha1 per string is the floor (~0.4 us each); the digests are gathered by ``map``
+    and one join, and turned into hex digits by numpy, not one Python string each."""
+    blobs = texts.cast(pa.binary()).to_pylist()
+    digests = b"".join(map(operator.methodcaller("digest"), map(hashlib.sha1, blobs)))
+    return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :6]
+
+
+def _id_bytes(prefix: str, heads: np.ndarray) -> np.ndarray:
+    """``prefix`` + 12 lower-case hex digits per row of ``heads`` ((k, 6) uint8), as the
+    (k, width) uint8 array of the ids' UTF-8 bytes."""
+    head = np.frombuffer(prefix.encode("utf-8"), dtype=np.uint8)
+    p = len(head)
+    out = np.empty((len(heads), p + 12), dtype=np.uint8)
+    out[:, :p] = head
+    out[:, p::2] = _HEX_DIGITS[heads >> 4]
+    out[:, p + 1::2] = _HEX_DIGITS[heads & 15]
+    return out
+
+
+def _fixed_width_text(rows: np.ndarray) -> pa.Array:
+    """A pyarrow string array from a (m, width) uint8 array of UTF-8 bytes, a string a row."""
+    m, width = rows.shape
+    offsets = np.arange(0, (m + 1) * width, width, dtype=np.int64)
+    data = pa.py_buffer(np.ascontiguousarray(rows).reshape(-1))
+    if offsets[-1] < 2**31:
+        return pa.StringArray.from_buffers(m, pa.py_buffer(offsets.astype(np.int32)), data)
+    return pa.LargeStringArray.from_buffers(m, pa.py_buffer(offsets), data)
+
+
+def _fixed_width_bytes(arr: pa.Array, width: int) -> np.ndarray | None:
+    """The (n, width) uint8 bytes of a string array whose every value is ``width`` bytes
+    long (no nulls), or None when it is not such an array."""
+    if arr.null_count or not pa.types.is_string(arr.type):
+        return None
+    n = len(arr)
+    if n == 0:
+        return np.zeros((0, width), dtype=np.uint8)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
+    if not (np.diff(offsets) == width).all():
+        return None
+    start = int(offsets[0])
+    return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[start:start + n * width].reshape(n, width)
+
+
+def _hash_id_bytes(prefix: str, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's id as bytes ((n, width) uint8, see ``_id_bytes``) and an integer code,
+    equal exactly where the ids are equal, numbered in order of first appearance (as
+    ``pd.factorize`` of the ids numbers them). ``keys``: a string array without nulls."""
+    encoded = pc.dictionary_encode(keys)
+    heads = _sha1_heads(encoded.dictionary)
+    at = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    # Distinct keys (dictionary entries, in first-appearance order) have distinct ids
+    # unless two sha1s share their first 6 bytes: then the ids are numbered afresh.
+    wide = np.zeros((len(heads), 8), dtype=np.uint8)
+    wide[:, 2:] = heads
+    value = wide.view(">u8").reshape(-1).astype(np.int64)
+    ordered = np.sort(value)
+    codes = at
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
+        codes = pd.factorize(value)[0][at]
+    return _id_bytes(prefix, heads)[at], codes
+
+
 def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
               index: pd.Index | None = None) -> tuple[pd.Series, np.ndarray]:
     """``prefix`` + first 12 hex digits of sha1(key): stable across runs and months.
 
-    Also returns an integer code per record, equal where the ids are equal, so later
-    steps can group on integers rather than on the id text."""
+    Also returns an integer code per record, equal where the ids are equal (numbered in
+    order of first appearance), so later steps can group on integers rather than on the
+    id text. A missing key gets a missing id and code -1."""
     if isinstance(keys, pd.Series):
         index = keys.index if index is None else index
-    arr = keys if isinstance(keys, pa.Array) else pa.array(np.asarray(keys, dtype=object), pa.string())
-    encoded = pc.dictionary_encode(arr)
-    keys_text = encoded.dictionary.to_pylist()
-    hashed = [prefix + hashlib.sha1(k.encode("utf-8")).hexdigest()[:12] for k in keys_text]
-    id_codes, _ = pd.factorize(np.asarray(hashed, dtype=object))
-    indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    ids = pc.take(pa.array(hashed, pa.string()), encoded.indices)
+        keys = _pa(pd.DataFrame({"k": keys}), "k")
+    elif not isinstance(keys, (pa.Array, pa.ChunkedArray)):
+        keys = pa.array(np.asarray(keys, dtype=object), pa.string())
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    if keys.null_count:
+        valid = np.asarray(keys.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        rows = np.flatnonzero(valid)
+        part, part_codes = _hash_id_bytes(prefix, pc.take(keys, pa.array(rows)).cast(pa.string()))
+        ids = pc.replace_with_mask(pa.nulls(len(keys), pa.string()), pa.array(valid), _fixed_width_text(part))
+        codes = np.full(len(keys), -1, dtype=np.int64)
+        codes[rows] = part_codes
+    else:
+        id_bytes, codes = _hash_id_bytes(prefix, keys.cast(pa.string()))
+        ids = _fixed_width_text(id_bytes)
     series = pd.Series(ids, index=index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
-    return series, (id_codes[indices] if len(indices) else np.zeros(0, dtype=np.int64))
+    return series, codes
+
+
+def _hash_ids_like(prefix: str, keys: pa.Array, index: pd.Index, known_keys: pa.Array,
+                   known_prefix: str, known_ids: pa.Array) -> pd.Series:
+    """``_hash_ids(prefix, keys, index)[0]``, reusing ``known_ids`` (``_hash_ids`` of
+    ``known_keys`` under ``known_prefix``, same length as ``prefix``) on the rows where
+    the keys are the same: only the other rows' keys are hashed."""
+    width = len(prefix.encode("utf-8")) + 12
+    known = None
+    if len(known_prefix.encode("utf-8")) + 12 == width and not keys.null_count:
+        known = _fixed_width_bytes(known_ids, width)
+    if known is None or len(known_keys) != len(keys):
+        return _hash_ids(prefix, keys, index)[0]
+    same = _bool_pa(pc.fill_null(pc.equal(keys, known_keys), False))
+    out = known.copy()
+    out[:, :width - 12] = np.frombuffer(prefix.encode("utf-8"), dtype=np.uint8)
+    rows = np.flatnonzero(~same)
+    if len(rows):
+        out[rows] = _hash_id_bytes(prefix, pc.take(keys, pa.array(rows)).cast(pa.string()))[0]
+    return pd.Series(_fixed_width_text(out), index=index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -767,6 +865,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
                  _if(has_sys, _cat("system|", _pa(w, "sys_key")),
                      _if(standalone, _cat("person|", pid_pa), _cat("dwelling|", _pa(w, "dwelling_key")))))
     w["household_id"], hh = _hash_ids("H-", hh_key, w.index)
+    w["hh_key"] = _str_series(hh_key, w.index)  # dwelling ids reuse these ids' hashes
     w["hh"] = hh  # integer household code: equal codes, equal household ids
     w["household_size"] = np.bincount(hh, minlength=1)[hh] if n else np.zeros(0, dtype=np.int64)
 
@@ -869,7 +968,11 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     key = _if(w["communal"].to_numpy(), _cat("dwelling|", _pa(w, "establishment_key")),
               _if(alone, _cat("person|", _pa(w, "patient_id")),
                   _cat("dwelling|", _pa(w, "dwelling_key"))))
-    w["dwelling_id"], _ = _hash_ids("D-", key, w.index)
+    if "hh_key" in w.columns:
+        # Most dwelling keys are the household's key: their hashes are reused.
+        w["dwelling_id"] = _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
+    else:
+        w["dwelling_id"], _ = _hash_ids("D-", key, w.index)
     return w
 
 
