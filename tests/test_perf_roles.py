@@ -92,3 +92,150 @@ def test_fixed_width_bytes_round_trip():
     assert (H._fixed_width_bytes(text.slice(1), 14) == rows[1:]).all()
     assert H._fixed_width_bytes(pa.array(["ab", "c"]), 2) is None
     assert H._fixed_width_bytes(pa.array(["ab", None]), 2) is None
+
+
+def reference_roles(w, rel):
+    """_roles as it was before perf-roles (object-array notes, self-merge of members)."""
+    import pyarrow.compute as pc
+    w = w.copy(deep=False)
+    n = len(w)
+    pid = w["patient_id"].to_numpy(dtype=object)
+    hh = w["hh"].to_numpy()
+    child = w["is_child"].to_numpy()
+    notes = []
+    parent_adults = np.array([], dtype=np.int64)
+    recorded_codes = np.array([], dtype=np.int64)
+    if len(rel):
+        a, b = H._rel_rows(rel)
+        ok = (rel["a"].to_numpy() >= 0) & (rel["b"].to_numpy() >= 0)
+        words = rel["relationship"].to_numpy(dtype=object)[ok]
+        same = hh[a] == hh[b]
+        where = np.where(same, " (recorded)", " (recorded; not in this household)").astype(object)
+        sym = pd.Series(words).isin(H.SYMMETRIC_WORDS).to_numpy()
+        recorded_notes = pd.DataFrame({
+            "row": np.r_[b, a], "other": np.r_[a, b],
+            "text": np.r_[words + " of " + pid[a] + where,
+                          np.where(sym, words + " of ", words + " is ") + pid[b] + where],
+        }).drop_duplicates()
+        notes.append((recorded_notes["row"].to_numpy(), 0, recorded_notes["other"].to_numpy(),
+                      pa.array(recorded_notes["text"].to_numpy(dtype=object), pa.string())))
+        is_parent = pd.Series(words).isin(H.PARENT_WORDS).to_numpy()
+        is_child_word = pd.Series(words).isin(H.CHILD_WORDS).to_numpy()
+        adult = np.r_[b[is_parent], a[is_child_word]]
+        kid = np.r_[a[is_parent], b[is_child_word]]
+        keep = (hh[adult] == hh[kid]) & child[kid] & ~child[adult]
+        parent_adults = np.unique(adult[keep])
+        recorded_codes = np.unique(np.minimum(a, b) * n + np.maximum(a, b))
+    role = np.where(child, "child", "adult").astype(object)
+    role[parent_adults] = "parent"
+    ordinary = (~w["communal"].to_numpy() & (w["dwelling_kind"] != "shared_house").to_numpy()
+                & (w["household_size"] > 1).to_numpy())
+    has_child = np.zeros(int(hh.max()) + 1 if n else 0, dtype=bool)
+    has_child[hh[ordinary & child]] = True
+    members = pd.DataFrame({"row": np.arange(n), "hh": hh})[ordinary & has_child[hh]]
+    if len(members):
+        pairs = members.merge(members, on="hh", suffixes=("_a", "_b"))
+        pairs = pairs[(pairs["row_a"] != pairs["row_b"]).to_numpy()]
+        ra = pairs["row_a"].to_numpy()
+        rb = pairs["row_b"].to_numpy()
+        recorded = np.isin(np.minimum(ra, rb).astype(np.int64) * n + np.maximum(ra, rb), recorded_codes)
+        dob = w["date_of_birth"]
+        year = dob.dt.year.to_numpy(dtype=float)
+        md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
+        gap = year[rb] - year[ra] - (md[rb] < md[ra])
+        probable = (~child[ra]) & child[rb] & (gap >= H.PARENT_AGE_GAP) & ~recorded
+        pa_, pb_ = ra[probable], rb[probable]
+        pid_pa = pa.array(pid, pa.string())
+        years = H._int_text(gap[probable])
+        notes.append((pa_, 1, pb_, H._cat("probable parent of ", pc.take(pid_pa, pa.array(pb_)), " (",
+                                          years, " years older)")))
+        notes.append((pb_, 1, pa_, H._cat("probable child of ", pc.take(pid_pa, pa.array(pa_)), " (",
+                                          years, " years younger)")))
+        upgrade = pa_[role[pa_] == "adult"]
+        role[upgrade] = "probable_parent"
+        sib = child[ra] & child[rb] & ~recorded
+        notes.append((ra[sib], 2, rb[sib], H._cat("probable sibling of ", pc.take(pid_pa, pa.array(rb[sib])))))
+    role[w["communal"].to_numpy() & ~child & (role != "parent")] = "resident"
+    missing_dob = np.flatnonzero(w["age"].isna().to_numpy())
+    if len(missing_dob):
+        notes.append((missing_dob, -1, missing_dob,
+                      pa.array(np.full(len(missing_dob), "date of birth missing: role not inferred",
+                                       dtype=object), pa.string())))
+    w["role"] = pd.Series(role, index=w.index, dtype="str")
+    text = pc.fill_null(pa.nulls(n, pa.string()), "")
+    if notes:
+        row = np.concatenate([x[0] for x in notes]).astype(np.int64)
+        order = np.concatenate([np.full(len(x[0]), x[1]) for x in notes])
+        other = np.concatenate([x[2] for x in notes]).astype(np.int64)
+        texts = pa.concat_arrays([x[3] for x in notes])
+        by = np.argsort((row * 4 + (order + 1)) * max(n, 1) + other, kind="stable")
+        text = H._group_join(row[by], pc.take(texts, pa.array(by)), n, "; ")
+    w["relationship_notes"] = pd.Series(text, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    return w
+
+
+WORDS = ["mother", "father", "parent", "son", "child", "sibling", "partner", "grandmother", "aunt",
+         "friend", "brother"]
+
+
+def roles_frames(seed, n, m):
+    rng = np.random.default_rng(seed)
+    hh = rng.integers(0, max(n // 3, 1), n)
+    years = rng.integers(1930, 2024, n)
+    dob = pd.to_datetime(pd.DataFrame({"year": years, "month": rng.integers(1, 13, n),
+                                       "day": rng.integers(1, 29, n)}))
+    dob[rng.random(n) < 0.05] = pd.NaT
+    age = (2026 - dob.dt.year).astype(float)
+    w = pd.DataFrame({
+        "patient_id": pd.Series([f"P{i:03d}" for i in range(n)], dtype="str"),
+        "hh": hh, "date_of_birth": dob, "age": age, "is_child": (age < 18).to_numpy(),
+        "communal": rng.random(n) < 0.1,
+        "dwelling_kind": pd.Series(rng.choice(["house", "flat", "shared_house"], n, p=[.6, .3, .1]), dtype="str"),
+        "household_size": np.bincount(hh, minlength=1)[hh],
+    })
+    a = rng.integers(-1, n, m)
+    b = rng.integers(-1, n, m)
+    # half the relationships inside one household
+    order = np.argsort(hh, kind="stable")
+    inside = np.flatnonzero(hh[order][1:] == hh[order][:-1])
+    if len(inside) and m:
+        pick = rng.choice(inside, m // 2)
+        a[:m // 2], b[:m // 2] = order[pick], order[pick + 1]
+    words = rng.choice(WORDS, m)
+    # some pairs recorded both ways, some twice
+    k = m // 3
+    a2, b2 = np.r_[a, b[:k], a[:k]], np.r_[b, a[:k], b[:k]]
+    words = np.r_[words, rng.choice(WORDS, k), words[:k]]
+    keep = a2 != b2
+    rel = pd.DataFrame({"patient_id": "x", "related_patient_id": "y",
+                        "relationship": pd.Series(words[keep], dtype="str"), "a": a2[keep], "b": b2[keep]})
+    return w, rel
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 40), st.integers(0, 60))
+def test_roles_match_reference(seed, n, m):
+    w, rel = roles_frames(seed, n, m if n else 0)
+    got = H._roles(w, rel)
+    want = reference_roles(w, rel)
+    pd.testing.assert_series_equal(got["role"], want["role"])
+    pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
+
+
+def test_roles_match_reference_larger():
+    for seed in range(5):
+        w, rel = roles_frames(seed, 3000, 4000)
+        got, want = H._roles(w, rel), reference_roles(w, rel)
+        pd.testing.assert_series_equal(got["role"], want["role"])
+        pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
+
+
+def test_ordered_pairs_lists_every_pair_of_a_group():
+    groups = np.array([5, 2, 5, 5, 2, 9])
+    x, y, first, local, member = H._ordered_pairs(groups, np.array([0, 1, 2, 3, 4]))
+    pairs = sorted(zip(x.tolist(), y.tolist()))
+    assert pairs == sorted((i, j) for i in range(5) for j in range(5) if groups[i] == groups[j])
+    for i, mi in enumerate(member):
+        for j, mj in enumerate(member):
+            if groups[mi] == groups[mj]:
+                assert (x[first[i] + local[j]], y[first[i] + local[j]]) == (mi, mj)

@@ -976,6 +976,34 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     return w
 
 
+_ROLES = ["child", "adult", "parent", "probable_parent", "resident"]
+_NOTE_PREFIXES = ["probable parent of ", "probable child of ", "probable sibling of ",
+                  "date of birth missing: role not inferred"]
+_NOTE_SUFFIXES = ["", " (recorded)", " (recorded; not in this household)"]
+
+
+def _ordered_pairs(groups: np.ndarray, rows: np.ndarray):
+    """All ordered pairs (self pairs included) of ``rows`` (ascending) sharing a
+    ``groups`` value, built by ``np.repeat`` instead of a self-merge.
+
+    Returns (x, y, first, local, member): the pairs' rows; per member (``member`` gives
+    the members' rows in pair-list order) the position of its first pair and its place
+    in its group, so pair (member i, member j) of one group sits at ``first[i] + local[j]``."""
+    order = np.argsort(groups[rows], kind="stable")
+    member = rows[order]
+    g = groups[member]
+    m = len(member)
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if m else np.zeros(0, dtype=np.int64)
+    sizes = np.diff(np.r_[starts, m])
+    start_of = np.repeat(starts, sizes)  # each member's group start
+    size_of = np.repeat(sizes, sizes)
+    local = np.arange(m) - start_of
+    first = np.cumsum(size_of) - size_of
+    xi = np.repeat(np.arange(m), size_of)
+    yi = start_of[xi] + (np.arange(len(xi)) - first[xi])
+    return member[xi], member[yi], first, local, member
+
+
 def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     """Roles and plain-English relationship notes.
 
@@ -984,55 +1012,91 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     people (sibling, grandparent, ...) rules out age inference for that pair. Otherwise,
     in ordinary homes (not communal, not shared houses), an adult at least
     ``PARENT_AGE_GAP`` years older than a child is ``probable_parent``.
+
+    Notes are integer arrays until the end: the row, the order of the kind of note, the
+    other row, a prefix code (``prefixes``), the other record's id and a suffix code
+    (``suffixes``); they are sorted by one unique int64 key and their texts made once.
     """
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
-    pid = w["patient_id"].to_numpy(dtype=object)
     hh = w["hh"].to_numpy()
-    child = w["is_child"].to_numpy()
-    # Notes as (row, order, other row, text); sorted by integers, joined per row.
-    notes: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []
+    child = w["is_child"].to_numpy().astype(bool)
+    communal = w["communal"].to_numpy().astype(bool)
+    role = np.where(child, 0, 1).astype(np.int8)  # codes into _ROLES
+    prefixes: list[str] = []
+    suffixes = list(_NOTE_SUFFIXES)
+    # Notes: (row, order, other, rank among equal (row, order, other), prefix, suffix).
+    notes: list[tuple[np.ndarray, int, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]] = []
 
-    parent_adults = np.array([], dtype=np.int64)
-    recorded_codes = np.array([], dtype=np.int64)
+    a = b = np.zeros(0, dtype=np.int64)
     if len(rel):
         a, b = _rel_rows(rel)
         ok = (rel["a"].to_numpy() >= 0) & (rel["b"].to_numpy() >= 0)
-        words = rel["relationship"].to_numpy(dtype=object)[ok]
-        same = hh[a] == hh[b]
-        where = np.where(same, " (recorded)", " (recorded; not in this household)").astype(object)
-        sym = pd.Series(words).isin(SYMMETRIC_WORDS).to_numpy()
+        words = pc.filter(pc.fill_null(_pa(rel, "relationship"), ""), pa.array(ok))
+        encoded = pc.dictionary_encode(words)
+        word = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        distinct = encoded.dictionary.to_pylist()
+        in_words = lambda table: np.array([x in table for x in distinct], dtype=bool)  # noqa: E731
+        sym_w, parent_w, child_w = in_words(SYMMETRIC_WORDS), in_words(PARENT_WORDS), in_words(CHILD_WORDS)
+        for x in distinct:
+            prefixes += [x + " of ", x + " is "]
+        where = np.where(hh[a] == hh[b], 1, 2)
         # related (b) is the <relationship> of patient (a).
-        recorded_notes = pd.DataFrame({
-            "row": np.r_[b, a], "other": np.r_[a, b],
-            "text": np.r_[words + " of " + pid[a] + where,
-                          np.where(sym, words + " of ", words + " is ") + pid[b] + where],
-        }).drop_duplicates()  # a pair recorded in both directions says it once
-        notes.append((recorded_notes["row"].to_numpy(), 0, recorded_notes["other"].to_numpy(),
-                      pa.array(recorded_notes["text"].to_numpy(dtype=object), pa.string())))
-        is_parent = pd.Series(words).isin(PARENT_WORDS).to_numpy()
-        is_child_word = pd.Series(words).isin(CHILD_WORDS).to_numpy()
+        row, other = np.r_[b, a], np.r_[a, b]
+        pre = np.r_[word * 2, word * 2 + (~sym_w[word]).astype(np.int64)]
+        suf = np.r_[where, where]
+        # A pair recorded in both directions says it once: (row, other, prefix) decide the
+        # text (the suffix and the other id follow from the pair). Keep first sightings,
+        # ranked within their (row, other) in the order given.
+        rkey = row * n + other
+        count = len(rkey)
+        if n * n * count < 2**62:
+            at = np.sort(rkey * count + np.arange(count)) % count  # (rkey, position) order
+        else:
+            at = np.argsort(rkey, kind="stable")
+        rk = rkey[at]
+        new = np.r_[True, rk[1:] != rk[:-1]] if count else np.zeros(0, dtype=bool)
+        rank = np.zeros(count, dtype=np.int64)
+        keep = np.ones(count, dtype=bool)
+        if not new.all():
+            starts = np.flatnonzero(new)
+            rank[at] = np.arange(count) - starts[np.cumsum(new) - 1]
+            alone = new & np.r_[new[1:], True]
+            runs = np.flatnonzero(~alone)  # members of runs of two or more, in order
+            dk = rk[runs] * max(2 * len(distinct), 1) + pre[at[runs]]
+            _, first = np.unique(dk, return_index=True)  # first sightings
+            dup = np.ones(len(runs), dtype=bool)
+            dup[first] = False
+            keep[at[runs[dup]]] = False
+        notes.append((row[keep], 0, other[keep], rank[keep], pre[keep], suf[keep]))
+        is_parent, is_child_word = parent_w[word], child_w[word]
         adult = np.r_[b[is_parent], a[is_child_word]]
         kid = np.r_[a[is_parent], b[is_child_word]]
-        keep = (hh[adult] == hh[kid]) & child[kid] & ~child[adult]
-        parent_adults = _sorted_unique(adult[keep])
-        recorded_codes = _sorted_unique(np.minimum(a, b) * n + np.maximum(a, b))
+        recorded_parent = (hh[adult] == hh[kid]) & child[kid] & ~child[adult]
+        role[adult[recorded_parent]] = 2
 
-    role = np.where(child, "child", "adult").astype(object)
-    role[parent_adults] = "parent"
-
+    base = len(prefixes)
+    prefixes += _NOTE_PREFIXES
     # Age inference, in ordinary homes only (not communal, not shared houses).
-    ordinary = (~w["communal"].to_numpy() & (w["dwelling_kind"] != "shared_house").to_numpy()
+    ordinary = (~communal & _bool_pa(pc.not_equal(_pa(w, "dwelling_kind"), "shared_house"))
                 & (w["household_size"] > 1).to_numpy())
     has_child = np.zeros(int(hh.max()) + 1 if n else 0, dtype=bool)
     has_child[hh[ordinary & child]] = True
-    members = pd.DataFrame({"row": np.arange(n), "hh": hh})[ordinary & has_child[hh]]
+    members = np.flatnonzero(ordinary & has_child[hh]) if n else np.zeros(0, dtype=np.int64)
     if len(members):
-        pairs = members.merge(members, on="hh", suffixes=("_a", "_b"))
-        pairs = pairs[(pairs["row_a"] != pairs["row_b"]).to_numpy()]
-        ra = pairs["row_a"].to_numpy()
-        rb = pairs["row_b"].to_numpy()
-        recorded = np.isin(np.minimum(ra, rb).astype(np.int64) * n + np.maximum(ra, rb), recorded_codes)
+        ra, rb, first, local, member = _ordered_pairs(hh, members)
+        # Pairs with a recorded relationship (either way round; same household, so both
+        # are members): marked at their places in the pair list.
+        recorded = np.zeros(len(ra), dtype=bool)
+        if len(a):
+            k = np.full(n, -1, dtype=np.int64)
+            k[member] = np.arange(len(member))
+            both = (k[a] >= 0) & (k[b] >= 0) & (hh[a] == hh[b])
+            ka, kb = k[a[both]], k[b[both]]
+            recorded[first[ka] + local[kb]] = True
+            recorded[first[kb] + local[ka]] = True
+        differ = ra != rb
+        ra, rb, recorded = ra[differ], rb[differ], recorded[differ]
         dob = w["date_of_birth"]
         year = dob.dt.year.to_numpy(dtype=float)
         md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
@@ -1040,33 +1104,44 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         gap = year[rb] - year[ra] - (md[rb] < md[ra])
         probable = (~child[ra]) & child[rb] & (gap >= PARENT_AGE_GAP) & ~recorded
         pa_, pb_ = ra[probable], rb[probable]
-        # Note texts on Arrow: many pairs at an ICB's scale, cheap to concatenate there.
-        pid_pa = pa.array(pid, pa.string())
-        years = _int_text(gap[probable])
-        notes.append((pa_, 1, pb_, _cat("probable parent of ", pc.take(pid_pa, pa.array(pb_)), " (",
-                                        years, " years older)")))
-        notes.append((pb_, 1, pa_, _cat("probable child of ", pc.take(pid_pa, pa.array(pa_)), " (",
-                                        years, " years younger)")))
-        upgrade = pa_[role[pa_] == "adult"]
-        role[upgrade] = "probable_parent"
+        years, years_code = np.unique(np.asarray(gap[probable], dtype=np.int64), return_inverse=True)
+        older = len(suffixes) + 2 * years_code.reshape(-1)
+        for y in years.tolist():
+            suffixes += [f" ({y} years older)", f" ({y} years younger)"]
+        notes.append((pa_, 1, pb_, None, np.full(len(pa_), base), older))
+        notes.append((pb_, 1, pa_, None, np.full(len(pb_), base + 1), older + 1))
+        upgrade = pa_[role[pa_] == 1]
+        role[upgrade] = 3
         sib = child[ra] & child[rb] & ~recorded
-        notes.append((ra[sib], 2, rb[sib], _cat("probable sibling of ", pc.take(pid_pa, pa.array(rb[sib])))))
-    role[w["communal"].to_numpy() & ~child & (role != "parent")] = "resident"
+        notes.append((ra[sib], 2, rb[sib], None, np.full(int(sib.sum()), base + 2), np.zeros(int(sib.sum()), dtype=np.int64)))
+    role[communal & ~child & (role != 2)] = 4
     missing_dob = np.flatnonzero(w["age"].isna().to_numpy())
     if len(missing_dob):
-        notes.append((missing_dob, -1, missing_dob,
-                      pa.array(np.full(len(missing_dob), "date of birth missing: role not inferred",
-                                       dtype=object), pa.string())))
-    w["role"] = pd.Series(role, index=w.index, dtype="str")
-    text = pc.fill_null(pa.nulls(n, pa.string()), "")
+        notes.append((missing_dob, -1, missing_dob, None, np.full(len(missing_dob), base + 3),
+                      np.zeros(len(missing_dob), dtype=np.int64)))
+    w["role"] = _str_series(pc.take(pa.array(_ROLES, pa.string()), pa.array(role)), w.index)
+    text = _empty_text(n)
+    notes = [x for x in notes if len(x[0])]
     if notes:
         row = np.concatenate([x[0] for x in notes]).astype(np.int64)
-        order = np.concatenate([np.full(len(x[0]), x[1]) for x in notes])
+        order = np.concatenate([np.full(len(x[0]), x[1] + 1, dtype=np.int64) for x in notes])
         other = np.concatenate([x[2] for x in notes]).astype(np.int64)
-        texts = pa.concat_arrays([x[3] for x in notes])
-        # One int64 key orders as (row, order, other); a stable sort keeps ties as given.
-        by = np.argsort((row * 4 + (order + 1)) * max(n, 1) + other, kind="stable")
-        text = _group_join(row[by], pc.take(texts, pa.array(by)), n, "; ")
+        rank = np.concatenate([x[3] if x[3] is not None else np.zeros(len(x[0]), dtype=np.int64) for x in notes])
+        pre = np.concatenate([x[4] for x in notes]).astype(np.int64)
+        suf = np.concatenate([x[5] for x in notes]).astype(np.int64)
+        # One unique int64 key orders as (row, order, other, rank): notes in the same
+        # order as a stable sort by (row, order, other) of the notes as listed.
+        r = int(rank.max()) + 1
+        if (4 * n + 4) * max(n, 1) * r < 2**62:
+            by = np.argsort(((row * 4 + order) * max(n, 1) + other) * r + rank)
+        else:
+            by = np.lexsort((rank, other, order, row))
+        mid = np.where(pre == base + 3, n, other)  # the date-of-birth note names nobody
+        ids = pa.concat_arrays([_pa(w, "patient_id"), pa.array([""], pa.string())])
+        texts = _cat(pc.take(pa.array(prefixes, pa.string()), pa.array(pre[by])),
+                     pc.take(ids, pa.array(mid[by])),
+                     pc.take(pa.array(suffixes, pa.string()), pa.array(suf[by])))
+        text = _group_join(row[by], texts, n, "; ")
     w["relationship_notes"] = pd.Series(text, index=w.index,
                                         dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     return w
