@@ -239,3 +239,47 @@ def test_ordered_pairs_lists_every_pair_of_a_group():
         for j, mj in enumerate(member):
             if groups[mi] == groups[mj]:
                 assert (x[first[i] + local[j]], y[first[i] + local[j]]) == (mi, mj)
+
+
+def plain_group_join(groups, texts, n, sep):
+    out = [[] for _ in range(n)]
+    for g, t in sorted(zip(groups, texts), key=lambda x: x[0]):  # stable: given order kept
+        out[g].append(t)
+    return [sep.join(x) for x in out]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["", "a", "bc", "é d"])), max_size=30),
+       st.sampled_from(["; ", ", ", ""]))
+def test_group_join_matches_plain_join(items, sep):
+    n = 7
+    groups = np.array([g for g, _ in items], dtype=np.int64)
+    texts = [t for _, t in items]
+    got = H._group_join(groups, pa.array(texts, pa.string()), n, sep)
+    assert got.to_pylist() == plain_group_join(groups.tolist(), texts, n, sep)
+    sliced = pa.array(["zz"] + texts, pa.string()).slice(1)  # an offset array
+    assert H._group_join(groups, sliced, n, sep).to_pylist() == plain_group_join(groups.tolist(), texts, n, sep)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["x", "", "long text é", None]), st.booleans(),
+                          st.sampled_from(["new", "", None])), max_size=30))
+def test_replace_rows_matches_replace_with_mask(rows):
+    base = pa.array(["pad"] + [r[0] for r in rows], pa.string()).slice(1)
+    mask = np.array([r[1] for r in rows], dtype=bool)
+    values = pa.array(["pad"] + [r[2] for r in rows if r[1]], pa.string()).slice(1)
+    if not mask.any():
+        assert H._replace_rows(base, mask, values).equals(base)
+        return
+    want = pa.compute.replace_with_mask(base, pa.array(mask), values)
+    assert H._replace_rows(base, mask, values).to_pylist() == want.to_pylist()
+    scattered = H._scatter(len(rows), mask, values).to_pylist()
+    it = iter(values.to_pylist())
+    assert scattered == [next(it) if m else None for m in mask]
+
+
+def test_null_where_keeps_text_and_existing_nulls():
+    arr = pa.array(["pad", "a", None, "c", ""]).slice(1)
+    got = H._null_where(arr, np.array([True, True, False, True]))
+    assert got.to_pylist() == ["a", None, None, ""]
+    assert H._join_skip("x", got, "!").to_pylist() == ["xa!", "x!", "x!", "x!"]

@@ -318,8 +318,26 @@ def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: s
         values = values.combine_chunks()
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(groups, minlength=n), out=offsets[1:])
+    if values.null_count == 0 and len(values):
+        # Each text but a group's first gets ``sep`` in front (one skip-nulls
+        # concatenation); then a group's joined text is its run of that buffer, so the
+        # result shares it, under offsets taken at the groups' boundaries.
+        later = np.ones(len(values), dtype=bool)
+        later[offsets[:-1][offsets[:-1] < offsets[1:]]] = False
+        seps = _scatter(len(values), later, _repeat_text(sep, int(later.sum())))
+        pieces = _join_skip(seps, values)
+        at = np.frombuffer(pieces.buffers()[1], dtype=np.int32)[pieces.offset:pieces.offset + len(pieces) + 1]
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.ascontiguousarray(at[offsets])),
+                                                      pieces.buffers()[2]])
     lists = pa.ListArray.from_arrays(pa.array(offsets), values)
     return pc.binary_join(lists, pa.scalar(sep, pa.string()))
+
+
+def _repeat_text(text: str, m: int) -> pa.Array:
+    """A string array of ``m`` copies of ``text``."""
+    raw = text.encode("utf-8")
+    offsets = (np.arange(m + 1, dtype=np.int64) * len(raw)).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), m, [None, pa.py_buffer(offsets), pa.py_buffer(raw * m)])
 
 
 def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
@@ -790,7 +808,7 @@ def _system_groups(w: pd.DataFrame) -> pd.Series:
     if given.any():
         rows = np.flatnonzero(given)
         found = _system_groups_of(w.iloc[rows]).to_numpy(dtype=object)
-        key = pc.replace_with_mask(key, pa.array(given), pa.array(found, pa.string()))
+        key = _replace_rows(key, given, pa.array(found, pa.string()))
     return _str_series(key, w.index)
 
 
@@ -842,7 +860,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         shared[open_rows[count > 1]] = True
         if adopt.any():
             taken = _map_text(pd.Series(d[adopt]), first_key).to_numpy(dtype=object)
-            sys_pa = pc.replace_with_mask(sys_pa, pa.array(adopt), pa.array(taken, pa.string()))
+            sys_pa = _replace_rows(sys_pa, adopt, pa.array(taken, pa.string()))
     w["sys_adopted"] = adopt
     w["sys_key"] = _str_series(sys_pa, w.index)
     w["sys_shared_dwelling"] = shared
@@ -1161,6 +1179,12 @@ def _o(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].to_numpy(dtype=object)
 
 
+def _o_at(frame: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """A text column at ``rows`` as an object array (only those rows converted)."""
+    taken = pc.take(_pa(frame, column), pa.array(np.asarray(rows, dtype=np.int64)))
+    return np.asarray(taken.to_numpy(zero_copy_only=False), dtype=object)
+
+
 def _when(mask: np.ndarray, text: np.ndarray | str) -> np.ndarray:
     """``text`` where ``mask``, else "" (object array)."""
     return np.where(mask, text, "").astype(object)
@@ -1215,6 +1239,39 @@ def _int_text(values: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.string())
 
 
+def _scatter(n: int, mask: np.ndarray, values: pa.Array) -> pa.Array:
+    """A string array of length ``n`` holding ``values`` (one per set row of ``mask``, in
+    order) at those rows and nulls elsewhere, sharing ``values``' text buffer."""
+    mask = np.asarray(mask, dtype=bool)
+    values = values.cast(pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    m = len(values)
+    given = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + m + 1] if m \
+        else np.zeros(1, dtype=np.int32)
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[mask] = np.diff(given)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = given[0]
+    np.cumsum(lengths, out=offsets[1:])
+    offsets[1:] += given[0]
+    valid = mask.copy()
+    if values.null_count:
+        valid[mask] = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    data = values.buffers()[2] if m else pa.py_buffer(b"")
+    return pa.Array.from_buffers(pa.string(), n, [pa.py_buffer(np.packbits(valid, bitorder="little")),
+                                                  pa.py_buffer(offsets.astype(np.int32)), data])
+
+
+def _replace_rows(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
+    """``pc.replace_with_mask(base, mask, values)`` for string arrays, by a scatter of
+    ``values`` and one ``if_else``: pyarrow's replace_with_mask is ~10x slower on text."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return base
+    return pc.if_else(pa.array(mask), _scatter(len(base), mask, values), base.cast(pa.string()))
+
+
 def _patch(base: pa.Array, mask: np.ndarray, make) -> pa.Array:
     """``base`` with the rows in ``mask`` replaced by ``make(take)``, where ``take(column)``
     gives a column at those rows: rare sentences are built for their rows alone."""
@@ -1222,17 +1279,64 @@ def _patch(base: pa.Array, mask: np.ndarray, make) -> pa.Array:
     if not len(idx):
         return base
     at = pa.array(idx)
-    return pc.replace_with_mask(base, pa.array(np.asarray(mask, dtype=bool)),
-                                make(lambda column: pc.take(column, at), idx))
+    return _replace_rows(base, mask, make(lambda column: pc.take(column, at), idx))
+
+
+def _null_where(arr: pa.Array, keep: np.ndarray) -> pa.Array:
+    """String array ``arr`` with nulls where ``keep`` is False: the same buffers under a
+    new validity bitmap (no copy of the text), so that a concatenation with it is null
+    there and a ``null_handling="skip"`` join leaves it out."""
+    keep = np.asarray(keep, dtype=bool)
+    if arr.null_count:
+        keep = keep & np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    bits = np.packbits(np.r_[np.zeros(arr.offset, dtype=bool), keep], bitorder="little")
+    return pa.Array.from_buffers(arr.type, len(arr), [pa.py_buffer(bits), arr.buffers()[1], arr.buffers()[2]],
+                                 offset=arr.offset)
+
+
+def _join_skip(*parts) -> pa.Array:
+    """Row-wise concatenation of string arrays and scalars, leaving out null parts."""
+    return pc.binary_join_element_wise(*parts, "", null_handling="skip")
 
 
 def _address_link(w: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     """What joined each record to its dwelling, in words (full length; meaningful where
-    ``rows``, a boolean mask, is set: street similarities are computed there only)."""
-    how = w["d_how"].to_numpy(dtype=object)
-    postcode, d_postcode, d_town = _pa(w, "postcode"), _pa(w, "d_postcode"), _pa(w, "d_town")
-    number, flat, bkey = _pa(w, "number"), _pa(w, "flat"), _pa(w, "bkey")
+    ``rows``, a boolean mask, is set).
+
+    The usual link (same postcode, and the same street or none given) is one skip-nulls
+    concatenation over every record, its optional parts nulled where empty; the others
+    (postcode slips, no postcode, other spellings of the street) are worked out by
+    ``_address_link_at`` for their rows alone and patched in."""
+    how = _pa(w, "d_how")
     street, d_street = _pa(w, "street"), _pa(w, "d_street")
+    has_street = _nonempty(street)
+    same = _bool_pa(pc.equal(street, d_street))
+    usual = _bool_pa(pc.equal(how, "postcode")) & (same | ~has_street)
+
+    def optional(prefix, column):
+        values = _pa(w, column)
+        return _cat(prefix, _null_where(values, _nonempty(values)))
+
+    street_part = pc.fill_null(_cat(", same street ", _null_where(d_street, has_street)), ", no street given")
+    link = _join_skip("same postcode ", _pa(w, "d_postcode"), optional(", same number ", "number"),
+                      optional(", same flat ", "flat"), optional(", same building name ", "bkey"), street_part)
+    other = np.asarray(rows, dtype=bool) & ~usual
+    if other.any():
+        link = _replace_rows(link, other, _address_link_at(w, np.flatnonzero(other)))
+    return link
+
+
+def _address_link_at(w: pd.DataFrame, idx: np.ndarray) -> pa.Array:
+    """The address link of the records at positions ``idx`` (see ``_address_link``)."""
+    at = pa.array(np.asarray(idx, dtype=np.int64))
+
+    def col(column):
+        return pc.take(_pa(w, column), at)
+
+    how = np.asarray(col("d_how").to_numpy(zero_copy_only=False), dtype=object)
+    postcode, d_postcode, d_town = col("postcode"), col("d_postcode"), col("d_town")
+    number, flat, bkey = col("number"), col("flat"), col("bkey")
+    street, d_street = col("street"), col("d_street")
     pc_part = _if(how == "postcode", _cat("same postcode ", d_postcode), "")
     pc_part = _patch(pc_part, how == "postcode_edit", lambda t, _: _cat(
         "postcode ", t(postcode), " one character from ", t(d_postcode), " (same street, number and flat)"))
@@ -1240,32 +1344,32 @@ def _address_link(w: pd.DataFrame, rows: np.ndarray) -> pa.Array:
         "no valid postcode: same town ", t(d_town)))
     has_street = _nonempty(street)
     same = np.asarray(pc.equal(street, d_street).to_numpy(zero_copy_only=False), dtype=bool)
-    differ = rows & ~same & has_street & _nonempty(d_street)
-    score = np.full(len(w), 100, dtype=np.int64)
+    differ = ~same & has_street & _nonempty(d_street)
+    score = np.full(len(idx), 100, dtype=np.int64)
     if differ.any():
-        idx = np.flatnonzero(differ)
-        s_obj = pc.take(street, pa.array(idx)).to_numpy(zero_copy_only=False)
-        d_obj = pc.take(d_street, pa.array(idx)).to_numpy(zero_copy_only=False)
-        score[idx] = np.floor(street_similarity(np.asarray(s_obj, dtype=object),
+        sub = np.flatnonzero(differ)
+        s_obj = pc.take(street, pa.array(sub)).to_numpy(zero_copy_only=False)
+        d_obj = pc.take(d_street, pa.array(sub)).to_numpy(zero_copy_only=False)
+        score[sub] = np.floor(street_similarity(np.asarray(s_obj, dtype=object),
                                                 np.asarray(d_obj, dtype=object))).astype(np.int64)
     # No street given / same street / (rarely) a similar spelling.
     street_part = _if(same & has_street, _cat("same street ", d_street), "no street given")
-    street_part = _patch(street_part, has_street & ~same, lambda t, idx: _cat(
-        "street similarity ", _int_text(score[idx]), " ('", t(d_street), "' ~ '", t(street), "')"))
+    street_part = _patch(street_part, has_street & ~same, lambda t, sub: _cat(
+        "street similarity ", _int_text(score[sub]), " ('", t(d_street), "' ~ '", t(street), "')"))
     optional = [
         pc.if_else(pc.not_equal(number, ""), _cat(", same number ", number), ""),
         pc.if_else(pc.not_equal(flat, ""), _cat(", same flat ", flat), ""),
         pc.if_else(pc.not_equal(bkey, ""), _cat(", same building name ", bkey), ""),
     ]
-    if (_nonempty(pc_part) | ~rows).all():
-        # The usual case: the postcode part and the street part are never empty, so the
-        # non-empty parts join with one concatenation.
+    if _nonempty(pc_part).all():
+        # The postcode part and the street part are never empty here, so the parts
+        # join with one concatenation (the same text as the join below gives).
         return _cat(pc_part, *optional, ", ", street_part)
     return _pa_join([pc_part] + [pc.utf8_slice_codeunits(p, 2) for p in optional] + [street_part], ", ")
 
 
 def _communal_text(w: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    how = w["communal_how"].to_numpy(dtype=object)[rows]
+    how = _o_at(w, "communal_how", rows)
     est_n = w["establishment_size"].to_numpy()[rows]
     est = est_n.astype(str).astype(object)
     label = w["communal_label"].iloc[rows].map(_COMMUNAL_TEXT).to_numpy(dtype=object)
@@ -1338,9 +1442,9 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
                             "flat: not linked, resolve by hand")
     rows = np.flatnonzero(category == 5)
     if len(rows):
-        number = w["number"].to_numpy(dtype=object)[rows]
-        bkey = w["bkey"].to_numpy(dtype=object)[rows]
-        no_street = w["street"].to_numpy(dtype=object)[rows] == ""
+        number = _o_at(w, "number", rows)
+        bkey = _o_at(w, "bkey", rows)
+        no_street = _o_at(w, "street", rows) == ""
         small[rows] = np.select(
             [(number == "") & (bkey == ""), no_street],
             ["no usable address (no house number or name): not linked",
@@ -1353,18 +1457,28 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         "address shared with several clinical-system households: not joined to any",
         "no other patient at this address",
     )
-    # The rarer sentences, converted for their rows alone.
-    rare = (category != 0) & (category != 2)
-    small_pa = pc.replace_with_mask(_empty_text(n), pa.array(rare),
-                                    pa.array(small[rare], pa.string()))
-    text = _if(category == 0, link, small_pa)
-    if sys_txt is not None:
-        text = _if(category == 2, sys_txt, text)
-
+    # Every record not of category 0 (and any shared house) gets its text made for its
+    # rows alone and patched into the address links once.
     shared = _bool_pa(pc.equal(kind_pa, "shared_house"))
-    before = text
-    text = _patch(before, shared, lambda t, idx: _cat(
-        t(before), "; shared house (", _int_text(size[idx]), " unrelated adults): no parent or child roles inferred"))
+    special = (category != 0) | shared
+    text = link
+    rows = np.flatnonzero(special)
+    if len(rows):
+        at = pa.array(rows)
+        cat_r = category[rows]
+        part = pc.take(link, at)
+        rare = (cat_r != 0) & (cat_r != 2)
+        if rare.any():
+            part = _replace_rows(part, rare, pa.array(small[rows[rare]], pa.string()))
+        if sys_txt is not None:
+            part = _if(cat_r == 2, pc.take(sys_txt, at), part)
+        shared_r = shared[rows]
+        if shared_r.any():
+            before = part
+            part = _patch(before, shared_r, lambda t, idx: _cat(
+                t(before), "; shared house (", _int_text(size[rows[idx]]),
+                " unrelated adults): no parent or child roles inferred"))
+        text = _replace_rows(link, special, part)
 
     # Recorded relationships inside the household.
     if len(rel):
@@ -1375,13 +1489,14 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         code = _sorted_unique(np.r_[a[same], b[same]] * max(n, 1) + np.r_[b[same], a[same]])
         p, o = code // max(n, 1), code % max(n, 1)
         listed = _group_join(p, pc.take(_pa(w, "patient_id"), pa.array(o)), n, ", ")
-        before = text
-
-        def with_relationships(t, _):
-            base, piece = t(before), _cat("recorded relationship with ", t(listed))
-            return pc.if_else(pc.not_equal(base, ""), _cat(base, "; ", piece), piece)
-
-        text = _patch(before, _nonempty(listed), with_relationships)
+        has_listed = _nonempty(listed)
+        if has_listed.any():
+            # "<text>; recorded relationship with <ids>" in one skip-nulls concatenation,
+            # then (if ever) records with no other text lose the leading "; ".
+            before = text
+            text = _join_skip(before, _cat("; recorded relationship with ", _null_where(listed, has_listed)))
+            alone = has_listed & ~_nonempty(before)
+            text = _patch(text, alone, lambda t, _: _cat("recorded relationship with ", t(listed)))
     return text
 
 
