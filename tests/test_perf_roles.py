@@ -283,3 +283,77 @@ def test_null_where_keeps_text_and_existing_nulls():
     got = H._null_where(arr, np.array([True, True, False, True]))
     assert got.to_pylist() == ["a", None, None, ""]
     assert H._join_skip("x", got, "!").to_pylist() == ["xa!", "x!", "x!", "x!"]
+
+
+ids_text = st.text(alphabet=st.sampled_from(["P", "1", "0", "é", "a", " ", "Z"]), min_size=0, max_size=9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(ids_text, unique=True, max_size=25), st.lists(ids_text, max_size=25), st.data())
+def test_locate_matches_get_indexer(ids, others, data):
+    ids = sorted(ids, key=lambda x: x.encode("utf-8"))
+    pool = ids + others
+    ends = [data.draw(st.sampled_from(pool)) if pool else "x" for _ in range(len(others) + 3)]
+    w = pd.DataFrame({"patient_id": pd.Series(ids, dtype="str")})
+    rel = pd.DataFrame({"patient_id": pd.Series(ends, dtype="str"),
+                        "related_patient_id": pd.Series(ends[::-1], dtype="str")})
+    got = H._locate(w, rel)
+    index = pd.Index(ids, dtype=object)
+    assert got["a"].tolist() == index.get_indexer(ends).tolist()
+    assert got["b"].tolist() == index.get_indexer(ends[::-1]).tolist()
+
+
+def test_short_keys_order_as_text():
+    texts = ["", "A", "AB", "AB\u00e9", "B", "P0000001", "P0000002", "Z"]
+    keys = H._short_keys(pa.array(texts))
+    assert (np.diff(keys.astype(object)) > 0).all()
+    assert H._short_keys(pa.array(["123456789"])) is None  # longer than 8 bytes
+    assert H._short_keys(pa.array(["a\x00"])) is None
+    assert H._short_keys(pa.array(["a", None])) is None
+    assert (H._short_keys(pa.array(["pad", "AB", "C"]).slice(1)) == H._short_keys(pa.array(["AB", "C"]))).all()
+
+
+def reference_relationships(relationships):
+    """_relationships as it was before perf-roles."""
+    import pyarrow.compute as pc
+    columns = ["patient_id", "related_patient_id", "relationship"]
+    rel = relationships[columns].astype("str").copy()
+    rel["relationship"] = rel["relationship"].str.lower().str.replace(r"[-_]", " ", regex=True).str.strip()
+    rel = rel[(rel["patient_id"] != rel["related_patient_id"]) & (rel["patient_id"] != "")]
+    rel = rel.drop_duplicates()
+    table = pa.table({c: H._pa(rel, c) for c in columns})
+    order = pc.sort_indices(table, sort_keys=[(c, "ascending", "at_end") for c in columns])
+    return rel.take(np.asarray(order)).reset_index(drop=True)
+
+
+cell = st.sampled_from(["P1", "P2", "p1", "", None, "é"])
+word = st.sampled_from(["Mother", "step-father", " Sibling ", "SON_IN_LAW", "", None, "mother"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(cell, cell, word), min_size=1, max_size=30))
+def test_relationships_match_reference(rows):
+    frame = pd.DataFrame(rows, columns=["patient_id", "related_patient_id", "relationship"])
+    for as_text in (False, True):
+        f = frame.astype("str") if as_text else frame.astype(object)
+        pd.testing.assert_frame_equal(H._relationships(f), reference_relationships(f))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["P1", "P2", "P10", "é", "", None]), max_size=12))
+def test_sorted_by_id_matches_pandas(ids):
+    frame = pd.DataFrame({"patient_id": pd.Series(ids, dtype="str"), "k": np.arange(len(ids))},
+                         index=np.arange(len(ids))[::-1])
+    if frame["patient_id"].is_monotonic_increasing:
+        want = frame.reset_index(drop=True)
+    else:
+        want = frame.sort_values("patient_id", kind="mergesort").reset_index(drop=True)
+    pd.testing.assert_frame_equal(H._sorted_by_id(frame), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["a", "", None, np.nan, "é b", 7, 2.5]), max_size=12))
+def test_filled_text_matches_object_round_trip(values):
+    column = pd.Series(values, dtype=object)
+    want = column.astype(object).where(column.notna(), "").astype("str")
+    pd.testing.assert_series_equal(H._filled_text(column), want)
