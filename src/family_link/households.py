@@ -1072,23 +1072,28 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         kind[resolved] = pd.Index(_KINDS).get_indexer(taken)
     # Shared house: 3+ adults, no children, all surnames different, nobody related.
     home = (~w["communal"].to_numpy()) & np.isin(kind, [_KINDS.index(k) for k in _HOME_KINDS])
-    members = w.loc[home & (w["household_size"] >= SHARED_HOUSE_MIN_ADULTS).to_numpy(),
-                    ["hh", "patient_id", "is_child", "surname", "age"]]
-    if len(members):
-        surname = members["surname"].str.upper().str.strip()
-        stats = members.assign(surname=surname, dob_missing=members["age"].isna()).groupby(
-            "hh").agg(
-            size=("patient_id", "size"), children=("is_child", "sum"),
-            surnames=("surname", "nunique"), dob_missing=("dob_missing", "sum"),
-        )
-        related_hh = set()
+    # Counted per household code over its home records with bincounts (no groupby).
+    hh_of = w["hh"].to_numpy().astype(np.int64)
+    rows = np.flatnonzero(home & (w["household_size"] >= SHARED_HOUSE_MIN_ADULTS).to_numpy())
+    if len(rows):
+        n_hh = int(hh_of.max()) + 1
+        h = hh_of[rows]
+        size = np.bincount(h, minlength=n_hh)
+        children = np.bincount(h, weights=w["is_child"].to_numpy()[rows].astype(np.int64), minlength=n_hh)
+        dob_missing = np.bincount(h, weights=w["age"].isna().to_numpy()[rows].astype(np.int64), minlength=n_hh)
+        # Distinct surnames (upper-cased, stripped: done once per distinct spelling).
+        s_codes, s_values = pd.factorize(w["surname"].iloc[rows])
+        s_norm, _ = pd.factorize(pd.Series(np.asarray(s_values, dtype=object), dtype="str").str.upper().str.strip())
+        named = s_codes >= 0  # nunique leaves out missing surnames
+        s_code = s_norm[s_codes[named]] if len(s_norm) else np.zeros(0, dtype=np.int64)
+        ns = max(int(s_norm.max()) + 1 if len(s_norm) else 1, 1)
+        surnames = np.bincount(_sorted_unique(h[named] * ns + s_code) // ns, minlength=n_hh)
+        related = np.zeros(n_hh, dtype=bool)
         if len(rel):
-            hh_of = w["hh"].to_numpy()
             a, b = _rel_rows(rel)
-            related_hh = set(hh_of[a[hh_of[a] == hh_of[b]]])
-        shared = stats[(stats["children"] == 0) & (stats["surnames"] == stats["size"])
-                       & (stats["dob_missing"] == 0) & (~stats.index.isin(related_hh))].index
-        is_shared = np.isin(w["hh"].to_numpy(), shared.to_numpy()) & home
+            related[hh_of[a[hh_of[a] == hh_of[b]]]] = True
+        shared_hh = (size > 0) & (children == 0) & (surnames == size) & (dob_missing == 0) & ~related
+        is_shared = shared_hh[hh_of] & home
         kind[is_shared] = _KINDS.index("shared_house")
     w["dwelling_kind"] = _str_series(pc.take(pa.array(_KINDS, pa.string()), pa.array(kind)), w.index)
     # Dwelling ids: the establishment for communal residents, the person when there is no
