@@ -357,3 +357,17 @@ def test_filled_text_matches_object_round_trip(values):
     column = pd.Series(values, dtype=object)
     want = column.astype(object).where(column.notna(), "").astype("str")
     pd.testing.assert_series_equal(H._filled_text(column), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["x", "", "é"]), st.sampled_from(["y", None])),
+                max_size=20))
+def test_choose_text_matches_nested_if(rows):
+    n = len(rows)
+    choice = np.array([r[0] for r in rows], dtype=np.int64)
+    first = pa.array([r[1] for r in rows], pa.string())
+    second = pa.array([r[2] for r in rows], pa.string())  # missing where choice 1 may look
+    choices = [(choice == 0, ["a|", first]), (choice == 1, ["b|", second]), (choice == 2, ["c|", first, "!"])]
+    want = H._if(choice == 0, H._cat("a|", first), H._if(choice == 1, H._cat("b|", second),
+                                                          H._cat("c|", first, "!")))
+    assert H._choose_text(choices).to_pylist() == (want.to_pylist() if n else [])

@@ -173,7 +173,10 @@ def _hash_id_bytes(prefix: str, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]
     codes = at
     if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
         codes = pd.factorize(value)[0][at]
-    return _id_bytes(prefix, heads)[at], codes
+    distinct = np.ascontiguousarray(_id_bytes(prefix, heads))
+    width = distinct.shape[1]
+    # Gathered as one fixed-width bytes item per id (a 1-d take), not (n, width) rows.
+    return distinct.view(f"V{width}").reshape(-1)[at].view(np.uint8).reshape(-1, width), codes
 
 
 def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
@@ -357,8 +360,12 @@ def _choose_text(choices: list[tuple[np.ndarray, list]]) -> pa.Array:
     """Per row, the concatenation of the parts (strings or string arrays) of the one
     choice whose mask holds the row ("" where none does): the nested ``_if``/``_cat``
     of the choices in one skip-nulls concatenation, each part nulled outside its mask."""
-    arrays = [p for _, parts in choices for p in parts if not isinstance(p, str)]
-    if any(a.null_count for a in arrays):  # a missing part makes the whole text missing
+    def missing_in(part, mask):
+        return bool(part.null_count) and bool(
+            (mask & ~np.asarray(part.is_valid().to_numpy(zero_copy_only=False), dtype=bool)).any())
+
+    if any(missing_in(p, np.asarray(mask, dtype=bool)) for mask, parts in choices
+           for p in parts if not isinstance(p, str)):  # a missing part makes the text missing
         out = None
         for mask, parts in reversed(choices):
             text = _cat(*parts)
@@ -1021,11 +1028,12 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     conflict[many_pc.index] = conflict[many_pc.index] + ", " + many_pc.astype(str) + " postcodes"
     conflict[conflict != ""] = conflict[conflict != ""] + ")"
     # Only records with a system key can be in conflict: map those alone.
-    text = np.full(n, "", dtype=object)
+    text = _empty_text(n)
     rows = np.flatnonzero(has_sys)
     if len(rows) and len(conflict):
-        text[rows] = _map_text(w["household_id"].iloc[rows], conflict).to_numpy(dtype=object)
-    w["conflict"] = pd.Series(text, index=w.index, dtype="str")
+        found = _map_text(w["household_id"].iloc[rows], conflict).to_numpy(dtype=object)
+        text = _replace_rows(text, has_sys, pa.array(found, pa.string()))
+    w["conflict"] = _str_series(text, w.index)
     return w
 
 
