@@ -1426,32 +1426,30 @@ def _join_skip(*parts) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "", null_handling="skip")
 
 
-def _address_link(w: pd.DataFrame, rows: np.ndarray) -> pa.Array:
-    """What joined each record to its dwelling, in words (full length; meaningful where
-    ``rows``, a boolean mask, is set).
-
-    The usual link (same postcode, and the same street or none given) is one skip-nulls
-    concatenation over every record, its optional parts nulled where empty; the others
-    (postcode slips, no postcode, other spellings of the street) are worked out by
-    ``_address_link_at`` for their rows alone and patched in."""
-    how = _pa(w, "d_how")
+def _usual_link(w: pd.DataFrame) -> np.ndarray:
+    """Records whose address link is the usual one: same postcode, and the same street
+    or none given (the others are worked out by ``_address_link_at``)."""
     street, d_street = _pa(w, "street"), _pa(w, "d_street")
-    has_street = _nonempty(street)
     same = _bool_pa(pc.equal(street, d_street))
-    usual = _bool_pa(pc.equal(how, "postcode")) & (same | ~has_street)
+    return _bool_pa(pc.equal(_pa(w, "d_how"), "postcode")) & (same | ~_nonempty(street))
+
+
+def _usual_link_parts(w: pd.DataFrame, rows: np.ndarray) -> list[pa.Array]:
+    """The usual address link (see ``_usual_link``) as parts for one skip-nulls
+    concatenation, null outside ``rows``: "same postcode P", ", same number N" (etc.)
+    where given, and ", same street S" or ", no street given"."""
+    rows = np.asarray(rows, dtype=bool)
+    has_street = _nonempty(_pa(w, "street")) & rows
 
     def optional(prefix, column):  # the prefix only where the column is not empty
         values = _pa(w, column)
-        return [_repeat_where(prefix, _nonempty(values)), values]
+        return [_repeat_where(prefix, _nonempty(values) & rows), _null_where(values, rows)]
 
-    link = _join_skip("same postcode ", _pa(w, "d_postcode"), *optional(", same number ", "number"),
-                      *optional(", same flat ", "flat"), *optional(", same building name ", "bkey"),
-                      _repeat_where(", same street ", has_street), _null_where(d_street, has_street),
-                      _repeat_where(", no street given", ~has_street))
-    other = np.asarray(rows, dtype=bool) & ~usual
-    if other.any():
-        link = _replace_rows(link, other, _address_link_at(w, np.flatnonzero(other)))
-    return link
+    return ([_repeat_where("same postcode ", rows), _null_where(_pa(w, "d_postcode"), rows)]
+            + optional(", same number ", "number") + optional(", same flat ", "flat")
+            + optional(", same building name ", "bkey")
+            + [_repeat_where(", same street ", has_street), _null_where(_pa(w, "d_street"), has_street),
+               _repeat_where(", no street given", rows & ~has_street)])
 
 
 def _address_link_at(w: pd.DataFrame, idx: np.ndarray) -> pa.Array:
@@ -1534,21 +1532,33 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         [1, 2, 3, 4, 5, 6], 0,
     )
     link_rows = (category == 0) | ((category == 2) & adopted)
-    link = _address_link(w, link_rows)
+    shared = _bool_pa(pc.equal(kind_pa, "shared_house"))
+    # Most records' text is the usual address link (plus any relationships): those are
+    # made in the one concatenation at the end. The others ("alt") get their text made
+    # for their rows alone, as arrays over ``alt_rows``.
+    plain = (category == 0) & _usual_link(w) & ~shared
+    alt_rows = np.flatnonzero(~plain)
+    m = len(alt_rows)
+    cat_a = category[alt_rows]
+    need = link_rows[alt_rows]
+    link_a = _empty_text(m)
+    if need.any():
+        link_a = _replace_rows(link_a, need, _address_link_at(w, alt_rows[need]))
 
     # Clinical-system households (category 2), on Arrow like the address links (only
     # when there are any: most exports carry no household ids).
-    sys_txt = None
-    if (category == 2).any():
-        conflict = _pa(w, "conflict")
-        resolved = w["sys_resolved"].to_numpy()
-        sys_txt = _if(resolved, "same household id in the clinical system (its own address is incomplete)",
-                      "same household id in the clinical system")
-        sys_txt = _patch(sys_txt, adopted & ~resolved, lambda t, _: _cat(
-            "same address as members of a clinical-system household (", t(link), ")"))
-        plain = sys_txt
-        sys_txt = _patch(plain, _nonempty(conflict), lambda t, _: _cat(
-            t(plain), "; CONFLICT: ", t(conflict), ", check by hand"))
+    sys_a = None
+    if (cat_a == 2).any():
+        conflict_a = pc.take(_pa(w, "conflict"), pa.array(alt_rows))
+        resolved_a = w["sys_resolved"].to_numpy()[alt_rows]
+        adopted_a = adopted[alt_rows]
+        sys_a = _if(resolved_a, "same household id in the clinical system (its own address is incomplete)",
+                    "same household id in the clinical system")
+        sys_a = _patch(sys_a, adopted_a & ~resolved_a, lambda t, _: _cat(
+            "same address as members of a clinical-system household (", t(link_a), ")"))
+        before = sys_a
+        sys_a = _patch(before, _nonempty(conflict_a), lambda t, _: _cat(
+            t(before), "; CONFLICT: ", t(conflict_a), ", check by hand"))
 
     # The rarer categories, on their rows only.
     small = np.full(n, "", dtype=object)
@@ -1585,30 +1595,22 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         "address shared with several clinical-system households: not joined to any",
         "no other patient at this address",
     )
-    # Every record not of category 0 (and any shared house) gets its text made for its
-    # rows alone and patched into the address links once.
-    shared = _bool_pa(pc.equal(kind_pa, "shared_house"))
-    special = (category != 0) | shared
-    text = link
-    rows = np.flatnonzero(special)
-    if len(rows):
-        at = pa.array(rows)
-        cat_r = category[rows]
-        part = pc.take(link, at)
-        rare = (cat_r != 0) & (cat_r != 2)
-        if rare.any():
-            part = _replace_rows(part, rare, pa.array(small[rows[rare]], pa.string()))
-        if sys_txt is not None:
-            part = _if(cat_r == 2, pc.take(sys_txt, at), part)
-        shared_r = shared[rows]
-        if shared_r.any():
-            before = part
-            part = _patch(before, shared_r, lambda t, idx: _cat(
-                t(before), "; shared house (", _int_text(size[rows[idx]]),
-                " unrelated adults): no parent or child roles inferred"))
-        text = _replace_rows(link, special, part)
+    part = link_a
+    rare = (cat_a != 0) & (cat_a != 2)
+    if rare.any():
+        part = _replace_rows(part, rare, pa.array(small[alt_rows[rare]], pa.string()))
+    if sys_a is not None:
+        part = _if(cat_a == 2, sys_a, part)
+    shared_a = shared[alt_rows]
+    if shared_a.any():
+        before = part
+        part = _patch(before, shared_a, lambda t, idx: _cat(
+            t(before), "; shared house (", _int_text(size[alt_rows[idx]]),
+            " unrelated adults): no parent or child roles inferred"))
+    pieces = _usual_link_parts(w, plain) + [_scatter(n, ~plain, part)]
 
-    # Recorded relationships inside the household.
+    # Recorded relationships inside the household: "; recorded relationship with <ids>"
+    # after the text (without the "; " where there is no other text).
     if len(rel):
         a, b = _rel_rows(rel)
         hh = w["hh"].to_numpy()  # equal codes, equal household ids
@@ -1619,13 +1621,12 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         listed = _group_join(p, pc.take(_pa(w, "patient_id"), pa.array(o)), n, ", ")
         has_listed = _nonempty(listed)
         if has_listed.any():
-            # "<text>; recorded relationship with <ids>" in one skip-nulls concatenation,
-            # then (if ever) records with no other text lose the leading "; ".
-            before = text
-            text = _join_skip(before, _cat("; recorded relationship with ", _null_where(listed, has_listed)))
-            alone = has_listed & ~_nonempty(before)
-            text = _patch(text, alone, lambda t, _: _cat("recorded relationship with ", t(listed)))
-    return text
+            has_text = plain.copy()  # the usual link is never empty
+            has_text[alt_rows] = _nonempty(part)
+            pieces += [_repeat_where("; recorded relationship with ", has_listed & has_text),
+                       _repeat_where("recorded relationship with ", has_listed & ~has_text),
+                       _null_where(listed, has_listed)]
+    return _join_skip(*pieces)
 
 
 # --- public API --------------------------------------------------------------------------
