@@ -148,11 +148,67 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         labels = new
 
 
-def _text_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _text_codes(values: pd.Series | np.ndarray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Codes into the sorted distinct values, and those values (object array): ordering
-    codes orders the text, so ties and sorts below can work on integers."""
+    codes orders the text, so ties and sorts below can work on integers. Missing values
+    get -1, as ``pd.factorize`` gives them."""
+    if isinstance(values, pa.Array) or (isinstance(values, pd.Series) and values.dtype == _STR):
+        codes, texts = _sorted_codes(values if isinstance(values, pa.Array) else _arrow(values))
+        return codes, np.asarray(texts.to_numpy(zero_copy_only=False), dtype=object)
     codes, uniques = pd.factorize(values, sort=True)
     return codes, np.asarray(uniques, dtype=object)
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    """An Arrow-backed text column as one pyarrow string array (no copy of the text)."""
+    arr = pa.array(values.array)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.string())
+
+
+def _sorted_codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """``_text_codes`` on Arrow: a hash dictionary encode, then only the (small) dictionary
+    is sorted (code point order, as Python compares str) and the codes renumbered: a
+    fraction of ``pd.factorize(sort=True)`` plus conversions at 1M rows. Nulls get -1."""
+    encoded = pc.dictionary_encode(arr)
+    order = np.asarray(pc.sort_indices(encoded.dictionary), dtype=np.int64)
+    rank = np.empty(len(order) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1
+    indices = encoded.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    codes = rank[np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    return codes, pc.take(encoded.dictionary, pa.array(order))
+
+
+def _dense_rank(key: np.ndarray) -> np.ndarray:
+    """Each value's rank among the distinct values (``np.unique(key, return_inverse=True)[1]``)
+    by a hash factorize and a sort of the distinct values only."""
+    key = np.asarray(key, dtype=np.int64)
+    if not len(key):
+        return np.zeros(0, dtype=np.int64)
+    codes, uniques = pd.factorize(key)
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[np.argsort(uniques)] = np.arange(len(uniques))
+    return rank[codes]
+
+
+def _combined_rank(columns: list[np.ndarray], sizes: list[int]) -> np.ndarray:
+    """Group number of each row's tuple of integer codes (each in 0..size-1), in sorted
+    tuple order: the codes are combined into one int64 (ranked first whenever the product
+    would not fit) and ranked once."""
+    key = np.asarray(columns[0], dtype=np.int64)
+    size = max(int(sizes[0]), 1)
+    for column, s in zip(columns[1:], sizes[1:]):
+        s = max(int(s), 1)
+        if size * s >= 2 ** 62:
+            key = _dense_rank(key)
+            size = int(key.max()) + 1 if len(key) else 1
+        key = key * s + np.asarray(column, dtype=np.int64)
+        size *= s
+    return _dense_rank(key)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -169,19 +225,29 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
 
 
 def _mode_codes(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray],
-                ignore_empty: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Groups (ascending) and the code of their most frequent value (ties: smallest)."""
+                ignore_empty: bool = True, weights: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Groups (ascending) and the code of their most frequent value (ties: smallest).
+    ``weights``: each row counts that many times (rows standing for several records).
+    The (group, value) pairs are counted by a hash factorize; only the distinct pairs
+    are sorted."""
     codes, uniques = coded
     groups = np.asarray(groups, dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
     ok = groups >= 0
     if ignore_empty and len(uniques) and uniques[0] == "":
         ok &= codes != 0  # "" sorts first
     nu = max(len(uniques), 1)
-    key, counts = np.unique(groups[ok] * nu + codes[ok], return_counts=True)
-    g, c = key // nu, key % nu
-    order = np.lexsort((-counts, g))  # stable: equal counts keep the smaller value first
+    key = groups[ok] * nu + codes[ok]
+    if not len(key):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at, distinct = pd.factorize(key)
+    counts = np.bincount(at, weights=None if weights is None else np.asarray(weights)[ok],
+                         minlength=len(distinct))
+    g, c = distinct // nu, distinct % nu
+    order = np.lexsort((c, -counts, g))  # equal counts: the smaller value first
     g, c = g[order], c[order]
-    first = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
+    first = np.r_[True, g[1:] != g[:-1]]
     return g[first], c[first]
 
 
@@ -190,16 +256,6 @@ def _mode(groups: np.ndarray, values: pd.Series | tuple, ignore_empty: bool = Tr
     coded = values if isinstance(values, tuple) else _text_codes(values)
     g, c = _mode_codes(groups, coded, ignore_empty)
     return pd.Series(coded[1][c], index=g, dtype="str")
-
-
-def _mode_at(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The mode of each record's group as an object array ("" for group -1 or no value)."""
-    groups = np.asarray(groups, dtype=np.int64)
-    g, c = _mode_codes(groups, coded)
-    size = int(groups.max()) + 2 if len(groups) else 1
-    table = np.full(size, "", dtype=object)
-    table[g] = coded[1][c]
-    return table[np.where(groups >= 0, groups, size - 1)]
 
 
 def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: str) -> pa.Array:
@@ -233,16 +289,6 @@ def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
 def _lookup(groups: np.ndarray, table: pd.Series, default: str = "") -> pd.Series:
     out = table.reindex(groups)
     return pd.Series(out.fillna(default).to_numpy(), dtype="str")
-
-
-def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
-    """Group number of each row's tuple of values, numbered in sorted tuple order."""
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(np.asarray(column) if not isinstance(column, pd.Series)
-                                      else column, sort=True)
-        key = np.unique(key * max(len(uniques), 1) + codes, return_inverse=True)[1].reshape(-1)
-    return key
 
 
 def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
@@ -435,6 +481,17 @@ def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
     return w
 
 
+_HOW = ["", "postcode", "postcode_edit", "no_postcode", "no_postcode_many"]  # d_how by code
+
+
+def _texts_at(texts: pa.Array, codes: np.ndarray) -> pa.Array:
+    """``texts[codes]`` as a pyarrow string array, "" where the code is -1: text for 1M
+    rows by one take from a small dictionary, not an object array converted to Arrow."""
+    padded = pa.concat_arrays([texts.cast(pa.string()), pa.array([""], pa.string())])
+    codes = np.asarray(codes, dtype=np.int64)
+    return pc.take(padded, pa.array(np.where(codes >= 0, codes, len(texts))))
+
+
 def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     """Assign a building and a dwelling to every usable record. Returns a copy of ``w`` with:
 
@@ -442,82 +499,109 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     ``d_how`` how the record joined ("postcode", "postcode_edit", "no_postcode", or
     "no_postcode_many" for a record matching several homes), and the building's canonical
     ``d_postcode``, ``d_street`` and ``d_town`` (most frequent spelling among its records).
+    Number and building name (``bkey``) are the same for every record of a building, and
+    the flat for every record of a dwelling (``_ambiguous_and_communal`` relies on it).
+
+    All on integer codes of the text columns (``_sorted_codes``: codes order as the text),
+    and per building where a building decides (its first record's postcode, number and
+    name; its (street, count) and (town, count) pairs), so 1M-row work is a few hash
+    encodes and ranks; text is read back from the small dictionaries by Arrow takes.
     """
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
     w = _split_run_together_names(w)
-    w["bkey"] = _str_series(_if((w["number"] == "").to_numpy(), _pa(w, "building"), ""), w.index)
-    premise = (w["number"] != "") | (w["bkey"] != "")
-    w["usable"] = premise & (w["postcode_valid"] | (w["street"] != ""))
-    with_pc = (w["usable"] & w["postcode_valid"]).to_numpy()
+    number_pa = _pa(w, "number")
+    numbered = _nonempty(number_pa)
+    bkey_pa = _if(~numbered, _pa(w, "building"), "")
+    w["bkey"] = _str_series(bkey_pa, w.index)
+    valid = w["postcode_valid"].to_numpy(dtype=bool)
+    street_pa, town_pa = _pa(w, "street"), _pa(w, "town")
+    has_street, has_town = _nonempty(street_pa), _nonempty(town_pa)
+    premise = numbered | _nonempty(bkey_pa)
+    usable = premise & (valid | has_street)
+    with_pc = usable & valid
+    # A record with neither postcode nor town stays alone (see 3. below).
+    w["usable"] = usable & (valid | has_town)
+
+    # The text columns, coded once (codes order as the text does).
+    postcode_c, pc_texts = _sorted_codes(_pa(w, "postcode"))
+    number_c, number_texts = _sorted_codes(number_pa)
+    bkey_c, bkey_texts = _sorted_codes(bkey_pa)
+    street_c, street_texts = _sorted_codes(street_pa)
+    town_c, town_texts = _sorted_codes(town_pa)
+    pc_obj = np.asarray(pc_texts.to_numpy(zero_copy_only=False), dtype=object)
+    street_obj = np.asarray(street_texts.to_numpy(zero_copy_only=False), dtype=object)
+    n_pc, n_num, n_bkey = len(pc_texts), len(number_texts), len(bkey_texts)
+    town_obj = np.asarray(town_texts.to_numpy(zero_copy_only=False), dtype=object)
+    n_street, n_town = len(street_texts), len(town_texts)
 
     # 1. Buildings: block on postcode; number and building name agree exactly; streets
     #    are clustered by similarity. Dwellings are then building x flat.
+    rows = np.flatnonzero(with_pc)
     g = np.full(n, -1, dtype=np.int64)
-    if with_pc.any():
-        g[with_pc] = _factorize(
-            w.loc[with_pc, "postcode"], w.loc[with_pc, "number"], w.loc[with_pc, "bkey"]
-        )
-    # The text columns most used below, coded once (codes order as the text does).
-    postcode_c, street_c, town_c = (_text_codes(w[c]) for c in ("postcode", "street", "town"))
-    cluster = _street_clusters(g, street_c)
+    g[rows] = _combined_rank([postcode_c[rows], number_c[rows], bkey_c[rows]], [n_pc, n_num, n_bkey])
+    cluster = _street_clusters(g, (street_c, street_obj))
     b = np.full(n, -1, dtype=np.int64)
-    if with_pc.any():
-        b[with_pc] = _factorize(g[with_pc], cluster[with_pc])
-    n_b = int(b.max()) + 1 if with_pc.any() else 0
-    # One row per building (its first record), on integer codes; codes order as text.
-    first = np.unique(b, return_index=True)[1][1:] if (b < 0).any() else np.unique(b, return_index=True)[1]
-    outward = np.array([p.split(" ")[0] for p in postcode_c[1]], dtype=object)  # distinct postcodes
-    outward_code = pd.factorize(outward)[0] if len(outward) else np.zeros(0, dtype=np.int64)
+    b[rows] = _combined_rank([g[rows], cluster[rows]], [int(g.max()) + 1 if len(rows) else 1, n])
+    n_b = int(b.max()) + 1 if len(rows) else 0
+    # Per building: its first record, size, and distinct (street, count), (town, count).
+    first = np.full(n_b, n, dtype=np.int64)
+    np.minimum.at(first, b[rows], rows)
+    size_b = np.bincount(b[rows], minlength=n_b)
+    pcode_b, number_b, bkey_b = postcode_c[first], number_c[first], bkey_c[first]
+
+    def pairs(codes, nu):
+        key = b[rows] * nu + codes[rows]
+        at, distinct = pd.factorize(key)
+        return distinct // nu, distinct % nu, np.bincount(at, minlength=len(distinct))
+
+    sb, sc, sn = pairs(street_c, max(n_street, 1))
+    tb, tc, tn = pairs(town_c, max(n_town, 1))
     street_of = np.full(n_b, -1, dtype=np.int64)  # -1: no street given at the building
     town_of = np.full(n_b, -1, dtype=np.int64)
-    gb, cb = _mode_codes(b, street_c)
+    gb, cb = _mode_codes(sb, (sc, street_obj), weights=sn)
     street_of[gb] = cb
-    gb, cb = _mode_codes(b, town_c)
+    gb, cb = _mode_codes(tb, (tc, town_obj), weights=tn)
     town_of[gb] = cb
-    pcode = postcode_c[0][first]
-    parts = pd.DataFrame({
-        "b": np.arange(n_b), "postcode": pcode,
-        "number": pd.factorize(w["number"].iloc[first])[0], "bkey": pd.factorize(w["bkey"].iloc[first])[0],
-        "street": street_of, "town": town_of, "outward": outward_code[pcode] if n_b else pcode,
-    })
-    street_text = np.r_[street_c[1], [""]]  # code -1 (no street) reads ""
-    town_text = np.r_[town_c[1], [""]]
+    outward = [p.split(" ")[0] for p in pc_obj]  # distinct postcodes
+    outward_code = pd.factorize(np.asarray(outward, dtype=object))[0] if len(outward) else np.zeros(0, np.int64)
 
     # 2. The same building under a postcode one character away: a typing slip. Only
     #    inside one postcode district and town: street names recur in neighbouring towns,
     #    whose postcodes can also be one character apart.
     a_idx = np.array([], dtype=np.int64)
     b_idx = np.array([], dtype=np.int64)
-    keys = ["number", "bkey", "street", "outward"]
     if n_b:
-        cp = parts[street_text[parts["street"].to_numpy()] != ""]
-        cp = cp[cp.duplicated(keys, keep=False)]
+        cand_b = np.flatnonzero(street_of >= 0)
+        same = _combined_rank([number_b[cand_b], bkey_b[cand_b], street_of[cand_b],
+                               outward_code[pcode_b[cand_b]]],
+                              [n_num, n_bkey, n_street, len(outward)])
+        cp = pd.DataFrame({"k": same, "b": cand_b})
+        cp = cp[cp["k"].duplicated(keep=False).to_numpy()]
         if len(cp):
-            pairs = cp.merge(cp, on=keys, suffixes=("_a", "_b"))
-            town_a = town_text[pairs["town_a"].to_numpy()]
-            town_b = town_text[pairs["town_b"].to_numpy()]
-            towns_agree = (town_a == town_b) | (town_a == "") | (town_b == "")
-            pairs = pairs[(pairs["b_a"] < pairs["b_b"]).to_numpy() & towns_agree]
-            if len(pairs):
-                dist = process.cpdist(postcode_c[1][pairs["postcode_a"].to_numpy()].tolist(),
-                                      postcode_c[1][pairs["postcode_b"].to_numpy()].tolist(),
+            pairs_ = cp.merge(cp, on="k", suffixes=("_a", "_b"))
+            ba, bb = pairs_["b_a"].to_numpy(), pairs_["b_b"].to_numpy()
+            ta, tb_ = town_of[ba], town_of[bb]
+            keep = (ba < bb) & ((ta == tb_) | (ta < 0) | (tb_ < 0))
+            ba, bb = ba[keep], bb[keep]
+            if len(ba):
+                dist = process.cpdist(pc_obj[pcode_b[ba]].tolist(), pc_obj[pcode_b[bb]].tolist(),
                                       scorer=OSA.distance, workers=1)
                 near = dist <= 1
-                a_idx = pairs["b_a"].to_numpy()[near]
-                b_idx = pairs["b_b"].to_numpy()[near]
+                a_idx, b_idx = ba[near], bb[near]
     merged = _components(n_b, a_idx, b_idx)
     bld = np.full(n, -1, dtype=np.int64)
-    bld[with_pc] = merged[b[with_pc]]
-    how = np.where(with_pc, "postcode", "").astype(object)
+    bld[rows] = merged[b[rows]]
+    how = np.zeros(n, dtype=np.int8)
+    how[rows] = 1  # postcode
     # Each building's postcode (most given), once: records without a valid postcode,
-    # placed below, give none, so these stay the buildings' postcodes to the end.
-    pc_g, pc_c = _mode_codes(bld, postcode_c)
-    b_postcode = pd.Series(postcode_c[1][pc_c], index=pc_g, dtype="str")
-    pc_mode = np.full(int(bld.max()) + 2 if n else 1, -1, dtype=np.int64)  # bld -1: last
+    # placed below, give none, so these stay the buildings' postcodes to the end. A
+    # building's records share its postcode: counted per building.
+    pc_g, pc_c = _mode_codes(merged, (pcode_b, pc_obj), weights=size_b)
+    pc_mode = np.full(n_b + 1, -1, dtype=np.int64)  # bld -1: last
     pc_mode[pc_g] = pc_c
-    edited = with_pc & (postcode_c[0] != pc_mode[bld])  # codes equal exactly where texts are
-    how[edited] = "postcode_edit"
+    edited = with_pc & (postcode_c != pc_mode[bld])  # codes equal exactly where texts are
+    how[edited] = 2
 
     # 3. No valid postcode: a building with the same number (or name), the same street
     #    spelling (after normalisation) and the same town; linked only when exactly one
@@ -526,58 +610,76 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     #    LANE). A record with neither postcode nor town stays alone: street names recur
     #    from town to town. A building's town is the one its records give most, else the
     #    one most given in its postcode sector ("WS3 9").
-    w["usable"] &= w["postcode_valid"] | (w["town"] != "")
-    no_pc = (w["usable"] & ~w["postcode_valid"] & (w["street"] != "")).to_numpy()
+    no_pc = w["usable"].to_numpy() & ~valid & has_street
+    town_coded = (tc, town_obj)
     if no_pc.any():
-        keys = ["number", "bkey", "street"]
-        sector = w["postcode"].str[:-2].where(pd.Series(with_pc, index=w.index), "")
-        sec_code, _ = pd.factorize(sector)
-        sector_town = _mode(np.where(with_pc, sec_code, -1), town_c)
-        b_town = _mode(bld, town_c)
-        known = w.loc[with_pc, keys].copy()
-        known["bld"] = bld[with_pc]
-        known["sec"] = sec_code[with_pc]
-        known = known.drop_duplicates()
-        town_k = _lookup(known["bld"].to_numpy(), b_town).to_numpy()
-        town_s = _lookup(known["sec"].to_numpy(), sector_town).to_numpy()
-        known["town"] = np.where(town_k != "", town_k, town_s)
-        known["b_pc"] = _lookup(known["bld"].to_numpy(), b_postcode).to_numpy()
-        known = known.drop_duplicates(keys + ["town", "bld"])
-        lost = w.loc[no_pc, keys + ["town", "postcode_text"]].copy()
-        lost["row"] = np.flatnonzero(no_pc)
-        cand = lost.merge(known, on=keys + ["town"], how="inner")
-        cand = cand[(cand["town"] != "").to_numpy()].drop_duplicates(["row", "bld"])
+        sector = pd.factorize(np.asarray([p[:-2] for p in pc_obj], dtype=object))[0] \
+            if n_pc else np.zeros(0, np.int64)
+        sec_b = sector[pcode_b] if n_b else np.zeros(0, np.int64)
+        sector_town = np.full(int(sector.max()) + 1 if n_pc else 1, -1, dtype=np.int64)
+        gs, cs = _mode_codes(sec_b[tb], town_coded, weights=tn)
+        sector_town[gs] = cs
+        b_town = np.full(n_b + 1, -1, dtype=np.int64)
+        gs, cs = _mode_codes(merged[tb], town_coded, weights=tn)
+        b_town[gs] = cs
+        # Known homes: a building's (number, name, street) spellings, with its town.
+        k_bld = merged[sb] if n_b else np.zeros(0, np.int64)
+        k_town = np.where(b_town[k_bld] >= 0, b_town[k_bld], sector_town[sec_b[sb]])
+        lost = np.flatnonzero(no_pc)
+        m = len(sb)
+        key = _combined_rank([np.r_[number_b[sb], number_c[lost]], np.r_[bkey_b[sb], bkey_c[lost]],
+                              np.r_[sc, street_c[lost]], np.r_[k_town, town_c[lost]] + 1],
+                             [n_num, n_bkey, n_street, n_town + 1])
+        known = pd.DataFrame({"k": key[:m], "bld": k_bld})
+        known = known[(k_town >= 0) & np.isin(key[:m], key[m:])]
+        cand = pd.DataFrame({"k": key[m:], "row": lost}).merge(known, on="k", how="inner")
+        cand = cand.drop_duplicates(["row", "bld"])
         if len(cand):
             # A near-miss postcode typed in the record narrows the choice.
-            dist = process.cpdist(cand["postcode_text"].tolist(), cand["b_pc"].tolist(),
-                                  scorer=OSA.distance, workers=1)
-            cand["near"] = (dist <= 1) & (cand["postcode_text"] != "").to_numpy()
+            typed = pc.take(_pa(w, "postcode_text"), pa.array(cand["row"].to_numpy()))
+            typed = np.asarray(typed.to_numpy(zero_copy_only=False), dtype=object)
+            b_pc = _texts_at(pc_texts, pc_mode[cand["bld"].to_numpy()]).to_pylist()
+            dist = process.cpdist(typed.tolist(), b_pc, scorer=OSA.distance, workers=1)
+            cand["near"] = (dist <= 1) & (typed != "")
             any_near = cand.groupby("row")["near"].transform("any")
             cand = cand[(~any_near | cand["near"]).to_numpy()]
         n_cand = cand.groupby("row")["bld"].nunique()
         single = cand[cand["row"].map(n_cand) == 1]
         bld[single["row"].to_numpy()] = single["bld"].to_numpy()
-        how[single["row"].to_numpy()] = "no_postcode"
+        how[single["row"].to_numpy()] = 3
         many = n_cand.index[n_cand.to_numpy() > 1].to_numpy()
-        how[many] = "no_postcode_many"
+        how[many] = 4
         # The rest form postcode-less buildings among themselves, by street and town.
-        rest = no_pc & (bld < 0) & (how != "no_postcode_many")
-        if rest.any():
+        rest = np.flatnonzero(no_pc & (bld < 0) & (how != 4))
+        if len(rest):
             base = int(bld.max()) + 1 if (bld >= 0).any() else 0
-            bld[rest] = base + _factorize(*(w.loc[rest, k] for k in keys + ["town"]))
-            how[rest] = "no_postcode"
+            bld[rest] = base + _combined_rank(
+                [number_c[rest], bkey_c[rest], street_c[rest], town_c[rest]],
+                [n_num, n_bkey, n_street, n_town])
+            how[rest] = 3
+    has = np.flatnonzero(bld >= 0)
+    flat_c, flat_texts = _sorted_codes(_pa(w, "flat"))
     d = np.full(n, -1, dtype=np.int64)
-    has = bld >= 0
-    if has.any():
-        d[has] = _factorize(bld[has], w.loc[has, "flat"])
+    d[has] = _combined_rank([bld[has], flat_c[has]], [int(bld.max()) + 1 if len(has) else 1, len(flat_texts)])
     w["bld"] = bld
     w["d"] = d
-    w["d_how"] = pd.Series(how, index=w.index).astype("str")
-    pc_text = np.full(int(bld.max()) + 2 if n else 1, "", dtype=object)  # new buildings: ""
-    pc_text[pc_g] = postcode_c[1][pc_c]
-    w["d_postcode"] = pc_text[np.where(bld >= 0, bld, len(pc_text) - 1)]
-    w["d_street"] = _mode_at(bld, street_c)
-    w["d_town"] = _mode_at(bld, town_c)
+    w["d_how"] = _str_series(pc.take(pa.array(_HOW, pa.string()), pa.array(how)), w.index)
+    n_bld = int(bld.max()) + 1 if len(has) else 0
+    at = np.where(bld >= 0, bld, n_bld)
+    pc_of = np.full(n_bld + 1, -1, dtype=np.int64)  # new buildings: ""
+    pc_of[pc_g] = pc_c
+    w["d_postcode"] = _str_series(_texts_at(pc_texts, pc_of[at]), w.index)
+    # Streets and towns most given: the buildings' pairs, plus the records placed in 3.
+    placed = np.flatnonzero(no_pc & (bld >= 0))
+    for column, (pb, pcd, pn), codes, texts, obj in (
+            ("d_street", (sb, sc, sn), street_c, street_texts, street_obj),
+            ("d_town", (tb, tc, tn), town_c, town_texts, town_obj)):
+        gb, cb = _mode_codes(np.r_[merged[pb] if n_b else pb, bld[placed]],
+                             (np.r_[pcd, codes[placed]], obj),
+                             weights=np.r_[pn, np.ones(len(placed), dtype=np.int64)])
+        of = np.full(n_bld + 1, -1, dtype=np.int64)
+        of[gb] = cb
+        w[column] = _str_series(_texts_at(texts, of[at]), w.index)
     return w
 
 
