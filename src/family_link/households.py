@@ -245,10 +245,20 @@ def _mode_codes(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray],
     counts = np.bincount(at, weights=None if weights is None else np.asarray(weights)[ok],
                          minlength=len(distinct))
     g, c = distinct // nu, distinct % nu
-    order = np.lexsort((c, -counts, g))  # equal counts: the smaller value first
-    g, c = g[order], c[order]
-    first = np.r_[True, g[1:] != g[:-1]]
-    return g[first], c[first]
+    if distinct.min() < 0:  # missing values (code -1): as np.unique's order decodes them
+        order = np.lexsort((c, -counts, g))  # equal counts: the smaller value first
+        g, c = g[order], c[order]
+        first = np.r_[True, g[1:] != g[:-1]]
+        return g[first], c[first]
+    # No sort: each group's highest count, then the smallest value with that count.
+    n_groups = int(g.max()) + 1
+    best = np.zeros(n_groups, dtype=counts.dtype)
+    np.maximum.at(best, g, counts)
+    top = counts == best[g]
+    low = np.full(n_groups, nu, dtype=np.int64)
+    np.minimum.at(low, g[top], c[top])
+    found = np.flatnonzero(low < nu)
+    return found, low[found]
 
 
 def _mode(groups: np.ndarray, values: pd.Series | tuple, ignore_empty: bool = True) -> pd.Series:
@@ -696,57 +706,90 @@ def _dict_codes(arr: pa.Array) -> tuple[np.ndarray, int]:
     return codes, len(encoded.dictionary)
 
 
+def _first_rows(groups: np.ndarray, size: int) -> np.ndarray:
+    """The first row of each group 0..size-1 (row 0 for a code no row has: building
+    codes are their components' smallest members, so some codes go unused)."""
+    first = np.full(size, len(groups), dtype=np.int64)
+    rows = np.flatnonzero(groups >= 0)
+    np.minimum.at(first, groups[rows], rows)
+    first[first == len(groups)] = 0
+    return first
+
+
 def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
-    """Flag missing-flat records at buildings with flats, and communal establishments."""
+    """Flag missing-flat records at buildings with flats, and communal establishments.
+
+    ``w`` comes from ``_dwellings``: a building's records share number, building name and
+    the building's postcode, street and town, and a dwelling's records also the flat, so
+    the building and dwelling keys are written once per building and dwelling (from
+    their first records) and given to the records by one Arrow take."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
-    has_d = w["d"].to_numpy() >= 0
-    d_postcode = _pa(w, "d_postcode")
-    place = pc.if_else(pc.not_equal(d_postcode, ""), d_postcode, _cat("T:", _pa(w, "d_town")))
+    d = w["d"].to_numpy().astype(np.int64)
+    bld = w["bld"].to_numpy().astype(np.int64)
+    has_d = d >= 0
+    n_bld = int(bld.max()) + 1 if has_d.any() else 0
+    n_d = int(d.max()) + 1 if has_d.any() else 0
+    first_b = pa.array(_first_rows(bld, n_bld))
+    first_d = _first_rows(d, n_d)
     number, bkey, flat, d_street = _pa(w, "number"), _pa(w, "bkey"), _pa(w, "flat"), _pa(w, "d_street")
-    dwelling_key = _if(has_d, _cat(place, "|", number, "|", bkey, "|", flat, "|", d_street), "")
-    building_key = _if(has_d, _cat(place, "|", number, "|", bkey, "|", d_street), "")
-    w["dwelling_key"] = _str_series(dwelling_key, w.index)
+
+    def place(at):
+        d_postcode = pc.take(_pa(w, "d_postcode"), at)
+        return pc.if_else(pc.not_equal(d_postcode, ""), d_postcode, _cat("T:", pc.take(_pa(w, "d_town"), at)))
+
+    b_keys = _cat(place(first_b), "|", pc.take(number, first_b), "|", pc.take(bkey, first_b), "|",
+                  pc.take(d_street, first_b))
+    at_d = pa.array(first_d)
+    d_keys = _cat(place(at_d), "|", pc.take(number, at_d), "|", pc.take(bkey, at_d), "|",
+                  pc.take(flat, at_d), "|", pc.take(d_street, at_d))
+    building_key = _texts_at(b_keys, np.where(has_d, bld, -1))
+    w["dwelling_key"] = _str_series(_texts_at(d_keys, d), w.index)
     w["building_key"] = _str_series(building_key, w.index)
-    bk, n_bk = _dict_codes(building_key)  # "" (no dwelling) never has flats or a name
+    # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
+    bk_of, n_bk = _dict_codes(b_keys)
+    bk = np.where(has_d, bk_of[np.where(has_d, bld, 0)] if n_bld else 0, n_bk)
+    n_bk += 1
 
     # Flats known at each building: distinct (building, flat) pairs, the first seen first.
-    flat_codes, flat_values = pd.factorize(w["flat"])
-    flat_values = np.asarray(flat_values, dtype=object)
+    flat_codes, nf = _dict_codes(flat)
     known = np.flatnonzero(has_d & _nonempty(flat))
-    nf = max(len(flat_values), 1)
+    nf = max(nf, 1)
     _, first = np.unique(bk[known] * nf + flat_codes[known], return_index=True)
     pair_rows = np.sort(known[first])  # row order, as drop_duplicates keeps it
     n_flats = np.bincount(bk[pair_rows], minlength=n_bk)
-    one_flat = np.full(n_bk, "", dtype=object)
+    one_flat = np.full(n_bk, -1, dtype=np.int64)  # the row of a building's first flat
     firsts = pair_rows[np.unique(bk[pair_rows], return_index=True)[1]]
-    one_flat[bk[firsts]] = flat_values[flat_codes[firsts]]
+    one_flat[bk[firsts]] = firsts
     building_flats = np.where(has_d, n_flats[bk], 0) if n else np.zeros(0, dtype=np.int64)
     w["building_flats"] = building_flats.astype(int)
     missing_flat = has_d & ~_nonempty(flat) & (building_flats > 0)
-    w["only_flat"] = pd.Series(np.where(has_d, one_flat[bk], "") if n else np.zeros(0, dtype=object),
-                               index=w.index, dtype="str")
+    flat_at = np.where(has_d, one_flat[bk], -1) if n else np.zeros(0, dtype=np.int64)
+    w["only_flat"] = _str_series(_texts_at(flat, flat_at), w.index)
 
     # Communal by name: the whole building (every flat or room) is the establishment.
+    name_codes, name_texts = _sorted_codes(_pa(w, "communal_name"))
+    name_obj = np.asarray(name_texts.to_numpy(zero_copy_only=False), dtype=object)
     named = has_d & (w["communal_name"] != "").to_numpy()
-    g, c = _mode_codes(np.where(named, bk, -1), _text_codes(w["communal_name"]))
-    label_of = np.full(n_bk, "", dtype=object)
-    label_of[g] = _text_codes(w["communal_name"])[1][c]
-    label = np.where(has_d, label_of[bk], "") if n else np.zeros(0, dtype=object)
-    w["communal_label"] = pd.Series(label, index=w.index, dtype="str")
-    by_name = (label != "") if n else np.zeros(0, dtype=bool)
+    g, c = _mode_codes(np.where(named, bk, -1), (name_codes, name_obj))
+    label_of = np.full(n_bk, -1, dtype=np.int64)  # never "": empty names are not counted
+    label_of[g] = c
+    label = np.where(has_d, label_of[bk], -1) if n else np.zeros(0, dtype=np.int64)
+    w["communal_label"] = _str_series(_texts_at(name_texts, label), w.index)
+    by_name = label >= 0
 
     w["ambiguous_flat"] = missing_flat & ~by_name
     w["many_postcodes"] = (w["d_how"] == "no_postcode_many").to_numpy()
 
     # Communal by size or age, counted over the dwelling's linked records.
     linked = has_d & ~w["ambiguous_flat"].to_numpy()
-    d = w["d"].to_numpy().astype(np.int64)
     n_d = int(d.max()) + 1 if linked.any() else 0
     dl = d[linked]
     size_d = np.bincount(dl, minlength=n_d)
     old_d = np.bincount(dl, weights=(w["age"].to_numpy() >= ELDERLY_AGE)[linked], minlength=n_d)
-    s_codes, s_values = pd.factorize(w["surname"])
+    surname = pc.dictionary_encode(_pa(w, "surname"))
+    s_codes = np.asarray(pc.fill_null(surname.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    s_values = surname.dictionary.to_numpy(zero_copy_only=False)
     s_norm, _ = pd.factorize(pd.Series(np.asarray(s_values, dtype=object), dtype="str").str.upper().str.strip())
     s_code = s_norm[s_codes] if n else np.zeros(0, dtype=np.int64)
     ns = max(int(s_norm.max()) + 1 if len(s_norm) else 1, 1)
@@ -761,11 +804,13 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
               & (surnames >= ELDERLY_MIN_SURNAMES))
     w["dwelling_size"] = size.astype(int)
     w["dwelling_old"] = old.astype(int)
-    w["communal_how"] = np.select([by_name, by_size, by_age], ["name", "size", "age"], "")
+    how = np.select([by_name, by_size, by_age], [0, 1, 2], -1)
+    w["communal_how"] = _str_series(_texts_at(pa.array(["name", "size", "age"]), how), w.index)
     communal = by_name | by_size | by_age
     w["communal"] = communal
     # The establishment: the building for a named one, else the dwelling.
-    establishment_key = _if(by_name, building_key, dwelling_key)
+    keys = pa.concat_arrays([b_keys, d_keys])
+    establishment_key = _texts_at(keys, np.where(by_name, bld, np.where(has_d, n_bld + d, -1)))
     w["establishment_key"] = _str_series(establishment_key, w.index)
     # Establishments are only looked at for communal residents: coded for those alone
     # (-1 and size 0 elsewhere).
