@@ -730,42 +730,54 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     has_d = d >= 0
     n_bld = int(bld.max()) + 1 if has_d.any() else 0
     n_d = int(d.max()) + 1 if has_d.any() else 0
-    first_b = pa.array(_first_rows(bld, n_bld))
-    first_d = _first_rows(d, n_d)
     number, bkey, flat, d_street = _pa(w, "number"), _pa(w, "bkey"), _pa(w, "flat"), _pa(w, "d_street")
 
-    def place(at):
+    def keys_of(groups, size, columns):
+        """Each group's key from its first record, and every record's position in them
+        (-1: no dwelling). The first records are read in row order (a near-sequential
+        take, three times faster than in group order)."""
+        first = _first_rows(groups, size)
+        order = np.argsort(first)
+        at = pa.array(first[order])
         d_postcode = pc.take(_pa(w, "d_postcode"), at)
-        return pc.if_else(pc.not_equal(d_postcode, ""), d_postcode, _cat("T:", pc.take(_pa(w, "d_town"), at)))
+        parts = [pc.if_else(pc.not_equal(d_postcode, ""), d_postcode,
+                            _cat("T:", pc.take(_pa(w, "d_town"), at)))]
+        for column in columns:
+            parts += ["|", pc.take(column, at)]
+        position = np.empty(size, dtype=np.int64)
+        position[order] = np.arange(size)
+        rows = np.full(n, -1, dtype=np.int64)
+        rows[has_d] = position[groups[has_d]]
+        return _cat(*parts), rows
 
-    b_keys = _cat(place(first_b), "|", pc.take(number, first_b), "|", pc.take(bkey, first_b), "|",
-                  pc.take(d_street, first_b))
-    at_d = pa.array(first_d)
-    d_keys = _cat(place(at_d), "|", pc.take(number, at_d), "|", pc.take(bkey, at_d), "|",
-                  pc.take(flat, at_d), "|", pc.take(d_street, at_d))
-    building_key = _texts_at(b_keys, np.where(has_d, bld, -1))
-    w["dwelling_key"] = _str_series(_texts_at(d_keys, d), w.index)
+    b_keys, at_b = keys_of(bld, n_bld, [number, bkey, d_street])
+    d_keys, at_d = keys_of(d, n_d, [number, bkey, flat, d_street])
+    building_key = _texts_at(b_keys, at_b)
+    dwelling_key = _texts_at(d_keys, at_d)
+    w["dwelling_key"] = _str_series(dwelling_key, w.index)
     w["building_key"] = _str_series(building_key, w.index)
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
     bk_of, n_bk = _dict_codes(b_keys)
-    bk = np.where(has_d, bk_of[np.where(has_d, bld, 0)] if n_bld else 0, n_bk)
+    bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
     n_bk += 1
 
     # Flats known at each building: distinct (building, flat) pairs, the first seen first.
-    flat_codes, nf = _dict_codes(flat)
+    flat_encoded = pc.dictionary_encode(flat)
+    flat_codes = np.asarray(flat_encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    nf = len(flat_encoded.dictionary)
     known = np.flatnonzero(has_d & _nonempty(flat))
     nf = max(nf, 1)
     _, first = np.unique(bk[known] * nf + flat_codes[known], return_index=True)
     pair_rows = np.sort(known[first])  # row order, as drop_duplicates keeps it
     n_flats = np.bincount(bk[pair_rows], minlength=n_bk)
-    one_flat = np.full(n_bk, -1, dtype=np.int64)  # the row of a building's first flat
+    one_flat = np.full(n_bk, -1, dtype=np.int64)  # a building's first flat (code)
     firsts = pair_rows[np.unique(bk[pair_rows], return_index=True)[1]]
-    one_flat[bk[firsts]] = firsts
+    one_flat[bk[firsts]] = flat_codes[firsts]
     building_flats = np.where(has_d, n_flats[bk], 0) if n else np.zeros(0, dtype=np.int64)
     w["building_flats"] = building_flats.astype(int)
     missing_flat = has_d & ~_nonempty(flat) & (building_flats > 0)
     flat_at = np.where(has_d, one_flat[bk], -1) if n else np.zeros(0, dtype=np.int64)
-    w["only_flat"] = _str_series(_texts_at(flat, flat_at), w.index)
+    w["only_flat"] = _str_series(_texts_at(flat_encoded.dictionary, flat_at), w.index)
 
     # Communal by name: the whole building (every flat or room) is the establishment.
     name_codes, name_texts = _sorted_codes(_pa(w, "communal_name"))
@@ -809,8 +821,10 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     communal = by_name | by_size | by_age
     w["communal"] = communal
     # The establishment: the building for a named one, else the dwelling.
-    keys = pa.concat_arrays([b_keys, d_keys])
-    establishment_key = _texts_at(keys, np.where(by_name, bld, np.where(has_d, n_bld + d, -1)))
+    establishment_key = dwelling_key
+    if by_name.any():
+        establishment_key = pc.replace_with_mask(
+            dwelling_key, pa.array(by_name), pc.take(building_key, pa.array(np.flatnonzero(by_name))))
     w["establishment_key"] = _str_series(establishment_key, w.index)
     # Establishments are only looked at for communal residents: coded for those alone
     # (-1 and size 0 elsewhere).
