@@ -405,6 +405,20 @@ def street_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return scores
 
 
+def _street_scores(uniques: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``street_similarity(uniques[a], uniques[b])``, with each distinct street's type
+    (its last word, when a street type) worked out once rather than once per pair."""
+    scores = np.asarray(process.cpdist(list(uniques[a]), list(uniques[b]), scorer=fuzz.ratio,
+                                       workers=1), dtype=float)
+    involved = _sorted_unique(np.r_[a, b])
+    type_ids = {t: i for i, t in enumerate(sorted(STREET_TYPES))}
+    kind = np.full(len(uniques), -1, dtype=np.int64)  # -1: not a street type
+    kind[involved] = [type_ids.get(s.rsplit(" ", 1)[-1], -1) for s in uniques[involved]]
+    ka, kb = kind[a], kind[b]
+    scores[(ka >= 0) & (kb >= 0) & (ka != kb)] = 0.0
+    return scores
+
+
 def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Within each group, cluster street spellings whose similarity reaches the threshold.
 
@@ -436,7 +450,7 @@ def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -
         pairs = pairs[(pairs["v_a"] < pairs["v_b"]).to_numpy()]
         if len(pairs):
             va, vb = pairs["v_a"].to_numpy(), pairs["v_b"].to_numpy()
-            scores = street_similarity(uniques[vs[va]], uniques[vs[vb]])
+            scores = _street_scores(uniques, vs[va], vs[vb])
             keep = scores >= STREET_SIMILARITY
             a_idx, b_idx = va[keep], vb[keep]
     labels = _components(nv, a_idx, b_idx)
@@ -467,7 +481,12 @@ def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
     both = unnumbered & has_building & has_street
     if not (one.any() and both.any()):
         return w
-    # Only the unnumbered records take part: text for those rows alone.
+    # Only the unnumbered records take part, and of those spelling both parts only the
+    # ones at a postcode where a record gives one part (keys include the postcode): text
+    # for those rows alone.
+    postcodes = _pa(w, "postcode")
+    asked = pc.unique(pc.take(postcodes, pa.array(np.flatnonzero(one))))
+    both &= np.asarray(pc.is_in(postcodes, value_set=asked).to_numpy(zero_copy_only=False), dtype=bool)
     part = np.flatnonzero(one | both)
     building = w["building"].iloc[part].to_numpy(dtype=object)
     street = w["street"].iloc[part].to_numpy(dtype=object)
