@@ -184,15 +184,29 @@ def _sorted_codes(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def _dense_rank(key: np.ndarray) -> np.ndarray:
-    """Each value's rank among the distinct values (``np.unique(key, return_inverse=True)[1]``)
-    by a hash factorize and a sort of the distinct values only."""
+    """Each value's rank among the distinct values (``np.unique(key, return_inverse=True)[1]``):
+    by a table of the values present when they span a short range, else by a hash
+    factorize and a sort of the distinct values only."""
     key = np.asarray(key, dtype=np.int64)
     if not len(key):
         return np.zeros(0, dtype=np.int64)
+    low, high = int(key.min()), int(key.max())
+    if high - low < 2 * len(key):
+        present = np.zeros(high - low + 1, dtype=np.int64)
+        present[key - low] = 1
+        return (np.cumsum(present) - 1)[key - low]
+    return _unique_inverse(key)[1]
+
+
+def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` of a 1-d int64 array, by a hash factorize
+    and a sort of the distinct values only."""
+    key = np.asarray(key, dtype=np.int64)
     codes, uniques = pd.factorize(key)
+    order = np.argsort(uniques)
     rank = np.empty(len(uniques), dtype=np.int64)
-    rank[np.argsort(uniques)] = np.arange(len(uniques))
-    return rank[codes]
+    rank[order] = np.arange(len(uniques))
+    return uniques[order], rank[codes]
 
 
 def _combined_rank(columns: list[np.ndarray], sizes: list[int]) -> np.ndarray:
@@ -426,15 +440,23 @@ def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -
     record (-1 where group is -1). An empty street joins the group's only cluster; with
     several clusters it stays apart.
     """
+    return _street_variants(group, street)[0]
+
+
+def _street_variants(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_street_clusters``, and its variants (distinct (group, street), in group then
+    street order): each record's variant (records with a group, in row order), each
+    variant's street code and cluster."""
     codes, uniques = street
     n = len(group)
     out = np.full(n, -1, dtype=np.int64)
     ok = group >= 0
     if not ok.any():
-        return out
+        return out, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     # Variants: distinct (group, street), in group then street order (codes sort as text).
     ns = max(len(uniques), 1)
-    vkey, inverse = np.unique(group[ok] * ns + codes[ok], return_inverse=True)
+    vkey, inverse = _unique_inverse(group[ok] * ns + codes[ok])
     vg, vs = vkey // ns, vkey % ns
     nv = len(vkey)
     starts = np.flatnonzero(np.r_[True, vg[1:] != vg[:-1]])
@@ -466,8 +488,8 @@ def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -
     single = empty[n_clusters[vg[empty]] == 1]
     labels = labels.copy()
     labels[single] = only[vg[single]]
-    out[ok] = labels[inverse.reshape(-1)]
-    return out
+    out[ok] = labels[inverse]
+    return out, inverse, vs, labels
 
 
 def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
@@ -569,9 +591,11 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     rows = np.flatnonzero(with_pc)
     g = np.full(n, -1, dtype=np.int64)
     g[rows] = _combined_rank([postcode_c[rows], number_c[rows], bkey_c[rows]], [n_pc, n_num, n_bkey])
-    cluster = _street_clusters(g, (street_c, street_obj))
+    cluster, variant, v_street, v_cluster = _street_variants(g, (street_c, street_obj))
+    # Buildings: (group, cluster) in order. A cluster is named by its first variant, and
+    # variants are in group order, so ordering the clusters orders (group, cluster).
     b = np.full(n, -1, dtype=np.int64)
-    b[rows] = _combined_rank([g[rows], cluster[rows]], [int(g.max()) + 1 if len(rows) else 1, n])
+    b[rows] = _dense_rank(cluster[rows])
     n_b = int(b.max()) + 1 if len(rows) else 0
     # Per building: its first record, size, and distinct (street, count), (town, count).
     first = np.full(n_b, n, dtype=np.int64)
@@ -584,7 +608,11 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         at, distinct = pd.factorize(key)
         return distinct // nu, distinct % nu, np.bincount(at, minlength=len(distinct))
 
-    sb, sc, sn = pairs(street_c, max(n_street, 1))
+    # (building, street) pairs are the variants: distinct (group, street), each in one
+    # building (its cluster's).
+    sb, sc, sn = np.zeros(len(v_street), np.int64), v_street, np.bincount(variant, minlength=len(v_street))
+    if len(rows):
+        sb[variant] = b[rows]
     tb, tc, tn = pairs(town_c, max(n_town, 1))
     street_of = np.full(n_b, -1, dtype=np.int64)  # -1: no street given at the building
     town_of = np.full(n_b, -1, dtype=np.int64)
