@@ -651,12 +651,39 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     bld[rows] = merged[b[rows]]
     how = np.zeros(n, dtype=np.int8)
     how[rows] = 1  # postcode
+    # A building is named by its first part: most are one part (a building of the step
+    # above), whose most given postcode, street and town are that part's. Only
+    # buildings of several parts, or joined by records placed in 3. below, are counted
+    # again.
+    roots = np.flatnonzero(merged == np.arange(n_b))
+    several = np.zeros(n_b + 1, dtype=bool)
+    several[merged[np.bincount(merged, minlength=n_b)[merged] > 1]] = True
+
+    def modes(of_part, part, codes, counts, uniques, size, placed=None, placed_codes=None):
+        """The most given value (code, -1: none) of each building 0..size-1, from the
+        parts' values ``of_part`` and (part, code, count) triples, plus records placed."""
+        of = np.full(size, -1, dtype=np.int64)
+        of[roots] = of_part[roots]
+        redo = np.zeros(size, dtype=bool)
+        redo[roots] = several[roots]
+        if placed is None:
+            placed, placed_codes = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        redo[bld[placed]] = True
+        sel = redo[merged[part]] if n_b else np.zeros(0, dtype=bool)
+        of[redo] = -1
+        g_, c_ = _mode_codes(np.r_[merged[part[sel]], bld[placed]],
+                             (np.r_[codes[sel], placed_codes], uniques),
+                             weights=np.r_[counts[sel], np.ones(len(placed), dtype=np.int64)])
+        of[g_] = c_
+        return of
+
     # Each building's postcode (most given), once: records without a valid postcode,
     # placed below, give none, so these stay the buildings' postcodes to the end. A
     # building's records share its postcode: counted per building.
-    pc_g, pc_c = _mode_codes(merged, (pcode_b, pc_obj), weights=size_b)
-    pc_mode = np.full(n_b + 1, -1, dtype=np.int64)  # bld -1: last
-    pc_mode[pc_g] = pc_c
+    pcode_part = pcode_b.copy()
+    if n_pc and pc_obj[0] == "":
+        pcode_part[pcode_part == 0] = -1  # "" is not counted
+    pc_mode = modes(pcode_part, np.arange(n_b), pcode_b, size_b, pc_obj, n_b + 1)  # bld -1: last
     edited = with_pc & (postcode_c != pc_mode[bld])  # codes equal exactly where texts are
     how[edited] = 2
 
@@ -676,9 +703,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         sector_town = np.full(int(sector.max()) + 1 if n_pc else 1, -1, dtype=np.int64)
         gs, cs = _mode_codes(sec_b[tb], town_coded, weights=tn)
         sector_town[gs] = cs
-        b_town = np.full(n_b + 1, -1, dtype=np.int64)
-        gs, cs = _mode_codes(merged[tb], town_coded, weights=tn)
-        b_town[gs] = cs
+        b_town = modes(town_of, tb, tc, tn, town_obj, n_b + 1)
         # Known homes: a building's (number, name, street) spellings, with its town.
         k_bld = merged[sb] if n_b else np.zeros(0, np.int64)
         k_town = np.where(b_town[k_bld] >= 0, b_town[k_bld], sector_town[sec_b[sb]])
@@ -724,18 +749,14 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     n_bld = int(bld.max()) + 1 if len(has) else 0
     at = np.where(bld >= 0, bld, n_bld)
     pc_of = np.full(n_bld + 1, -1, dtype=np.int64)  # new buildings: ""
-    pc_of[pc_g] = pc_c
+    pc_of[roots] = pc_mode[roots]
     w["d_postcode"] = _str_series(_texts_at(pc_texts, pc_of[at]), w.index)
     # Streets and towns most given: the buildings' pairs, plus the records placed in 3.
     placed = np.flatnonzero(no_pc & (bld >= 0))
-    for column, (pb, pcd, pn), codes, texts, obj in (
-            ("d_street", (sb, sc, sn), street_c, street_texts, street_obj),
-            ("d_town", (tb, tc, tn), town_c, town_texts, town_obj)):
-        gb, cb = _mode_codes(np.r_[merged[pb] if n_b else pb, bld[placed]],
-                             (np.r_[pcd, codes[placed]], obj),
-                             weights=np.r_[pn, np.ones(len(placed), dtype=np.int64)])
-        of = np.full(n_bld + 1, -1, dtype=np.int64)
-        of[gb] = cb
+    for column, of_part, (pb, pcd, pn), codes, texts, obj in (
+            ("d_street", street_of, (sb, sc, sn), street_c, street_texts, street_obj),
+            ("d_town", town_of, (tb, tc, tn), town_c, town_texts, town_obj)):
+        of = modes(of_part, pb, pcd, pn, obj, n_bld + 1, placed, codes[placed])
         w[column] = _str_series(_texts_at(texts, of[at]), w.index)
     return w
 
