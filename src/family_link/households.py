@@ -498,6 +498,24 @@ def _street_variants(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]
     return out, inverse, vs, labels
 
 
+def _patched(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
+    """``arr`` with ``arr[rows[i]] = values[i]`` (rows ascending, distinct). A few rows:
+    the untouched stretches and the new values concatenated (one copy, ~1.6 ms for 1M
+    strings, against ~14 ms for ``replace_with_mask``)."""
+    if len(rows) > 20000:
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[rows] = True
+        return pc.replace_with_mask(arr, pa.array(mask), values.cast(arr.type))
+    values = values.cast(arr.type)
+    pieces = []
+    previous = 0
+    for i, row in enumerate(rows.tolist()):
+        pieces += [arr.slice(previous, row - previous), values.slice(i, 1)]
+        previous = row + 1
+    pieces.append(arr.slice(previous))
+    return pa.concat_arrays(pieces)
+
+
 def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
     """"THE LIMES GOSCOTE CRESCENT" (commas lost) is the house THE LIMES on GOSCOTE
     CRESCENT when a neighbour at the same postcode spells the two parts apart. Without
@@ -529,11 +547,9 @@ def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
     hit = found.notna().to_numpy()
     if hit.any():
         keys = postcode[rows[hit]] + "|" + text[hit]
-        mask = np.zeros(len(w), dtype=bool)
-        mask[part[rows[hit]]] = True  # ascending, as the replacements are ordered
+        at = part[rows[hit]]  # ascending, as the replacements are ordered
         for column, values in (("building", known.loc[keys, "b"]), ("street", known.loc[keys, "s"])):
-            new = pc.replace_with_mask(_pa(w, column), pa.array(mask),
-                                       pa.array(values.to_numpy(dtype=object), pa.string()))
+            new = _patched(_pa(w, column), at, pa.array(values.to_numpy(dtype=object), pa.string()))
             w[column] = _str_series(new, w.index)
     return w
 
@@ -897,8 +913,8 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     # The establishment: the building for a named one, else the dwelling.
     establishment_key = dwelling_key
     if by_name.any():
-        establishment_key = pc.replace_with_mask(
-            dwelling_key, pa.array(by_name), pc.take(building_key, pa.array(np.flatnonzero(by_name))))
+        named_rows = np.flatnonzero(by_name)
+        establishment_key = _patched(dwelling_key, named_rows, pc.take(building_key, pa.array(named_rows)))
     w["establishment_key"] = _str_series(establishment_key, w.index)
     # Establishments are only looked at for communal residents: coded for those alone
     # (-1 and size 0 elsewhere).
