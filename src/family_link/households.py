@@ -245,12 +245,12 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
 
 
 def _mode_codes(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray],
-                ignore_empty: bool = True, weights: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ignore_empty: bool = True, weights: np.ndarray | None = None,
+                distinct: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Groups (ascending) and the code of their most frequent value (ties: smallest).
-    ``weights``: each row counts that many times (rows standing for several records).
-    The (group, value) pairs are counted by a hash factorize; only the distinct pairs
-    are sorted."""
+    ``weights``: each row counts that many times (rows standing for several records);
+    ``distinct``: no (group, value) pair is given twice, so none need adding up.
+    The (group, value) pairs are counted by a hash factorize, without a sort."""
     codes, uniques = coded
     groups = np.asarray(groups, dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)
@@ -261,11 +261,14 @@ def _mode_codes(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray],
     key = groups[ok] * nu + codes[ok]
     if not len(key):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    at, distinct = pd.factorize(key)
-    counts = np.bincount(at, weights=None if weights is None else np.asarray(weights)[ok],
-                         minlength=len(distinct))
-    g, c = distinct // nu, distinct % nu
-    if distinct.min() < 0:  # missing values (code -1): as np.unique's order decodes them
+    if distinct and len(key):
+        counts = np.ones(len(key), dtype=np.int64) if weights is None else np.asarray(weights)[ok]
+    else:
+        at, key = pd.factorize(key)
+        counts = np.bincount(at, weights=None if weights is None else np.asarray(weights)[ok],
+                             minlength=len(key))
+    g, c = key // nu, key % nu
+    if key.min() < 0:  # missing values (code -1): as np.unique's order decodes them
         order = np.lexsort((c, -counts, g))  # equal counts: the smaller value first
         g, c = g[order], c[order]
         first = np.r_[True, g[1:] != g[:-1]]
@@ -565,6 +568,34 @@ def _texts_at(texts: pa.Array, codes: np.ndarray) -> pa.Array:
     return pc.take(padded, pa.array(np.where(codes >= 0, codes, len(texts))))
 
 
+def _flat_dwellings(bld: np.ndarray, has: np.ndarray, flat: np.ndarray, nf: int) -> np.ndarray:
+    """Dwelling numbers: (building, flat code) of the records ``has`` ranked in order
+    (-1 elsewhere). Most buildings have one flat spelling (their first record's): one
+    dwelling each; only the records of the others are sorted."""
+    d = np.full(len(bld), -1, dtype=np.int64)
+    if not len(has):
+        return d
+    nf = max(nf, 1)
+    at = bld[has]
+    n_bld = int(at.max()) + 1
+    first = np.full(n_bld, len(bld), dtype=np.int64)
+    np.minimum.at(first, at, has)
+    present = first < len(bld)
+    of_first = np.zeros(n_bld, dtype=np.int64)
+    of_first[present] = flat[first[present]]
+    mixed = np.zeros(n_bld, dtype=bool)
+    mixed[at[flat[has] != of_first[at]]] = True
+    more = has[mixed[at]]
+    key, inverse = _unique_inverse(bld[more] * nf + flat[more])
+    key_bld = key // nf
+    count = np.where(mixed, np.bincount(key_bld, minlength=n_bld), present)
+    offset = np.cumsum(count) - count
+    d[has] = offset[at]
+    block = np.searchsorted(key_bld, key_bld)  # each key's building's first key
+    d[more] += inverse - block[inverse]
+    return d
+
+
 def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     """Assign a building and a dwelling to every usable record. Returns a copy of ``w`` with:
 
@@ -626,9 +657,16 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     pcode_b, number_b, bkey_b = postcode_c[first], number_c[first], bkey_c[first]
 
     def pairs(codes, nu):
-        key = b[rows] * nu + codes[rows]
-        at, distinct = pd.factorize(key)
-        return distinct // nu, distinct % nu, np.bincount(at, minlength=len(distinct))
+        """Distinct (building, value, count): most buildings give one value, their first
+        record's; only the others' records are sorted."""
+        of_first = codes[first]
+        mixed = np.zeros(n_b, dtype=bool)
+        mixed[b[rows][codes[rows] != of_first[b[rows]]]] = True
+        single = np.flatnonzero(~mixed)
+        more = rows[mixed[b[rows]]]
+        key, inverse = _unique_inverse(b[more] * nu + codes[more])
+        return (np.r_[single, key // nu], np.r_[of_first[single], key % nu],
+                np.r_[size_b[single], np.bincount(inverse, minlength=len(key))])
 
     # (building, street) pairs are the variants: distinct (group, street), each in one
     # building (its cluster's).
@@ -638,9 +676,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     tb, tc, tn = pairs(town_c, max(n_town, 1))
     street_of = np.full(n_b, -1, dtype=np.int64)  # -1: no street given at the building
     town_of = np.full(n_b, -1, dtype=np.int64)
-    gb, cb = _mode_codes(sb, (sc, street_obj), weights=sn)
+    gb, cb = _mode_codes(sb, (sc, street_obj), weights=sn, distinct=True)
     street_of[gb] = cb
-    gb, cb = _mode_codes(tb, (tc, town_obj), weights=tn)
+    gb, cb = _mode_codes(tb, (tc, town_obj), weights=tn, distinct=True)
     town_of[gb] = cb
     outward = [p.split(" ")[0] for p in pc_obj]  # distinct postcodes
     outward_code = pd.factorize(np.asarray(outward, dtype=object))[0] if len(outward) else np.zeros(0, np.int64)
@@ -763,8 +801,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
             how[rest] = 3
     has = np.flatnonzero(bld >= 0)
     flat_c, flat_texts = _sorted_codes(_pa(w, "flat"))
-    d = np.full(n, -1, dtype=np.int64)
-    d[has] = _combined_rank([bld[has], flat_c[has]], [int(bld.max()) + 1 if len(has) else 1, len(flat_texts)])
+    d = _flat_dwellings(bld, has, flat_c, len(flat_texts))
     w["bld"] = bld
     w["d"] = d
     w["d_how"] = _str_series(pc.take(pa.array(_HOW, pa.string()), pa.array(how)), w.index)
