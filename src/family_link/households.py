@@ -452,11 +452,13 @@ def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -
     return _street_variants(group, street)[0]
 
 
-def _street_variants(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]
+def _street_variants(group: np.ndarray, street: tuple[np.ndarray, np.ndarray],
+                     variants: tuple[np.ndarray, np.ndarray] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``_street_clusters``, and its variants (distinct (group, street), in group then
     street order): each record's variant (records with a group, in row order), each
-    variant's street code and cluster."""
+    variant's street code and cluster. ``variants``: the distinct group * streets +
+    street and each record's variant, when the caller has them already."""
     codes, uniques = street
     n = len(group)
     out = np.full(n, -1, dtype=np.int64)
@@ -465,7 +467,7 @@ def _street_variants(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]
         return out, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     # Variants: distinct (group, street), in group then street order (codes sort as text).
     ns = max(len(uniques), 1)
-    vkey, inverse = _unique_inverse(group[ok] * ns + codes[ok])
+    vkey, inverse = _unique_inverse(group[ok] * ns + codes[ok]) if variants is None else variants
     vg, vs = vkey // ns, vkey % ns
     nv = len(vkey)
     starts = np.flatnonzero(np.r_[True, vg[1:] != vg[:-1]])
@@ -643,8 +645,20 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     #    are clustered by similarity. Dwellings are then building x flat.
     rows = np.flatnonzero(with_pc)
     g = np.full(n, -1, dtype=np.int64)
-    g[rows] = _combined_rank([postcode_c[rows], number_c[rows], bkey_c[rows]], [n_pc, n_num, n_bkey])
-    cluster, variant, v_street, v_cluster = _street_variants(g, (street_c, street_obj))
+    ns = max(n_street, 1)
+    variants = None
+    if max(n_pc, 1) * max(n_num, 1) * max(n_bkey, 1) * ns < 2 ** 62:
+        # One sort gives the groups and the street variants: (postcode, number, name,
+        # street) as one integer.
+        key = ((postcode_c[rows] * max(n_num, 1) + number_c[rows]) * max(n_bkey, 1) + bkey_c[rows]) * ns
+        key, variant = _unique_inverse(key + street_c[rows])
+        high = key // ns
+        g_of = np.cumsum(np.r_[True, high[1:] != high[:-1]]) - 1 if len(key) else key
+        g[rows] = g_of[variant]
+        variants = (g_of * ns + key % ns, variant)
+    else:
+        g[rows] = _combined_rank([postcode_c[rows], number_c[rows], bkey_c[rows]], [n_pc, n_num, n_bkey])
+    cluster, variant, v_street, v_cluster = _street_variants(g, (street_c, street_obj), variants)
     # Buildings: (group, cluster) in order. A cluster is named by its first variant, and
     # variants are in group order, so ordering the clusters orders (group, cluster).
     b = np.full(n, -1, dtype=np.int64)
