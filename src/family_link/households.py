@@ -879,17 +879,21 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         take, three times faster than in group order)."""
         first = _first_rows(groups, size)
         order = np.argsort(first)
-        at = pa.array(first[order])
-        d_postcode = pc.take(_pa(w, "d_postcode"), at)
-        parts = [pc.if_else(pc.not_equal(d_postcode, ""), d_postcode,
-                            _cat("T:", pc.take(_pa(w, "d_town"), at)))]
-        for column in columns:
-            parts += ["|", pc.take(column, at)]
+        first = first[order]
+        at = pa.array(first)
+        # The place: the postcode, else "T:" and the town (postcode-less buildings only).
+        place = pc.take(_pa(w, "d_postcode"), at)
+        no_postcode = np.flatnonzero(~_nonempty(place))
+        if len(no_postcode):
+            town = pc.take(_pa(w, "d_town"), pa.array(first[no_postcode]))
+            place = _patched(place, no_postcode, _cat("T:", town))
+        # Joined by a separator: ~40% faster than "|" scalars as parts.
+        key = pc.binary_join_element_wise(place, *(pc.take(c, at) for c in columns), "|")
         position = np.empty(size, dtype=np.int64)
         position[order] = np.arange(size)
         rows = np.full(n, -1, dtype=np.int64)
         rows[has_d] = position[groups[has_d]]
-        return _cat(*parts), rows
+        return key, rows
 
     b_keys, at_b = keys_of(bld, n_bld, [number, bkey, d_street])
     d_keys, at_d = keys_of(d, n_d, [number, bkey, flat, d_street])
