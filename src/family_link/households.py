@@ -769,22 +769,32 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     #    from town to town. A building's town is the one its records give most, else the
     #    one most given in its postcode sector ("WS3 9").
     no_pc = w["usable"].to_numpy() & ~valid & has_street
-    town_coded = (tc, town_obj)
     if no_pc.any():
         sector = pd.factorize(np.asarray([p[:-2] for p in pc_obj], dtype=object))[0] \
             if n_pc else np.zeros(0, np.int64)
         sec_b = sector[pcode_b] if n_b else np.zeros(0, np.int64)
-        sector_town = np.full(int(sector.max()) + 1 if n_pc else 1, -1, dtype=np.int64)
-        gs, cs = _mode_codes(sec_b[tb], town_coded, weights=tn)
-        sector_town[gs] = cs
         b_town = modes(town_of, tb, tc, tn, town_obj, n_b + 1)
-        # Known homes: a building's (number, name, street) spellings, with its town.
-        k_bld = merged[sb] if n_b else np.zeros(0, np.int64)
-        k_town = np.where(b_town[k_bld] >= 0, b_town[k_bld], sector_town[sec_b[sb]])
         lost = np.flatnonzero(no_pc)
-        m = len(sb)
-        key = _combined_rank([np.r_[number_b[sb], number_c[lost]], np.r_[bkey_b[sb], bkey_c[lost]],
-                              np.r_[sc, street_c[lost]], np.r_[k_town, town_c[lost]] + 1],
+        # Known homes: a building's (number, name, street) spellings, with its town; only
+        # those spelled as some record without a postcode are looked at.
+        sizes = [max(n_num, 1), max(n_bkey, 1), max(n_street, 1)]
+        spelled = np.ones(len(sb), dtype=bool)
+        if sizes[0] * sizes[1] * sizes[2] < 2 ** 62:
+            spelled = np.isin((number_b[sb] * sizes[1] + bkey_b[sb]) * sizes[2] + sc,
+                              (number_c[lost] * sizes[1] + bkey_c[lost]) * sizes[2] + street_c[lost])
+        spell = sb[spelled]
+        k_bld = merged[spell] if n_b else np.zeros(0, np.int64)
+        k_town = b_town[k_bld]
+        # No town at the building: the one most given in its postcode sector.
+        sector_town = np.full(int(sector.max()) + 1 if n_pc else 1, -1, dtype=np.int64)
+        asked = np.isin(sec_b[tb], sec_b[spell[k_town < 0]])
+        gs, cs = _mode_codes(sec_b[tb[asked]], (tc[asked], town_obj), weights=tn[asked])
+        sector_town[gs] = cs
+        k_town = np.where(k_town >= 0, k_town, sector_town[sec_b[spell]])
+        m = len(spell)
+        key = _combined_rank([np.r_[number_b[spell], number_c[lost]], np.r_[bkey_b[spell], bkey_c[lost]],
+                              np.r_[sc[spelled], street_c[lost]],
+                              np.r_[k_town, town_c[lost]] + 1],
                              [n_num, n_bkey, n_street, n_town + 1])
         known = pd.DataFrame({"k": key[:m], "bld": k_bld})
         known = known[(k_town >= 0) & np.isin(key[:m], key[m:])]
