@@ -927,10 +927,8 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     keys_parts: list[list[pa.Array]] = []
     b_keys, at_b, _ = keys_of(bld, n_bld, [number, bkey, d_street])
     d_keys, at_d, d_first = keys_of(d, n_d, [number, bkey, flat, d_street])
-    building_key = _texts_at(b_keys, at_b)
     dwelling_key = _texts_at(d_keys, at_d)
     w["dwelling_key"] = _str_series(dwelling_key, w.index)
-    w["building_key"] = _str_series(building_key, w.index)
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
     bk_of, n_bk = _joined_codes(keys_parts[0], b_keys)
     bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
@@ -977,13 +975,21 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     dl = d[linked]
     size_d = np.bincount(dl, minlength=n_d)
     old_d = np.bincount(dl, weights=(w["age"].to_numpy() >= ELDERLY_AGE)[linked], minlength=n_d)
-    surname = pc.dictionary_encode(_pa(w, "surname"))
+    # Surnames are counted only where the age rule could apply (5 to 10 records, mostly
+    # 65+): their records' surnames alone are read (all of them if any is missing).
+    surname = _pa(w, "surname")
+    asked = (size_d >= ELDERLY_MIN_SIZE) & (size_d <= COMMUNAL_SIZE) & (old_d * 2 > size_d)
+    read = linked & asked[np.where(linked, d, 0)] if n_d else np.zeros(n, dtype=bool)
+    if surname.null_count:
+        read = linked
+    read = np.flatnonzero(read)
+    surname = pc.dictionary_encode(pc.take(surname, pa.array(read)))
     s_codes = np.asarray(pc.fill_null(surname.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
     s_values = surname.dictionary.to_numpy(zero_copy_only=False)
     s_norm, _ = pd.factorize(pd.Series(np.asarray(s_values, dtype=object), dtype="str").str.upper().str.strip())
-    s_code = s_norm[s_codes] if n else np.zeros(0, dtype=np.int64)
+    s_code = s_norm[s_codes] if len(read) else np.zeros(0, dtype=np.int64)
     ns = max(int(s_norm.max()) + 1 if len(s_norm) else 1, 1)
-    pairs = _sorted_unique(dl * ns + s_code[linked])
+    pairs = _sorted_unique(d[read] * ns + s_code)
     surnames_d = np.bincount(pairs // ns, minlength=n_d)
     at = np.where(linked, d, 0)
     size = np.where(linked, size_d[at] if n_d else 0, 0)
@@ -1002,7 +1008,7 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     establishment_key = dwelling_key
     if by_name.any():
         named_rows = np.flatnonzero(by_name)
-        establishment_key = _patched(dwelling_key, named_rows, pc.take(building_key, pa.array(named_rows)))
+        establishment_key = _patched(dwelling_key, named_rows, pc.take(b_keys, pa.array(at_b[named_rows])))
     w["establishment_key"] = _str_series(establishment_key, w.index)
     # Establishments are only looked at for communal residents: coded for those alone
     # (-1 and size 0 elsewhere).
