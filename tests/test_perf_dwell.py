@@ -147,3 +147,11 @@ def test_street_scores_are_street_similarity():
     b = np.array([2, 3, 5, 7, 1, 2, 6])
     want = H.street_similarity(streets[a], streets[b])
     assert np.array_equal(H._street_scores(streets, a, b), want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_INTS, _INTS)
+def test_isin_is_np_isin(values, among):
+    values = np.asarray(values, dtype=np.int64) * 1000003
+    among = np.asarray(among, dtype=np.int64) * 1000003
+    assert H._isin(values, among).tolist() == np.isin(values, among).tolist()

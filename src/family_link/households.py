@@ -215,6 +215,17 @@ def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[starts], inverse
 
 
+def _isin(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """``np.isin`` for int64 values: a binary search in the sorted distinct ``among``
+    (numpy's own sorts both arrays together, stably: ~4x slower for 400k values)."""
+    among = _sorted_unique(np.asarray(among, dtype=np.int64))
+    values = np.asarray(values, dtype=np.int64)
+    if not len(among):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(among, values), len(among) - 1)
+    return among[at] == values
+
+
 def _combined_rank(columns: list[np.ndarray], sizes: list[int]) -> np.ndarray:
     """Group number of each row's tuple of integer codes (each in 0..size-1), in sorted
     tuple order: the codes are combined into one int64 (ranked first whenever the product
@@ -662,12 +673,13 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     # Buildings: (group, cluster) in order. A cluster is named by its first variant, and
     # variants are in group order, so ordering the clusters orders (group, cluster).
     b = np.full(n, -1, dtype=np.int64)
-    b[rows] = _dense_rank(cluster[rows])
+    b_rows = _dense_rank(cluster[rows])  # b[rows]
+    b[rows] = b_rows
     n_b = int(b.max()) + 1 if len(rows) else 0
     # Per building: its first record, size, and distinct (street, count), (town, count).
     first = np.full(n_b, n, dtype=np.int64)
-    np.minimum.at(first, b[rows], rows)
-    size_b = np.bincount(b[rows], minlength=n_b)
+    np.minimum.at(first, b_rows, rows)
+    size_b = np.bincount(b_rows, minlength=n_b)
     pcode_b, number_b, bkey_b = postcode_c[first], number_c[first], bkey_c[first]
 
     def pairs(codes, nu):
@@ -675,9 +687,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         record's; only the others' records are sorted."""
         of_first = codes[first]
         mixed = np.zeros(n_b, dtype=bool)
-        mixed[b[rows][codes[rows] != of_first[b[rows]]]] = True
+        mixed[b_rows[codes[rows] != of_first[b_rows]]] = True
         single = np.flatnonzero(~mixed)
-        more = rows[mixed[b[rows]]]
+        more = rows[mixed[b_rows]]
         key, inverse = _unique_inverse(b[more] * nu + codes[more])
         return (np.r_[single, key // nu], np.r_[of_first[single], key % nu],
                 np.r_[size_b[single], np.bincount(inverse, minlength=len(key))])
@@ -686,7 +698,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     # building (its cluster's).
     sb, sc, sn = np.zeros(len(v_street), np.int64), v_street, np.bincount(variant, minlength=len(v_street))
     if len(rows):
-        sb[variant] = b[rows]
+        sb[variant] = b_rows
     tb, tc, tn = pairs(town_c, max(n_town, 1))
     street_of = np.full(n_b, -1, dtype=np.int64)  # -1: no street given at the building
     town_of = np.full(n_b, -1, dtype=np.int64)
@@ -722,7 +734,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                 a_idx, b_idx = ba[near], bb[near]
     merged = _components(n_b, a_idx, b_idx)
     bld = np.full(n, -1, dtype=np.int64)
-    bld[rows] = merged[b[rows]]
+    bld[rows] = merged[b_rows]
     how = np.zeros(n, dtype=np.int8)
     how[rows] = 1  # postcode
     # A building is named by its first part: most are one part (a building of the step
@@ -780,14 +792,14 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         sizes = [max(n_num, 1), max(n_bkey, 1), max(n_street, 1)]
         spelled = np.ones(len(sb), dtype=bool)
         if sizes[0] * sizes[1] * sizes[2] < 2 ** 62:
-            spelled = np.isin((number_b[sb] * sizes[1] + bkey_b[sb]) * sizes[2] + sc,
+            spelled = _isin((number_b[sb] * sizes[1] + bkey_b[sb]) * sizes[2] + sc,
                               (number_c[lost] * sizes[1] + bkey_c[lost]) * sizes[2] + street_c[lost])
         spell = sb[spelled]
         k_bld = merged[spell] if n_b else np.zeros(0, np.int64)
         k_town = b_town[k_bld]
         # No town at the building: the one most given in its postcode sector.
         sector_town = np.full(int(sector.max()) + 1 if n_pc else 1, -1, dtype=np.int64)
-        asked = np.isin(sec_b[tb], sec_b[spell[k_town < 0]])
+        asked = _isin(sec_b[tb], sec_b[spell[k_town < 0]])
         gs, cs = _mode_codes(sec_b[tb[asked]], (tc[asked], town_obj), weights=tn[asked])
         sector_town[gs] = cs
         k_town = np.where(k_town >= 0, k_town, sector_town[sec_b[spell]])
@@ -797,7 +809,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                               np.r_[k_town, town_c[lost]] + 1],
                              [n_num, n_bkey, n_street, n_town + 1])
         known = pd.DataFrame({"k": key[:m], "bld": k_bld})
-        known = known[(k_town >= 0) & np.isin(key[:m], key[m:])]
+        known = known[(k_town >= 0) & _isin(key[:m], key[m:])]
         cand = pd.DataFrame({"k": key[m:], "row": lost}).merge(known, on="k", how="inner")
         cand = cand.drop_duplicates(["row", "bld"])
         if len(cand):
