@@ -155,3 +155,19 @@ def test_isin_is_np_isin(values, among):
     values = np.asarray(values, dtype=np.int64) * 1000003
     among = np.asarray(among, dtype=np.int64) * 1000003
     assert H._isin(values, among).tolist() == np.isin(values, among).tolist()
+
+
+def test_split_run_together_names_with_postcode_codes_is_the_same():
+    w = pd.DataFrame({
+        "number": ["", "", "", "", "", "4"],
+        "building": ["THE LIMES", "THE LIMES GOSCOTE CRESCENT", "", "ROSE COTTAGE", "", ""],
+        "street": ["GOSCOTE CRESCENT", "", "ROSE COTTAGE MILL LANE", "MILL LANE", "OAK ROAD", "OAK ROAD"],
+        "postcode": ["WS3 1AA", "WS3 1AA", "WS3 2BB", "WS3 2BB", "WS3 1AA", "WS3 1AA"],
+        "postcode_valid": [True] * 6,
+    }).astype({c: "str" for c in ["number", "building", "street", "postcode"]})
+    plain = H._split_run_together_names(w.copy())
+    codes, _ = H._sorted_codes(H._pa(w, "postcode"))
+    coded = H._split_run_together_names(w.copy(), codes)
+    pd.testing.assert_frame_equal(plain, coded)
+    assert plain["building"].tolist()[:4] == ["THE LIMES", "THE LIMES", "ROSE COTTAGE", "ROSE COTTAGE"]
+    assert plain["street"].tolist()[:4] == ["GOSCOTE CRESCENT", "GOSCOTE CRESCENT", "MILL LANE", "MILL LANE"]

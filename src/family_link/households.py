@@ -532,10 +532,11 @@ def _patched(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
     return pa.concat_arrays(pieces)
 
 
-def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
+def _split_run_together_names(w: pd.DataFrame, postcode_codes: np.ndarray | None = None) -> pd.DataFrame:
     """"THE LIMES GOSCOTE CRESCENT" (commas lost) is the house THE LIMES on GOSCOTE
     CRESCENT when a neighbour at the same postcode spells the two parts apart. Without
-    that help the parser cannot tell a house name from a street name."""
+    that help the parser cannot tell a house name from a street name. ``postcode_codes``:
+    integer codes of the postcode column (equal where the postcodes are), if known."""
     unnumbered = ((w["number"] == "") & w["postcode_valid"]).to_numpy()
     has_building = (w["building"] != "").to_numpy()
     has_street = (w["street"] != "").to_numpy()
@@ -546,9 +547,14 @@ def _split_run_together_names(w: pd.DataFrame) -> pd.DataFrame:
     # Only the unnumbered records take part, and of those spelling both parts only the
     # ones at a postcode where a record gives one part (keys include the postcode): text
     # for those rows alone.
-    postcodes = _pa(w, "postcode")
-    asked = pc.unique(pc.take(postcodes, pa.array(np.flatnonzero(one))))
-    both &= np.asarray(pc.is_in(postcodes, value_set=asked).to_numpy(zero_copy_only=False), dtype=bool)
+    if postcode_codes is None:
+        postcodes = _pa(w, "postcode")
+        asked = pc.unique(pc.take(postcodes, pa.array(np.flatnonzero(one))))
+        both &= np.asarray(pc.is_in(postcodes, value_set=asked).to_numpy(zero_copy_only=False), dtype=bool)
+    else:
+        asked = np.zeros(int(postcode_codes.max()) + 2, dtype=bool)  # code -1: last
+        asked[postcode_codes[one]] = True
+        both &= asked[postcode_codes]
     part = np.flatnonzero(one | both)
     building = w["building"].iloc[part].to_numpy(dtype=object)
     street = w["street"].iloc[part].to_numpy(dtype=object)
@@ -626,7 +632,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     """
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
-    w = _split_run_together_names(w)
+    # The postcodes are coded first: splitting run-together names leaves them unchanged.
+    postcode_c, pc_texts = _sorted_codes(_pa(w, "postcode"))
+    w = _split_run_together_names(w, postcode_c)
     number_pa = _pa(w, "number")
     numbered = _nonempty(number_pa)
     bkey_pa = _if(~numbered, _pa(w, "building"), "")
@@ -641,7 +649,6 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w["usable"] = usable & (valid | has_town)
 
     # The text columns, coded once (codes order as the text does).
-    postcode_c, pc_texts = _sorted_codes(_pa(w, "postcode"))
     number_c, number_texts = _sorted_codes(number_pa)
     bkey_c, bkey_texts = _sorted_codes(bkey_pa)
     street_c, street_texts = _sorted_codes(street_pa)
@@ -770,8 +777,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     if n_pc and pc_obj[0] == "":
         pcode_part[pcode_part == 0] = -1  # "" is not counted
     pc_mode = modes(pcode_part, np.arange(n_b), pcode_b, size_b, pc_obj, n_b + 1)  # bld -1: last
-    edited = with_pc & (postcode_c != pc_mode[bld])  # codes equal exactly where texts are
-    how[edited] = 2
+    # Records whose postcode is not their building's (a part's records share a postcode;
+    # codes are equal exactly where the texts are).
+    how[rows[(pcode_b != pc_mode[merged])[b_rows]]] = 2
 
     # 3. No valid postcode: a building with the same number (or name), the same street
     #    spelling (after normalisation) and the same town; linked only when exactly one
