@@ -504,7 +504,10 @@ def _street_variants(group: np.ndarray, street: tuple[np.ndarray, np.ndarray],
     cluster_pairs = _sorted_unique(vg[ne] * nv + labels[ne])
     n_clusters = np.bincount(cluster_pairs // nv, minlength=n_groups)
     only = np.full(n_groups, -1, dtype=np.int64)
-    first_g, first_at = np.unique(vg[ne], return_index=True)  # first non-empty variant
+    # Each group's first non-empty variant (variants are in group order).
+    vg_ne = vg[ne]
+    first_at = np.flatnonzero(np.r_[True, vg_ne[1:] != vg_ne[:-1]]) if len(ne) else ne
+    first_g = vg_ne[first_at]
     only[first_g] = labels[ne[first_at]]
     empty = np.flatnonzero(~nonempty)
     single = empty[n_clusters[vg[empty]] == 1]
