@@ -302,6 +302,16 @@ def _mode(groups: np.ndarray, values: pd.Series | tuple, ignore_empty: bool = Tr
     return pd.Series(coded[1][c], index=g, dtype="str")
 
 
+def _mode_at(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The mode of each record's group as an object array ("" for group -1 or no value)."""
+    groups = np.asarray(groups, dtype=np.int64)
+    g, c = _mode_codes(groups, coded)
+    size = int(groups.max()) + 2 if len(groups) else 1
+    table = np.full(size, "", dtype=object)
+    table[g] = coded[1][c]
+    return table[np.where(groups >= 0, groups, size - 1)]
+
+
 def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: str) -> pa.Array:
     """Join ``texts`` per group code (0..n-1) with ``sep``, keeping the given order within
     each group; groups with no text get "". Vectorised through a pyarrow list array with
@@ -333,6 +343,16 @@ def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
 def _lookup(groups: np.ndarray, table: pd.Series, default: str = "") -> pd.Series:
     out = table.reindex(groups)
     return pd.Series(out.fillna(default).to_numpy(), dtype="str")
+
+
+def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
+    """Group number of each row's tuple of values, numbered in sorted tuple order."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(np.asarray(column) if not isinstance(column, pd.Series)
+                                      else column, sort=True)
+        key = np.unique(key * max(len(uniques), 1) + codes, return_inverse=True)[1].reshape(-1)
+    return key
 
 
 def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
