@@ -638,6 +638,13 @@ def _flat_dwellings(bld: np.ndarray, has: np.ndarray, flat: np.ndarray, nf: int)
     return d
 
 
+def _texts_of(texts: pa.Array, of: np.ndarray, at: np.ndarray) -> pa.Array:
+    """``_texts_at(texts, of[at])``, with the missing codes (-1) of the small ``of``
+    pointed at the added "" before the gather."""
+    padded = pa.concat_arrays([texts.cast(pa.string()), pa.array([""], pa.string())])
+    return pc.take(padded, pa.array(np.where(of >= 0, of, len(texts))[at]))
+
+
 def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     """Assign a building and a dwelling to every usable record. Returns a copy of ``w`` with:
 
@@ -876,14 +883,14 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     at = np.where(bld >= 0, bld, n_bld)
     pc_of = np.full(n_bld + 1, -1, dtype=np.int64)  # new buildings: ""
     pc_of[roots] = pc_mode[roots]
-    w["d_postcode"] = _str_series(_texts_at(pc_texts, pc_of[at]), w.index)
+    w["d_postcode"] = _str_series(_texts_of(pc_texts, pc_of, at), w.index)
     # Streets and towns most given: the buildings' pairs, plus the records placed in 3.
     placed = np.flatnonzero(no_pc & (bld >= 0))
     for column, of_part, (pb, pcd, pn), codes, texts, obj in (
             ("d_street", street_of, (sb, sc, sn), street_c, street_texts, street_obj),
             ("d_town", town_of, (tb, tc, tn), town_c, town_texts, town_obj)):
         of = modes(of_part, pb, pcd, pn, obj, n_bld + 1, placed, codes[placed])
-        w[column] = _str_series(_texts_at(texts, of[at]), w.index)
+        w[column] = _str_series(_texts_of(texts, of, at), w.index)
     return w
 
 
@@ -943,13 +950,11 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     n_d = int(d.max()) + 1 if has_d.any() else 0
     number, bkey, flat, d_street = _pa(w, "number"), _pa(w, "bkey"), _pa(w, "flat"), _pa(w, "d_street")
 
-    def keys_of(groups, size, columns):
-        """Each group's key from its first record, and every record's position in them
-        (-1: no dwelling). The first records are read in row order (a near-sequential
-        take, three times faster than in group order)."""
-        first = _first_rows(groups, size)
-        order = np.argsort(first)
-        first = first[order]
+    def keys_of(groups, size, first, columns):
+        """Each group's key from its first record (``first``: those rows, ascending),
+        and every record's position in them (-1: no dwelling). The first records are
+        read in row order (a near-sequential take, three times faster than in group
+        order)."""
         at = pa.array(first)
         # The place: the postcode, else "T:" and the town (postcode-less buildings only).
         place = pc.take(_pa(w, "d_postcode"), at)
@@ -960,20 +965,25 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         # Joined by a separator: ~40% faster than "|" scalars as parts.
         parts = [place] + [pc.take(c, at) for c in columns]
         key = pc.binary_join_element_wise(*parts, "|")
-        keys_parts.append(parts)
-        position = np.empty(size, dtype=np.int64)
-        position[order] = np.arange(size)
+        position = np.full(size, -1, dtype=np.int64)
+        position[groups[first]] = np.arange(len(first))
         rows = np.full(n, -1, dtype=np.int64)
         rows[has_d] = position[groups[has_d]]
-        return key, rows, first
+        return key, rows, parts
 
-    keys_parts: list[list[pa.Array]] = []
-    b_keys, at_b, _ = keys_of(bld, n_bld, [number, bkey, d_street])
-    d_keys, at_d, d_first = keys_of(d, n_d, [number, bkey, flat, d_street])
+    # First records: of each dwelling, in row order; a building's is its first
+    # dwelling's (building codes are not all used).
+    d_first = np.sort(_first_rows(d, n_d)[np.bincount(d[has_d], minlength=n_d) > 0])
+    d_bld = bld[d_first]
+    first_of = np.full(n_bld, len(d_first), dtype=np.int64)
+    np.minimum.at(first_of, d_bld, np.arange(len(d_first)))
+    b_first = d_first[first_of[d_bld] == np.arange(len(d_first))]
+    b_keys, at_b, b_parts = keys_of(bld, n_bld, b_first, [number, bkey, d_street])
+    d_keys, at_d, _ = keys_of(d, n_d, d_first, [number, bkey, flat, d_street])
     dwelling_key = _texts_at(d_keys, at_d)
     w["dwelling_key"] = _str_series(dwelling_key, w.index)
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
-    bk_of, n_bk = _joined_codes(keys_parts[0], b_keys)
+    bk_of, n_bk = _joined_codes(b_parts, b_keys)
     bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
     n_bk += 1
 
