@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from ._frames import (MAY_BE_SPACE, arrow_text, factorize_text, filter_text, index_in, isin, may_hold_bytes,
+from ._frames import (MAY_BE_SPACE, arrow_text, factorize_text, filter_text, index_in, index_in_runs, isin, may_hold_bytes,
                       release_arrow_memory, strip_text, text_offsets_and_bytes, text_series)
 from .address import normalise_postcode
 from .errors import ExportError, Problem
@@ -200,15 +200,22 @@ _ARROW_READ = dict(
     convert_options=pa_csv.ConvertOptions(null_values=[], strings_can_be_null=False, decimal_point=".",
                                           default_column_type=pa.large_string()),
 )
+# The same for text known to be valid UTF-8 (every cell is then valid UTF-8 too, as
+# cells are cut only at ASCII bytes): Arrow's own check of every value is a third of its
+# parse of an events file (~0.3 s of CPU at a million patients).
+_ARROW_READ_UTF8 = dict(_ARROW_READ, convert_options=pa_csv.ConvertOptions(
+    null_values=[], strings_can_be_null=False, decimal_point=".", default_column_type=pa.large_string(),
+    check_utf8=False))
 
 
-def _arrow_frame(data: bytes | memoryview) -> pd.DataFrame | None:
+def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False) -> pd.DataFrame | None:
     """Arrow's multi-threaded reader: about 5x faster than pandas' C parser on a practice's
     export. It refuses anything irregular (rows wider or narrower than the header, lines
     longer than its 1 MB block); those files return None and take pandas' parser, which
-    explains or accepts them exactly as before. So do blank header cells."""
+    explains or accepts them exactly as before. So do blank header cells. ``valid_utf8``:
+    ``data`` is known to be valid UTF-8, so Arrow need not check each value again."""
     try:
-        table = pa_csv.read_csv(pa.py_buffer(data), **_ARROW_READ)
+        table = pa_csv.read_csv(pa.py_buffer(data), **(_ARROW_READ_UTF8 if valid_utf8 else _ARROW_READ))
     except Exception:  # noqa: BLE001 - any refusal means "use the careful parser"
         return None
     names = table.column_names
@@ -220,7 +227,7 @@ def _arrow_frame(data: bytes | memoryview) -> pd.DataFrame | None:
 
 
 def _read_with_arrow(text: str) -> pd.DataFrame | None:
-    return _arrow_frame(text.encode("utf-8"))
+    return _arrow_frame(text.encode("utf-8"), valid_utf8=True)  # a str encodes to valid UTF-8 or raises
 
 
 def _read_with_pandas_arrow(data: bytes | memoryview) -> pd.DataFrame | None:
@@ -344,7 +351,7 @@ def _read_export_file(raw: bytes | mmap.mmap, label: str) -> tuple[pd.DataFrame,
     newline = raw.find(b"\n")
     first_line = raw[start:newline] if newline >= 0 else raw[start:]
     if b"\x00" not in raw[:65536] and b"," in first_line and _is_utf8(raw):
-        frame = _arrow_frame(memoryview(raw)[start:])
+        frame = _arrow_frame(memoryview(raw)[start:], valid_utf8=True)  # checked by _is_utf8 just now
         if frame is None:  # what read_csv_text does once Arrow refuses the text
             return _read_with_pandas(decode_bytes(bytes(raw), label)[0], label), "utf-8"
         return frame, "utf-8"
@@ -857,7 +864,7 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
     try:
         # Four hash passes over five million values, independent of each other: Arrow
         # releases the GIL, so two run at a time (the results do not depend on the order).
-        looked_up = pool.submit(index_in, pid, patients["patient_id"])
+        looked_up = pool.submit(index_in_runs, pid, patients["patient_id"])
         codes_found = pool.submit(factorize_text, code_raw)
         dates_found = pool.submit(factorize_text, date_raw, as_text=True)
         systems_found = pool.submit(factorize_text, given.fillna("") if arrow_text(given).null_count else given)

@@ -6,7 +6,7 @@ millions of values to Python objects and back."""
 
 from __future__ import annotations
 
-__all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names", "index_in", "isin",
+__all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names", "index_in", "index_in_runs", "isin",
            "may_hold_bytes", "release_arrow_memory", "strip_text", "text_offsets_and_bytes", "text_series"]
 
 from collections.abc import Iterable
@@ -160,6 +160,25 @@ def index_in(values: pd.Series, table: pd.Series) -> np.ndarray:
     value_set = value_set.combine_chunks() if value_set.num_chunks != 1 else value_set.chunk(0)
     found = pc.index_in(arrow_text(values), value_set=value_set)
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def index_in_runs(values: pd.Series, table: pd.Series) -> np.ndarray:
+    """``index_in(values, table)``, looked up once per run of equal neighbouring values:
+    an events file lists each patient's events together, so five million ids are a
+    million runs, and comparing neighbours costs far less than a hash lookup. Values
+    with few runs of two or more take ``index_in`` directly."""
+    chunked = arrow_text(values)
+    n = len(chunked)
+    if n < 2 or chunked.null_count:
+        return index_in(values, table)
+    head = np.empty(n, dtype=bool)
+    head[0] = True
+    head[1:] = pc.not_equal(chunked[1:], chunked[:-1]).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(head)
+    if len(starts) * 3 > n * 2:
+        return index_in(values, table)
+    found = index_in(text_series(filter_text(chunked, head)), table)
+    return np.repeat(found, np.diff(starts, append=n))
 
 
 def release_arrow_memory() -> None:
