@@ -899,17 +899,23 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
         issues.warn(unknown_system & keep, "code_system", given,
                     "unknown code system (expected snomedct, readv2, ctv3 or emis); inferred from the code")
         del given, unknown_system
+        everything = bool(keep.all())
+        kept = slice(None) if everything else keep
+        # The kept ids and terms are copied by Arrow (which releases the GIL) while the
+        # codes, dates and systems are gathered here.
+        pid_kept = pool.submit(_kept, pid, keep, everything)
+        term_kept = pool.submit(_kept, _pop_column(raw, "term", n), keep, everything)
+        del pid
+        code = pd.Series(normal[code_of[kept]], dtype=object, copy=False)
+        del code_of
+        when = when if everything else pd.Series(when.to_numpy()[keep], dtype="datetime64[ns]", copy=False)
+        code_system = pd.Series(system[pair_of[kept]], dtype=object, copy=False)
+        del pair_of
+        out = pd.DataFrame({"patient_id": pid_kept.result(), "code": code, "term": term_kept.result(),
+                            "date": when, "code_system": code_system},
+                           copy=False)  # every column is new (or immutable Arrow text): no need to copy
     finally:
         pool.shutdown()
-    everything = bool(keep.all())
-    kept = slice(None) if everything else keep
-    out = pd.DataFrame({"patient_id": _kept(pid, keep, everything),
-                        "code": pd.Series(normal[code_of[kept]], dtype=object, copy=False),
-                        "term": _kept(_pop_column(raw, "term", n), keep, everything),
-                        "date": when if everything else pd.Series(when.to_numpy()[keep], dtype="datetime64[ns]",
-                                                                  copy=False),
-                        "code_system": pd.Series(system[pair_of[kept]], dtype=object, copy=False)},
-                       copy=False)  # every column is new (or immutable Arrow text): no need to copy
     # Kept in file order: the engine sorts the few events the rules use, and sorting five
     # million rows here would cost more than reading them.
     rejected, warnings = issues.frames()

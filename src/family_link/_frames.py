@@ -77,6 +77,10 @@ def _needs_strip(chunk: pa.Array) -> bool:
         return False
     first = np.take(data, offsets[:-1], mode="clip")
     last = np.take(data, offsets[1:] - 1, mode="clip")
+    # Every byte MAY_BE_SPACE marks is <= 0x20 or >= 0x80: two reductions usually answer
+    # without looking each byte up (half the time of the lookups).
+    if max(first.max(), last.max()) < 0x80 and min(first.min(), last.min()) > 0x20:
+        return False
     return bool(MAY_BE_SPACE[first].any() or MAY_BE_SPACE[last].any())
 
 
