@@ -721,15 +721,20 @@ def _checked_dates(issues: "_Issues", keep: np.ndarray, raw: pd.Series, as_of: p
     codes, uniques = factorized.result() if factorized is not None else factorize_text(raw, as_text=True)
     parsed = _parse_distinct_dates(uniques, allow_month=allow_month).to_numpy(dtype="datetime64[ns]")
     month_first, day_first = _slash_date_order(uniques)
-    counts = np.bincount(codes, minlength=len(uniques))
-    n_month, n_day = int(counts[month_first].sum()), int(counts[day_first].sum())
-    if n_month >= 3 and n_month > n_day:
-        _refuse_month_first_column(month_first[codes], day_first[codes], issues.file, column, issues)
+    if month_first.any():  # else no value is month first: n_month is 0
+        counts = np.bincount(codes, minlength=len(uniques))
+        n_month, n_day = int(counts[month_first].sum()), int(counts[day_first].sum())
+        if n_month >= 3 and n_month > n_day:
+            _refuse_month_first_column(month_first[codes], day_first[codes], issues.file, column, issues)
     missing = np.isnat(parsed)
-    keep = issues.reject(keep, _mask(uniques == "")[codes], column, raw, f"{noun} is empty")
-    keep = issues.reject(keep, (missing & month_first)[codes], column, raw, MONTH_FIRST_REASON)
-    keep = issues.reject(keep, missing[codes], column, raw, f"{noun} is not a date in {forms} form")
-    keep = issues.reject(keep, (parsed > as_of.to_datetime64())[codes], column, raw, after_as_of)
+    # Each test is spread to the rows (a pass over five million) only when some distinct
+    # text fails it.
+    for failed, reason in ((_mask(uniques == ""), f"{noun} is empty"),
+                           (missing & month_first, MONTH_FIRST_REASON),
+                           (missing, f"{noun} is not a date in {forms} form"),
+                           (parsed > as_of.to_datetime64(), after_as_of)):
+        if failed.any():
+            keep = issues.reject(keep, failed[codes], column, raw, reason)
     return pd.Series(parsed[codes], index=raw.index, dtype="datetime64[ns]", copy=False), keep
 
 
@@ -882,8 +887,9 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
         # Codes: normalised once per distinct code.
         code_of, code_texts = codes_found.result()
         normal, problem = (r.to_numpy(dtype=object) for r in _normalise_codes(code_texts))
-        keep = issues.reject(keep, (problem != "")[code_of], "code", code_raw,
-                             lambda idx: problem[code_of[idx]])
+        bad_code = problem != ""
+        if bad_code.any():  # else no row's code is a problem
+            keep = issues.reject(keep, bad_code[code_of], "code", code_raw, lambda idx: problem[code_of[idx]])
         del code_raw
         when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
                                     forms="YYYY-MM-DD or DD/MM/YYYY",
