@@ -3,12 +3,14 @@ for the earlier ones): each must give exactly the same values."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from family_link._export import _arrow_frame
+from family_link._export import (_SLASH_DATE, _all_below_ten, _arrow_frame, _check_digit_ok, _slash_date_order,
+                                 _slash_date_parts)
 from family_link._frames import _short_keys, index_in, index_in_runs, short_index_in, text_series
 
 SPACES = [" ", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
@@ -86,3 +88,44 @@ def test_short_keys_order_as_the_texts_do():
     assert keys.tolist() == sorted(keys.tolist()) and len(set(keys.tolist())) == len(texts)
     assert _short_keys(pa.chunked_array([pa.array(["a\x00"], type=pa.large_string())])) is None
     assert _short_keys(pa.chunked_array([pa.array(["123456789"], type=pa.large_string())])) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=10, max_size=10), max_size=30))
+def test_all_below_ten_is_numpys_reduction(rows):
+    values = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, 10) - np.uint8(ord("0"))
+    assert _all_below_ten(values).tolist() == (values < 10).all(axis=1).tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 10**10 - 1), max_size=30))
+def test_check_digit_is_the_modulus_11_rule(numbers):
+    texts = [f"{n:010d}" for n in numbers]
+    digits = np.array([[int(c) for c in t] for t in texts], dtype=np.uint8).reshape(-1, 10)
+    expected = []
+    for t in texts:
+        check = 11 - sum(int(c) * w for c, w in zip(t, range(10, 1, -1))) % 11
+        check = 0 if check == 11 else check
+        expected.append(check != 10 and check == int(t[9]))
+    assert _check_digit_ok(digits).tolist() == expected
+    assert _check_digit_ok(digits.astype(np.int64)).tolist() == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(st.sampled_from(list("0123459/ -a_") + ["\u0661", "\xa0"]), max_size=12), max_size=20))
+def test_slash_dates_read_by_arrow_as_by_python(values):
+    # ASCII values take Arrow's regex; the others Python's. Both as _SLASH_DATE reads them.
+    s = pd.Series(values, dtype=str)
+    parts = s.str.strip().str.extract(_SLASH_DATE)
+    first = pd.to_numeric(parts[0], errors="coerce")
+    second = pd.to_numeric(parts[1], errors="coerce")
+    month_first = (first.between(1, 12) & second.between(13, 31)).to_numpy()
+    day_first = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first
+    got = _slash_date_order(s)
+    assert got[0].tolist() == month_first.tolist() and got[1].tolist() == day_first.tolist()
+    ascii_values = [v for v in values if v.isascii()]
+    slashed = np.arange(len(ascii_values))
+    found = _slash_date_parts(pd.Series(ascii_values, dtype=str), slashed)
+    expected = pd.Series(ascii_values, dtype=str).str.strip().str.extract(_SLASH_DATE)
+    for got_part, column in zip(found, (0, 1)):
+        assert got_part.tolist() == pd.to_numeric(expected[column], errors="coerce").fillna(-1).astype(int).tolist()
