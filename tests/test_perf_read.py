@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from family_link._export import (_SLASH_DATE, _all_below_ten, _arrow_frame, _check_digit_ok, _slash_date_order,
                                  _slash_date_parts)
-from family_link._frames import _short_keys, index_in, index_in_runs, short_index_in, text_series
+from family_link._frames import _short_keys, index_in, index_in_runs, short_index_in, take_values, text_series
 
 SPACES = [" ", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
 cells = st.text(st.sampled_from(list("ab1 ,\"\r\n") + SPACES + ["é", "\u0661", "’", "😀", "\x00"]), max_size=5)
@@ -129,3 +129,21 @@ def test_slash_dates_read_by_arrow_as_by_python(values):
     expected = pd.Series(ascii_values, dtype=str).str.strip().str.extract(_SLASH_DATE)
     for got_part, column in zip(found, (0, 1)):
         assert got_part.tolist() == pd.to_numeric(expected[column], errors="coerce").fillna(-1).astype(int).tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(st.sampled_from(list("ab ") + ["é"]), max_size=3)), max_size=30),
+       st.lists(st.integers(0, 40), max_size=4), st.data())
+def test_take_values_is_iloc(values, cuts, data):
+    bounds = sorted({0, len(values), *[c % (len(values) + 1) for c in cuts]})
+    parts = [pa.array(values[a:b], type=pa.large_string()) for a, b in zip(bounds, bounds[1:])]
+    series = text_series(pa.chunked_array(parts, type=pa.large_string()))
+    positions = np.array(data.draw(st.lists(st.integers(0, max(len(values) - 1, 0)), max_size=10))
+                         if values else [], dtype=np.int64)
+    expected = series.iloc[positions].to_numpy()
+    got = take_values(series, positions)
+    assert got.dtype == expected.dtype and len(got) == len(expected)
+    assert all((g == e) or (g != g and e != e) for g, e in zip(got.tolist(), expected.tolist()))
+    assert all(type(g) is type(e) for g, e in zip(got.tolist(), expected.tolist()))
+    plain = pd.Series(values, dtype=object)
+    assert take_values(plain, positions).tolist() == plain.iloc[positions].to_numpy().tolist()

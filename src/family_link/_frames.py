@@ -7,8 +7,8 @@ millions of values to Python objects and back."""
 from __future__ import annotations
 
 __all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names", "index_in", "index_in_runs",
-           "isin", "may_hold_bytes", "release_arrow_memory", "short_index_in", "strip_text", "text_offsets_and_bytes",
-           "text_series"]
+           "isin", "may_hold_bytes", "release_arrow_memory", "short_index_in", "strip_text", "take_values",
+           "text_offsets_and_bytes", "text_series"]
 
 from collections.abc import Iterable
 
@@ -137,6 +137,17 @@ def factorize_text(values: pd.Series, *, as_text: bool = False) -> tuple[np.ndar
     if as_text:
         return codes, text_series(dictionary)
     return codes, pd.Series(dictionary.to_numpy(zero_copy_only=False), dtype=object, copy=False)
+
+
+def take_values(values: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """``values.iloc[positions].to_numpy()``: for text, Arrow's take of the chunked array
+    (pandas' positional take of a file-sized column of a few hundred chunks cost ~0.2 s
+    for 12,000 positions of five million values, against ~0.007 s)."""
+    if values.dtype == _TEXT:
+        chunked = arrow_text(values)
+        if not chunked.null_count:  # pandas gives NaN for a missing value, Arrow None
+            return chunked.take(pa.array(np.asarray(positions, dtype=np.int64))).to_numpy(zero_copy_only=False)
+    return values.iloc[positions].to_numpy()
 
 
 def _value_set(allowed: Iterable[str] | pd.Series) -> pa.Array | pa.ChunkedArray:
