@@ -179,23 +179,27 @@ def index_in(values: pd.Series, table: pd.Series) -> np.ndarray:
 
 
 def index_in_runs(values: pd.Series, table: pd.Series) -> np.ndarray:
-    """``index_in(values, table)``, looked up once per run of equal neighbouring values:
-    an events file lists each patient's events together, so five million ids are a
-    million runs, and comparing neighbours costs far less than a lookup. Values with few
-    runs of two or more are looked up one by one. Short ids (at most 8 bytes, as practice
-    systems' ids are) in an ascending ``table`` are found by binary search of 64-bit
-    numbers (``short_index_in``), not through a hash table of every id."""
+    """``index_in(values, table)`` for ids that come in runs (an events file lists each
+    patient's events together). Short ids (at most 8 bytes, as practice systems' ids
+    are) in an ascending ``table`` are found by binary search of 64-bit numbers
+    (``short_index_in``), with no hash table at all. Other ids are looked up once per run
+    of equal neighbours: five million events are a million runs, and comparing
+    neighbours costs far less than a hash lookup. Values with few runs of two or more
+    are looked up one by one."""
     chunked = arrow_text(values)
+    found = _short_index_in(chunked, table)
+    if found is not None:
+        return found
     n = len(chunked)
     if n < 2 or chunked.null_count:
-        return short_index_in(chunked, table)
+        return index_in(values, table)
     head = np.empty(n, dtype=bool)
     head[0] = True
     head[1:] = pc.not_equal(chunked[1:], chunked[:-1]).to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(head)
     if len(starts) * 3 > n * 2:
-        return short_index_in(chunked, table)
-    found = short_index_in(filter_text(chunked, head), table)
+        return index_in(values, table)
+    found = index_in(text_series(filter_text(chunked, head)), table)
     return np.repeat(found, np.diff(starts, append=n))
 
 
@@ -232,14 +236,20 @@ def short_index_in(values: pa.ChunkedArray | pa.Array, table: pd.Series) -> np.n
     keys strictly ascend (a sorted table of distinct short ids), else Arrow's hash lookup."""
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values], type=values.type)
+    found = _short_index_in(values, table)
+    return index_in(text_series(values), table) if found is None else found
+
+
+def _short_index_in(values: pa.ChunkedArray, table: pd.Series) -> np.ndarray | None:
+    """``short_index_in``'s binary search, or None where it does not apply."""
     table_keys = _short_keys(arrow_text(table))
-    value_keys = None
-    if table_keys is not None and len(table_keys) and bool((table_keys[1:] > table_keys[:-1]).all()):
-        value_keys = _short_keys(values)
+    if table_keys is None or not len(table_keys) or not bool((table_keys[1:] > table_keys[:-1]).all()):
+        return None
+    value_keys = _short_keys(values)
     if value_keys is None:
-        return index_in(text_series(values), table)
+        return None
     at = np.minimum(np.searchsorted(table_keys, value_keys), len(table_keys) - 1)
-    return np.where(table_keys[at] == value_keys, at, -1).astype(np.int64)
+    return np.where(table_keys[at] == value_keys, at, -1).astype(np.int64, copy=False)
 
 
 def release_arrow_memory() -> None:
