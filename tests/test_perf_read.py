@@ -9,8 +9,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from family_link._export import (_SLASH_DATE, _all_below_ten, _arrow_frame, _check_digit_ok, _slash_date_order,
-                                 _slash_date_parts)
+from family_link._export import (_SLASH_DATE, _all_below_ten, _arrow_frame, _check_digit_ok, _dated_before,
+                                 _slash_date_order, _slash_date_parts)
 from family_link._frames import _short_keys, index_in, index_in_runs, short_index_in, take_values, text_series
 
 SPACES = [" ", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
@@ -147,3 +147,16 @@ def test_take_values_is_iloc(values, cuts, data):
     assert all(type(g) is type(e) for g, e in zip(got.tolist(), expected.tolist()))
     plain = pd.Series(values, dtype=object)
     assert take_values(plain, positions).tolist() == plain.iloc[positions].to_numpy().tolist()
+
+
+def test_dated_before_is_the_whole_comparison():
+    rng = np.random.default_rng(7)
+    dates = np.append(rng.integers(0, 10**9, 50).astype("datetime64[s]").astype("datetime64[ns]"),
+                      np.datetime64("NaT"))
+    dates[3] = np.datetime64("NaT")
+    n = (1 << 20) + 17  # more than one step
+    position = rng.integers(-1, 50, n)
+    when = rng.integers(0, 10**9, n).astype("datetime64[s]").astype("datetime64[ns]")
+    when[::97] = np.datetime64("NaT")
+    assert np.array_equal(_dated_before(when, dates, position), when < dates[position])
+    assert _dated_before(when[:0], dates, position[:0]).tolist() == []
