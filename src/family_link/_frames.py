@@ -6,8 +6,9 @@ millions of values to Python objects and back."""
 
 from __future__ import annotations
 
-__all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names", "index_in", "isin",
-           "may_hold_bytes", "release_arrow_memory", "strip_text", "text_offsets_and_bytes", "text_series"]
+__all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names", "index_in", "index_in_runs",
+           "isin", "may_hold_bytes", "release_arrow_memory", "short_index_in", "strip_text", "take_values",
+           "text_offsets_and_bytes", "text_series"]
 
 from collections.abc import Iterable
 
@@ -77,6 +78,10 @@ def _needs_strip(chunk: pa.Array) -> bool:
         return False
     first = np.take(data, offsets[:-1], mode="clip")
     last = np.take(data, offsets[1:] - 1, mode="clip")
+    # Every byte MAY_BE_SPACE marks is <= 0x20 or >= 0x80: two reductions usually answer
+    # without looking each byte up (half the time of the lookups).
+    if max(first.max(), last.max()) < 0x80 and min(first.min(), last.min()) > 0x20:
+        return False
     return bool(MAY_BE_SPACE[first].any() or MAY_BE_SPACE[last].any())
 
 
@@ -134,6 +139,34 @@ def factorize_text(values: pd.Series, *, as_text: bool = False) -> tuple[np.ndar
     return codes, pd.Series(dictionary.to_numpy(zero_copy_only=False), dtype=object, copy=False)
 
 
+def take_values(values: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """``values.iloc[positions].to_numpy()``: for text, Arrow's take of the chunked array
+    (pandas' positional take of a file-sized column of a few hundred chunks cost ~0.2 s
+    for 12,000 positions of five million values, against ~0.007 s)."""
+    if values.dtype == _TEXT:
+        chunked = arrow_text(values)
+        if not chunked.null_count:  # pandas gives NaN for a missing value, Arrow None
+            return _take_chunks(chunked, np.asarray(positions, dtype=np.int64)).to_numpy(zero_copy_only=False)
+    return values.iloc[positions].to_numpy()
+
+
+def _take_chunks(values: pa.ChunkedArray, positions: np.ndarray) -> pa.Array:
+    """``values.take(positions)`` as one array, taken chunk by chunk: Arrow's take of a
+    chunked array first joins every chunk into one (a copy of the whole column)."""
+    order = None
+    if len(positions) > 1 and not bool((positions[1:] >= positions[:-1]).all()):
+        order = np.argsort(positions, kind="stable")
+        positions = positions[order]
+    starts = np.cumsum([0] + [len(c) for c in values.chunks])
+    bounds = np.searchsorted(positions, starts)  # where each chunk's positions begin
+    pieces = [values.chunk(k).take(pa.array(positions[bounds[k]:bounds[k + 1]] - starts[k]))
+              for k in range(values.num_chunks) if bounds[k + 1] > bounds[k]]
+    taken = pa.concat_arrays(pieces) if pieces else pa.array([], type=values.type)
+    if order is not None:
+        taken = taken.take(pa.array(np.argsort(order, kind="stable")))
+    return taken
+
+
 def _value_set(allowed: Iterable[str] | pd.Series) -> pa.Array | pa.ChunkedArray:
     if isinstance(allowed, pd.Series) and allowed.dtype == _TEXT:
         return arrow_text(allowed)
@@ -160,6 +193,87 @@ def index_in(values: pd.Series, table: pd.Series) -> np.ndarray:
     value_set = value_set.combine_chunks() if value_set.num_chunks != 1 else value_set.chunk(0)
     found = pc.index_in(arrow_text(values), value_set=value_set)
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def index_in_runs(values: pd.Series, table: pd.Series) -> np.ndarray:
+    """``index_in(values, table)`` for ids that come in runs (an events file lists each
+    patient's events together). Short ids (at most 8 bytes, as practice systems' ids
+    are) in an ascending ``table`` are found by binary search of 64-bit numbers
+    (``short_index_in``), with no hash table at all. Other ids are looked up once per run
+    of equal neighbours: five million events are a million runs, and comparing
+    neighbours costs far less than a hash lookup. Values with few runs of two or more
+    are looked up one by one."""
+    chunked = arrow_text(values)
+    found = _short_index_in(chunked, table)
+    if found is not None:
+        return found
+    n = len(chunked)
+    if n < 2 or chunked.null_count:
+        return index_in(values, table)
+    head = np.empty(n, dtype=bool)
+    head[0] = True
+    head[1:] = pc.not_equal(chunked[1:], chunked[:-1]).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(head)
+    if len(starts) * 3 > n * 2:
+        return index_in(values, table)
+    found = index_in(text_series(filter_text(chunked, head)), table)
+    return np.repeat(found, np.diff(starts, append=n))
+
+
+def _short_keys(values: pa.ChunkedArray) -> np.ndarray | None:
+    """Each value's UTF-8 bytes, zero-padded to 8, as a big-endian 64-bit number: equal
+    numbers for equal texts, and ordered as the texts are (byte by byte, a prefix first).
+    None when a value is missing, longer than 8 bytes or holds a NUL byte (which padding
+    would confuse with a shorter text)."""
+    if values.null_count:
+        return None
+    keys = np.empty(len(values), dtype=np.uint64)
+    at = 0
+    for chunk in values.chunks:
+        if len(chunk) == 0:
+            continue
+        offsets, data = text_offsets_and_bytes(chunk)
+        lengths = np.diff(offsets)
+        text = data[offsets[0]:offsets[-1]]
+        if lengths.max() > 8 or not text.all():
+            return None
+        if lengths.min() == 8:  # all eight bytes long: the bytes are the numbers
+            block = text.reshape(-1, 8)
+        elif len(text) == 0:  # every value empty
+            block = np.zeros((len(chunk), 8), dtype=np.uint8)
+        else:
+            width = np.arange(8)
+            where = offsets[:-1, None] + width
+            block = np.where(width < lengths[:, None], data[np.minimum(where, len(data) - 1)], 0).astype(np.uint8)
+        keys[at:at + len(chunk)] = np.ascontiguousarray(block).view(">u8").ravel()
+        at += len(chunk)
+    return keys
+
+
+def short_index_in(values: pa.ChunkedArray | pa.Array, table: pd.Series) -> np.ndarray:
+    """``index_in`` of Arrow text: by binary search of ``_short_keys`` when the table's
+    keys strictly ascend (a sorted table of distinct short ids), else Arrow's hash lookup."""
+    if isinstance(values, pa.Array):
+        values = pa.chunked_array([values], type=values.type)
+    found = _short_index_in(values, table)
+    return index_in(text_series(values), table) if found is None else found
+
+
+def _short_index_in(values: pa.ChunkedArray, table: pd.Series) -> np.ndarray | None:
+    """``short_index_in``'s binary search, or None where it does not apply."""
+    table_keys = _short_keys(arrow_text(table))
+    if table_keys is None or not len(table_keys) or not bool((table_keys[1:] > table_keys[:-1]).all()):
+        return None
+    value_keys = _short_keys(values)
+    if value_keys is None:
+        return None
+    # In place where it can be: five million positions are 40 MB of fresh memory apiece.
+    at = np.searchsorted(table_keys, value_keys).astype(np.int64, copy=False)
+    np.minimum(at, len(table_keys) - 1, out=at)
+    missing = np.take(table_keys, at) != value_keys
+    del value_keys
+    at[missing] = -1
+    return at
 
 
 def release_arrow_memory() -> None:
