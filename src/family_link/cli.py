@@ -26,7 +26,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from ._process import avoid_huge_pages
+from ._process import avoid_huge_pages, keep_freed_memory
 from .errors import FamilyLinkError
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,6 +107,7 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     avoid_huge_pages()  # memory placement only, never results: see _process.py
+    keep_freed_memory()  # likewise
 
 
 @main.command()
