@@ -157,13 +157,23 @@ def _fixed_width_bytes(arr: pa.Array, width: int) -> np.ndarray | None:
     return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[start:start + n * width].reshape(n, width)
 
 
-def _hash_id_bytes(prefix: str, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _hash_id_bytes(prefix: str, keys: pa.Array, same: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Each record's id as bytes ((n, width) uint8, see ``_id_bytes``) and an integer code,
     equal exactly where the ids are equal, numbered in order of first appearance (as
-    ``pd.factorize`` of the ids numbers them). ``keys``: a string array without nulls."""
-    encoded = pc.dictionary_encode(keys)
-    heads = _sha1_heads(encoded.dictionary)
-    at = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    ``pd.factorize`` of the ids numbers them). ``keys``: a string array without nulls.
+    ``same``: integers equal exactly where the keys are, if known: then the distinct
+    keys are found from them, without hashing every key's text in a dictionary encode."""
+    if same is None:
+        encoded = pc.dictionary_encode(keys)
+        texts = encoded.dictionary
+        at = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    else:
+        at = pd.factorize(np.asarray(same, dtype=np.int64))[0]
+        first = np.full(int(at.max()) + 1 if len(at) else 0, len(at), dtype=np.int64)
+        np.minimum.at(first, at, np.arange(len(at)))
+        texts = pc.take(keys, pa.array(first))
+    heads = _sha1_heads(texts)
     # Distinct keys (dictionary entries, in first-appearance order) have distinct ids
     # unless two sha1s share their first 6 bytes: then the ids are numbered afresh.
     wide = np.zeros((len(heads), 8), dtype=np.uint8)
@@ -192,12 +202,13 @@ def _gather_rows(rows: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
-              index: pd.Index | None = None) -> tuple[pd.Series, np.ndarray]:
+              index: pd.Index | None = None, same: np.ndarray | None = None) -> tuple[pd.Series, np.ndarray]:
     """``prefix`` + first 12 hex digits of sha1(key): stable across runs and months.
 
     Also returns an integer code per record, equal where the ids are equal (numbered in
     order of first appearance), so later steps can group on integers rather than on the
-    id text. A missing key gets a missing id and code -1."""
+    id text. A missing key gets a missing id and code -1. ``same``: integers equal
+    exactly where the keys are, if known (used when no key is missing)."""
     if isinstance(keys, pd.Series):
         index = keys.index if index is None else index
         keys = _pa(pd.DataFrame({"k": keys}), "k")
@@ -213,7 +224,7 @@ def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
         codes = np.full(len(keys), -1, dtype=np.int64)
         codes[rows] = part_codes
     else:
-        id_bytes, codes = _hash_id_bytes(prefix, keys.cast(pa.string()))
+        id_bytes, codes = _hash_id_bytes(prefix, keys.cast(pa.string()), same)
         ids = _fixed_width_text(id_bytes)
     series = pd.Series(ids, index=index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     return series, codes
@@ -1142,17 +1153,23 @@ def _joined_codes(parts: list[pa.Array], joined: pa.Array) -> tuple[np.ndarray, 
     """``_dict_codes(joined)`` (numbered differently), where ``joined`` is ``parts``
     joined by "|": when no part contains "|", equal joins are equal parts, and the parts
     (short texts with few distinct values) are quicker to encode than the joins."""
+    return _joined_codes_by_parts(parts, joined)[:2]
+
+
+def _joined_codes_by_parts(parts: list[pa.Array], joined: pa.Array) -> tuple[np.ndarray, int, bool]:
+    """``_joined_codes``, and whether no part contains "|" (then the codes stand for the
+    tuples of parts, so a longer join of these parts and more is coded by combining)."""
     codes, sizes = [], []
     for part in parts:
         encoded = pc.dictionary_encode(part)
         if pc.any(pc.match_substring(encoded.dictionary, "|")).as_py():
-            return _dict_codes(joined)
+            return *_dict_codes(joined), False
         codes.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
         sizes.append(len(encoded.dictionary))
     if not len(joined):
-        return np.zeros(0, dtype=np.int64), 0
+        return np.zeros(0, dtype=np.int64), 0, True
     rank = _combined_rank(codes, sizes)
-    return rank, int(rank.max()) + 1
+    return rank, int(rank.max()) + 1, True
 
 
 def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
@@ -1204,7 +1221,7 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     dwelling_key = _texts_at(d_keys, at_d)
     w["dwelling_key"] = _str_series(dwelling_key, w.index)
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
-    bk_of, n_bk = _joined_codes(b_parts, b_keys)
+    bk_of, n_bk, by_parts = _joined_codes_by_parts(b_parts, b_keys)
     bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
     n_bk += 1
 
@@ -1212,6 +1229,15 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     flat_encoded = pc.dictionary_encode(flat)
     flat_codes = np.asarray(flat_encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     nf = len(flat_encoded.dictionary)
+    # Dwelling keys as integers, equal exactly where the keys are (-1: no dwelling), so
+    # that household ids are numbered without hashing a million keys' text: a dwelling
+    # key is its building key's parts and the flat, unless some part holds a "|".
+    if by_parts and not pc.any(pc.match_substring(flat_encoded.dictionary, "|")).as_py():
+        dk = np.where(has_d, bk * max(nf, 1) + flat_codes, -1)
+    else:
+        dk_of = _dict_codes(d_keys)[0]
+        dk = np.where(has_d, dk_of[np.maximum(at_d, 0)] if n_d else 0, -1)
+    w["dwelling_key_code"] = dk
     has_flat = _nonempty(flat)
     # A dwelling's records share building and flat: its first record stands for them
     # (the dwellings' first records are in row order).
@@ -1391,7 +1417,17 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     hh_key = _choose_text([(communal, ["person|", group_pid]), (on_sys, ["system|", _pa(w, "sys_key")]),
                            (alone, ["person|", pid_pa]), (~communal & ~has_sys & ~standalone,
                                                           ["dwelling|", _pa(w, "dwelling_key")])])
-    w["household_id"], hh = _hash_ids("H-", hh_key, w.index)
+    same = None
+    if "dwelling_key_code" in w.columns:
+        # Integers equal exactly where the keys are: the dwelling key's code for the
+        # dwelling households, the other records' few keys coded apart (no other key
+        # starts with "dwelling|").
+        dwelling = ~communal & ~has_sys & ~standalone
+        same = np.asarray(w["dwelling_key_code"].to_numpy(), dtype=np.int64).copy()
+        others = np.flatnonzero(~dwelling)
+        if len(others):
+            same[others] = int(same.max()) + 1 + _dict_codes(pc.take(hh_key, pa.array(others)))[0]
+    w["household_id"], hh = _hash_ids("H-", hh_key, w.index, same)
     w["hh_key"] = _str_series(hh_key, w.index)  # dwelling ids reuse these ids' hashes
     w["hh"] = hh  # integer household code: equal codes, equal household ids
     w["household_size"] = np.bincount(hh, minlength=1)[hh] if n else np.zeros(0, dtype=np.int64)
