@@ -1187,6 +1187,7 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     n_bld = int(bld.max()) + 1 if has_d.any() else 0
     n_d = int(d.max()) + 1 if has_d.any() else 0
     number, bkey, flat, d_street = _pa(w, "number"), _pa(w, "bkey"), _pa(w, "flat"), _pa(w, "d_street")
+    d_postcode, d_town = _pa(w, "d_postcode"), _pa(w, "d_town")
 
     def keys_of(groups, size, first, columns):
         """Each group's key from its first record (``first``: those rows, ascending),
@@ -1195,10 +1196,10 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         order)."""
         at = pa.array(first)
         # The place: the postcode, else "T:" and the town (postcode-less buildings only).
-        place = pc.take(_pa(w, "d_postcode"), at)
+        place = pc.take(d_postcode, at)
         no_postcode = np.flatnonzero(~_nonempty(place))
         if len(no_postcode):
-            town = pc.take(_pa(w, "d_town"), pa.array(first[no_postcode]))
+            town = pc.take(d_town, pa.array(first[no_postcode]))
             place = _patched(place, no_postcode, _cat("T:", town))
         # Joined by a separator: ~40% faster than "|" scalars as parts.
         parts = [place] + [pc.take(c, at) for c in columns]
@@ -1216,10 +1217,18 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     first_of = np.full(n_bld, len(d_first), dtype=np.int64)
     np.minimum.at(first_of, d_bld, np.arange(len(d_first)))
     b_first = d_first[first_of[d_bld] == np.arange(len(d_first))]
+
+    def dwelling_keys():
+        d_keys, at_d, _ = keys_of(d, n_d, d_first, [number, bkey, flat, d_street])
+        return d_keys, at_d, _texts_at(d_keys, at_d)
+
+    # The dwellings' keys (mostly Arrow kernels, which release the GIL) are made on a
+    # second thread while the buildings' keys, flats and communal establishments are
+    # worked out here; the thread reads only the arrays taken above, never ``w``.
+    aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-keys")
+    dwelling_work = aside.submit(dwelling_keys)
+    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     b_keys, at_b, b_parts = keys_of(bld, n_bld, b_first, [number, bkey, d_street])
-    d_keys, at_d, _ = keys_of(d, n_d, d_first, [number, bkey, flat, d_street])
-    dwelling_key = _texts_at(d_keys, at_d)
-    w["dwelling_key"] = _str_series(dwelling_key, w.index)
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
     bk_of, n_bk, by_parts = _joined_codes_by_parts(b_parts, b_keys)
     bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
@@ -1235,6 +1244,7 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     if by_parts and not pc.any(pc.match_substring(flat_encoded.dictionary, "|")).as_py():
         dk = np.where(has_d, bk * max(nf, 1) + flat_codes, -1)
     else:
+        d_keys, at_d, _ = dwelling_work.result()
         dk_of = _dict_codes(d_keys)[0]
         dk = np.where(has_d, dk_of[np.maximum(at_d, 0)] if n_d else 0, -1)
     w["dwelling_key_code"] = dk
@@ -1305,6 +1315,8 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     communal = by_name | by_size | by_age
     w["communal"] = communal
     # The establishment: the building for a named one, else the dwelling.
+    dwelling_key = dwelling_work.result()[2]
+    w["dwelling_key"] = _str_series(dwelling_key, w.index)
     establishment_key = dwelling_key
     if by_name.any():
         named_rows = np.flatnonzero(by_name)
