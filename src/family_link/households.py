@@ -894,15 +894,21 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     """
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
-    # The postcodes are coded first: splitting run-together names leaves them unchanged.
+    # Splitting run-together names changes only building names and streets: the house
+    # numbers, towns and flats are coded on a second thread meanwhile (Arrow encodes and
+    # sorts, which release the GIL; the thread reads only these arrays, never ``w``),
+    # and the postcodes first, here.
+    number_pa, town_pa, flat_pa = _pa(w, "number"), _pa(w, "town"), _pa(w, "flat")
+    aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-codes")
+    coding = aside.submit(lambda: [_sorted_codes(x) for x in (number_pa, town_pa, flat_pa)])
+    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     postcode_c, pc_texts = _sorted_codes(_pa(w, "postcode"))
     w = _split_run_together_names(w, postcode_c)
-    number_pa = _pa(w, "number")
     numbered = _nonempty(number_pa)
     bkey_pa = _if(~numbered, _pa(w, "building"), "")
     w["bkey"] = _str_series(bkey_pa, w.index)
     valid = w["postcode_valid"].to_numpy(dtype=bool)
-    street_pa, town_pa = _pa(w, "street"), _pa(w, "town")
+    street_pa = _pa(w, "street")
     has_street, has_town = _nonempty(street_pa), _nonempty(town_pa)
     premise = numbered | _nonempty(bkey_pa)
     usable = premise & (valid | has_street)
@@ -911,10 +917,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w["usable"] = usable & (valid | has_town)
 
     # The text columns, coded once (codes order as the text does).
-    number_c, number_texts = _sorted_codes(number_pa)
     bkey_c, bkey_texts = _sorted_codes(bkey_pa)
     street_c, street_texts = _sorted_codes(street_pa)
-    town_c, town_texts = _sorted_codes(town_pa)
+    (number_c, number_texts), (town_c, town_texts), (flat_c, flat_texts) = coding.result()
     pc_obj = np.asarray(pc_texts.to_numpy(zero_copy_only=False), dtype=object)
     street_obj = np.asarray(street_texts.to_numpy(zero_copy_only=False), dtype=object)
     n_pc, n_num, n_bkey = len(pc_texts), len(number_texts), len(bkey_texts)
@@ -1106,7 +1111,6 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                 [n_num, n_bkey, n_street, n_town])
             how[rest] = 3
     has = np.flatnonzero(bld >= 0)
-    flat_c, flat_texts = _sorted_codes(_pa(w, "flat"))
     d = _flat_dwellings(bld, has, flat_c, len(flat_texts))
     w["bld"] = bld
     w["d"] = d
