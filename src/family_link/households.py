@@ -2087,15 +2087,20 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     run's (records with no valid postcode are matched on street and town inside the
     partition only).
     """
-    rel = _relationships(relationships)
     # Positional index, patient_id order: every tie below is broken on values, not rows.
     w = _sorted_by_id(people)
-    # Each relationship's two records as row positions in w (-1: not in this frame).
-    rel = _locate(w, rel)
-    w["age"] = _age(w["date_of_birth"], as_of)
-    w["is_child"] = (w["age"] < ADULT_AGE)
-    w = _dwellings(w)
-    w = _ambiguous_and_communal(w)
+    # The relationships, and each one's two records as row positions in w (-1: not in
+    # this frame), are worked out on a second thread while the dwellings are found:
+    # nothing needs them before the households. The thread is given the ids alone (a
+    # frame of its own), as w gains columns meanwhile.
+    ids = w[["patient_id"]]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-aside") as aside:
+        located = aside.submit(lambda: _locate(ids, _relationships(relationships)))
+        w["age"] = _age(w["date_of_birth"], as_of)
+        w["is_child"] = (w["age"] < ADULT_AGE)
+        w = _dwellings(w)
+        w = _ambiguous_and_communal(w)
+        rel = located.result()
     w = _households(w, rel)
     w = _kinds(w, rel)
     # The evidence reads nothing the roles write: it is made on a second thread while
