@@ -76,3 +76,13 @@ def test_hash_ids_given_equal_key_codes_are_the_same(keys, scale):
     coded = H._hash_ids("H-", pa.array(keys, pa.string()), None, same)
     pd.testing.assert_series_equal(plain[0], coded[0])
     assert np.array_equal(plain[1], coded[1])
+
+
+def test_dwelling_ids_made_apart_are_the_kinds_ones():
+    w, rel = _sample_frames()
+    w = H._households(H._ambiguous_and_communal(w), rel)
+    whole = H._kinds(w, rel)
+    apart = H._kinds(w, rel, dwelling_ids=False)
+    assert "dwelling_id" not in apart.columns
+    pd.testing.assert_series_equal(H._dwelling_ids(apart), whole["dwelling_id"])
+    pd.testing.assert_frame_equal(apart, whole.drop(columns=["dwelling_id"]))

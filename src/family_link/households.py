@@ -1486,7 +1486,9 @@ _KINDS = ["communal", "ambiguous", "no_address", "flat", "lettered_house", "name
 _HOME_KINDS = ["flat", "lettered_house", "house", "named_house"]
 
 
-def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+def _kinds(w: pd.DataFrame, rel: pd.DataFrame, dwelling_ids: bool = True) -> pd.DataFrame:
+    """Each record's ``dwelling_kind`` and, unless ``dwelling_ids`` is False (the caller
+    then makes them with ``_dwelling_ids``), its ``dwelling_id``."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     own_d = (w["d"] >= 0).to_numpy()
     has_d = own_d | w["sys_resolved"].to_numpy()  # placed in a dwelling by a system id
@@ -1546,20 +1548,25 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         is_shared = shared_hh[hh_of] & home
         kind[is_shared] = _KINDS.index("shared_house")
     w["dwelling_kind"] = _str_series(pc.take(pa.array(_KINDS, pa.string()), pa.array(kind)), w.index)
-    # Dwelling ids: the establishment for communal residents, the person when there is no
-    # dwelling to speak of, else the dwelling key.
-    alone = np.isin(kind, [_KINDS.index("ambiguous"), _KINDS.index("no_address")]) \
-        | ~_nonempty(_pa(w, "dwelling_key"))
+    if dwelling_ids:
+        w["dwelling_id"] = _dwelling_ids(w)
+    return w
+
+
+def _dwelling_ids(w: pd.DataFrame) -> pd.Series:
+    """Dwelling ids (``w`` from ``_kinds``): the establishment for communal residents,
+    the person when there is no dwelling to speak of, else the dwelling key."""
+    kind = _pa(w, "dwelling_kind")
+    alone = (_bool_pa(pc.equal(kind, "ambiguous")) | _bool_pa(pc.equal(kind, "no_address"))
+             | ~_nonempty(_pa(w, "dwelling_key")))
     communal = w["communal"].to_numpy().astype(bool)
     key = _choose_text([(communal, ["dwelling|", _pa(w, "establishment_key")]),
                         (~communal & alone, ["person|", _pa(w, "patient_id")]),
                         (~communal & ~alone, ["dwelling|", _pa(w, "dwelling_key")])])
     if "hh_key" in w.columns:
         # Most dwelling keys are the household's key: their hashes are reused.
-        w["dwelling_id"] = _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
-    else:
-        w["dwelling_id"], _ = _hash_ids("D-", key, w.index)
-    return w
+        return _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
+    return _hash_ids("D-", key, w.index)[0]
 
 
 _ROLES = ["child", "adult", "parent", "probable_parent", "resident"]
@@ -2102,15 +2109,15 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
         w = _ambiguous_and_communal(w)
         rel = located.result()
     w = _households(w, rel)
-    w = _kinds(w, rel)
-    # The evidence reads nothing the roles write: it is made on a second thread while
-    # the roles are worked out (both are mostly Arrow and numpy kernels, which release
-    # the GIL), and added to the roles' copy of the frame.
+    w = _kinds(w, rel, dwelling_ids=False)
+    # The evidence and the dwelling ids read nothing the roles write: they are made on a
+    # second thread while the roles are worked out (all mostly Arrow and numpy kernels,
+    # which release the GIL), and added to the roles' copy of the frame.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
-        evidence = aside.submit(_evidence, w, rel)
+        aside_work = aside.submit(lambda: (_evidence(w, rel), _dwelling_ids(w)))
         w = _roles(w, rel)
-        w["link_evidence"] = pd.Series(evidence.result(), index=w.index,
-                                       dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+        evidence, w["dwelling_id"] = aside_work.result()
+        w["link_evidence"] = pd.Series(evidence, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     w["ambiguous"] = (w["dwelling_kind"] == "ambiguous")
     # household_size: counted in _households, and households do not change after it.
     out = _sorted_by_id(w[HOUSEHOLD_COLUMNS])
