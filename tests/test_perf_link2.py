@@ -84,5 +84,5 @@ def test_dwelling_ids_made_apart_are_the_kinds_ones():
     whole = H._kinds(w, rel)
     apart = H._kinds(w, rel, dwelling_ids=False)
     assert "dwelling_id" not in apart.columns
-    pd.testing.assert_series_equal(H._dwelling_ids(apart), whole["dwelling_id"])
+    pd.testing.assert_series_equal(H._dwelling_ids(apart), whole["dwelling_id"], check_names=False)
     pd.testing.assert_frame_equal(apart, whole.drop(columns=["dwelling_id"]))
