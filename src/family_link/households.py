@@ -1182,7 +1182,9 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     ``w`` comes from ``_dwellings``: a building's records share number, building name and
     the building's postcode, street and town, and a dwelling's records also the flat, so
     the building and dwelling keys are written once per building and dwelling (from
-    their first records) and given to the records by one Arrow take."""
+    their first records) and given to the records by one Arrow take. Also writes
+    ``dwelling_key_code``: an integer per record, equal exactly where ``dwelling_key``
+    is (-1: no dwelling), which ``_households`` numbers the households by."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
     d = w["d"].to_numpy().astype(np.int64)
