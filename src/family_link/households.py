@@ -47,7 +47,7 @@ __all__ = [
 import hashlib
 import multiprocessing
 import operator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -157,13 +157,23 @@ def _fixed_width_bytes(arr: pa.Array, width: int) -> np.ndarray | None:
     return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[start:start + n * width].reshape(n, width)
 
 
-def _hash_id_bytes(prefix: str, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _hash_id_bytes(prefix: str, keys: pa.Array, same: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Each record's id as bytes ((n, width) uint8, see ``_id_bytes``) and an integer code,
     equal exactly where the ids are equal, numbered in order of first appearance (as
-    ``pd.factorize`` of the ids numbers them). ``keys``: a string array without nulls."""
-    encoded = pc.dictionary_encode(keys)
-    heads = _sha1_heads(encoded.dictionary)
-    at = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    ``pd.factorize`` of the ids numbers them). ``keys``: a string array without nulls.
+    ``same``: integers equal exactly where the keys are, if known: then the distinct
+    keys are found from them, without hashing every key's text in a dictionary encode."""
+    if same is None:
+        encoded = pc.dictionary_encode(keys)
+        texts = encoded.dictionary
+        at = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    else:
+        at = pd.factorize(np.asarray(same, dtype=np.int64))[0]
+        first = np.full(int(at.max()) + 1 if len(at) else 0, len(at), dtype=np.int64)
+        np.minimum.at(first, at, np.arange(len(at)))
+        texts = pc.take(keys, pa.array(first))
+    heads = _sha1_heads(texts)
     # Distinct keys (dictionary entries, in first-appearance order) have distinct ids
     # unless two sha1s share their first 6 bytes: then the ids are numbered afresh.
     wide = np.zeros((len(heads), 8), dtype=np.uint8)
@@ -174,18 +184,31 @@ def _hash_id_bytes(prefix: str, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]
     if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
         codes = pd.factorize(value)[0][at]
     distinct = np.ascontiguousarray(_id_bytes(prefix, heads))
-    width = distinct.shape[1]
-    # Gathered as one fixed-width bytes item per id (a 1-d take), not (n, width) rows.
-    return distinct.view(f"V{width}").reshape(-1)[at].view(np.uint8).reshape(-1, width), codes
+    return _gather_rows(distinct, at), codes
+
+
+def _gather_rows(rows: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``rows[at]`` of a (k, width) uint8 array, by an Arrow take of fixed-size binary
+    items (~6x faster than numpy's take of (k, width) rows or of void items at 1M)."""
+    k, width = rows.shape
+    n = len(at)
+    if not n or not width:
+        return np.zeros((n, width), dtype=np.uint8)
+    items = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), k, [None, pa.py_buffer(np.ascontiguousarray(rows).reshape(-1))])
+    taken = pc.take(items, pa.array(np.asarray(at, dtype=np.int64)))
+    data = np.frombuffer(taken.buffers()[1], dtype=np.uint8)
+    return data[taken.offset * width:(taken.offset + n) * width].reshape(n, width)
 
 
 def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
-              index: pd.Index | None = None) -> tuple[pd.Series, np.ndarray]:
+              index: pd.Index | None = None, same: np.ndarray | None = None) -> tuple[pd.Series, np.ndarray]:
     """``prefix`` + first 12 hex digits of sha1(key): stable across runs and months.
 
     Also returns an integer code per record, equal where the ids are equal (numbered in
     order of first appearance), so later steps can group on integers rather than on the
-    id text. A missing key gets a missing id and code -1."""
+    id text. A missing key gets a missing id and code -1. ``same``: integers equal
+    exactly where the keys are, if known (used when no key is missing)."""
     if isinstance(keys, pd.Series):
         index = keys.index if index is None else index
         keys = _pa(pd.DataFrame({"k": keys}), "k")
@@ -201,7 +224,7 @@ def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
         codes = np.full(len(keys), -1, dtype=np.int64)
         codes[rows] = part_codes
     else:
-        id_bytes, codes = _hash_id_bytes(prefix, keys.cast(pa.string()))
+        id_bytes, codes = _hash_id_bytes(prefix, keys.cast(pa.string()), same)
         ids = _fixed_width_text(id_bytes)
     series = pd.Series(ids, index=index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     return series, codes
@@ -403,16 +426,6 @@ def _mode(groups: np.ndarray, values: pd.Series | tuple, ignore_empty: bool = Tr
     return pd.Series(coded[1][c], index=g, dtype="str")
 
 
-def _mode_at(groups: np.ndarray, coded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The mode of each record's group as an object array ("" for group -1 or no value)."""
-    groups = np.asarray(groups, dtype=np.int64)
-    g, c = _mode_codes(groups, coded)
-    size = int(groups.max()) + 2 if len(groups) else 1
-    table = np.full(size, "", dtype=object)
-    table[g] = coded[1][c]
-    return table[np.where(groups >= 0, groups, size - 1)]
-
-
 def _group_join(groups: np.ndarray, texts: np.ndarray | pa.Array, n: int, sep: str) -> pa.Array:
     """Join ``texts`` per group code (0..n-1) with ``sep``, keeping the given order within
     each group; groups with no text get "". Vectorised through a pyarrow list array with
@@ -497,16 +510,6 @@ def _map_text(keys: pd.Series, table: pd.Series) -> pd.Series:
 def _lookup(groups: np.ndarray, table: pd.Series, default: str = "") -> pd.Series:
     out = table.reindex(groups)
     return pd.Series(out.fillna(default).to_numpy(), dtype="str")
-
-
-def _factorize(*columns: pd.Series | np.ndarray) -> np.ndarray:
-    """Group number of each row's tuple of values, numbered in sorted tuple order."""
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for column in columns:
-        codes, uniques = pd.factorize(np.asarray(column) if not isinstance(column, pd.Series)
-                                      else column, sort=True)
-        key = np.unique(key * max(len(uniques), 1) + codes, return_inverse=True)[1].reshape(-1)
-    return key
 
 
 def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
@@ -891,15 +894,21 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     """
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
-    # The postcodes are coded first: splitting run-together names leaves them unchanged.
+    # Splitting run-together names changes only building names and streets: the house
+    # numbers, towns and flats are coded on a second thread meanwhile (Arrow encodes and
+    # sorts, which release the GIL; the thread reads only these arrays, never ``w``),
+    # and the postcodes first, here.
+    number_pa, town_pa, flat_pa = _pa(w, "number"), _pa(w, "town"), _pa(w, "flat")
+    aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-codes")
+    coding = aside.submit(lambda: [_sorted_codes(x) for x in (number_pa, town_pa, flat_pa)])
+    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     postcode_c, pc_texts = _sorted_codes(_pa(w, "postcode"))
     w = _split_run_together_names(w, postcode_c)
-    number_pa = _pa(w, "number")
     numbered = _nonempty(number_pa)
     bkey_pa = _if(~numbered, _pa(w, "building"), "")
     w["bkey"] = _str_series(bkey_pa, w.index)
     valid = w["postcode_valid"].to_numpy(dtype=bool)
-    street_pa, town_pa = _pa(w, "street"), _pa(w, "town")
+    street_pa = _pa(w, "street")
     has_street, has_town = _nonempty(street_pa), _nonempty(town_pa)
     premise = numbered | _nonempty(bkey_pa)
     usable = premise & (valid | has_street)
@@ -908,10 +917,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w["usable"] = usable & (valid | has_town)
 
     # The text columns, coded once (codes order as the text does).
-    number_c, number_texts = _sorted_codes(number_pa)
     bkey_c, bkey_texts = _sorted_codes(bkey_pa)
     street_c, street_texts = _sorted_codes(street_pa)
-    town_c, town_texts = _sorted_codes(town_pa)
+    (number_c, number_texts), (town_c, town_texts), (flat_c, flat_texts) = coding.result()
     pc_obj = np.asarray(pc_texts.to_numpy(zero_copy_only=False), dtype=object)
     street_obj = np.asarray(street_texts.to_numpy(zero_copy_only=False), dtype=object)
     n_pc, n_num, n_bkey = len(pc_texts), len(number_texts), len(bkey_texts)
@@ -1103,7 +1111,6 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                 [n_num, n_bkey, n_street, n_town])
             how[rest] = 3
     has = np.flatnonzero(bld >= 0)
-    flat_c, flat_texts = _sorted_codes(_pa(w, "flat"))
     d = _flat_dwellings(bld, has, flat_c, len(flat_texts))
     w["bld"] = bld
     w["d"] = d
@@ -1150,17 +1157,23 @@ def _joined_codes(parts: list[pa.Array], joined: pa.Array) -> tuple[np.ndarray, 
     """``_dict_codes(joined)`` (numbered differently), where ``joined`` is ``parts``
     joined by "|": when no part contains "|", equal joins are equal parts, and the parts
     (short texts with few distinct values) are quicker to encode than the joins."""
+    return _joined_codes_by_parts(parts, joined)[:2]
+
+
+def _joined_codes_by_parts(parts: list[pa.Array], joined: pa.Array) -> tuple[np.ndarray, int, bool]:
+    """``_joined_codes``, and whether no part contains "|" (then the codes stand for the
+    tuples of parts, so a longer join of these parts and more is coded by combining)."""
     codes, sizes = [], []
     for part in parts:
         encoded = pc.dictionary_encode(part)
         if pc.any(pc.match_substring(encoded.dictionary, "|")).as_py():
-            return _dict_codes(joined)
+            return *_dict_codes(joined), False
         codes.append(np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
         sizes.append(len(encoded.dictionary))
     if not len(joined):
-        return np.zeros(0, dtype=np.int64), 0
+        return np.zeros(0, dtype=np.int64), 0, True
     rank = _combined_rank(codes, sizes)
-    return rank, int(rank.max()) + 1
+    return rank, int(rank.max()) + 1, True
 
 
 def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
@@ -1169,7 +1182,9 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     ``w`` comes from ``_dwellings``: a building's records share number, building name and
     the building's postcode, street and town, and a dwelling's records also the flat, so
     the building and dwelling keys are written once per building and dwelling (from
-    their first records) and given to the records by one Arrow take."""
+    their first records) and given to the records by one Arrow take. Also writes
+    ``dwelling_key_code``: an integer per record, equal exactly where ``dwelling_key``
+    is (-1: no dwelling), which ``_households`` numbers the households by."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
     d = w["d"].to_numpy().astype(np.int64)
@@ -1178,6 +1193,7 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     n_bld = int(bld.max()) + 1 if has_d.any() else 0
     n_d = int(d.max()) + 1 if has_d.any() else 0
     number, bkey, flat, d_street = _pa(w, "number"), _pa(w, "bkey"), _pa(w, "flat"), _pa(w, "d_street")
+    d_postcode, d_town = _pa(w, "d_postcode"), _pa(w, "d_town")
 
     def keys_of(groups, size, first, columns):
         """Each group's key from its first record (``first``: those rows, ascending),
@@ -1186,10 +1202,10 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         order)."""
         at = pa.array(first)
         # The place: the postcode, else "T:" and the town (postcode-less buildings only).
-        place = pc.take(_pa(w, "d_postcode"), at)
+        place = pc.take(d_postcode, at)
         no_postcode = np.flatnonzero(~_nonempty(place))
         if len(no_postcode):
-            town = pc.take(_pa(w, "d_town"), pa.array(first[no_postcode]))
+            town = pc.take(d_town, pa.array(first[no_postcode]))
             place = _patched(place, no_postcode, _cat("T:", town))
         # Joined by a separator: ~40% faster than "|" scalars as parts.
         parts = [place] + [pc.take(c, at) for c in columns]
@@ -1207,12 +1223,20 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     first_of = np.full(n_bld, len(d_first), dtype=np.int64)
     np.minimum.at(first_of, d_bld, np.arange(len(d_first)))
     b_first = d_first[first_of[d_bld] == np.arange(len(d_first))]
+
+    def dwelling_keys():
+        d_keys, at_d, _ = keys_of(d, n_d, d_first, [number, bkey, flat, d_street])
+        return d_keys, at_d, _texts_at(d_keys, at_d)
+
+    # The dwellings' keys (mostly Arrow kernels, which release the GIL) are made on a
+    # second thread while the buildings' keys, flats and communal establishments are
+    # worked out here; the thread reads only the arrays taken above, never ``w``.
+    aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-keys")
+    dwelling_work = aside.submit(dwelling_keys)
+    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     b_keys, at_b, b_parts = keys_of(bld, n_bld, b_first, [number, bkey, d_street])
-    d_keys, at_d, _ = keys_of(d, n_d, d_first, [number, bkey, flat, d_street])
-    dwelling_key = _texts_at(d_keys, at_d)
-    w["dwelling_key"] = _str_series(dwelling_key, w.index)
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
-    bk_of, n_bk = _joined_codes(b_parts, b_keys)
+    bk_of, n_bk, by_parts = _joined_codes_by_parts(b_parts, b_keys)
     bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
     n_bk += 1
 
@@ -1220,6 +1244,16 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     flat_encoded = pc.dictionary_encode(flat)
     flat_codes = np.asarray(flat_encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     nf = len(flat_encoded.dictionary)
+    # Dwelling keys as integers, equal exactly where the keys are (-1: no dwelling), so
+    # that household ids are numbered without hashing a million keys' text: a dwelling
+    # key is its building key's parts and the flat, unless some part holds a "|".
+    if by_parts and not pc.any(pc.match_substring(flat_encoded.dictionary, "|")).as_py():
+        dk = np.where(has_d, bk * max(nf, 1) + flat_codes, -1)
+    else:
+        d_keys, at_d, _ = dwelling_work.result()
+        dk_of = _dict_codes(d_keys)[0]
+        dk = np.where(has_d, dk_of[np.maximum(at_d, 0)] if n_d else 0, -1)
+    w["dwelling_key_code"] = dk
     has_flat = _nonempty(flat)
     # A dwelling's records share building and flat: its first record stands for them
     # (the dwellings' first records are in row order).
@@ -1287,6 +1321,8 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     communal = by_name | by_size | by_age
     w["communal"] = communal
     # The establishment: the building for a named one, else the dwelling.
+    dwelling_key = dwelling_work.result()[2]
+    w["dwelling_key"] = _str_series(dwelling_key, w.index)
     establishment_key = dwelling_key
     if by_name.any():
         named_rows = np.flatnonzero(by_name)
@@ -1399,7 +1435,17 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     hh_key = _choose_text([(communal, ["person|", group_pid]), (on_sys, ["system|", _pa(w, "sys_key")]),
                            (alone, ["person|", pid_pa]), (~communal & ~has_sys & ~standalone,
                                                           ["dwelling|", _pa(w, "dwelling_key")])])
-    w["household_id"], hh = _hash_ids("H-", hh_key, w.index)
+    same = None
+    if "dwelling_key_code" in w.columns:
+        # Integers equal exactly where the keys are: the dwelling key's code for the
+        # dwelling households, the other records' few keys coded apart (no other key
+        # starts with "dwelling|").
+        dwelling = ~communal & ~has_sys & ~standalone
+        same = np.asarray(w["dwelling_key_code"].to_numpy(), dtype=np.int64).copy()
+        others = np.flatnonzero(~dwelling)
+        if len(others):
+            same[others] = int(same.max()) + 1 + _dict_codes(pc.take(hh_key, pa.array(others)))[0]
+    w["household_id"], hh = _hash_ids("H-", hh_key, w.index, same)
     w["hh_key"] = _str_series(hh_key, w.index)  # dwelling ids reuse these ids' hashes
     w["hh"] = hh  # integer household code: equal codes, equal household ids
     w["household_size"] = np.bincount(hh, minlength=1)[hh] if n else np.zeros(0, dtype=np.int64)
@@ -1442,7 +1488,9 @@ _KINDS = ["communal", "ambiguous", "no_address", "flat", "lettered_house", "name
 _HOME_KINDS = ["flat", "lettered_house", "house", "named_house"]
 
 
-def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+def _kinds(w: pd.DataFrame, rel: pd.DataFrame, dwelling_ids: bool = True) -> pd.DataFrame:
+    """Each record's ``dwelling_kind`` and, unless ``dwelling_ids`` is False (the caller
+    then makes them with ``_dwelling_ids``), its ``dwelling_id``."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     own_d = (w["d"] >= 0).to_numpy()
     has_d = own_d | w["sys_resolved"].to_numpy()  # placed in a dwelling by a system id
@@ -1502,20 +1550,25 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         is_shared = shared_hh[hh_of] & home
         kind[is_shared] = _KINDS.index("shared_house")
     w["dwelling_kind"] = _str_series(pc.take(pa.array(_KINDS, pa.string()), pa.array(kind)), w.index)
-    # Dwelling ids: the establishment for communal residents, the person when there is no
-    # dwelling to speak of, else the dwelling key.
-    alone = np.isin(kind, [_KINDS.index("ambiguous"), _KINDS.index("no_address")]) \
-        | ~_nonempty(_pa(w, "dwelling_key"))
+    if dwelling_ids:
+        w["dwelling_id"] = _dwelling_ids(w)
+    return w
+
+
+def _dwelling_ids(w: pd.DataFrame) -> pd.Series:
+    """Dwelling ids (``w`` from ``_kinds``): the establishment for communal residents,
+    the person when there is no dwelling to speak of, else the dwelling key."""
+    kind = _pa(w, "dwelling_kind")
+    alone = (_bool_pa(pc.equal(kind, "ambiguous")) | _bool_pa(pc.equal(kind, "no_address"))
+             | ~_nonempty(_pa(w, "dwelling_key")))
     communal = w["communal"].to_numpy().astype(bool)
     key = _choose_text([(communal, ["dwelling|", _pa(w, "establishment_key")]),
                         (~communal & alone, ["person|", _pa(w, "patient_id")]),
                         (~communal & ~alone, ["dwelling|", _pa(w, "dwelling_key")])])
     if "hh_key" in w.columns:
         # Most dwelling keys are the household's key: their hashes are reused.
-        w["dwelling_id"] = _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
-    else:
-        w["dwelling_id"], _ = _hash_ids("D-", key, w.index)
-    return w
+        return _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
+    return _hash_ids("D-", key, w.index)[0]
 
 
 _ROLES = ["child", "adult", "parent", "probable_parent", "resident"]
@@ -2043,20 +2096,30 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     run's (records with no valid postcode are matched on street and town inside the
     partition only).
     """
-    rel = _relationships(relationships)
     # Positional index, patient_id order: every tie below is broken on values, not rows.
     w = _sorted_by_id(people)
-    # Each relationship's two records as row positions in w (-1: not in this frame).
-    rel = _locate(w, rel)
-    w["age"] = _age(w["date_of_birth"], as_of)
-    w["is_child"] = (w["age"] < ADULT_AGE)
-    w = _dwellings(w)
-    w = _ambiguous_and_communal(w)
+    # The relationships, and each one's two records as row positions in w (-1: not in
+    # this frame), are worked out on a second thread while the dwellings are found:
+    # nothing needs them before the households. The thread is given the ids alone (a
+    # frame of its own), as w gains columns meanwhile.
+    ids = w[["patient_id"]]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-aside") as aside:
+        located = aside.submit(lambda: _locate(ids, _relationships(relationships)))
+        w["age"] = _age(w["date_of_birth"], as_of)
+        w["is_child"] = (w["age"] < ADULT_AGE)
+        w = _dwellings(w)
+        w = _ambiguous_and_communal(w)
+        rel = located.result()
     w = _households(w, rel)
-    w = _kinds(w, rel)
-    w = _roles(w, rel)
-    w["link_evidence"] = pd.Series(_evidence(w, rel), index=w.index,
-                                   dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    w = _kinds(w, rel, dwelling_ids=False)
+    # The evidence and the dwelling ids read nothing the roles write: they are made on a
+    # second thread while the roles are worked out (all mostly Arrow and numpy kernels,
+    # which release the GIL), and added to the roles' copy of the frame.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
+        aside_work = aside.submit(lambda: (_evidence(w, rel), _dwelling_ids(w)))
+        w = _roles(w, rel)
+        evidence, w["dwelling_id"] = aside_work.result()
+        w["link_evidence"] = pd.Series(evidence, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     w["ambiguous"] = (w["dwelling_kind"] == "ambiguous")
     # household_size: counted in _households, and households do not change after it.
     out = _sorted_by_id(w[HOUSEHOLD_COLUMNS])
