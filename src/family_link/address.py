@@ -777,11 +777,30 @@ def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
 
 def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
     """``fn`` once per distinct value, in chunks on a thread pool: the results per chunk
-    and, for each value, the position of its result among them."""
-    encoded = pc.dictionary_encode(values)
-    uniq = encoded.dictionary
-    chunks = _slices(uniq)
-    return _pool_map(fn, chunks), np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+    and, for each value, the position of its result among them.
+
+    The values are shared out by their length in bytes (equal values have equal lengths,
+    so each distinct value lands in one part alone), and each part finds its distinct
+    values on the pool: no serial hashing of every value first."""
+    count = len(_slices(values))
+    if count == 1:
+        encoded = pc.dictionary_encode(values)
+        return [fn(encoded.dictionary)], np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+    part = np.asarray(pc.binary_length(values).to_numpy(zero_copy_only=False)) % count
+    members = [np.flatnonzero(part == p) for p in range(count)]
+
+    def apply(rows: np.ndarray):
+        encoded = pc.dictionary_encode(pc.take(values, pa.array(rows)))
+        uniq = encoded.dictionary
+        return fn(uniq), np.asarray(encoded.indices.to_numpy(), dtype=np.int64), len(uniq)
+
+    done = _pool_map(apply, members)
+    at = np.empty(len(values), dtype=np.int64)
+    low = 0
+    for rows, (_, where, size) in zip(members, done):
+        at[rows] = low + where
+        low += size
+    return [result for result, _, _ in done], at
 
 
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
