@@ -30,3 +30,42 @@ def test_distinct_apply_runs_once_per_distinct_value_and_finds_each_result(value
     assert sorted(seen) == sorted(set(values))  # each distinct value once
     lowered = pa.concat_arrays([r["lower"] for r in results]) if results else pa.array([])
     assert [lowered[int(i)].as_py() for i in at] == [v.lower() for v in values]
+
+
+WORDS = ["ST", "NO", "FLAT", "APT", "1ST", "2ND", "3RD", "FLOOR", "RD", "A", "b", "Mill", "Rd",
+         "GROUND", "TOP", "GFF", "HOUSE", "KENT", "'", "/", "-", "&", ",", ".", "  ", " "]
+DIGITS = st.from_regex(r"[0-9]{1,4}", fullmatch=True)
+REST = st.tuples(st.sampled_from(["", "A", "b", "s", "N"]), st.sampled_from([" ", "  ", "   "]),
+                 st.lists(st.one_of(st.sampled_from(WORDS), DIGITS), min_size=1, max_size=6))
+
+
+def _rest_text(rest):
+    letter, spaces, words = rest
+    text = " ".join(words)
+    return letter + spaces + ("X" + text if not text[:1].isalpha() else text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(DIGITS, REST)
+def test_canonical_text_of_a_numbered_line_is_its_digits_and_the_canonical_rest(digits, rest):
+    line = digits + _rest_text(rest)
+    split = pc.extract_regex(pa.array([line]), A._NUMBER_AND_REST)
+    assert split.null_count == 0
+    assert split[0]["d"].as_py() == digits
+    whole = A._canonical_text(pa.array([line]))[0].as_py()
+    zero = A._canonical_text(pa.array(["0" + split[0]["r"].as_py()]))[0].as_py()
+    assert zero.startswith("0") and whole == digits + zero[1:]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.tuples(DIGITS, REST).map(lambda p: p[0] + _rest_text(p[1])),
+                          st.lists(st.one_of(st.sampled_from(WORDS), DIGITS), max_size=5)
+                          .map(" ".join)),
+                min_size=0, max_size=30))
+def test_all_canonical_lines_match_canonical_lines(values):
+    arr = pa.array(values, pa.string())
+    fast = A._all_canonical_lines(arr)
+    plain = A._canonical_lines(arr)
+    assert fast[0].to_pylist() == plain[0].to_pylist()
+    for got, want in zip(fast[1:], plain[1:]):
+        assert got.tolist() == want.tolist()
