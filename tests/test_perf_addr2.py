@@ -69,3 +69,19 @@ def test_all_canonical_lines_match_canonical_lines(values):
     assert fast[0].to_pylist() == plain[0].to_pylist()
     for got, want in zip(fast[1:], plain[1:]):
         assert got.tolist() == want.tolist()
+
+
+SEGMENT_WORDS = ["12", "007", "3A", "12-14", "2B-4C", "12-", "-3", "MILL", "ROAD", "OAK", "A", "B",
+                 "COURT", "1/2", "9X9", ""]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(SEGMENT_WORDS), max_size=5).map(" ".join),
+                min_size=1, max_size=30))
+def test_numbered_matches_the_numbered_regex(segments):
+    texts = pa.array(segments, pa.string())
+    is_numbered, pre, num, rest = A._numbered(texts)
+    found = pc.extract_regex(texts, A._NUMBERED)
+    assert is_numbered.tolist() == pc.is_valid(found).to_pylist()
+    for part, name in ((pre, "pre"), (num, "num"), (rest, "rest")):
+        assert part.to_pylist() == A._field(found, name).to_pylist()

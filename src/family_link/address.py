@@ -404,6 +404,34 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     return flat, s
 
 
+# A segment opening with its house number ("12 MILL ROAD"), most numbered segments: its
+# ``_NUMBERED`` match has no words before the number, the number runs to the first space
+# (``_NUM`` holds none) and the rest follows it.
+_NUMBER_FIRST_SEGMENT = rf"^{_NUM} [A-Z][^\n]*$"
+
+
+def _numbered(texts: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
+    """Which ``texts`` match ``_NUMBERED``, and its ``pre``, ``num`` and ``rest`` ("" where
+    there is none). A segment opening with its number is split at its first space; the
+    regex extraction (the slow kind of match) runs only on the other texts with a digit."""
+    n = len(texts)
+    first = pc.fill_null(pc.match_substring_regex(texts, _NUMBER_FIRST_SEGMENT), False)
+    other = pc.and_(pc.fill_null(pc.match_substring_regex(texts, "[0-9]"), False),
+                    pc.invert(first))
+    pre, num, rest = _empty(n), _empty(n), _empty(n)
+    is_numbered = _bool(first)
+    if is_numbered.any():
+        split = pc.split_pattern(pc.filter(texts, first), " ", max_splits=1)
+        num = pc.replace_with_mask(num, first, pc.list_element(split, 0))
+        rest = pc.replace_with_mask(rest, first, pc.list_element(split, 1))
+    if pc.any(other).as_py():
+        found = pc.extract_regex(pc.filter(texts, other), _NUMBERED)
+        pre, num, rest = (pc.replace_with_mask(part, other, _field(found, name))
+                          for part, name in ((pre, "pre"), (num, "num"), (rest, "rest")))
+        is_numbered[_bool(other)] = _bool(pc.is_valid(found))
+    return is_numbered, pre, num, rest
+
+
 def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     """Parse canonical address texts (see ``_canonical_text``) into parts, with the
     communal name and the canonical one-line rendering (``address_text``)."""
@@ -440,15 +468,15 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     none = width - 1
     at = np.full((n, k), none, dtype=np.int64)  # at[i, j]: the code of row i's segment j
     at[row, pos] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    numbered = pc.extract_regex(texts, _NUMBERED)
+    is_numbered, pre, num, rest = _numbered(texts)
     # What follows a house number repeats far more than the numbered segments do ("MILL
     # ROAD" after every number): those texts are held once each (``rest_of`` a segment).
-    rest = pc.dictionary_encode(_field(numbered, "rest"))
+    rest = pc.dictionary_encode(rest)
     rests = rest.dictionary
     rest_of = np.asarray(rest.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     # House numbers lose leading zeros here, once per distinct segment ("007" -> "7").
     pool = pa.concat_arrays([
-        texts, _field(numbered, "pre"), _sub(_field(numbered, "num"), r"^0+([0-9])", r"\1"),
+        texts, pre, _sub(num, r"^0+([0-9])", r"\1"),
         rests,
     ])
     SEG, PRE, NUM, REST = 0, width, 2 * width, 3 * width  # noqa: N806 (offsets into pool)
@@ -464,7 +492,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
         return values[at]
 
-    has_num = flags(_bool(pc.is_valid(numbered)))
+    has_num = flags(is_numbered)
     nonempty = flags(~pool_empty[:width])
     street_typed = flags(_has(texts, _STREET_TYPED))
     building_worded = flags(_has(texts, _BUILDING_WORDED))
