@@ -85,3 +85,21 @@ def test_numbered_matches_the_numbered_regex(segments):
     assert is_numbered.tolist() == pc.is_valid(found).to_pylist()
     for part, name in ((pre, "pre"), (num, "num"), (rest, "rest")):
         assert part.to_pylist() == A._field(found, name).to_pylist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 1)), min_size=1,
+                max_size=30),
+       st.sampled_from([(4, 3, 2), (2**32, 2**32, 2), (2**31, 2**32, 2), (2**63, 3, 2)]))
+def test_row_groups_group_equal_tuples_near_the_unsigned_limit(triples, sizes):
+    import numpy as np
+    codes = [np.array([t[j] for t in triples], dtype=np.int64) for j in range(3)]
+    codes = [c * (size // 4 if size > 4 else 1) for c, size in zip(codes, sizes)]  # large codes
+    group, first = A._row_groups(codes, list(sizes))
+    tuples = [tuple(int(c[i]) for c in codes) for i in range(len(triples))]
+    for i in range(len(tuples)):
+        for j in range(len(tuples)):
+            assert (group[i] == group[j]) == (tuples[i] == tuples[j])
+    # Groups numbered in ascending order of their tuples, each from its first row.
+    assert [tuples[r] for r in first] == sorted(set(tuples))
+    assert all(group[r] == g and r == min(np.flatnonzero(group == g)) for g, r in enumerate(first))

@@ -819,12 +819,18 @@ def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, 
     """Rows grouped by their tuple of codes (``codes[j]`` in 0 .. ``sizes[j]`` - 1): the
     group of each row and the first row of each group."""
     n = len(codes[0])
-    key, span = np.zeros(n, dtype=np.int64), 1
+    # The key is unsigned: at 1M the five lines' sizes multiply to ~1.5e19, under 2**64,
+    # so one sort renumbers the groups (a signed key needed a second one part way).
+    key, span = None, 1
     for values, size in zip(codes, sizes):
-        if span * size >= 2**62:  # renumber the groups so far densely before they overflow
-            key = _dense(key)
+        values = values.astype(np.uint64, copy=False)
+        if key is None:
+            key, span = values, size
+            continue
+        if span * size > 2**64:  # renumber the groups so far densely before they overflow
+            key = _dense(key).astype(np.uint64)
             span = int(key.max()) + 1 if n else 1
-        key, span = key * size + values, span * size
+        key, span = key * np.uint64(size) + values, span * size
     group = _dense(key)
     first = np.empty(int(group.max()) + 1 if n else 0, dtype=np.int64)
     first[group[::-1]] = np.arange(n - 1, -1, -1)  # the last write, the smallest row, wins
