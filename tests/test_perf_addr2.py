@@ -1,6 +1,7 @@
 """Checks of the helpers address.py uses for speed (perf-addr2): each must give exactly
 what the plainer code it stands for gives."""
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import given, settings
@@ -103,3 +104,27 @@ def test_row_groups_group_equal_tuples_near_the_unsigned_limit(triples, sizes):
     # Groups numbered in ascending order of their tuples, each from its first row.
     assert [tuples[r] for r in first] == sorted(set(tuples))
     assert all(group[r] == g and r == min(np.flatnonzero(group == g)) for g, r in enumerate(first))
+
+
+LEAD_WORDS = ["12", "7A", "3", "007", "0", "12-14", "3/12", "FLAT 3", "FLAT", "APT 2B", "OAK COURT",
+              "MILL ROAD", "MILL RD", "ELM PLACE", "HIGH ST", "ST JOHNS RD", "CARE HOME",
+              "WALSALL", "KENT", "WS2 8QT", "ROSE COTTAGE", "B", "GROUND FLOOR FLAT", "NO 5"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(
+    st.lists(st.sampled_from(LEAD_WORDS), min_size=1, max_size=4).map(" ".join),
+    st.sampled_from(["", "MILL ROAD", "OAK COURT", "12 MILL ROAD", "WALSALL", "FLAT 2", "KENT"]),
+    st.sampled_from(["", "WALSALL", "KENT", "PLECK, WALSALL"]),
+    st.sampled_from(["", "ws28qt", "X"])), min_size=1, max_size=12))
+def test_texts_parsed_with_their_house_number_zeroed_give_the_same_parts(rows):
+    frame = pd.DataFrame(rows, columns=["address_line_1", "address_line_2", "address_line_3",
+                                        "postcode"], dtype="str")
+    fast = A.normalise_addresses(frame)
+    original = A._LEAD_NUMBER
+    A._LEAD_NUMBER = r"^\b\B"  # matches nothing: every text parsed as it is
+    try:
+        plain = A.normalise_addresses(frame)
+    finally:
+        A._LEAD_NUMBER = original
+    pd.testing.assert_frame_equal(fast, plain)

@@ -629,10 +629,16 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         [_bool(pc.not_equal(flat_text, ""))[:, None], ~final_empty[building][:, None],
          _bool(pc.not_equal(number_street, ""))[:, None], loc_keep,
          ~final_empty[town][:, None]], axis=1)
+    # Where the house number opening the text went (``_lead_numbers``): only into the flat
+    # or the number, when the first segment is the first numbered one.
+    lead = any_num & (first_num == 0)
     return {
         **parts,
         "communal_name": communal,
         "address_text": _join_codes(text_pool, text_codes, text_keep, ", "),
+        "lead_safe": lead,
+        "lead_flat": lead & flat_from_num,
+        "lead_number": lead & ~flat_from_num,
     }
 
 
@@ -876,6 +882,54 @@ def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
     return [result for result, _, _ in done], at
 
 
+# A text opening with a house number (no leading zero; at most one letter) then a word.
+# Parsing treats those digits alike whatever they are: no pattern names a digit there and
+# the run is never rewritten, so "0" in their place gives the same parts, except where
+# the number itself is taken, which ``_parse`` tells (``lead_*``).
+_LEAD_NUMBER = r"^[1-9][0-9]*[A-Z]? [A-Z]"
+
+
+def _lead_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Which texts open with a house number (``_LEAD_NUMBER``), their first word (the
+    number with its letter, "12A"), and the texts with "0" in place of its digits."""
+    def some_lead(some: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+        lead = _bool(pc.match_substring_regex(some, _LEAD_NUMBER))
+        if not lead.any():
+            return lead, _empty(0), some
+        mask = pa.array(lead)
+        split = pc.split_pattern(pc.filter(some, mask), " ", max_splits=1)
+        token = pc.list_element(split, 0)
+        zero = pc.binary_join_element_wise("0", pc.utf8_ltrim(token, "0123456789"), "")
+        zeroed = pc.binary_join_element_wise(zero, pc.list_element(split, 1), " ")
+        return lead, token, pc.replace_with_mask(some, mask, zeroed)
+
+    done = _pool_map(some_lead, _slices(text))
+    return (np.concatenate([d[0] for d in done]), pa.concat_arrays([d[1] for d in done]),
+            pa.concat_arrays([d[2] for d in done]))
+
+
+def _address_text_again(parts: dict[str, pa.Array], rows: np.ndarray) -> pa.Array:
+    """``address_text`` of ``rows`` made again from their parts, as ``_parse`` makes it:
+    the non-empty of the flat, building, number and street, locality and town joined by
+    ", " (the locality is its places joined by ", ", none of them empty)."""
+    def some_again(span: range) -> pa.Array:
+        if not rows[span.start:span.stop].any():
+            return parts["address_text"][span.start:span.stop]
+        mask = pa.array(rows[span.start:span.stop])
+        some = {k: pc.filter(parts[k][span.start:span.stop], mask)
+                for k in ("flat", "number", "building", "street", "locality", "town")}
+        flat_text = _where(_bool(pc.not_equal(some["flat"], "")),
+                           pc.binary_join_element_wise("FLAT", some["flat"], " "),
+                           _empty(len(some["flat"])))
+        number_street = pc.utf8_trim(
+            pc.binary_join_element_wise(some["number"], some["street"], " "), " ")
+        again = _join_nonempty(
+            [flat_text, some["building"], number_street, some["locality"], some["town"]], ", ")
+        return pc.replace_with_mask(parts["address_text"][span.start:span.stop], mask, again)
+
+    return pa.concat_arrays(_pool_map(some_again, _slices(range(len(rows)), 4 * _CHUNK)))
+
+
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     """Parse free-text addresses into comparable parts.
 
@@ -924,15 +978,40 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         lambda rows: _joined_codes(lines, tuples[rows], keep[rows], *flags),
         _slices(np.arange(len(tuples)), 4 * _CHUNK),
     ))
-    results, text_at = _distinct_apply(text, _parse_distinct)
+    # Texts opening with a house number are parsed with "0" in its place: "12 MILL
+    # ROAD,WALSALL" and "14 MILL ROAD,WALSALL" are parsed once (``_lead_numbers``).
+    lead, token, zeroed = _lead_numbers(text)
+    results, text_at = _distinct_apply(zeroed, _parse_distinct)
+    if lead.any():
+        lead_safe = np.concatenate([r["lead_safe"] for r in results])[text_at]
+        unsafe = lead & ~lead_safe  # the number went elsewhere: parsed as it is
+        if unsafe.any():
+            again, again_at = _distinct_apply(pc.filter(text, pa.array(unsafe)), _parse_distinct)
+            text_at[unsafe] = sum(len(r["lead_safe"]) for r in results) + again_at
+            results = results + again
+            token = pc.filter(token, pa.array(lead_safe[lead]))
+            lead = lead & lead_safe
     at = text_at[group]
     text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
-    at = pa.array(at)
     names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
              "address_text"]
+    lead_rows = lead[group]
+    # The lead rows' flat or number is their own house number, and their text is made
+    # again from their parts (below); the others' are taken as parsed.
+    lead_flat = lead_rows & np.concatenate([r["lead_flat"] for r in results])[at]
+    lead_number = lead_rows & np.concatenate([r["lead_number"] for r in results])[at]
+    at = pa.array(at)
     parts = dict(zip(names, _pool_map(
         lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
     )))
+    if lead_rows.any():
+        token_at = np.cumsum(lead) - 1  # each lead group's place among the tokens
+        for name, rows in (("flat", lead_flat), ("number", lead_number)):
+            if rows.any():
+                parts[name] = pc.replace_with_mask(
+                    parts[name], pa.array(rows), pc.take(token, pa.array(token_at[group[rows]]))
+                )
+        parts["address_text"] = _address_text_again(parts, lead_rows)
 
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
