@@ -630,8 +630,31 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
          _bool(pc.not_equal(number_street, ""))[:, None], loc_keep,
          ~final_empty[town][:, None]], axis=1)
     # Where the house number opening the text went (``_lead_numbers``): only into the flat
-    # or the number, when the first segment is the first numbered one.
+    # or the number, when the first segment is the first numbered one. Such a text's
+    # rendering is then its head, the number and its tail: the rendering made with a
+    # marker in place of the number ("#", which no canonical text holds), cut there.
     lead = any_num & (first_num == 0)
+    head, tail = _empty(n), _empty(n)
+    if lead.any():
+        at_lead = np.flatnonzero(lead)
+        some = pa.array(at_lead)
+        some_street = pc.take(parts["street"], some)
+        marked_flat = _where(flat_from_num[at_lead], pa.scalar("FLAT #"),
+                             pc.take(flat_text, some))
+        marked_number = _where(
+            flat_from_num[at_lead], pc.take(number_street, some),
+            pc.utf8_trim(pc.binary_join_element_wise("#", some_street, " "), " "),
+        )
+        marked_pool = pa.concat_arrays([final, marked_flat, marked_number])
+        m = len(at_lead)
+        marked_codes = text_codes[at_lead]
+        marked_codes[:, 0] = len(final) + np.arange(m)
+        marked_codes[:, 2] = len(final) + m + np.arange(m)
+        cut = pc.split_pattern(
+            _join_codes(marked_pool, marked_codes, text_keep[at_lead], ", "), "#", max_splits=1)
+        lead_mask = pa.array(lead)
+        head = pc.replace_with_mask(head, lead_mask, pc.list_element(cut, 0))
+        tail = pc.replace_with_mask(tail, lead_mask, pc.list_element(cut, 1))
     return {
         **parts,
         "communal_name": communal,
@@ -639,6 +662,8 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         "lead_safe": lead,
         "lead_flat": lead & flat_from_num,
         "lead_number": lead & ~flat_from_num,
+        "lead_head": head,
+        "lead_tail": tail,
     }
 
 
@@ -886,48 +911,53 @@ def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
 # Parsing treats those digits alike whatever they are: no pattern names a digit there and
 # the run is never rewritten, so "0" in their place gives the same parts, except where
 # the number itself is taken, which ``_parse`` tells (``lead_*``).
-_LEAD_NUMBER = r"^[1-9][0-9]*[A-Z]? [A-Z]"
+# The digits, then what follows them, in one group.
+_LEAD_NUMBER = r"^[1-9][0-9]*([A-Z]? [A-Z])"
 
 
 def _lead_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
     """Which texts open with a house number (``_LEAD_NUMBER``), their first word (the
     number with its letter, "12A"), and the texts with "0" in place of its digits."""
     def some_lead(some: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
-        lead = _bool(pc.match_substring_regex(some, _LEAD_NUMBER))
+        # The texts a replace changes are those opening with such a number (never "0").
+        zeroed = pc.replace_substring_regex(some, _LEAD_NUMBER, r"0\1", max_replacements=1)
+        lead = _bool(pc.not_equal(zeroed, some))
         if not lead.any():
             return lead, _empty(0), some
-        mask = pa.array(lead)
-        split = pc.split_pattern(pc.filter(some, mask), " ", max_splits=1)
-        token = pc.list_element(split, 0)
-        zero = pc.binary_join_element_wise("0", pc.utf8_ltrim(token, "0123456789"), "")
-        zeroed = pc.binary_join_element_wise(zero, pc.list_element(split, 1), " ")
-        return lead, token, pc.replace_with_mask(some, mask, zeroed)
+        split = pc.split_pattern(pc.filter(some, pa.array(lead)), " ", max_splits=1)
+        return lead, pc.list_element(split, 0), zeroed
 
     done = _pool_map(some_lead, _slices(text))
     return (np.concatenate([d[0] for d in done]), pa.concat_arrays([d[1] for d in done]),
             pa.concat_arrays([d[2] for d in done]))
 
 
-def _address_text_again(parts: dict[str, pa.Array], rows: np.ndarray) -> pa.Array:
-    """``address_text`` of ``rows`` made again from their parts, as ``_parse`` makes it:
-    the non-empty of the flat, building, number and street, locality and town joined by
-    ", " (the locality is its places joined by ", ", none of them empty)."""
-    def some_again(span: range) -> pa.Array:
-        if not rows[span.start:span.stop].any():
-            return parts["address_text"][span.start:span.stop]
-        mask = pa.array(rows[span.start:span.stop])
-        some = {k: pc.filter(parts[k][span.start:span.stop], mask)
-                for k in ("flat", "number", "building", "street", "locality", "town")}
-        flat_text = _where(_bool(pc.not_equal(some["flat"], "")),
-                           pc.binary_join_element_wise("FLAT", some["flat"], " "),
-                           _empty(len(some["flat"])))
-        number_street = pc.utf8_trim(
-            pc.binary_join_element_wise(some["number"], some["street"], " "), " ")
-        again = _join_nonempty(
-            [flat_text, some["building"], number_street, some["locality"], some["town"]], ", ")
-        return pc.replace_with_mask(parts["address_text"][span.start:span.stop], mask, again)
+def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: np.ndarray,
+                flat: np.ndarray, number: np.ndarray, token: pa.Array) -> dict[str, pa.Array]:
+    """The flat, number and ``address_text`` of ``rows`` (texts opening with a house number,
+    parsed with "0" in its place), each row's number ``token`` put back: into the flat
+    or the number, as the parse took it, and between its text's head and tail."""
+    heads, tails = (pa.concat_arrays([r[k] for r in results]) for k in ("lead_head", "lead_tail"))
+    token_low = np.concatenate([[0], np.cumsum(rows)])  # each row's first token
 
-    return pa.concat_arrays(_pool_map(some_again, _slices(range(len(rows)), 4 * _CHUNK)))
+    def some_rows(span: range) -> dict[str, pa.Array]:
+        lo, hi = span.start, span.stop
+        some_token = token[token_low[lo]:token_low[hi]]
+        mask = pa.array(rows[lo:hi])
+        out = {}
+        for name, taken in (("flat", flat[lo:hi]), ("number", number[lo:hi])):
+            out[name] = parts[name][lo:hi]
+            if taken.any():
+                out[name] = pc.replace_with_mask(out[name], pa.array(taken),
+                                                 pc.filter(some_token, pa.array(taken[rows[lo:hi]])))
+        at_rows = pc.filter(at[lo:hi], mask)
+        text = pc.binary_join_element_wise(pc.take(heads, at_rows), some_token,
+                                           pc.take(tails, at_rows), "")
+        out["address_text"] = pc.replace_with_mask(parts["address_text"][lo:hi], mask, text)
+        return out
+
+    done = _pool_map(some_rows, _slices(range(len(rows)), 4 * _CHUNK))
+    return {k: pa.concat_arrays([d[k] for d in done]) for k in ("flat", "number", "address_text")}
 
 
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
@@ -1005,13 +1035,8 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
     )))
     if lead_rows.any():
-        token_at = np.cumsum(lead) - 1  # each lead group's place among the tokens
-        for name, rows in (("flat", lead_flat), ("number", lead_number)):
-            if rows.any():
-                parts[name] = pc.replace_with_mask(
-                    parts[name], pa.array(rows), pc.take(token, pa.array(token_at[group[rows]]))
-                )
-        parts["address_text"] = _address_text_again(parts, lead_rows)
+        parts.update(_lead_parts(parts, results, at, lead_rows, lead_flat, lead_number,
+                                 pc.take(token, pa.array((np.cumsum(lead) - 1)[group[lead_rows]]))))
 
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
