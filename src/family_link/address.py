@@ -18,7 +18,9 @@ about ten times faster than Python's ``re`` through pandas: each distinct addres
 canonicalised once and each distinct canonical address parsed once, in chunks on a thread
 pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewrites run
 only on the values a cheap match finds, and parts taken from segments are held as integer
-codes into the distinct segment texts until the end. See docs/households.md.
+codes into the distinct segment texts until the end. A house number opening a line or an
+address is set aside while the rest is canonicalised or parsed, once per distinct rest,
+and put back after. See docs/households.md.
 """
 
 from __future__ import annotations
@@ -948,8 +950,8 @@ def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: n
         for name, taken in (("flat", flat[lo:hi]), ("number", number[lo:hi])):
             out[name] = parts[name][lo:hi]
             if taken.any():
-                out[name] = pc.replace_with_mask(out[name], pa.array(taken),
-                                                 pc.filter(some_token, pa.array(taken[rows[lo:hi]])))
+                mine = pc.filter(some_token, pa.array(taken[rows[lo:hi]]))
+                out[name] = pc.replace_with_mask(out[name], pa.array(taken), mine)
         at_rows = pc.filter(at[lo:hi], mask)
         text = pc.binary_join_element_wise(pc.take(heads, at_rows), some_token,
                                            pc.take(tails, at_rows), "")
