@@ -18,7 +18,9 @@ about ten times faster than Python's ``re`` through pandas: each distinct addres
 canonicalised once and each distinct canonical address parsed once, in chunks on a thread
 pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewrites run
 only on the values a cheap match finds, and parts taken from segments are held as integer
-codes into the distinct segment texts until the end. See docs/households.md.
+codes into the distinct segment texts until the end. A house number opening a line or an
+address is set aside while the rest is canonicalised or parsed, once per distinct rest,
+and put back after. See docs/households.md.
 """
 
 from __future__ import annotations
@@ -404,6 +406,34 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     return flat, s
 
 
+# A segment opening with its house number ("12 MILL ROAD"), most numbered segments: its
+# ``_NUMBERED`` match has no words before the number, the number runs to the first space
+# (``_NUM`` holds none) and the rest follows it.
+_NUMBER_FIRST_SEGMENT = rf"^{_NUM} [A-Z][^\n]*$"
+
+
+def _numbered(texts: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
+    """Which ``texts`` match ``_NUMBERED``, and its ``pre``, ``num`` and ``rest`` ("" where
+    there is none). A segment opening with its number is split at its first space; the
+    regex extraction (the slow kind of match) runs only on the other texts with a digit."""
+    n = len(texts)
+    first = pc.fill_null(pc.match_substring_regex(texts, _NUMBER_FIRST_SEGMENT), False)
+    other = pc.and_(pc.fill_null(pc.match_substring_regex(texts, "[0-9]"), False),
+                    pc.invert(first))
+    pre, num, rest = _empty(n), _empty(n), _empty(n)
+    is_numbered = _bool(first)
+    if is_numbered.any():
+        split = pc.split_pattern(pc.filter(texts, first), " ", max_splits=1)
+        num = pc.replace_with_mask(num, first, pc.list_element(split, 0))
+        rest = pc.replace_with_mask(rest, first, pc.list_element(split, 1))
+    if pc.any(other).as_py():
+        found = pc.extract_regex(pc.filter(texts, other), _NUMBERED)
+        pre, num, rest = (pc.replace_with_mask(part, other, _field(found, name))
+                          for part, name in ((pre, "pre"), (num, "num"), (rest, "rest")))
+        is_numbered[_bool(other)] = _bool(pc.is_valid(found))
+    return is_numbered, pre, num, rest
+
+
 def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     """Parse canonical address texts (see ``_canonical_text``) into parts, with the
     communal name and the canonical one-line rendering (``address_text``)."""
@@ -440,15 +470,15 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     none = width - 1
     at = np.full((n, k), none, dtype=np.int64)  # at[i, j]: the code of row i's segment j
     at[row, pos] = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    numbered = pc.extract_regex(texts, _NUMBERED)
+    is_numbered, pre, num, rest = _numbered(texts)
     # What follows a house number repeats far more than the numbered segments do ("MILL
     # ROAD" after every number): those texts are held once each (``rest_of`` a segment).
-    rest = pc.dictionary_encode(_field(numbered, "rest"))
+    rest = pc.dictionary_encode(rest)
     rests = rest.dictionary
     rest_of = np.asarray(rest.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     # House numbers lose leading zeros here, once per distinct segment ("007" -> "7").
     pool = pa.concat_arrays([
-        texts, _field(numbered, "pre"), _sub(_field(numbered, "num"), r"^0+([0-9])", r"\1"),
+        texts, pre, _sub(num, r"^0+([0-9])", r"\1"),
         rests,
     ])
     SEG, PRE, NUM, REST = 0, width, 2 * width, 3 * width  # noqa: N806 (offsets into pool)
@@ -464,7 +494,7 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
     def flags(values: np.ndarray) -> np.ndarray:  # (n, k): one column per segment
         return values[at]
 
-    has_num = flags(_bool(pc.is_valid(numbered)))
+    has_num = flags(is_numbered)
     nonempty = flags(~pool_empty[:width])
     street_typed = flags(_has(texts, _STREET_TYPED))
     building_worded = flags(_has(texts, _BUILDING_WORDED))
@@ -601,10 +631,41 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         [_bool(pc.not_equal(flat_text, ""))[:, None], ~final_empty[building][:, None],
          _bool(pc.not_equal(number_street, ""))[:, None], loc_keep,
          ~final_empty[town][:, None]], axis=1)
+    # Where the house number opening the text went (``_lead_numbers``): only into the flat
+    # or the number, when the first segment is the first numbered one. Such a text's
+    # rendering is then its head, the number and its tail: the rendering made with a
+    # marker in place of the number ("#", which no canonical text holds), cut there.
+    lead = any_num & (first_num == 0)
+    head, tail = _empty(n), _empty(n)
+    if lead.any():
+        at_lead = np.flatnonzero(lead)
+        some = pa.array(at_lead)
+        some_street = pc.take(parts["street"], some)
+        marked_flat = _where(flat_from_num[at_lead], pa.scalar("FLAT #"),
+                             pc.take(flat_text, some))
+        marked_number = _where(
+            flat_from_num[at_lead], pc.take(number_street, some),
+            pc.utf8_trim(pc.binary_join_element_wise("#", some_street, " "), " "),
+        )
+        marked_pool = pa.concat_arrays([final, marked_flat, marked_number])
+        m = len(at_lead)
+        marked_codes = text_codes[at_lead]
+        marked_codes[:, 0] = len(final) + np.arange(m)
+        marked_codes[:, 2] = len(final) + m + np.arange(m)
+        cut = pc.split_pattern(
+            _join_codes(marked_pool, marked_codes, text_keep[at_lead], ", "), "#", max_splits=1)
+        lead_mask = pa.array(lead)
+        head = pc.replace_with_mask(head, lead_mask, pc.list_element(cut, 0))
+        tail = pc.replace_with_mask(tail, lead_mask, pc.list_element(cut, 1))
     return {
         **parts,
         "communal_name": communal,
         "address_text": _join_codes(text_pool, text_codes, text_keep, ", "),
+        "lead_safe": lead,
+        "lead_flat": lead & flat_from_num,
+        "lead_number": lead & ~flat_from_num,
+        "lead_head": head,
+        "lead_tail": tail,
     }
 
 
@@ -712,6 +773,45 @@ def _canonical_lines(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray
     return lines, _bool(pc.not_equal(lines, "")), *_line_flags(lines)
 
 
+# A line opening with a house number: "12 Mill Rd", "20b Station Lane". ``_canonical_text``
+# treats those digits alike whatever they are (each pattern sees a run of digits, at most
+# one letter, spaces and a letter; no pattern names a digit there and the run is never
+# rewritten), so such a line's canonical text is its digits, then the canonical text of
+# "0" and the rest of the line after its "0". The rests ("b Station Lane") repeat: each
+# distinct one is canonicalised once (~45k at 1M against ~400k such lines).
+_NUMBER_AND_REST = r"(?s)^(?P<d>[0-9]+)(?P<r>[A-Za-z]? +[A-Za-z].*)$"
+
+
+def _all_canonical_lines(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray,
+                                                    np.ndarray]:
+    """``_canonical_lines`` of ``values`` on the thread pool, the lines opening with a
+    house number canonicalised once per distinct rest of the line."""
+    split = pa.concat_arrays(
+        _pool_map(lambda some: pc.extract_regex(some, _NUMBER_AND_REST), _slices(values))
+    ) if len(values) else None
+    if split is None or split.null_count * 4 > 3 * len(values):  # too few to be worth it
+        canonical = _pool_map(_canonical_lines, _slices(values))
+        return (pa.concat_arrays([c[0] for c in canonical]),
+                *(np.concatenate([c[i] for c in canonical]) for i in (1, 2, 3)))
+    mask = pc.is_valid(split)
+    split = pc.filter(split, mask)
+    rest = pc.dictionary_encode(pc.struct_field(split, "r"))
+    others = pc.filter(values, pc.invert(mask))
+    # The other lines, and each rest behind a "0", canonicalised together.
+    todo = pa.concat_arrays([others, pc.binary_join_element_wise("0", rest.dictionary, "")])
+    done = pa.concat_arrays(_pool_map(_canonical_text, _slices(todo)))
+    tails = pc.utf8_slice_codeunits(done[len(others):], 1)
+    lines = pc.replace_with_mask(
+        pc.replace_with_mask(_empty(len(values)), pc.invert(mask), done[:len(others)]),
+        mask,
+        pc.binary_join_element_wise(pc.struct_field(split, "d"),
+                                    pc.take(tails, rest.indices), ""),
+    )
+    flags = _pool_map(lambda some: (_bool(pc.not_equal(some, "")), *_line_flags(some)),
+                      _slices(lines))
+    return lines, *(np.concatenate([f[i] for f in flags]) for i in (0, 1, 2))
+
+
 def _joined_codes(lines: pa.Array, codes: np.ndarray, keep: np.ndarray,
                   lines_county: np.ndarray, lines_comma: np.ndarray) -> pa.Array:
     """Row-wise comma-join of the lines ``lines[codes[i, j]]`` where ``keep[i, j]`` (the
@@ -752,12 +852,18 @@ def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, 
     """Rows grouped by their tuple of codes (``codes[j]`` in 0 .. ``sizes[j]`` - 1): the
     group of each row and the first row of each group."""
     n = len(codes[0])
-    key, span = np.zeros(n, dtype=np.int64), 1
+    # The key is unsigned: at 1M the five lines' sizes multiply to ~1.5e19, under 2**64,
+    # so one sort renumbers the groups (a signed key needed a second one part way).
+    key, span = None, 1
     for values, size in zip(codes, sizes):
-        if span * size >= 2**62:  # renumber the groups so far densely before they overflow
-            key = _dense(key)
+        values = values.astype(np.uint64, copy=False)
+        if key is None:
+            key, span = values, size
+            continue
+        if span * size > 2**64:  # renumber the groups so far densely before they overflow
+            key = _dense(key).astype(np.uint64)
             span = int(key.max()) + 1 if n else 1
-        key, span = key * size + values, span * size
+        key, span = key * np.uint64(size) + values, span * size
     group = _dense(key)
     first = np.empty(int(group.max()) + 1 if n else 0, dtype=np.int64)
     first[group[::-1]] = np.arange(n - 1, -1, -1)  # the last write, the smallest row, wins
@@ -777,11 +883,83 @@ def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
 
 def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
     """``fn`` once per distinct value, in chunks on a thread pool: the results per chunk
-    and, for each value, the position of its result among them."""
-    encoded = pc.dictionary_encode(values)
-    uniq = encoded.dictionary
-    chunks = _slices(uniq)
-    return _pool_map(fn, chunks), np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+    and, for each value, the position of its result among them.
+
+    The values are shared out by their length in bytes (equal values have equal lengths,
+    so each distinct value lands in one part alone), and each part finds its distinct
+    values on the pool: no serial hashing of every value first."""
+    count = len(_slices(values))
+    if count == 1:
+        encoded = pc.dictionary_encode(values)
+        return [fn(encoded.dictionary)], np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+    part = np.asarray(pc.binary_length(values).to_numpy(zero_copy_only=False)) % count
+    members = [np.flatnonzero(part == p) for p in range(count)]
+
+    def apply(rows: np.ndarray):
+        encoded = pc.dictionary_encode(pc.take(values, pa.array(rows)))
+        uniq = encoded.dictionary
+        return fn(uniq), np.asarray(encoded.indices.to_numpy(), dtype=np.int64), len(uniq)
+
+    done = _pool_map(apply, members)
+    at = np.empty(len(values), dtype=np.int64)
+    low = 0
+    for rows, (_, where, size) in zip(members, done):
+        at[rows] = low + where
+        low += size
+    return [result for result, _, _ in done], at
+
+
+# A text opening with a house number (no leading zero; at most one letter) then a word.
+# Parsing treats those digits alike whatever they are: no pattern names a digit there and
+# the run is never rewritten, so "0" in their place gives the same parts, except where
+# the number itself is taken, which ``_parse`` tells (``lead_*``).
+# The digits, then what follows them, in one group.
+_LEAD_NUMBER = r"^[1-9][0-9]*([A-Z]? [A-Z])"
+
+
+def _lead_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Which texts open with a house number (``_LEAD_NUMBER``), their first word (the
+    number with its letter, "12A"), and the texts with "0" in place of its digits."""
+    def some_lead(some: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+        # The texts a replace changes are those opening with such a number (never "0").
+        zeroed = pc.replace_substring_regex(some, _LEAD_NUMBER, r"0\1", max_replacements=1)
+        lead = _bool(pc.not_equal(zeroed, some))
+        if not lead.any():
+            return lead, _empty(0), some
+        split = pc.split_pattern(pc.filter(some, pa.array(lead)), " ", max_splits=1)
+        return lead, pc.list_element(split, 0), zeroed
+
+    done = _pool_map(some_lead, _slices(text))
+    return (np.concatenate([d[0] for d in done]), pa.concat_arrays([d[1] for d in done]),
+            pa.concat_arrays([d[2] for d in done]))
+
+
+def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: np.ndarray,
+                flat: np.ndarray, number: np.ndarray, token: pa.Array) -> dict[str, pa.Array]:
+    """The flat, number and ``address_text`` of ``rows`` (texts opening with a house number,
+    parsed with "0" in its place), each row's number ``token`` put back: into the flat
+    or the number, as the parse took it, and between its text's head and tail."""
+    heads, tails = (pa.concat_arrays([r[k] for r in results]) for k in ("lead_head", "lead_tail"))
+    token_low = np.concatenate([[0], np.cumsum(rows)])  # each row's first token
+
+    def some_rows(span: range) -> dict[str, pa.Array]:
+        lo, hi = span.start, span.stop
+        some_token = token[token_low[lo]:token_low[hi]]
+        mask = pa.array(rows[lo:hi])
+        out = {}
+        for name, taken in (("flat", flat[lo:hi]), ("number", number[lo:hi])):
+            out[name] = parts[name][lo:hi]
+            if taken.any():
+                mine = pc.filter(some_token, pa.array(taken[rows[lo:hi]]))
+                out[name] = pc.replace_with_mask(out[name], pa.array(taken), mine)
+        at_rows = pc.filter(at[lo:hi], mask)
+        text = pc.binary_join_element_wise(pc.take(heads, at_rows), some_token,
+                                           pc.take(tails, at_rows), "")
+        out["address_text"] = pc.replace_with_mask(parts["address_text"][lo:hi], mask, text)
+        return out
+
+    done = _pool_map(some_rows, _slices(range(len(rows)), 4 * _CHUNK))
+    return {k: pa.concat_arrays([d[k] for d in done]) for k in ("flat", "number", "address_text")}
 
 
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
@@ -817,9 +995,9 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     codes = [np.asarray(e.indices.to_numpy(), dtype=np.int64) for e in encoded]
     sizes = [len(e.dictionary) for e in encoded]
     every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
-    canonical = _pool_map(_canonical_lines, _slices(every))
-    lines = pa.concat_arrays([*[c[0] for c in canonical], _empty(1)])
-    flags = tuple(np.concatenate([*[c[i] for c in canonical], [False]]) for i in (1, 2, 3))
+    canonical, *flags = _all_canonical_lines(every)
+    lines = pa.concat_arrays([canonical, _empty(1)])
+    flags = tuple(np.concatenate([f, [False]]) for f in flags)
     # Rows with the same lines share one joined text: each is joined once, then each
     # distinct text parsed once.
     group, first = _row_groups(codes or [np.zeros(n, dtype=np.int64)], sizes or [1])
@@ -832,15 +1010,35 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         lambda rows: _joined_codes(lines, tuples[rows], keep[rows], *flags),
         _slices(np.arange(len(tuples)), 4 * _CHUNK),
     ))
-    results, text_at = _distinct_apply(text, _parse_distinct)
+    # Texts opening with a house number are parsed with "0" in its place: "12 MILL
+    # ROAD,WALSALL" and "14 MILL ROAD,WALSALL" are parsed once (``_lead_numbers``).
+    lead, token, zeroed = _lead_numbers(text)
+    results, text_at = _distinct_apply(zeroed, _parse_distinct)
+    if lead.any():
+        lead_safe = np.concatenate([r["lead_safe"] for r in results])[text_at]
+        unsafe = lead & ~lead_safe  # the number went elsewhere: parsed as it is
+        if unsafe.any():
+            again, again_at = _distinct_apply(pc.filter(text, pa.array(unsafe)), _parse_distinct)
+            text_at[unsafe] = sum(len(r["lead_safe"]) for r in results) + again_at
+            results = results + again
+            token = pc.filter(token, pa.array(lead_safe[lead]))
+            lead = lead & lead_safe
     at = text_at[group]
     text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
-    at = pa.array(at)
     names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
              "address_text"]
+    lead_rows = lead[group]
+    # The lead rows' flat or number is their own house number, and their text is made
+    # again from their parts (below); the others' are taken as parsed.
+    lead_flat = lead_rows & np.concatenate([r["lead_flat"] for r in results])[at]
+    lead_number = lead_rows & np.concatenate([r["lead_number"] for r in results])[at]
+    at = pa.array(at)
     parts = dict(zip(names, _pool_map(
         lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
     )))
+    if lead_rows.any():
+        parts.update(_lead_parts(parts, results, at, lead_rows, lead_flat, lead_number,
+                                 pc.take(token, pa.array((np.cumsum(lead) - 1)[group[lead_rows]]))))
 
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
