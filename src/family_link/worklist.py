@@ -104,9 +104,12 @@ def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.Da
     patient is and who they live with; ``WORKLIST_COLUMNS`` plus ``members`` (a list)."""
     # Only the flagged households' members are listed: at ICB scale that is a few
     # thousand rows, not every patient.
-    flagged = households[isin(households["household_id"], flags["household_id"].unique())]
-    relevant = isin(patients["patient_id"], pd.concat([flagged["patient_id"], flags["patient_id"]]))
-    people = patients.loc[relevant, ["patient_id", "forenames", "surname", "date_of_birth", "nhs_number"]].copy()
+    # Only the columns used are filtered (a boolean filter of all of households' twelve
+    # columns took 0.04 s at 1M patients, of 1,000,000 rows to keep a few thousand).
+    at = np.flatnonzero(isin(households["household_id"], flags["household_id"].unique()).to_numpy())
+    flagged = households[["patient_id", "household_id", "role"]].take(at)
+    relevant = np.flatnonzero(isin(patients["patient_id"], pd.concat([flagged["patient_id"], flags["patient_id"]])))
+    people = patients[["patient_id", "forenames", "surname", "date_of_birth", "nhs_number"]].take(relevant)
     people["name"] = full_names(people)
     members = flagged[["patient_id", "household_id", "role"]].merge(
         people[["patient_id", "name"]], on="patient_id", how="left")
