@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from html import escape
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -212,10 +212,12 @@ def render_worklist_csv(rows: pd.DataFrame) -> bytes:
     return render_csv(frame)
 
 
-def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes] | None = None) -> bytes:
+def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes | Iterable[bytes]] | None = None) -> bytes:
     """Rewrite a zip with every entry stamped ``when`` (not the clock) and fixed
     attributes, in the same order, so equal content gives equal bytes. ``rows_for`` maps a
-    worksheet entry to ``<row>`` elements to put at the end of its ``sheetData``."""
+    worksheet entry to ``<row>`` elements to put at the end of its ``sheetData``: bytes, or
+    an iterable of pieces (made here, while a second thread compresses the pieces before:
+    zlib's stream does not depend on how its input is split, so the bytes are the same)."""
     stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -229,7 +231,18 @@ def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes] | None = None)
                 head, end, tail = content.partition(b"</sheetData>")
                 if not end or end in tail:
                     raise ValueError(f"{info.filename}: expected one </sheetData>")
-                content = b"".join((head, rows_for[info.filename], end, tail))
+                rows = rows_for[info.filename]
+                if isinstance(rows, bytes):
+                    content = b"".join((head, rows, end, tail))
+                else:  # as writestr does: open for writing, then write (in pieces here)
+                    with dst.open(fixed, "w") as entry, \
+                            ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-zlib") as zlib_thread:
+                        written = [zlib_thread.submit(entry.write, head)]
+                        written += [zlib_thread.submit(entry.write, piece) for piece in rows]
+                        written.append(zlib_thread.submit(entry.write, end + tail))
+                        for w in written:
+                            w.result()
+                    continue
             dst.writestr(fixed, content)
     return out.getvalue()
 
@@ -342,11 +355,13 @@ def _xlsx_columns(rows: pd.DataFrame) -> dict[str, pa.Array] | None:
     return cols
 
 
-def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wrap_style: int | None) -> bytes:
-    """``<row>`` elements 2..n+1 of the Worklist sheet, as openpyxl writes them."""
+def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wrap_style: int | None,
+                   first: int = 0) -> bytes:
+    """``<row>`` elements of the Worklist sheet for the values in ``cols`` (``n`` rows,
+    the first of them worklist row ``first``, sheet row ``first + 2``), as openpyxl writes them."""
     from openpyxl.utils import get_column_letter
 
-    row_numbers = pc.cast(pa.array(np.arange(2, n + 2, dtype=np.int64)), _T)
+    row_numbers = pc.cast(pa.array(np.arange(first + 2, first + n + 2, dtype=np.int64)), _T)
     cells = []
     for c, col in enumerate(WORKLIST_COLUMNS, start=1):
         arr, ref = cols[col], _cat(f'<c r="{get_column_letter(c)}', row_numbers)
@@ -363,6 +378,20 @@ def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wr
         cells.append(_cat(ref, text))
     xml = _cat('<row r="', row_numbers, '">', *cells, "</row>")
     return _buffer_bytes(xml)
+
+
+# Rows per piece of the Worklist sheet's XML: each piece is compressed (on a second thread)
+# while the next is made. 2,000 flags make about 2.5 MB of XML.
+_XLSX_PIECE_ROWS = 2000
+
+
+def _xlsx_rows_pieces(cols: dict[str, pa.Array], n: int, date_style: int | None,
+                      wrap_style: int | None) -> Iterator[bytes]:
+    """``_xlsx_rows_xml`` of all ``n`` rows, made ``_XLSX_PIECE_ROWS`` rows at a time."""
+    for first in range(0, n, _XLSX_PIECE_ROWS):
+        size = min(_XLSX_PIECE_ROWS, n - first)
+        yield _xlsx_rows_xml({col: arr.slice(first, size) for col, arr in cols.items()}, size,
+                             date_style, wrap_style, first)
 
 
 def _buffer_bytes(arr: pa.Array) -> bytes:
@@ -436,7 +465,7 @@ def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
                   "wrap": lambda: cell(ws, "", alignment=wrap)}
         order = ["date", "wrap"] if first_date == 0 else ["wrap", "date"] if first_date > 0 else ["wrap"]
         style = {kind: protos[kind]().style_id for kind in order}
-        sheet_rows = _xlsx_rows_xml(cols, len(rows), style.get("date"), style["wrap"])
+        sheet_rows = _xlsx_rows_pieces(cols, len(rows), style.get("date"), style["wrap"])
     else:
         for row in rows[WORKLIST_COLUMNS].itertuples(index=False):
             out = []
