@@ -19,6 +19,7 @@ from family_link.engine import (
     _evidence_plain,
     _joined,
     _joined_plain,
+    _same_text,
     _targets_satisfied,
     _targets_satisfied_plain,
 )
@@ -111,3 +112,34 @@ def test_worklist_sheet_in_pieces_is_the_sheet_in_one_go(monkeypatch):
         assert pieces == whole
         with zipfile.ZipFile(io.BytesIO(pieces)) as z:
             assert z.testzip() is None
+
+
+@given(a=st.lists(words, max_size=6), data=st.data())
+def test_same_text_is_elementwise_equality(a, data):
+    b = data.draw(st.one_of(st.just(list(a)), st.lists(words, min_size=len(a), max_size=len(a))))
+    for left_type in ("str", object):
+        left = pd.Series(a, dtype=left_type)
+        right = pd.concat([pd.Series(b[:2], dtype="str"), pd.Series(b[2:], dtype="str")], ignore_index=True)
+        assert _same_text(left, right) == bool((left.astype(str) == right.astype(str)).all())
+
+
+def _member_lists_plain(members: pd.DataFrame, household_ids: pd.Series) -> list[list[str]]:
+    members = members[members["household_id"].notna()].sort_values(["household_id", "patient_id"], kind="mergesort")
+    by_household: dict[str, list[str]] = {}
+    for h, m in zip(members["household_id"], members["member"]):
+        by_household.setdefault(h, []).append(m)
+    return [by_household.get(h, []) for h in household_ids]
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["H1", "H2", "Hé", "H10"])),
+                               st.one_of(st.none(), st.sampled_from(["P1", "P2", "P10", "Zoë", "p1"]))),
+                     max_size=10),
+       wanted=st.lists(st.sampled_from(["H1", "H2", "Hé", "H10", "H3"]), max_size=5))
+def test_member_lists_in_household_then_patient_order(rows, wanted):
+    for dtype in ("str", object):
+        members = pd.DataFrame({"household_id": pd.Series([r[0] for r in rows], dtype=dtype),
+                                "patient_id": pd.Series([r[1] for r in rows], dtype=dtype),
+                                "member": pd.Series([f"m{i}" for i in range(len(rows))], dtype=dtype)})
+        got = W._member_lists(members, pd.Series(wanted, dtype="str")).to_pylist()
+        assert got == _member_lists_plain(members, wanted)

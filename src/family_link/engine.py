@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._frames import full_names, index_in, isin
+from ._frames import arrow_text, full_names, index_in, isin
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
 
 FLAG_COLUMNS = [
@@ -112,6 +112,17 @@ def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
     return out
 
 
+def _same_text(a: pd.Series, b: pd.Series) -> bool:
+    """``(a.astype(str) == b.astype(str)).all()`` for columns of equal length: Arrow text
+    columns without missing values are compared as buffers (one memcmp, not 1,000,000
+    string comparisons and a boolean column)."""
+    if isinstance(a.dtype, pd.StringDtype) and isinstance(b.dtype, pd.StringDtype):
+        x, y = arrow_text(a), arrow_text(b)
+        if x.type == y.type and not x.null_count and not y.null_count:
+            return x.equals(y)
+    return bool((a.astype(str) == b.astype(str)).all())
+
+
 def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """One row per patient: id, names, date of birth, sex, household and whether a child.
     Each patient's household is looked up by position (patients and households are both
@@ -119,7 +130,7 @@ def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd
     people = patients[RULE_PATIENT_COLUMNS].reset_index(drop=True)
     ids = people["patient_id"]
     hh_ids = households["patient_id"].reset_index(drop=True)
-    if len(hh_ids) == len(ids) and bool((hh_ids.astype(str) == ids.astype(str)).all()):
+    if len(hh_ids) == len(ids) and _same_text(hh_ids, ids):
         at = None  # the same patients in the same order
     elif len(hh_ids) == 0:
         at = np.full(len(ids), -1, dtype=np.int64)

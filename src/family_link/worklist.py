@@ -83,9 +83,13 @@ def _iso_to_uk(value: str) -> str:
 def _member_lists(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
     """For each of ``household_ids``, the ``member`` texts of its household in patient id
     order (an empty list for a household with none), as an Arrow list array."""
-    members = members[members["household_id"].notna()].sort_values(["household_id", "patient_id"], kind="mergesort")
+    members = members[members["household_id"].notna()]
+    # Arrow's stable sort (code point order, missing last, as pandas' mergesort of the frame).
     household = _arrow_text(members["household_id"])
-    text = _arrow_text(members["member"])
+    order = pc.sort_indices(pa.table({"household": household, "patient": _arrow_text(members["patient_id"])}),
+                            sort_keys=[("household", "ascending"), ("patient", "ascending")])
+    household = household.take(order)
+    text = _arrow_text(members["member"]).take(order)
     n = len(household)
     if n:
         changes = pc.not_equal(household.slice(1), household.slice(0, n - 1)).to_numpy(zero_copy_only=False)
@@ -125,8 +129,8 @@ def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.Da
     rows["household_members"] = pd.Series(pd.arrays.ArrowStringArray(pc.binary_join(member_lists, _s("; "))),
                                           index=rows.index)
     order = {r: i for i, r in enumerate(rule_order or [])}
-    rows = rows.assign(_sev=rows["severity"].map(_SEVERITY_ORDER).fillna(9),
-                       _rule=rows["rule_id"].map(order).fillna(len(order)))
+    rows = rows[[*WORKLIST_COLUMNS, "members"]].assign(  # only the columns kept are sorted
+        _sev=rows["severity"].map(_SEVERITY_ORDER).fillna(9), _rule=rows["rule_id"].map(order).fillna(len(order)))
     rows = rows.sort_values(["_sev", "_rule", "rule_id", "patient_id"], kind="mergesort")
     for col in WORKLIST_COLUMNS:
         rows[col] = rows[col].fillna("").astype(str)
