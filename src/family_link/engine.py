@@ -430,8 +430,8 @@ def _household_evidence(rule: Rule, ctx: _Context, households: np.ndarray) -> pd
         hits = hits.assign(household_id=ctx.people["household_id"].iloc[at].reset_index(drop=True),
                            name=ctx.names(at))
         note = " and not ended" if c.active else ""
-        hits = hits.assign(text=hits["name"] + " (patient " + hits["patient_id"] + ") has '" + hits["term"]
-                           + "' (" + hits["code"] + ") dated " + _uk_date(hits["date"]) + note)
+        hits = hits.assign(text=_joined(hits["name"], " (patient ", hits["patient_id"], ") has '", hits["term"],
+                                        "' (", hits["code"], ") dated ", _uk_date(hits["date"]), note))
         parts.append(hits[["household_id", "patient_id", "text"]])
     if not parts:
         return pd.Series(dtype=object)
