@@ -254,8 +254,10 @@ class _Context:
                 return none
             at_home = np.flatnonzero(self.household_code < self._households_of_interest)
             members = self.people["patient_id"].iloc[at_home]
-            both = _is_in(rel["patient_id"], members) & _is_in(rel["related_patient_id"], members)
-            r = rel.loc[both, ["patient_id", "related_patient_id", "relationship"]].reset_index(drop=True)
+            # The related person is looked up only where the patient is one of them.
+            at = np.flatnonzero(_is_in(rel["patient_id"], members).to_numpy(dtype=bool))
+            at = at[_is_in(rel["related_patient_id"].iloc[at], members).to_numpy(dtype=bool)]
+            r = rel[["patient_id", "related_patient_id", "relationship"]].iloc[at].reset_index(drop=True)
             a, b = _positions(r["patient_id"], members), _positions(r["related_patient_id"], members)
             known = (a >= 0) & (b >= 0)
             r, a, b = r[known], a[known], b[known]
