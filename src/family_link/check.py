@@ -127,38 +127,40 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships)
         t = lap("evaluate_rules", t)
 
-        summary = _run_summary(ruleset, export, households, evaluation, as_of, household_counts.result())
-        rejected = export.rejected.sort_values(["file", "row", "column"], kind="mergesort")
-        warnings = export.warnings.sort_values(["file", "row", "column"], kind="mergesort")
         marked = mark_flags(evaluation.flags, last_run, as_of)
         resolved = resolved_flags(last_run, evaluation.flags, evaluation.scope, export.patients, as_of)
-        if last_run is not None:
-            summary["compared_with"] = {"as_of": last_run.as_of.isoformat(),
-                                        "new": int((marked["status"] == "new").sum()),
-                                        "open": int((marked["status"] == "open").sum()),
-                                        "resolved": int(len(resolved))}
-        hh = summary["households"]
+        hh = household_counts.result()
         facts = WorklistFacts(
             as_of=as_of, rule_titles={r.id: r.title for r in ruleset.rules},
             rule_severities={r.id: r.severity for r in ruleset.rules}, export_date=export.export_date,
             input_files=tuple((f.name, f.rows_read, f.rows_used, f.rows_rejected) for f in export.files),
-            rejected_rows=len(rejected), warning_rows=len(warnings), households=hh.get("households"),
+            rejected_rows=len(export.rejected), warning_rows=len(export.warnings), households=hh.get("households"),
             ambiguous_records=hh.get("ambiguous_records"),
             previous_as_of=last_run.as_of if last_run is not None else None)
         t = lap("summarise", t)
         # Each file goes into the report's temporary folder as soon as it is rendered (no
         # copy of a 240 MB households.csv held in memory); the folder replaces out_dir only
-        # when every file is written. The other CSVs and run.json are written on the report
-        # thread too, while this one renders the worklist: its xlsx (zlib over the whole
-        # sheet, ~0.4 s at 1M patients) is the run's last long step, so it starts first.
+        # when every file is written. The run summary, the other CSVs and run.json are
+        # made and written on the report thread, while this one renders the worklist: its
+        # xlsx (zlib over the whole sheet, ~0.4 s at 1M patients) is the run's last long
+        # step, so it starts first.
 
-        def write_the_rest() -> None:
+        def write_the_rest() -> dict:
+            summary = _run_summary(ruleset, export, households, evaluation, as_of, hh)
+            if last_run is not None:
+                summary["compared_with"] = {"as_of": last_run.as_of.isoformat(),
+                                            "new": int((marked["status"] == "new").sum()),
+                                            "open": int((marked["status"] == "open").sum()),
+                                            "resolved": int(len(resolved))}
             report.write_csv("flags.csv", marked, FLAGS_CSV_COLUMNS)
+            rejected = export.rejected.sort_values(["file", "row", "column"], kind="mergesort")
             report.write_csv("rejected.csv", rejected, ISSUE_COLUMNS)
+            warnings = export.warnings.sort_values(["file", "row", "column"], kind="mergesort")
             report.write_csv("warnings.csv", warnings, ISSUE_COLUMNS)
             report.write_csv("scope.csv", evaluation.scope, SCOPE_COLUMNS)
             report.write_csv("resolved.csv", resolved, RESOLVED_COLUMNS)
             report.write_bytes("run.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+            return summary
 
         the_rest = aside.submit(write_the_rest)
         households_csv_synced = aside.submit(report.sync, "households.csv")  # its fsync, away from the end
@@ -176,6 +178,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         t = lap("render_worklist", t)
         for written in (households_csv, the_rest, households_csv_synced):
             written.result()  # an error of the report thread's is raised here
+        summary = the_rest.result()
         t = lap("render_csv", t)  # what is left of it once the worklist is rendered
         timings["total_before_write"] = round(time.perf_counter() - started, 3)
         report.write_bytes("timings.json", (json.dumps({"seconds": timings}, indent=2, sort_keys=True) + "\n").encode())
