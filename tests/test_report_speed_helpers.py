@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import io
+import subprocess
+import sys
 from datetime import date
 from html import escape
 
@@ -294,3 +296,36 @@ def test_resolved_flags_match_the_set_based_original(data):
         (r, p, RESOLVED_PATIENT_GONE if p not in present else RESOLVED_ALERT_CODED if (p, r) in in_scope
          else RESOLVED_OUT_OF_SCOPE) for p, r in prev_pairs if (p, r) not in now)
     assert list(zip(got["rule_id"], got["patient_id"], got["resolution"])) == expected
+
+
+
+_SERIAL_XLSX_IMPORT = """
+import sys, threading, time
+from datetime import date
+import pandas as pd
+from family_link import worklist as W
+assert "openpyxl" not in sys.modules
+rows = pd.DataFrame({c: pd.Series(["2020-01-01" if c in ("date_of_birth", "first_flagged") else "x"], dtype="str")
+                     for c in W.WORKLIST_COLUMNS})
+rows["members"] = [[]]
+facts = W.WorklistFacts(as_of=date(2026, 11, 1), rule_titles={"r": "Rule"}, rule_severities={"r": "action"})
+done = []
+W._XLSX_IMPORT.acquire()  # as if another thread were half-way through importing openpyxl
+worker = threading.Thread(target=lambda: done.append(W.render_worklist_xlsx(rows, facts, pd.DataFrame())))
+worker.start()
+time.sleep(0.5)
+waited = not done and "openpyxl" not in sys.modules
+W._XLSX_IMPORT.release()
+worker.join()
+print(waited, len(done) == 1 and done[0][:2] == b"PK")
+"""
+
+
+def test_the_worklist_waits_for_an_openpyxl_import_under_way_on_another_thread():
+    # openpyxl's modules import one another in a cycle: two threads importing it at once can
+    # get a half-initialised module ("cannot import name 'Cell' from partially initialized
+    # module", seen once in a loaded 1M run where check.py's report thread pre-imports it).
+    # So every import of it goes through one lock, and rendering waits for it.
+    out = subprocess.run([sys.executable, "-c", _SERIAL_XLSX_IMPORT], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True"]

@@ -22,6 +22,7 @@ __all__ = ["WorklistFacts", "WORKLIST_COLUMNS", "build_worklist", "worklist_rows
            "STALE_EXPORT_DAYS"]
 
 import io
+import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -406,11 +407,23 @@ def _buffer_bytes(arr: pa.Array) -> bytes:
     return memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])].tobytes()
 
 
+_XLSX_IMPORT = threading.Lock()
+
+
 def _import_xlsx_writer() -> None:
     """Import what ``render_worklist_xlsx`` uses (about 0.12 s), so a caller with a thread
-    to spare can do it before the worklist is due."""
-    import openpyxl.cell.cell  # noqa: F401
-    import openpyxl.writer.excel  # noqa: F401
+    to spare can do it before the worklist is due. One thread at a time: openpyxl's modules
+    import one another in a cycle, and two threads importing it at once can each be handed
+    the other's half-initialised module ("cannot import name 'Cell' from partially
+    initialized module 'openpyxl.cell'", seen in a loaded 1M run). Once imported, a call
+    costs a lock and a dictionary lookup."""
+    with _XLSX_IMPORT:
+        import openpyxl  # noqa: F401
+        import openpyxl.cell  # noqa: F401
+        import openpyxl.cell.cell  # noqa: F401
+        import openpyxl.styles  # noqa: F401
+        import openpyxl.utils  # noqa: F401
+        import openpyxl.writer.excel  # noqa: F401
 
 
 def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.DataFrame, *,
@@ -418,6 +431,7 @@ def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
     # openpyxl: the long-maintained pure-Python reader/writer of the xlsx format (no Excel
     # or network needed). Imported here so the rest of the tool does not pay for it.
     # Write-only (streaming) mode: cell by cell, 24,000 flags took 12 s.
+    _import_xlsx_writer()  # whole, once, whichever thread comes first (see there)
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font
