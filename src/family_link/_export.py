@@ -1293,7 +1293,8 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
         reading = _start_parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later,
                                       defer_events=defer_events)
     del raws
-    release_arrow_memory()
+    if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
+        release_arrow_memory()
 
     def finish() -> Export:
         export = reading.export()
