@@ -174,3 +174,23 @@ def test_timings_name_the_read_and_the_linkage(tmp_path):
     assert _cli(tmp_path, make_export(tmp_path / "e"), "r").exit_code == 0
     seconds = json.loads((tmp_path / "r" / "timings.json").read_text())["seconds"]
     assert {"read_export", "link_households"} <= set(seconds)
+
+
+def test_the_background_check_runs_at_a_lower_priority_than_the_rest():
+    import os
+    import sys
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from family_link._export import _in_background
+
+    def own_priority(x):
+        return x, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with ThreadPoolExecutor(1) as pool:
+        value, priority = pool.submit(_in_background, own_priority, 7).result()
+    assert value == 7
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before  # this thread untouched
+    if sys.platform.startswith("linux"):
+        assert priority == min(main_before + 10, 19)

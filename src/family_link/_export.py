@@ -33,6 +33,8 @@ import io
 import mmap
 import os
 import re
+import sys
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -1203,7 +1205,7 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
                    *events_args[3:])
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-events")
     try:
-        events_future = background.submit(_parse_events, *events_args)
+        events_future = background.submit(_in_background, _parse_events, *events_args)
     finally:
         background.shutdown(wait=False)  # the thread ends when the events are parsed
     del events_args
@@ -1213,6 +1215,25 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
         events_future.result()  # the events' error first, as when they were parsed here
         raise
     return ExportReading(patients, rels_parsed[0], lambda: finish(events_future.result(), rels_parsed))
+
+
+_BACKGROUND_NICE = 10
+
+
+def _in_background(func: Callable, *args):
+    """``func(*args)`` on a thread of lower priority (Linux: a thread has a nice value of its
+    own, and threads it starts inherit it): the deferred events check then takes the CPU
+    the household linkage leaves idle (it is mostly one thread) rather than slowing its two
+    threaded stretches (address normalisation) or what is left of the read. Nice +10
+    (not 19), so that on a busy machine it is not starved for long while holding the GIL."""
+    if sys.platform.startswith("linux"):
+        try:
+            thread = threading.get_native_id()
+            nice = min(os.getpriority(os.PRIO_PROCESS, thread) + _BACKGROUND_NICE, 19)
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+        except (OSError, AttributeError):  # no per-thread priority here: run as is
+            pass
+    return func(*args)
 
 
 def _sha256(data: bytes | mmap.mmap) -> str:
