@@ -215,7 +215,7 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     # one another (households.link_groups), linked in forked processes: identical output.
     try:
         households = link_households(reading.patients, reading.relationships, as_of, jobs=jobs)
-    except BaseException:
+    except Exception:
         reading.export()  # an ExportError of the events' comes first, as when read before the linkage
         raise
     t = lap("link_households", t)
