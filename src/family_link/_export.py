@@ -1171,6 +1171,7 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
                                    hint="check that this is the practice's patient list export")])
+
     def finish(events_parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
                rels_parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> Export:
         (events, rej_e, warn_e), (rels, rej_r, warn_r) = events_parsed, rels_parsed
@@ -1211,7 +1212,7 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
     del events_args
     try:
         rels_parsed = _parse_relationships(*rels_args)
-    except BaseException:
+    except Exception:
         events_future.result()  # the events' error first, as when they were parsed here
         raise
     return ExportReading(patients, rels_parsed[0], lambda: finish(events_future.result(), rels_parsed))
