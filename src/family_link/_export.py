@@ -14,9 +14,11 @@ from __future__ import annotations
 
 __all__ = [
     "Export",
+    "ExportReading",
     "InputFile",
     "COLUMN_SYNONYMS",
     "load_export",
+    "start_export",
     "parse_export_frames",
     "parse_dates",
     "read_csv_text",
@@ -31,6 +33,8 @@ import io
 import mmap
 import os
 import re
+import sys
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -134,6 +138,37 @@ class Export:
     files: tuple[InputFile, ...]
     export_date: date | None = None
     layout: str = "canonical"
+
+
+class ExportReading:
+    """An export read as far as the household linkage needs it. ``patients`` and
+    ``relationships`` are final (the frames ``export()`` returns); the events may still be
+    being parsed on a background thread. ``export()`` waits for them and returns the whole
+    ``Export`` (the same, call after call), or raises the events' ExportError: every
+    problem that would have been raised before theirs has already been raised by the loader.
+
+    This lets ``run_check`` link households while the events (five million rows at a
+    million patients) are checked on the other core."""
+
+    def __init__(self, patients: pd.DataFrame, relationships: pd.DataFrame, finish: Callable[[], Export]):
+        self.patients = patients
+        self.relationships = relationships
+        self._finish: Callable[[], Export] | None = finish
+        self._export: Export | None = None
+
+    @classmethod
+    def of(cls, export: Export) -> ExportReading:
+        """An export already read in full."""
+        reading = cls(export.patients, export.relationships, lambda: export)
+        reading.export()
+        return reading
+
+    def export(self) -> Export:
+        if self._export is None:
+            assert self._finish is not None
+            self._export = self._finish()  # raises (again, if called again) until it succeeds
+            self._finish = None
+        return self._export
 
 
 # ---------------------------------------------------------------------------------------
@@ -1066,6 +1101,19 @@ def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: 
     called for their frames, it raises their ExportError if reading failed. The patients
     are parsed meanwhile, but every error is raised in the order it would be with all
     three frames at hand: reading, then columns, then values."""
+    return _start_parse_frames(raws, as_of, labels=labels, row_numbers=row_numbers, stripped=stripped,
+                               later=later).export()
+
+
+def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
+                        row_numbers: dict[str, np.ndarray] | None, stripped: bool,
+                        later: Callable[[], dict[str, pd.DataFrame | None]] | None = None,
+                        defer_events: bool = False) -> ExportReading:
+    """``_parse_frames``, as an ``ExportReading``. ``defer_events``: the events' values are
+    checked on a background thread, which ``export()`` waits for; every other problem (and
+    every problem raised before the events' values are looked at: reading, columns, the
+    patients' values) is raised here, so the events' ExportError, raised by ``export()``,
+    is the one it would have been."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
@@ -1123,23 +1171,70 @@ def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: 
         raise ExportError([Problem(labels["patients.csv"],
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
                                    hint="check that this is the practice's patient list export")])
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The relationships need only the patients: checked in a thread while the events
-        # are (their id lookup is a hash pass in Arrow, which releases the GIL).
-        rels_parsed = pool.submit(_parse_relationships, columns.pop("relationships.csv"),
-                                  sizes["relationships.csv"], patients, labels["relationships.csv"],
-                                  rows["relationships.csv"])
-        events, rej_e, warn_e = _parse_events(columns.pop("events.csv"), sizes["events.csv"], patients,
-                                              _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
-                                              stamp, labels["events.csv"], rows["events.csv"])
-        rels, rej_r, warn_r = rels_parsed.result()
-    rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
-    warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
-    files = []
-    for file, used in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", rels)):
-        n_rej = int((rejected["file"] == labels[file]).sum())
-        files.append(InputFile(labels[file], "", "", n_read[file], len(used), n_rej))
-    return Export(patients, events, rels, rejected, warnings, tuple(files))
+
+    def finish(events_parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+               rels_parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> Export:
+        (events, rej_e, warn_e), (rels, rej_r, warn_r) = events_parsed, rels_parsed
+        rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
+        warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
+        files = []
+        for file, used in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", rels)):
+            n_rej = int((rejected["file"] == labels[file]).sum())
+            files.append(InputFile(labels[file], "", "", n_read[file], len(used), n_rej))
+        return Export(patients, events, rels, rejected, warnings, tuple(files))
+
+    events_args = (columns.pop("events.csv"), sizes["events.csv"], patients,
+                   _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
+                   stamp, labels["events.csv"], rows["events.csv"])
+    rels_args = (columns.pop("relationships.csv"), sizes["relationships.csv"], patients,
+                 labels["relationships.csv"], rows["relationships.csv"])
+    del columns
+    if not defer_events:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The relationships need only the patients: checked in a thread while the events
+            # are (their id lookup is a hash pass in Arrow, which releases the GIL).
+            rels_future = pool.submit(_parse_relationships, *rels_args)
+            events_parsed = _parse_events(*events_args)
+            rels_parsed = rels_future.result()
+        return ExportReading.of(finish(events_parsed, rels_parsed))
+    # Deferred: the events are parsed on a thread of their own, which outlives this call;
+    # the relationships here meanwhile. The events' own columns (the patients' id and date of
+    # birth only) are handed over, so that nothing the caller does with ``patients`` (the
+    # household linkage) touches what the thread reads.
+    events_args = (events_args[0], events_args[1],
+                   pd.DataFrame({c: patients[c] for c in ("patient_id", "date_of_birth")}, copy=False),
+                   *events_args[3:])
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-events")
+    try:
+        events_future = background.submit(_in_background, _parse_events, *events_args)
+    finally:
+        background.shutdown(wait=False)  # the thread ends when the events are parsed
+    del events_args
+    try:
+        rels_parsed = _parse_relationships(*rels_args)
+    except Exception:
+        events_future.result()  # the events' error first, as when they were parsed here
+        raise
+    return ExportReading(patients, rels_parsed[0], lambda: finish(events_future.result(), rels_parsed))
+
+
+_BACKGROUND_NICE = 10
+
+
+def _in_background(func: Callable, *args):
+    """``func(*args)`` on a thread of lower priority (Linux: a thread has a nice value of its
+    own, and threads it starts inherit it): the deferred events check then takes the CPU
+    the household linkage leaves idle (it is mostly one thread) rather than slowing its two
+    threaded stretches (address normalisation) or what is left of the read. Nice +10
+    (not 19), so that on a busy machine it is not starved for long while holding the GIL."""
+    if sys.platform.startswith("linux"):
+        try:
+            thread = threading.get_native_id()
+            nice = min(os.getpriority(os.PRIO_PROCESS, thread) + _BACKGROUND_NICE, 19)
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+        except (OSError, AttributeError):  # no per-thread priority here: run as is
+            pass
+    return func(*args)
 
 
 def _sha256(data: bytes | mmap.mmap) -> str:
@@ -1167,6 +1262,14 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, tuple[str, str]] | list[Proble
 
 def load_export(folder: Path | str, as_of: date) -> Export:
     """Read ``patients.csv``, ``events.csv`` and (optional) ``relationships.csv`` from a folder."""
+    return start_export(folder, as_of).export()
+
+
+def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False) -> ExportReading:
+    """``load_export`` as an ``ExportReading``. ``defer_events``: return once the patients and
+    relationships are read, the events still being parsed on a background thread (their
+    file's reading, sha256 and columns are done: only their values' ExportError can come
+    from ``export()``)."""
     folder = Path(folder)
     if not folder.exists():
         raise ExportError([Problem(str(folder), "not found", hint="give the folder holding patients.csv and events.csv")])
@@ -1209,12 +1312,22 @@ def load_export(folder: Path | str, as_of: date) -> Export:
             return frames
 
         labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-        export = _parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later)
-    files = tuple(
-        InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
-        for key, f in zip(REQUIRED, export.files)
-    )
+        reading = _start_parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later,
+                                      defer_events=defer_events)
     del raws
-    release_arrow_memory()
-    return Export(export.patients, export.events, export.relationships, export.rejected,
-                  export.warnings, files)
+    if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
+        release_arrow_memory()
+
+    def finish() -> Export:
+        export = reading.export()
+        files = tuple(
+            InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
+            for key, f in zip(REQUIRED, export.files)
+        )
+        release_arrow_memory()  # again, once the events are parsed
+        return Export(export.patients, export.events, export.relationships, export.rejected,
+                      export.warnings, files)
+
+    if not defer_events:
+        return ExportReading.of(finish())
+    return ExportReading(reading.patients, reading.relationships, finish)

@@ -23,7 +23,7 @@ from ._export import ISSUE_COLUMNS, Export
 from ._frames import isin
 from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, evaluate_rules, rule_triggers
 from .households import HOUSEHOLD_COLUMNS, link_households, summarise_households
-from .layouts import load_any_export
+from .layouts import start_any_export
 from .report import check_destination, open_report
 from .rules import RuleSet, load_ruleset
 from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
@@ -203,14 +203,30 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     check_destination(Path(out_dir), force)  # refuse early, not after minutes of work
     last_run: PreviousRun | None = load_previous_run(previous) if previous is not None else None
     # The layout (canonical, EMIS Web, SystmOne ...) is detected unless given: layouts.py.
-    export = load_any_export(export_path, as_of, layout=layout, profile=profile)
-    t = lap("read_export", t)
-    log.info("export read: %d patients, %d events, %d relationships, %d rows rejected",
-             len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
+    # The linkage needs only the patients and relationships: a canonical export's events
+    # (five million rows at a million patients) are checked on a background thread while
+    # it runs (on the other core: the linkage is mostly one thread). Not with --jobs > 1,
+    # whose linkage forks: a child forked while another thread holds a lock (Arrow's
+    # allocator, say) can hang, so the export is read in full first.
+    reading = start_any_export(export_path, as_of, layout=layout, profile=profile, defer_events=jobs <= 1)
+    # Laps: "read_export" is the read's cost on the critical path: up to the patients and
+    # relationships here, plus any wait for the events after the linkage (below);
+    # "link_households" is the linkage alone (the events' check running beside it).
+    read_before_linkage = time.perf_counter() - t
+    t = time.perf_counter()
     # --jobs splits the linkage, the costly step, into groups of records that cannot affect
     # one another (households.link_groups), linked in forked processes: identical output.
-    households = link_households(export.patients, export.relationships, as_of, jobs=jobs)
+    try:
+        households = link_households(reading.patients, reading.relationships, as_of, jobs=jobs)
+    except Exception:
+        reading.export()  # an ExportError of the events' comes first, as when read before the linkage
+        raise
     t = lap("link_households", t)
+    export = reading.export()  # waits for the events (raising their ExportError, exit code 3)
+    timings["read_export"] = round(read_before_linkage + time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    log.info("export read: %d patients, %d events, %d relationships, %d rows rejected",
+             len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
     summary = _evaluate_and_write(ruleset, export, households, as_of, out_dir, force=force, last_run=last_run,
                                   timings=timings, lap=lap, since=t, started=started)
     seconds = time.perf_counter() - started

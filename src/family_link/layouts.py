@@ -28,6 +28,7 @@ __all__ = [
     "builtin_profile",
     "detect_layout",
     "load_any_export",
+    "start_any_export",
     "load_profile",
 ]
 
@@ -47,7 +48,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, Export, InputFile, _norm_header,
-                      decode_bytes, load_export, parse_dates, parse_export_frames)
+                      decode_bytes, load_export, parse_dates, parse_export_frames,
+                      ExportReading, start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
@@ -773,6 +775,14 @@ def load_any_export(path: Path | str, as_of: date, *, layout: str | None = None,
                     profile: Path | str | None = None) -> Export:
     """Read EXPORT in its layout: detected, or ``layout`` (one of LAYOUT_CHOICES); a
     ``profile`` file implies the profile layout."""
+    return start_any_export(path, as_of, layout=layout, profile=profile).export()
+
+
+def start_any_export(path: Path | str, as_of: date, *, layout: str | None = None,
+                     profile: Path | str | None = None, defer_events: bool = False) -> ExportReading:
+    """``load_any_export`` as an ``ExportReading``; ``defer_events``: a canonical export's
+    events are still being parsed on a background thread when this returns (``start_export``).
+    Vendor layouts are read in full."""
     path = Path(path)
     if profile is not None:
         layout = "profile"
@@ -782,10 +792,10 @@ def load_any_export(path: Path | str, as_of: date, *, layout: str | None = None,
         raise ExportError([Problem(str(path), f"unknown layout '{layout}'",
                                    hint="use one of: " + ", ".join(LAYOUT_CHOICES))])
     if layout == "canonical":
-        return load_export(path, as_of)  # which releases Arrow's spare memory itself
+        return start_export(path, as_of, defer_events=defer_events)  # which releases Arrow's spare memory itself
     export = _load_vendor_export(path, as_of, layout, profile)
     release_arrow_memory()
-    return export
+    return ExportReading.of(export)
 
 
 def _load_vendor_export(path: Path, as_of: date, layout: str, profile: Path | str | None) -> Export:
