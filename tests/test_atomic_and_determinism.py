@@ -307,3 +307,45 @@ def test_shuffled_input_rows_give_the_same_report(practice_dir, tmp_path, seed):
     assert a.keys() == b.keys()
     for name in a:
         assert a[name] == b[name], name
+
+
+@pytest.mark.parametrize("failing", ["households.csv", "scope.csv"])
+def test_a_write_failing_on_the_report_thread_exits_5_and_keeps_the_previous_report(
+        practice_dir, tmp_path, monkeypatch, failing):
+    # households.csv and the smaller CSVs are written on a second thread (check.py): its
+    # error must still end the run with the output error's message and exit code, and no
+    # half report may replace last month's.
+    import errno
+
+    from family_link import report
+
+    out = tmp_path / "r"
+    assert run("check", practice_dir, "--out", out, "--as-of", AS_OF).exit_code == 0
+    before = snapshot(out)
+    plain_new_file = report.ReportFolder._new_file
+
+    class DiskFull(io.RawIOBase):  # the real file, whose writes fail as on a full disk
+        def __init__(self, fh):
+            self.fh = fh
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def fileno(self):
+            return self.fh.fileno()
+
+    def new_file(self, name):
+        fh = plain_new_file(self, name)
+        return DiskFull(fh) if name == failing else fh
+
+    monkeypatch.setattr(report.ReportFolder, "_new_file", new_file)
+    result = CliRunner().invoke(main, ["check", str(practice_dir), "--out", str(out), "--as-of", AS_OF,
+                                       "--force"])
+    assert result.exit_code == 5, result.output
+    assert "cannot be written (No space left on device)" in result.output
+    assert "Traceback" not in result.output
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left
