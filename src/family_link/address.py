@@ -915,14 +915,23 @@ def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
 # the number itself is taken, which ``_parse`` tells (``lead_*``).
 # The digits, then what follows them, in one group.
 _LEAD_NUMBER = r"^[1-9][0-9]*([A-Z]? [A-Z])"
+# A first line opening with a house number (``_lead_lines``): as above, or the number alone
+# ("104", then "GLADSTONE STREET" on the next line). Its text then opens with "104,", which
+# the parse joins to the next segment ("104 GLADSTONE STREET") before anything else looks
+# at it; a text whose number the parse takes elsewhere is parsed as it is (``lead_safe``).
+_LEAD_LINE = r"^[1-9][0-9]*([A-Z]? [A-Z]|[A-Z]?$)"
 
 
-def _lead_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """Which texts open with a house number (``_LEAD_NUMBER``), their first word (the
-    number with its letter, "12A"), and the texts with "0" in place of its digits."""
+def _lead_numbers(text: pa.Array, pattern: str | None = None,
+                  ) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Which texts open with a house number (``pattern``, by default ``_LEAD_NUMBER``),
+    their first word (the number with its letter, "12A"), and the texts with "0" in
+    place of its digits."""
+    pattern = _LEAD_NUMBER if pattern is None else pattern
+
     def some_lead(some: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
         # The texts a replace changes are those opening with such a number (never "0").
-        zeroed = pc.replace_substring_regex(some, _LEAD_NUMBER, r"0\1", max_replacements=1)
+        zeroed = pc.replace_substring_regex(some, pattern, r"0\1", max_replacements=1)
         lead = _bool(pc.not_equal(zeroed, some))
         if not lead.any():
             return lead, _empty(0), some
@@ -935,10 +944,10 @@ def _lead_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
 
 
 def _lead_lines(lines: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray]:
-    """Which distinct canonical ``lines`` open with a house number (``_LEAD_NUMBER``), their
+    """Which distinct canonical ``lines`` open with a house number (``_LEAD_LINE``), their
     first words (one per such line, in order), the distinct lines with "0" in place of its
     digits, and for each such line the position of its zeroed line among those."""
-    lead, token, zeroed = _lead_numbers(lines)
+    lead, token, zeroed = _lead_numbers(lines, _LEAD_LINE)
     if not lead.any():
         return lead, token, _empty(0), np.zeros(0, dtype=np.int64)
     encoded = pc.dictionary_encode(pc.filter(zeroed, pa.array(lead)))
