@@ -20,7 +20,8 @@ pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewri
 only on the values a cheap match finds, and parts taken from segments are held as integer
 codes into the distinct segment texts until the end. A house number opening a line or an
 address is set aside while the rest is canonicalised or parsed, once per distinct rest,
-and put back after. See docs/households.md.
+and put back after; the first line's is set aside before the rows are grouped, so rows
+differing only in it are joined and parsed once. See docs/households.md.
 """
 
 from __future__ import annotations
