@@ -121,10 +121,11 @@ def test_texts_parsed_with_their_house_number_zeroed_give_the_same_parts(rows):
     frame = pd.DataFrame(rows, columns=["address_line_1", "address_line_2", "address_line_3",
                                         "postcode"], dtype="str")
     fast = A.normalise_addresses(frame)
-    original = A._LEAD_NUMBER
-    A._LEAD_NUMBER = r"^(\b\B)"  # matches nothing: every text parsed as it is
+    original = A._LEAD_NUMBER, A._LEAD_LINE
+    # Match nothing: every text parsed as it is.
+    A._LEAD_NUMBER = A._LEAD_LINE = r"^(\b\B)"
     try:
         plain = A.normalise_addresses(frame)
     finally:
-        A._LEAD_NUMBER = original
+        A._LEAD_NUMBER, A._LEAD_LINE = original
     pd.testing.assert_frame_equal(fast, plain)

@@ -20,7 +20,8 @@ pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewri
 only on the values a cheap match finds, and parts taken from segments are held as integer
 codes into the distinct segment texts until the end. A house number opening a line or an
 address is set aside while the rest is canonicalised or parsed, once per distinct rest,
-and put back after. See docs/households.md.
+and put back after; the first line's is set aside before the rows are grouped, so rows
+differing only in it are joined and parsed once. See docs/households.md.
 """
 
 from __future__ import annotations
@@ -915,23 +916,51 @@ def _distinct_apply(values: pa.Array, fn) -> tuple[list, np.ndarray]:
 # the number itself is taken, which ``_parse`` tells (``lead_*``).
 # The digits, then what follows them, in one group.
 _LEAD_NUMBER = r"^[1-9][0-9]*([A-Z]? [A-Z])"
+# A first line opening with a house number (``_lead_lines``): as above, or the number alone
+# ("104", then "GLADSTONE STREET" on the next line). Its text then opens with "104,", which
+# the parse joins to the next segment ("104 GLADSTONE STREET") before anything else looks
+# at it; a text whose number the parse takes elsewhere is parsed as it is (``lead_safe``).
+_LEAD_LINE = r"^[1-9][0-9]*([A-Z]? [A-Z]|[A-Z]?$)"
 
 
-def _lead_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """Which texts open with a house number (``_LEAD_NUMBER``), their first word (the
-    number with its letter, "12A"), and the texts with "0" in place of its digits."""
+def _lead_numbers(text: pa.Array, pattern: str | None = None,
+                  ) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Which texts open with a house number (``pattern``, by default ``_LEAD_NUMBER``),
+    their first word (the number with its letter, "12A"), and the texts with "0" in
+    place of its digits."""
+    pattern = _LEAD_NUMBER if pattern is None else pattern
+
     def some_lead(some: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
-        # The texts a replace changes are those opening with such a number (never "0").
-        zeroed = pc.replace_substring_regex(some, _LEAD_NUMBER, r"0\1", max_replacements=1)
-        lead = _bool(pc.not_equal(zeroed, some))
+        # The texts the replace changes are those it matches (its digits never open
+        # with "0"): found with a match, which costs less than rewriting every text (most
+        # texts of rows are zeroed already, by their first line).
+        hit = pc.fill_null(pc.match_substring_regex(some, pattern), False)
+        lead = _bool(hit)
         if not lead.any():
             return lead, _empty(0), some
-        split = pc.split_pattern(pc.filter(some, pa.array(lead)), " ", max_splits=1)
+        if lead.sum() * 4 > len(some):  # dense: one pass over everything is cheaper
+            zeroed = pc.replace_substring_regex(some, pattern, r"0\1", max_replacements=1)
+        else:
+            zeroed = pc.replace_with_mask(some, hit, pc.replace_substring_regex(
+                pc.filter(some, hit), pattern, r"0\1", max_replacements=1))
+        split = pc.split_pattern(pc.filter(some, hit), " ", max_splits=1)
         return lead, pc.list_element(split, 0), zeroed
 
     done = _pool_map(some_lead, _slices(text))
     return (np.concatenate([d[0] for d in done]), pa.concat_arrays([d[1] for d in done]),
             pa.concat_arrays([d[2] for d in done]))
+
+
+def _lead_lines(lines: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, np.ndarray]:
+    """Which distinct canonical ``lines`` open with a house number (``_LEAD_LINE``), their
+    first words (one per such line, in order), the distinct lines with "0" in place of its
+    digits, and for each such line the position of its zeroed line among those."""
+    lead, token, zeroed = _lead_numbers(lines, _LEAD_LINE)
+    if not lead.any():
+        return lead, token, _empty(0), np.zeros(0, dtype=np.int64)
+    encoded = pc.dictionary_encode(pc.filter(zeroed, pa.array(lead)))
+    return (lead, token, encoded.dictionary,
+            np.asarray(encoded.indices.to_numpy(), dtype=np.int64))
 
 
 def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: np.ndarray,
@@ -996,38 +1025,73 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     sizes = [len(e.dictionary) for e in encoded]
     every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
     canonical, *flags = _all_canonical_lines(every)
-    lines = pa.concat_arrays([canonical, _empty(1)])
-    flags = tuple(np.concatenate([f, [False]]) for f in flags)
+    # First lines opening with a house number ("12 MILL ROAD"), ~400k distinct at 1M, are
+    # held with "0" in its place: the rows' texts then open with that "0", so rows that
+    # differ only in that number share one group, one joined text and one parse, and
+    # each row's number (its line's first word) is put back at the end (``_lead_parts``).
+    # That joined text is the row's own text with its number zeroed, as ``_lead_numbers``
+    # would make it: the line opens the text (a numbered line is never a county), and the
+    # join and the county drop never touch a segment's leading digits.
+    size0 = sizes[0] if codes else 0
+    line_lead, line_token, zero_lines, zero_at = _lead_lines(canonical[:size0])
+    lines = pa.concat_arrays([canonical, zero_lines, _empty(1)])
+    zero_flags = (np.ones(len(zero_lines), dtype=bool), *_line_flags(zero_lines))
+    flags = tuple(np.concatenate([f, z, [False]]) for f, z in zip(flags, zero_flags))
+    group_codes, group_sizes, pool_of = list(codes), list(sizes), [np.arange(s) for s in sizes]
+    row_lead = np.zeros(n, dtype=bool)
+    if line_lead.any():
+        # The first line's group code: the lines kept as they are, then the zeroed lines.
+        kept = np.flatnonzero(~line_lead)
+        code_of = np.empty(size0, dtype=np.int64)
+        code_of[kept] = np.arange(len(kept))
+        code_of[line_lead] = len(kept) + zero_at
+        group_codes[0] = code_of[codes[0]]
+        group_sizes[0] = len(kept) + len(zero_lines)
+        pool_of[0] = np.concatenate([kept, len(canonical) + np.arange(len(zero_lines))])
+        row_lead = line_lead[codes[0]]
     # Rows with the same lines share one joined text: each is joined once, then each
     # distinct text parsed once.
-    group, first = _row_groups(codes or [np.zeros(n, dtype=np.int64)], sizes or [1])
+    group, first = _row_groups(group_codes or [np.zeros(n, dtype=np.int64)], group_sizes or [1])
     tuples = np.full((len(first), len(ADDRESS_LINES)), len(lines) - 1, dtype=np.int64)
-    for j, (code, low) in enumerate(zip(codes, np.cumsum([0, *sizes]))):
-        tuples[:, j] = low + code[first]
+    for j, (code, low, of) in enumerate(zip(group_codes, np.cumsum([0, *sizes]), pool_of)):
+        tuples[:, j] = low + of[code[first]]
     nonempty, flags = flags[0], flags[1:]
     keep = nonempty[tuples]
     text = pa.concat_arrays(_pool_map(
         lambda rows: _joined_codes(lines, tuples[rows], keep[rows], *flags),
         _slices(np.arange(len(tuples)), 4 * _CHUNK),
     ))
-    # Texts opening with a house number are parsed with "0" in its place: "12 MILL
-    # ROAD,WALSALL" and "14 MILL ROAD,WALSALL" are parsed once (``_lead_numbers``).
-    lead, token, zeroed = _lead_numbers(text)
+    # Other texts opening with a house number are parsed with "0" in its place too: "12
+    # MILL ROAD,WALSALL" and "14 MILL ROAD,WALSALL" are parsed once (``_lead_numbers``).
+    text_lead, text_token, zeroed = _lead_numbers(text)
     results, text_at = _distinct_apply(zeroed, _parse_distinct)
+    at = text_at[group]
+    lead = row_lead | text_lead[group]
+    token = _empty(0)
     if lead.any():
-        lead_safe = np.concatenate([r["lead_safe"] for r in results])[text_at]
+        tokens = pa.concat_arrays([line_token, text_token])
+        token_at = np.where(
+            row_lead,
+            (np.cumsum(line_lead) - 1)[codes[0]] if size0 else 0,
+            len(line_token) + (np.cumsum(text_lead) - 1)[group],
+        )
+        lead_safe = np.concatenate([r["lead_safe"] for r in results])[at]
         unsafe = lead & ~lead_safe  # the number went elsewhere: parsed as it is
         if unsafe.any():
-            again, again_at = _distinct_apply(pc.filter(text, pa.array(unsafe)), _parse_distinct)
-            text_at[unsafe] = sum(len(r["lead_safe"]) for r in results) + again_at
+            rows = np.flatnonzero(unsafe)
+            digits = _field(pc.extract_regex(pc.take(tokens, pa.array(token_at[rows])),
+                                             r"^(?P<d>[0-9]+)"), "d")
+            whole = pc.binary_join_element_wise(
+                digits, pc.utf8_slice_codeunits(pc.take(zeroed, pa.array(group[rows])), 1), "")
+            again, again_at = _distinct_apply(whole, _parse_distinct)
+            at[rows] = sum(len(r["lead_safe"]) for r in results) + again_at
             results = results + again
-            token = pc.filter(token, pa.array(lead_safe[lead]))
             lead = lead & lead_safe
-    at = text_at[group]
+        token = pc.take(tokens, pa.array(token_at[lead]))
     text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
     names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
              "address_text"]
-    lead_rows = lead[group]
+    lead_rows = lead
     # The lead rows' flat or number is their own house number, and their text is made
     # again from their parts (below); the others' are taken as parsed.
     lead_flat = lead_rows & np.concatenate([r["lead_flat"] for r in results])[at]
@@ -1037,8 +1101,7 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
         lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
     )))
     if lead_rows.any():
-        parts.update(_lead_parts(parts, results, at, lead_rows, lead_flat, lead_number,
-                                 pc.take(token, pa.array((np.cumsum(lead) - 1)[group[lead_rows]]))))
+        parts.update(_lead_parts(parts, results, at, lead_rows, lead_flat, lead_number, token))
 
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
