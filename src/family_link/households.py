@@ -1701,10 +1701,13 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         dob = w["date_of_birth"]
         year = dob.dt.year.to_numpy(dtype=float)
         md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
-        # completed years from a's birth to b's birth
-        gap = year[rb] - year[ra] - (md[rb] < md[ra])
-        probable = (~child[ra]) & child[rb] & (gap >= PARENT_AGE_GAP) & ~recorded
-        pa_, pb_ = ra[probable], rb[probable]
+        # Completed years from a's birth to b's birth, for the (adult, child) pairs alone
+        # (about a quarter of the pairs).
+        cand = np.flatnonzero((~child[ra]) & child[rb] & ~recorded)
+        ca, cb = ra[cand], rb[cand]
+        gap = year[cb] - year[ca] - (md[cb] < md[ca])
+        probable = gap >= PARENT_AGE_GAP
+        pa_, pb_ = ca[probable], cb[probable]
         years, years_code = np.unique(np.asarray(gap[probable], dtype=np.int64), return_inverse=True)
         older = len(suffixes) + 2 * years_code.reshape(-1)
         for y in years.tolist():
