@@ -460,9 +460,22 @@ def _group_concat(offsets: np.ndarray, parts: list, sep: str) -> pa.Array:
     m = int(offsets[-1])
     if m == 0:
         return _empty_text(n)
-    later = np.ones(m, dtype=bool)
+    pieces = _join_skip(_repeat_where(sep, _later_items(offsets)), *parts)
+    return _groups_of_items(offsets, pieces)
+
+
+def _later_items(offsets: np.ndarray) -> np.ndarray:
+    """Per item of ``_group_concat``'s groups: True but for each group's first item."""
+    later = np.ones(int(offsets[-1]), dtype=bool)
     later[offsets[:-1][offsets[:-1] < offsets[1:]]] = False
-    pieces = _join_skip(_repeat_where(sep, later), *parts)
+    return later
+
+
+def _groups_of_items(offsets: np.ndarray, pieces: pa.Array) -> pa.Array:
+    """Group k's text: the run of items ``offsets[k]:offsets[k+1]`` of ``pieces`` (each
+    item but a group's first beginning with the separator), sharing its buffer."""
+    n = len(offsets) - 1
+    m = int(offsets[-1])
     at = np.frombuffer(pieces.buffers()[1], dtype=np.int32)[pieces.offset:pieces.offset + m + 1]
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.ascontiguousarray(at[offsets])),
                                                   pieces.buffers()[2]])
@@ -1744,9 +1757,13 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         ids = pa.concat_arrays([_pa(w, "patient_id"), pa.array([""], pa.string())])
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(row, minlength=n), out=offsets[1:])
-        text = _group_concat(offsets, [pc.take(pa.array(prefixes, pa.string()), pa.array(pre[by])),
-                                       pc.take(ids, pa.array(mid[by])),
-                                       pc.take(pa.array(suffixes, pa.string()), pa.array(suf[by]))], "; ")
+        # _group_concat with "; " and the prefix as one text: the prefixes are listed twice,
+        # the second time after "; " (each note but a row's first).
+        lead = pre[by] + len(prefixes) * _later_items(offsets)
+        items = _join_skip(pc.take(pa.array(prefixes + ["; " + x for x in prefixes], pa.string()), pa.array(lead)),
+                           pc.take(ids, pa.array(mid[by])),
+                           pc.take(pa.array(suffixes, pa.string()), pa.array(suf[by])))
+        text = _groups_of_items(offsets, items)
     w["relationship_notes"] = pd.Series(text, index=w.index,
                                         dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     return w
