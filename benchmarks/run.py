@@ -10,6 +10,11 @@ It also times ``family-link --help`` (start-up).
     .venv/bin/python benchmarks/run.py                       # 10k, 100k, 1M patients
     .venv/bin/python benchmarks/run.py --sizes 10000 100000  # quicker
     .venv/bin/python benchmarks/run.py --jobs 1 2            # each size with --jobs 1 and 2
+    .venv/bin/python benchmarks/run.py --repeat 5            # medians of 5 runs (default 3)
+
+Each time is the median of --repeat runs in fresh processes (the range follows it; peak
+memory is the largest of them): on
+the benchmark VM a single bare read of the 1M files took anywhere from 0.9 to 1.9 s.
 
 With several --jobs values it also checks that their reports are byte-identical (every file
 but timings.json) and says so. Each run's stage times (from its timings.json) are printed
@@ -72,6 +77,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "family_link_bench")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1],
                         help="run check with each of these --jobs values (default: 1)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the bare read and of each check; medians are reported (default: 3)")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
 
@@ -84,18 +91,24 @@ def main() -> None:
     for size in args.sizes:
         folder = practice(size, args.cache)
         events = sum(1 for _ in open(folder / "events.csv", "rb")) - 1
-        bare, bare_mb, _ = timed([sys.executable, "-c", BARE_READ, str(folder)])
+        bares = [timed([sys.executable, "-c", BARE_READ, str(folder)])[0] for _ in range(args.repeat)]
+        bare = statistics.median(bares)
         print(f"{size:>9,} patients {events:>10,} events: bare pyarrow read {bare:5.2f} s "
-              f"(fresh process, imports included)", flush=True)
+              f"{_spread(bares)} (fresh process, imports included)", flush=True)
         reports = {}
         work = Path(tempfile.mkdtemp(prefix="fl-bench-"))
         for jobs in args.jobs:
             out = work / f"report-jobs{jobs}"
             cmd = [FAMILY_LINK, "check", str(folder), "--out", str(out), "--as-of", AS_OF, "--jobs", str(jobs)]
-            wall, peak_mb, code = timed(cmd)
+            runs = []
+            for _ in range(args.repeat):
+                shutil.rmtree(out, ignore_errors=True)  # each run writes a new report
+                runs.append(timed(cmd))
+            code = max(r[2] for r in runs)
+            wall, peak_mb = statistics.median(r[0] for r in runs), max(r[1] for r in runs)
             rows.append((size, jobs, wall, peak_mb, bare, code))
-            print(f"    --jobs {jobs}: check {wall:6.2f} s, peak {peak_mb:7.0f} MB, ratio to bare read "
-                  f"{wall / bare:5.1f}x, exit {code}", flush=True)
+            print(f"    --jobs {jobs}: check {wall:6.2f} s {_spread([r[0] for r in runs])}, peak "
+                  f"{peak_mb:7.0f} MB, ratio to bare read {wall / bare:5.1f}x, exit {code}", flush=True)
             if code == 0:
                 stages = json.loads((out / "timings.json").read_text())["seconds"]
                 print("        stages: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), flush=True)
@@ -112,6 +125,11 @@ def main() -> None:
             growth = by_size[1_000_000][2] / by_size[100_000][2]
             print(f"scaling 100k -> 1M with --jobs {jobs}: {growth:.1f}x the time for 10x the patients "
                   f"(target <= 12x)")
+
+
+def _spread(values: list[float]) -> str:
+    """The range of several timings, e.g. "(6.1-6.4)"; "" for one."""
+    return f"({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else ""
 
 
 def _same_reports(folders: list[Path]) -> bool:
