@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from family_link import address as A
+from test_perf_addr2 import normalised_parsing_every_text_as_it_is
 
 
 def test_lead_lines_zero_the_number_and_share_the_zeroed_lines():
@@ -44,15 +45,7 @@ OTHER = ["", "Mill Rd", "5 Mill Rd", "7", "Flat 3", "3/12 Elm Place", "12 Mill R
 def test_first_lines_zeroed_give_the_parts_of_every_text_parsed_as_it_is(rows):
     frame = pd.DataFrame(rows, columns=["address_line_1", "address_line_2", "address_line_3",
                                         "address_line_5", "postcode"], dtype="str")
-    fast = A.normalise_addresses(frame)
-    original = A._LEAD_NUMBER, A._LEAD_LINE
-    # Match nothing: every text parsed as it is.
-    A._LEAD_NUMBER = A._LEAD_LINE = r"^(\b\B)"
-    try:
-        plain = A.normalise_addresses(frame)
-    finally:
-        A._LEAD_NUMBER, A._LEAD_LINE = original
-    pd.testing.assert_frame_equal(fast, plain)
+    pd.testing.assert_frame_equal(A.normalise_addresses(frame), normalised_parsing_every_text_as_it_is(frame))
 
 
 def test_rows_differing_only_in_their_first_number_share_a_parse(monkeypatch):

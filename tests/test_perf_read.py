@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from family_link._export import (_SLASH_DATE, _all_below_ten, _arrow_frame, _check_digit_ok, _dated_before,
                                  _slash_date_order, _slash_date_parts)
 from family_link._frames import _short_keys, index_in, index_in_runs, short_index_in, take_values, text_series
+from test_export_speed_helpers import slash_date_order_by_regex
 
 SPACES = [" ", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
 cells = st.text(st.sampled_from(list("ab1 ,\"\r\n") + SPACES + ["é", "\u0661", "’", "😀", "\x00"]), max_size=5)
@@ -116,11 +117,7 @@ def test_check_digit_is_the_modulus_11_rule(numbers):
 def test_slash_dates_read_by_arrow_as_by_python(values):
     # ASCII values take Arrow's regex; the others Python's. Both as _SLASH_DATE reads them.
     s = pd.Series(values, dtype=str)
-    parts = s.str.strip().str.extract(_SLASH_DATE)
-    first = pd.to_numeric(parts[0], errors="coerce")
-    second = pd.to_numeric(parts[1], errors="coerce")
-    month_first = (first.between(1, 12) & second.between(13, 31)).to_numpy()
-    day_first = (second.between(1, 12) & first.between(13, 31)).to_numpy() & ~month_first
+    month_first, day_first = slash_date_order_by_regex(s)
     got = _slash_date_order(s)
     assert got[0].tolist() == month_first.tolist() and got[1].tolist() == day_first.tolist()
     ascii_values = [v for v in values if v.isascii()]
