@@ -47,9 +47,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, Export, InputFile, _norm_header,
-                      decode_bytes, load_export, parse_dates, parse_export_frames,
-                      ExportReading, start_export)
+from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, Export, ExportReading, InputFile,
+                      _norm_header, decode_bytes, parse_dates, parse_export_frames, start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
