@@ -322,3 +322,24 @@ def test_keep_freed_memory_reuses_a_freed_block_without_fresh_page_faults():
     # default, reused when kept.
     assert faults_default > 100
     assert faults_kept * 10 < faults_default
+
+
+@pytest.mark.filterwarnings("ignore::pandas.errors.ParserWarning")
+def test_a_wider_row_is_refused_even_when_another_thread_takes_pandas_warning(monkeypatch):
+    # Warnings are process-wide: with files read on two threads, pandas' "Length of header
+    # or names does not match" warning can land in another thread's catch_warnings. The
+    # wide-row check must not depend on seeing it: here no warning is ever seen.
+    import contextlib
+    import types
+
+    from family_link import _export
+    from family_link.errors import ExportError
+
+    blind = types.SimpleNamespace(catch_warnings=lambda record=False: contextlib.nullcontext([]),
+                                  simplefilter=lambda *args, **kwargs: None)
+    monkeypatch.setattr(_export, "warnings", blind)
+    text = "patient_id,code,date\n1,22K..,2020-01-01,LOST VALUE\n2,22K..,2020-01-02\n"
+    with pytest.raises(ExportError) as raised:
+        _export._read_with_pandas(text, "events.csv")
+    problem = raised.value.problems[0]
+    assert (problem.row, problem.message) == (2, "has 4 cells but the header row has 3")
