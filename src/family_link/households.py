@@ -914,7 +914,6 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     number_pa, town_pa, flat_pa = _pa(w, "number"), _pa(w, "town"), _pa(w, "flat")
     aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-codes")
     coding = aside.submit(lambda: [_sorted_codes(x) for x in (number_pa, town_pa, flat_pa)])
-    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     postcode_c, pc_texts = _sorted_codes(_pa(w, "postcode"))
     w = _split_run_together_names(w, postcode_c)
     numbered = _nonempty(number_pa)
@@ -922,6 +921,9 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     w["bkey"] = _str_series(bkey_pa, w.index)
     valid = w["postcode_valid"].to_numpy(dtype=bool)
     street_pa = _pa(w, "street")
+    # The streets (split above) are coded on the second thread while the building names
+    # are coded here.
+    street_coding = aside.submit(_sorted_codes, street_pa)
     has_street, has_town = _nonempty(street_pa), _nonempty(town_pa)
     premise = numbered | _nonempty(bkey_pa)
     usable = premise & (valid | has_street)
@@ -931,8 +933,8 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
 
     # The text columns, coded once (codes order as the text does).
     bkey_c, bkey_texts = _sorted_codes(bkey_pa)
-    street_c, street_texts = _sorted_codes(street_pa)
     (number_c, number_texts), (town_c, town_texts), (flat_c, flat_texts) = coding.result()
+    street_c, street_texts = street_coding.result()
     pc_obj = np.asarray(pc_texts.to_numpy(zero_copy_only=False), dtype=object)
     street_obj = np.asarray(street_texts.to_numpy(zero_copy_only=False), dtype=object)
     n_pc, n_num, n_bkey = len(pc_texts), len(number_texts), len(bkey_texts)
@@ -1132,14 +1134,22 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     at = np.where(bld >= 0, bld, n_bld)
     pc_of = np.full(n_bld + 1, -1, dtype=np.int64)  # new buildings: ""
     pc_of[roots] = pc_mode[roots]
-    w["d_postcode"] = _str_series(_texts_of(pc_texts, pc_of, at), w.index)
+    # The buildings' texts given to their 1M records (Arrow takes, which release the
+    # GIL): the postcodes' and streets' on the second thread, the towns' here.
+    texts_of = {"d_postcode": aside.submit(_texts_of, pc_texts, pc_of, at)}
     # Streets and towns most given: the buildings' pairs, plus the records placed in 3.
     placed = np.flatnonzero(no_pc & (bld >= 0))
     for column, of_part, (pb, pcd, pn), codes, texts, obj in (
             ("d_street", street_of, (sb, sc, sn), street_c, street_texts, street_obj),
             ("d_town", town_of, (tb, tc, tn), town_c, town_texts, town_obj)):
         of = modes(of_part, pb, pcd, pn, obj, n_bld + 1, placed, codes[placed])
-        w[column] = _str_series(_texts_of(texts, of, at), w.index)
+        if column == "d_street":
+            texts_of[column] = aside.submit(_texts_of, texts, of, at)
+        else:
+            texts_of[column] = _texts_of(texts, of, at)
+    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
+    for column, made in texts_of.items():  # d_postcode, d_street, d_town
+        w[column] = _str_series(made if isinstance(made, pa.Array) else made.result(), w.index)
     return w
 
 
@@ -1244,7 +1254,9 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     # The dwellings' keys (mostly Arrow kernels, which release the GIL) are made on a
     # second thread while the buildings' keys, flats and communal establishments are
     # worked out here; the thread reads only the arrays taken above, never ``w``.
+    # The communal names are coded there first (a short encode, needed sooner).
     aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-keys")
+    name_coding = aside.submit(_sorted_codes, _pa(w, "communal_name"))
     dwelling_work = aside.submit(dwelling_keys)
     aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     b_keys, at_b, b_parts = keys_of(bld, n_bld, b_first, [number, bkey, d_street])
@@ -1285,7 +1297,7 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     w["only_flat"] = _str_series(_texts_at(flat_encoded.dictionary, flat_at), w.index)
 
     # Communal by name: the whole building (every flat or room) is the establishment.
-    name_codes, name_texts = _sorted_codes(_pa(w, "communal_name"))
+    name_codes, name_texts = name_coding.result()
     name_obj = np.asarray(name_texts.to_numpy(zero_copy_only=False), dtype=object)
     named = has_d & (w["communal_name"] != "").to_numpy()
     g, c = _mode_codes(np.where(named, bk, -1), (name_codes, name_obj))
