@@ -47,7 +47,7 @@ __all__ = [
 import hashlib
 import multiprocessing
 import operator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -1258,7 +1258,6 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-keys")
     name_coding = aside.submit(_sorted_codes, _pa(w, "communal_name"))
     dwelling_work = aside.submit(dwelling_keys)
-    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     b_keys, at_b, b_parts = keys_of(bld, n_bld, b_first, [number, bkey, d_street])
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
     bk_of, n_bk, by_parts = _joined_codes_by_parts(b_parts, b_keys)
@@ -1278,7 +1277,10 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         d_keys, at_d, _ = dwelling_work.result()
         dk_of = _dict_codes(d_keys)[0]
         dk = np.where(has_d, dk_of[np.maximum(at_d, 0)] if n_d else 0, -1)
-    w["dwelling_key_code"] = dk
+    # The new columns, added to ``w`` at the end in this order; 1M-record texts (Arrow
+    # takes) are made on the second thread, after the dwellings' keys, while the rest is
+    # worked out here (futures until then).
+    cols = {"dwelling_key_code": dk}
     has_flat = _nonempty(flat)
     # A dwelling's records share building and flat: its first record stands for them
     # (the dwellings' first records are in row order).
@@ -1291,10 +1293,10 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     firsts = pair_rows[np.unique(bk[pair_rows], return_index=True)[1]]
     one_flat[bk[firsts]] = flat_codes[firsts]
     building_flats = np.where(has_d, n_flats[bk], 0) if n else np.zeros(0, dtype=np.int64)
-    w["building_flats"] = building_flats.astype(int)
+    cols["building_flats"] = building_flats.astype(int)
     missing_flat = has_d & ~has_flat & (building_flats > 0)
     flat_at = np.where(has_d, one_flat[bk], -1) if n else np.zeros(0, dtype=np.int64)
-    w["only_flat"] = _str_series(_texts_at(flat_encoded.dictionary, flat_at), w.index)
+    cols["only_flat"] = aside.submit(_texts_at, flat_encoded.dictionary, flat_at)
 
     # Communal by name: the whole building (every flat or room) is the establishment.
     name_codes, name_texts = name_coding.result()
@@ -1304,14 +1306,24 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     label_of = np.full(n_bk, -1, dtype=np.int64)  # never "": empty names are not counted
     label_of[g] = c
     label = np.where(has_d, label_of[bk], -1) if n else np.zeros(0, dtype=np.int64)
-    w["communal_label"] = _str_series(_texts_at(name_texts, label), w.index)
+    cols["communal_label"] = aside.submit(_texts_at, name_texts, label)
     by_name = label >= 0
 
-    w["ambiguous_flat"] = missing_flat & ~by_name
-    w["many_postcodes"] = (w["d_how"] == "no_postcode_many").to_numpy()
+    def establishment_keys():
+        """The establishment: the building for a named one, else the dwelling (made
+        on the second thread, after the dwellings' keys)."""
+        dwelling_key = dwelling_work.result()[2]
+        if not by_name.any():
+            return dwelling_key
+        named_rows = np.flatnonzero(by_name)
+        return _patched(dwelling_key, named_rows, pc.take(b_keys, pa.array(at_b[named_rows])))
+
+    establishing = aside.submit(establishment_keys)
+    cols["ambiguous_flat"] = missing_flat & ~by_name
+    cols["many_postcodes"] = (w["d_how"] == "no_postcode_many").to_numpy()
 
     # Communal by size or age, counted over the dwelling's linked records.
-    linked = has_d & ~w["ambiguous_flat"].to_numpy()
+    linked = has_d & ~cols["ambiguous_flat"]
     n_d = int(d.max()) + 1 if linked.any() else 0
     dl = d[linked]
     size_d = np.bincount(dl, minlength=n_d)
@@ -1339,20 +1351,15 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     by_size = linked & (size > COMMUNAL_SIZE)
     by_age = (linked & ~by_size & (size >= ELDERLY_MIN_SIZE) & (old * 2 > size)
               & (surnames >= ELDERLY_MIN_SURNAMES))
-    w["dwelling_size"] = size.astype(int)
-    w["dwelling_old"] = old.astype(int)
+    cols["dwelling_size"] = size.astype(int)
+    cols["dwelling_old"] = old.astype(int)
     how = np.select([by_name, by_size, by_age], [0, 1, 2], -1)
-    w["communal_how"] = _str_series(_texts_at(pa.array(["name", "size", "age"]), how), w.index)
+    cols["communal_how"] = aside.submit(_texts_at, pa.array(["name", "size", "age"]), how)
+    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     communal = by_name | by_size | by_age
-    w["communal"] = communal
-    # The establishment: the building for a named one, else the dwelling.
-    dwelling_key = dwelling_work.result()[2]
-    w["dwelling_key"] = _str_series(dwelling_key, w.index)
-    establishment_key = dwelling_key
-    if by_name.any():
-        named_rows = np.flatnonzero(by_name)
-        establishment_key = _patched(dwelling_key, named_rows, pc.take(b_keys, pa.array(at_b[named_rows])))
-    w["establishment_key"] = _str_series(establishment_key, w.index)
+    cols["communal"] = communal
+    cols["dwelling_key"] = dwelling_work.result()[2]
+    establishment_key = cols["establishment_key"] = establishing.result()
     # Establishments are only looked at for communal residents: coded for those alone
     # (-1 and size 0 elsewhere).
     est_code = np.full(n, -1, dtype=np.int64)
@@ -1362,8 +1369,12 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         ek, n_ek = _dict_codes(pc.take(establishment_key, pa.array(residents)))
         est_code[residents] = ek
         est_size[residents] = np.bincount(ek, minlength=n_ek)[ek]
-    w["establishment_code"] = est_code
-    w["establishment_size"] = est_size
+    cols["establishment_code"] = est_code
+    cols["establishment_size"] = est_size
+    for column, value in cols.items():
+        if isinstance(value, Future):
+            value = value.result()
+        w[column] = _str_series(value, w.index) if isinstance(value, pa.Array) else value
     return w
 
 
