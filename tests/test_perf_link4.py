@@ -8,6 +8,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from family_link import households as H
 from family_link.address import normalise_addresses
@@ -55,3 +57,12 @@ def test_establishment_key_is_the_dwelling_key_but_for_named_establishments(samp
     resident = amb["communal"].to_numpy()
     assert (amb["establishment_code"].to_numpy()[~resident] == -1).all()
     assert (amb["establishment_size"].to_numpy()[~resident] == 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 30), max_size=60), st.integers(0, 3))
+def test_first_seen_is_sorted_np_unique_return_index(values, spread):
+    key = np.asarray(values, dtype=np.int64) * (1 if spread == 0 else 10 ** (4 * spread))
+    want = np.sort(np.unique(key, return_index=True)[1])
+    got = H._first_seen(key)
+    assert got.dtype.kind == "i" and np.array_equal(got, want)
