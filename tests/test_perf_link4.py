@@ -66,3 +66,14 @@ def test_first_seen_is_sorted_np_unique_return_index(values, spread):
     want = np.sort(np.unique(key, return_index=True)[1])
     got = H._first_seen(key)
     assert got.dtype.kind == "i" and np.array_equal(got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-5, 40), max_size=80), st.lists(st.integers(-5, 40), max_size=80),
+       st.integers(0, 3))
+def test_isin_is_np_isin_both_ways(values, among, spread):
+    scale = 1 if spread == 0 else 10 ** (5 * spread)
+    values = np.asarray(values, dtype=np.int64) * scale
+    among = np.asarray(among, dtype=np.int64) * scale
+    got = H._isin(values, among)
+    assert got.dtype == bool and np.array_equal(got, np.isin(values, among))

@@ -341,9 +341,14 @@ def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _isin(values: np.ndarray, among: np.ndarray) -> np.ndarray:
     """``np.isin`` for int64 values: a binary search in the sorted distinct ``among``
-    (numpy's own sorts both arrays together, stably: ~4x slower for 400k values)."""
-    among = _sorted_unique(np.asarray(among, dtype=np.int64))
+    (numpy's own sorts both arrays together, stably: ~4x slower for 400k values), or,
+    for more values than ``among`` holds, pandas' hash table of ``among`` (the binary
+    searches of 500k scattered values: ~55 ms against ~5 ms)."""
     values = np.asarray(values, dtype=np.int64)
+    among = np.asarray(among, dtype=np.int64)
+    if len(values) > len(among):
+        return pd.Series(values, copy=False).isin(among).to_numpy(dtype=bool)
+    among = _sorted_unique(among)
     if not len(among):
         return np.zeros(len(values), dtype=bool)
     at = np.minimum(np.searchsorted(among, values), len(among) - 1)
