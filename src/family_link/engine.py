@@ -271,6 +271,18 @@ class _Context:
         return self._recorded_relations
 
     def names(self, pos: np.ndarray) -> pd.Series:
+        """``full_names`` of the people at ``pos``: one Arrow concatenation and trim of the
+        few names taken out (the frame's own way where a name column is not text)."""
+        forenames, surname = self.people["forenames"], self.people["surname"]
+        if isinstance(forenames.dtype, pd.StringDtype) and isinstance(surname.dtype, pd.StringDtype):
+            try:
+                first, last = _text(_pick(forenames, pos)), _text(_pick(surname, pos))
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                pass
+            else:
+                blank = pa.scalar("", pa.string())
+                joined = pc.binary_join_element_wise(pc.fill_null(first, blank), pc.fill_null(last, blank), " ")
+                return pd.Series(pc.utf8_trim_whitespace(joined), dtype="str")
         return full_names(self.people[["forenames", "surname"]].iloc[pos]).reset_index(drop=True)
 
     def _in(self, codelist: str) -> np.ndarray:
@@ -490,6 +502,50 @@ def _targets_satisfied(pairs: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
                          "satisfied": unsatisfied[order] == 0})
 
 
+def _pick(column: pd.Series, at: np.ndarray) -> pd.Series:
+    """``column.iloc[at].reset_index(drop=True)`` (``at`` holds valid positions), without
+    the index machinery: a take of the column's array."""
+    return pd.Series(column.array.take(at), dtype=column.dtype)
+
+
+def _open_order(patient_id: pd.Series, trigger_date: np.ndarray, trigger_patient_id: pd.Series) -> np.ndarray:
+    """The order of ``sort_values(["patient_id", "trigger_date", "trigger_patient_id"],
+    ascending=[True, False, True])`` over the pairs (a stable sort, missing values last),
+    as one Arrow sort of a small table rather than pandas' lexsort of three categoricals."""
+    try:
+        table = pa.table({"p": _text(patient_id), "d": pa.array(trigger_date), "t": _text(trigger_patient_id)})
+    except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        frame = pd.DataFrame({"p": patient_id, "d": trigger_date, "t": trigger_patient_id})
+        return frame.sort_values(["p", "d", "t"], ascending=[True, False, True]).index.to_numpy()
+    keys = [("p", "ascending", "at_end"), ("d", "descending", "at_end"), ("t", "ascending", "at_end")]
+    return pc.sort_indices(table, sort_keys=keys).to_numpy()
+
+
+def _targets_satisfied_at(people: pd.DataFrame, target: np.ndarray, satisfied: np.ndarray) -> pd.DataFrame | None:
+    """``_targets_satisfied`` of the pairs whose targets are the people at ``target`` (one
+    per pair), with ``satisfied`` per pair, taking the ids of the distinct targets only;
+    None where that cannot answer as the group-by would (no pairs, ids or households not
+    text, missing, or one id at two positions)."""
+    ids, homes = people["patient_id"], people["household_id"]
+    if len(target) == 0 or not (isinstance(ids.dtype, pd.StringDtype) and isinstance(homes.dtype, pd.StringDtype)):
+        return None
+    distinct, inverse = np.unique(target, return_inverse=True)
+    unsatisfied = np.bincount(inverse, weights=~satisfied, minlength=len(distinct))
+    patient, household = _pick(ids, distinct), _pick(homes, distinct)
+    try:
+        id_text, home_text = _text(patient), _text(household)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    if id_text.null_count or home_text.null_count:
+        return None
+    order = pc.sort_indices(id_text).to_numpy()
+    in_order = id_text.take(pa.array(order))
+    if len(in_order) > 1 and pc.any(pc.equal(in_order.slice(1), in_order.slice(0, len(in_order) - 1))).as_py():
+        return None
+    return pd.DataFrame({"patient_id": _pick(patient, order), "household_id": _pick(household, order),
+                         "satisfied": unsatisfied[order] == 0})
+
+
 def _targets_satisfied_plain(pairs: pd.DataFrame, target: np.ndarray | None = None) -> pd.DataFrame:
     return pairs.groupby(["patient_id", "household_id"], sort=True)["satisfied"].all().reset_index()
 
@@ -553,20 +609,9 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
         sel = ~out[g_pos]
         t_row, g_pos = t_row[sel], g_pos[sel]
     p_pos = t_pos[t_row]
-    pairs = pd.DataFrame({
-        "trigger_patient_id": _take(trig["patient_id"], t_row),
-        "trigger_code": _take(trig["code"], t_row),
-        "trigger_term": _take(trig["term"], t_row),
-        "trigger_date": _take(trig["date"], t_row),
-        "household_id": _take(people["household_id"], g_pos),
-        "trigger_dob": _take(dob, p_pos),
-        "trigger_is_child": is_child[p_pos],
-        "patient_id": _take(people["patient_id"], g_pos),
-        "date_of_birth": _take(dob, g_pos),
-        "is_child": is_child[g_pos],
-    })
+    trigger_date = trig["date"].to_numpy()[t_row]
 
-    satisfied = np.zeros(len(pairs), dtype=bool)
+    satisfied = np.zeros(len(t_row), dtype=bool)
     for s in rule.satisfied_by:
         have = ctx.satisfier(s)
         h_pos = have["pos"].to_numpy()
@@ -576,18 +621,43 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
         if s.dated == "any_time":
             satisfied |= ~np.isnat(got)
         else:
-            satisfied |= ~np.isnat(got) & (got >= pairs["trigger_date"].to_numpy())
-    pairs["satisfied"] = satisfied
+            satisfied |= ~np.isnat(got) & (got >= trigger_date)
 
-    scope = _targets_satisfied(pairs, g_pos)
-    scope = scope.assign(rule_id=rule.id, flagged=~scope["satisfied"])[SCOPE_COLUMNS]
+    def pairs_at(at: np.ndarray) -> pd.DataFrame:
+        """The pairs at ``at`` (positions in t_row/g_pos) as a frame, the text taken out only now."""
+        tr, g, p = t_row[at], g_pos[at], p_pos[at]
+        return pd.DataFrame({
+            "trigger_patient_id": _pick(trig["patient_id"], tr),
+            "trigger_code": _pick(trig["code"], tr),
+            "trigger_term": _pick(trig["term"], tr),
+            "trigger_date": _pick(trig["date"], tr),
+            "household_id": _pick(people["household_id"], g),
+            "trigger_dob": _pick(dob, p),
+            "trigger_is_child": is_child[p],
+            "patient_id": _pick(people["patient_id"], g),
+            "date_of_birth": _pick(dob, g),
+            "is_child": is_child[g],
+            "satisfied": satisfied[at],
+            "pos": g,
+            "trigger_pos": p,
+            "household": household[g],
+        })
 
-    open_pairs = pairs[~satisfied].assign(pos=g_pos[~satisfied], trigger_pos=p_pos[~satisfied],
-                                          household=household[g_pos[~satisfied]])
-    open_pairs = open_pairs.sort_values(
-        ["patient_id", "trigger_date", "trigger_patient_id"], ascending=[True, False, True])
-    if open_pairs.empty:
+    scope = _targets_satisfied_at(people, g_pos, satisfied)
+    if scope is None or not len(scope):  # the plain way, from the pairs themselves
+        scope = _targets_satisfied(pairs_at(np.arange(len(t_row))), g_pos)
+        scope = scope.assign(rule_id=rule.id, flagged=~scope["satisfied"])[SCOPE_COLUMNS]
+    else:
+        scope = pd.DataFrame({"rule_id": pd.Series(rule.id, index=scope.index, dtype="str"),
+                              "patient_id": scope["patient_id"], "household_id": scope["household_id"],
+                              "flagged": ~scope["satisfied"].to_numpy()})
+
+    unmet = np.flatnonzero(~satisfied)
+    if not len(unmet):
         return pd.DataFrame(columns=FLAG_COLUMNS), scope
+    # Sorted by target, latest trigger first, then trigger id (as sort_values did).
+    open_pairs = pairs_at(unmet[_open_order(_pick(people["patient_id"], g_pos[unmet]), trigger_date[unmet],
+                                            _pick(trig["patient_id"], t_row[unmet]))])
     active_note = ", and it has not been ended" if rule.trigger.active else ""
     open_pairs["trigger_name"] = pd.Series(ctx.names(open_pairs["trigger_pos"].to_numpy()).array,
                                            index=open_pairs.index)
