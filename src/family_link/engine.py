@@ -368,16 +368,23 @@ def _pairs_within_households(trig_household: np.ndarray, household: np.ndarray) 
 
 def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
     """How the trigger person stands to the target, in words a lead can check."""
-    label = np.full(len(pairs), "", dtype=object)
-    same = (pairs["patient_id"] == pairs["trigger_patient_id"]).to_numpy(dtype=bool)
+    label = _relation_words(
+        ctx, (pairs["patient_id"] == pairs["trigger_patient_id"]).to_numpy(dtype=bool),
+        pairs["trigger_is_child"].to_numpy(dtype=bool), pairs["is_child"].to_numpy(dtype=bool),
+        pairs["trigger_dob"], pairs["date_of_birth"], pairs["pos"].to_numpy(), pairs["trigger_pos"].to_numpy())
+    return pd.Series(label, index=pairs.index, dtype=object)
+
+
+def _relation_words(ctx: _Context, same: np.ndarray, t_child: np.ndarray, g_child: np.ndarray,
+                    trigger_dob: pd.Series, dob: pd.Series, target: np.ndarray, trigger: np.ndarray) -> np.ndarray:
+    """``_relation_labels`` of pairs given as arrays (an object array of words)."""
+    label = np.full(len(same), "", dtype=object)
     label[same] = "This patient"
-    t_child = pairs["trigger_is_child"].to_numpy(dtype=bool)
-    g_child = pairs["is_child"].to_numpy(dtype=bool)
     label[~same & t_child & g_child] = "Another child in the household,"
     label[~same & t_child & ~g_child] = "A child in the household,"
     label[~same & ~t_child & ~g_child] = "An adult in the household,"
     adult_to_child = ~same & ~t_child & g_child
-    gap = _older_by(pairs["trigger_dob"], pairs["date_of_birth"], 14).to_numpy(dtype=bool)
+    gap = _older_by(trigger_dob, dob, 14).to_numpy(dtype=bool)
     label[adult_to_child & gap] = "An adult in the household (probable parent or carer),"
     label[adult_to_child & ~gap] = "An adult in the household,"
     # A recorded relationship ("related_patient_id is the <word> of patient_id") names it
@@ -385,13 +392,12 @@ def _relation_labels(pairs: pd.DataFrame, ctx: _Context) -> pd.Series:
     # and one recorded on the target's record reads as it is and wins.
     key, forwards, backwards = ctx.recorded_relations
     if len(key):
-        target, trigger = pairs["pos"].to_numpy(), pairs["trigger_pos"].to_numpy()
         for pair_key, words in ((trigger * len(ctx.people) + target, backwards),
                                 (target * len(ctx.people) + trigger, forwards)):
             at = np.minimum(np.searchsorted(key, pair_key), len(key) - 1)
             found = key[at] == pair_key
             label[found] = words[at[found]]
-    return pd.Series(label, index=pairs.index, dtype=object)
+    return label
 
 
 def _evidence(rows: pd.DataFrame, relation: pd.Series, active_note: str) -> pd.Series:
@@ -403,14 +409,18 @@ def _evidence(rows: pd.DataFrame, relation: pd.Series, active_note: str) -> pd.S
                                          rows["trigger_term"], rows["trigger_code"], _uk_date(rows["trigger_date"])))
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # a value that is not text: the plain way
         return _evidence_plain(rows, relation, active_note)
+    return pd.Series(_evidence_text(rel, name, trigger_id, term, code, day, active_note), index=rows.index, dtype="str")
+
+
+def _evidence_text(rel: pa.Array, name: pa.Array, trigger_id: pa.Array, term: pa.Array, code: pa.Array,
+                   day: pa.Array, active_note: str) -> pa.Array:
+    """``_evidence`` over Arrow string arrays."""
     blank = pa.scalar("", pa.string())
     other = pc.not_equal(rel, pa.scalar("This patient", pa.string()))
     who = pc.if_else(pc.fill_null(other, True),
                      pc.binary_join_element_wise(rel, " ", name, " (patient ", trigger_id, ")", blank),
                      pa.scalar("This patient", pa.string()))
-    text = pc.binary_join_element_wise(who, " has '", term, "' (", code, ") dated ", day,
-                                       active_note + ".", blank)
-    return pd.Series(text, index=rows.index, dtype="str")
+    return pc.binary_join_element_wise(who, " has '", term, "' (", code, ") dated ", day, active_note + ".", blank)
 
 
 def _text(values: pd.Series) -> pa.Array:
@@ -465,12 +475,16 @@ def _run_starts(keys: pd.Series) -> np.ndarray:
 def _join_runs(values: pd.Series, starts: np.ndarray, sep: str) -> pd.Series:
     """``sep.join`` over each run of rows (runs start at ``starts``), in one Arrow call
     rather than a Python call per group."""
-    offsets = pa.array(np.append(starts, len(values)).astype(np.int32))
     text = pa.array(values, type=pa.string(), from_pandas=True)
     if isinstance(text, pa.ChunkedArray):  # an Arrow-backed column made by concatenation
         text = text.combine_chunks()
-    runs = pa.ListArray.from_arrays(offsets, text)
-    return pd.Series(pc.binary_join(runs, sep), dtype="str")
+    return pd.Series(_join_runs_text(text, starts, sep), dtype="str")
+
+
+def _join_runs_text(text: pa.Array, starts: np.ndarray, sep: str) -> pa.Array:
+    """``_join_runs`` over an Arrow string array."""
+    offsets = pa.array(np.append(starts, len(text)).astype(np.int32))
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, text), sep)
 
 
 def _take(column: pd.Series, at: np.ndarray) -> pd.Series:
@@ -655,6 +669,9 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
     unmet = np.flatnonzero(~satisfied)
     if not len(unmet):
         return pd.DataFrame(columns=FLAG_COLUMNS), scope
+    fast = _flags_fast(rule, ctx, trig, t_row[unmet], g_pos[unmet], p_pos[unmet], trigger_date[unmet])
+    if fast is not None:
+        return fast, scope
     # Sorted by target, latest trigger first, then trigger id (as sort_values did).
     open_pairs = pairs_at(unmet[_open_order(_pick(people["patient_id"], g_pos[unmet]), trigger_date[unmet],
                                             _pick(trig["patient_id"], t_row[unmet]))])
@@ -689,6 +706,78 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFram
     flags["recommendations"] = "; ".join(str(r) for r in rule.recommendations)
     flags["suggested_codes"] = "; ".join(f"{c} {ctx.ruleset.term(c)}" for c in rule.suggest)
     return flags[FLAG_COLUMNS], scope
+
+
+def _string_array(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One Arrow ``string`` array of text values (as ``_text`` gives)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values if values.type == pa.string() else values.cast(pa.string())
+
+
+def _flags_fast(rule: Rule, ctx: _Context, trig: pd.DataFrame, t_row: np.ndarray, g_pos: np.ndarray,
+                p_pos: np.ndarray, trigger_date: np.ndarray) -> pd.DataFrame | None:
+    """The flags of a rule's unsatisfied pairs (trigger rows ``t_row`` of ``trig``, targets
+    ``g_pos`` and trigger persons ``p_pos`` in ``people``, trigger dates), made as the frame
+    code at the end of ``_evaluate_rule`` makes them, over Arrow arrays with one frame at the
+    end (that code cost ~1 ms of pandas overhead per step and rule). None where a column is
+    not text or a target id is missing: the frame code then answers."""
+    people = ctx.people
+    columns = (people["patient_id"], people["household_id"], people["forenames"], people["surname"])
+    if not all(isinstance(c.dtype, pd.StringDtype) for c in columns):
+        return None
+    try:
+        ids, homes = arrow_text(people["patient_id"]), arrow_text(people["household_id"])
+        target_id = _string_array(ids.take(pa.array(g_pos)))
+        trigger_id, code, term = (_text(_pick(trig[c], t_row)) for c in ("patient_id", "code", "term"))
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    if target_id.null_count:
+        return None
+    # Sorted by target, latest trigger first, then trigger id (as sort_values did).
+    order = _open_order(pd.Series(target_id, dtype="str"), trigger_date, pd.Series(trigger_id, dtype="str"))
+    t_row, g_pos, p_pos, trigger_date = t_row[order], g_pos[order], p_pos[order], trigger_date[order]
+    taken = pa.array(order)
+    target_id, trigger_id, code, term = (a.take(taken) for a in (target_id, trigger_id, code, term))
+    is_child = people["is_child"].to_numpy(dtype=bool)
+    dob = people["date_of_birth"]
+    same = pc.fill_null(pc.equal(target_id, trigger_id), False).to_numpy(zero_copy_only=False)
+    relation = _relation_words(ctx, same, is_child[p_pos], is_child[g_pos], _pick(dob, p_pos), _pick(dob, g_pos),
+                               g_pos, p_pos)
+    dates = pd.Series(trigger_date)
+    active_note = ", and it has not been ended" if rule.trigger.active else ""
+    evidence = _evidence_text(_text(pd.Series(relation, dtype=object)), _text(ctx.names(p_pos)), trigger_id, term,
+                              code, _text(_uk_date(dates)), active_note)
+    # One flag per target: the pairs are sorted by target, so each target is a run of rows.
+    head = np.ones(len(target_id), dtype=bool)
+    if len(target_id) > 1:
+        head[1:] = pc.not_equal(target_id.slice(1), target_id.slice(0, len(target_id) - 1)).to_numpy(
+            zero_copy_only=False)
+    starts = np.flatnonzero(head)
+    first = pa.array(starts)
+    joined = _join_runs_text(evidence, starts, " ")
+    missing = " ".join(rule.missing.split())
+    reason = pc.binary_join_element_wise(joined, " ", _text(_per_date(pd.Series(trigger_date[starts]), missing)),
+                                         pa.scalar("", pa.string()))
+    reason = pd.Series(reason, dtype="str")
+    household_id = pd.Series(_string_array(homes.take(pa.array(g_pos[starts]))), dtype="str")
+    if rule.household_has_any:
+        hh = _household_evidence(rule, ctx, ctx.household_code[g_pos[starts]])
+        reason = (reason + " " + household_id.map(hh).fillna("")).str.rstrip()
+    flags = pd.DataFrame({
+        "patient_id": pd.Series(target_id.take(first), dtype="str"),
+        "household_id": household_id,
+        "rule_id": rule.id,
+        "severity": rule.severity,
+        "title": rule.title,
+        "recommendations": "; ".join(str(r) for r in rule.recommendations),
+        "reason": reason,
+        "suggested_codes": "; ".join(f"{c} {ctx.ruleset.term(c)}" for c in rule.suggest),
+        "trigger_patient_ids": pd.Series(_join_runs_text(trigger_id, starts, ";"), dtype="str"),
+        "trigger_codes": pd.Series(_join_runs_text(code, starts, ";"), dtype="str"),
+        "trigger_dates": pd.Series(_join_runs_text(_text(_strftime(dates, "%Y-%m-%d")), starts, ";"), dtype="str"),
+    })
+    return flags
 
 
 def evaluate_rules(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
