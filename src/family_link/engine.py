@@ -441,9 +441,12 @@ def _evidence_plain(rows: pd.DataFrame, relation: pd.Series, active_note: str) -
 def _household_evidence(rule: Rule, ctx: _Context, households: np.ndarray) -> pd.Series:
     """For household_has_any: the members whose codes met the condition, in words.
     ``households`` are the household codes (``ctx.household_code``) to describe."""
-    parts = []
     wanted = np.zeros(int(ctx.household_code.max(initial=-1)) + 1, dtype=bool)
     wanted[households] = True
+    fast = _household_evidence_fast(rule, ctx, wanted)
+    if fast is not None:
+        return fast
+    parts = []
     for c in rule.household_has_any:
         hits = ctx.condition(c)
         pos = hits["pos"].to_numpy()
@@ -464,6 +467,55 @@ def _household_evidence(rule: Rule, ctx: _Context, households: np.ndarray) -> pd
     joined = _join_runs(allhits["text"], starts, "; ")
     joined.index = pd.Index(allhits["household_id"].iloc[starts], name="household_id")
     return "Household risk: " + joined + "."
+
+
+def _household_evidence_fast(rule: Rule, ctx: _Context, wanted: np.ndarray) -> pd.Series | None:
+    """``_household_evidence`` over Arrow arrays (``wanted``: per household code, whether to
+    describe it): the texts made per condition, de-duplicated and ordered by one sort of the
+    three columns (rows equal in all three are alike, so which of them is kept does not
+    matter). None where a column is not text or holds a missing value."""
+    homes = ctx.people["household_id"]
+    if not isinstance(homes.dtype, pd.StringDtype):
+        return None
+    blank = pa.scalar("", pa.string())
+    columns: list[list[pa.Array]] = [[], [], []]
+    try:
+        home_text = arrow_text(homes)
+        for c in rule.household_has_any:
+            hits = ctx.condition(c)
+            pos = hits["pos"].to_numpy()
+            keep = pos >= 0
+            keep[keep] = wanted[ctx.household_code[pos[keep]]]
+            rows, at = np.flatnonzero(keep), pos[keep]
+            patient, term, code = (_text(_pick(hits[k], rows)) for k in ("patient_id", "term", "code"))
+            day = _text(_uk_date(_pick(hits["date"], rows)))
+            note = " and not ended" if c.active else ""
+            columns[0].append(_string_array(home_text.take(pa.array(at))))
+            columns[1].append(patient)
+            columns[2].append(pc.binary_join_element_wise(_text(ctx.names(at)), " (patient ", patient, ") has '", term,
+                                                          "' (", code, ") dated ", day, note, blank))
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    home, patient, text = (pa.concat_arrays(parts) if parts else pa.array([], pa.string()) for parts in columns)
+    if home.null_count or patient.null_count or text.null_count:
+        return None
+    table = pa.table({"h": home, "p": patient, "t": text})
+    order = pc.sort_indices(table, sort_keys=[("h", "ascending", "at_end"), ("p", "ascending", "at_end"),
+                                              ("t", "ascending", "at_end")])
+    home, patient, text = (_string_array(table.column(k).take(order)) for k in ("h", "p", "t"))
+    n = len(home)
+    new_home = np.ones(n, dtype=bool)
+    keep = np.ones(n, dtype=bool)
+    if n > 1:
+        def differs(a: pa.Array) -> np.ndarray:
+            return pc.not_equal(a.slice(1), a.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        new_home[1:] = differs(home)
+        keep[1:] = new_home[1:] | differs(patient) | differs(text)
+    home, text, new_home = home.filter(pa.array(keep)), text.filter(pa.array(keep)), new_home[keep]
+    starts = np.flatnonzero(new_home)
+    joined = pc.binary_join_element_wise("Household risk: ", _join_runs_text(text, starts, "; "), ".", blank)
+    index = pd.Index(pd.Series(home.take(pa.array(starts)), dtype="str"), name="household_id")
+    return pd.Series(joined, index=index, dtype="str")
 
 
 def _run_starts(keys: pd.Series) -> np.ndarray:
