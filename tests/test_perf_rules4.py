@@ -100,3 +100,24 @@ def test_open_order_is_sort_values(rows, dtype):
     frame = pd.DataFrame({"p": patient, "d": day, "t": trigger})
     expected = frame.sort_values(["p", "d", "t"], ascending=[True, False, True]).index.to_numpy()
     assert _open_order(patient, day, trigger).tolist() == expected.tolist()
+
+
+def test_flag_frame_is_the_concatenation_of_the_rules_frames():
+    import pyarrow as pa
+    from family_link.engine import FLAG_COLUMNS, _columns_frame, _flag_frame
+
+    def columns(ids, reason):
+        out = {c: f"{c}-text" for c in FLAG_COLUMNS}
+        out["patient_id"] = pa.array(ids, pa.string())
+        out["reason"] = pa.array(reason, pa.string())
+        return out
+
+    a, b = columns(["P1", "P2"], ["x", None]), columns(["P3"], ["y"])
+    empty = pd.DataFrame(columns=FLAG_COLUMNS)
+    for parts in ([a, empty, b], [empty, a], [empty], [], [a, _columns_frame(b)]):
+        frames = [_columns_frame(p) if isinstance(p, dict) else p for p in parts]
+        expected = (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FLAG_COLUMNS))
+        expected = expected.astype(object).reset_index(drop=True)
+        got = _flag_frame(parts)
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        assert got.equals(expected)

@@ -634,7 +634,7 @@ def _joined_plain(*parts: pd.Series | str) -> pd.Series:
     return out
 
 
-def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame | dict, pd.DataFrame]:
     people = ctx.people
     household = ctx.household_code
     trig = ctx.condition(rule.trigger)
@@ -768,7 +768,7 @@ def _string_array(values: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _flags_fast(rule: Rule, ctx: _Context, trig: pd.DataFrame, t_row: np.ndarray, g_pos: np.ndarray,
-                p_pos: np.ndarray, trigger_date: np.ndarray) -> pd.DataFrame | None:
+                p_pos: np.ndarray, trigger_date: np.ndarray) -> dict | None:
     """The flags of a rule's unsatisfied pairs (trigger rows ``t_row`` of ``trig``, targets
     ``g_pos`` and trigger persons ``p_pos`` in ``people``, trigger dates), made as the frame
     code at the end of ``_evaluate_rule`` makes them, over Arrow arrays with one frame at the
@@ -816,20 +816,52 @@ def _flags_fast(rule: Rule, ctx: _Context, trig: pd.DataFrame, t_row: np.ndarray
     if rule.household_has_any:
         hh = _household_evidence(rule, ctx, ctx.household_code[g_pos[starts]])
         reason = (reason + " " + household_id.map(hh).fillna("")).str.rstrip()
-    flags = pd.DataFrame({
-        "patient_id": pd.Series(target_id.take(first), dtype="str"),
-        "household_id": household_id,
+    return {
+        "patient_id": target_id.take(first),
+        "household_id": _text(household_id),
         "rule_id": rule.id,
         "severity": rule.severity,
         "title": rule.title,
         "recommendations": "; ".join(str(r) for r in rule.recommendations),
-        "reason": reason,
+        "reason": _text(reason),
         "suggested_codes": "; ".join(f"{c} {ctx.ruleset.term(c)}" for c in rule.suggest),
-        "trigger_patient_ids": pd.Series(_join_runs_text(trigger_id, starts, ";"), dtype="str"),
-        "trigger_codes": pd.Series(_join_runs_text(code, starts, ";"), dtype="str"),
-        "trigger_dates": pd.Series(_join_runs_text(_text(_strftime(dates, "%Y-%m-%d")), starts, ";"), dtype="str"),
-    })
-    return flags
+        "trigger_patient_ids": _join_runs_text(trigger_id, starts, ";"),
+        "trigger_codes": _join_runs_text(code, starts, ";"),
+        "trigger_dates": _join_runs_text(_text(_strftime(dates, "%Y-%m-%d")), starts, ";"),
+    }
+
+
+def _flag_frame(parts: list[pd.DataFrame | dict]) -> pd.DataFrame:
+    """``pd.concat(parts, ignore_index=True).astype(object)`` of the rules' flags, where a
+    rule's flags are a frame or ``_flags_fast``'s columns (Arrow arrays and constants):
+    each column's Python objects made once (missing values as NaN, as astype gives)."""
+    if not all(isinstance(p, dict) or p.empty for p in parts) or not any(isinstance(p, dict) for p in parts):
+        frames = [_columns_frame(p) if isinstance(p, dict) else p for p in parts]
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FLAG_COLUMNS)
+        return out.astype(object).reset_index(drop=True)
+    columns: dict[str, np.ndarray] = {}
+    dicts = [p for p in parts if isinstance(p, dict)]
+    for name in FLAG_COLUMNS:
+        pieces = []
+        for d in dicts:
+            n = len(d["patient_id"])
+            value = d[name]
+            if isinstance(value, str):
+                pieces.append(np.full(n, value, dtype=object))
+            else:
+                values = value.to_numpy(zero_copy_only=False).astype(object)
+                if value.null_count:
+                    values[pd.isna(values)] = np.nan
+                pieces.append(values)
+        columns[name] = np.concatenate(pieces)
+    return pd.DataFrame(columns, columns=FLAG_COLUMNS, dtype=object)
+
+
+def _columns_frame(columns: dict) -> pd.DataFrame:
+    """``_flags_fast``'s columns as the frame the frame code makes."""
+    n = len(columns["patient_id"])
+    return pd.DataFrame({k: (pd.Series(v, dtype="str") if not isinstance(v, str) else pd.Series([v] * n, dtype="str"))
+                         for k, v in columns.items()})[FLAG_COLUMNS]
 
 
 def evaluate_rules(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
@@ -842,10 +874,8 @@ def evaluate_rules(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFram
         f, s = _evaluate_rule(rule, ctx)
         flags.append(f)
         scopes.append(s)
-    all_flags = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=FLAG_COLUMNS)
     all_scope = pd.concat(scopes, ignore_index=True) if scopes else pd.DataFrame(columns=SCOPE_COLUMNS)
-    return Evaluation(all_flags.astype(object).reset_index(drop=True),
-                      all_scope.reset_index(drop=True))
+    return Evaluation(_flag_frame(flags), all_scope.reset_index(drop=True))
 
 
 def rule_triggers(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
