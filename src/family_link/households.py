@@ -2170,7 +2170,7 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     # second thread while the roles are worked out (all mostly Arrow and numpy kernels,
     # which release the GIL), and added to the roles' copy of the frame.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
-        aside_work = aside.submit(lambda: (_evidence(w, rel), _dwelling_ids(w)))
+        aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel), _dwelling_ids(before_roles)))
         w = _roles(w, rel)
         evidence, w["dwelling_id"] = aside_work.result()
         w["link_evidence"] = pd.Series(evidence, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
