@@ -122,7 +122,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         households_csv = aside.submit(report.write_csv, "households.csv", households, HOUSEHOLD_COLUMNS)
         aside.submit(_import_xlsx_writer)  # openpyxl, needed for the worklist
         # The rules run in this process whatever --jobs says: at 1M patients they take about
-        # 0.55 s, less than forking and partitioning cost (about 0.95 s with 2 processes:
+        # 0.4 s, less than forking and partitioning cost (about 0.75 s with 2 processes:
         # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
         evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships)
         t = lap("evaluate_rules", t)

@@ -5,9 +5,9 @@ by household into N parts, each evaluated by the same ``evaluate_rules`` functio
 results put back in the one order the single-process run gives: the output is identical
 whatever N. The same function could be applied per partition by Spark or Dask.
 
-``check --jobs N`` does not use it: the rules take about 0.5 s for 1,000,000 patients,
+``check --jobs N`` does not use it: the rules take about 0.4 s for 1,000,000 patients,
 less than forking and partitioning cost (``benchmarks/partitions.py``: 2 processes about
-0.95 s, one about 0.55 s). ``--jobs`` parallelises household linkage instead
+0.75 s, one about 0.4 s). ``--jobs`` parallelises household linkage instead
 (``households.link_households(jobs=N)``).
 
 Worker processes are forked, so they read the parent's frames without copying them
