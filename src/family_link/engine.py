@@ -160,19 +160,6 @@ def _who_mask(people: pd.DataFrame, who: Audience, at: np.ndarray) -> np.ndarray
     return np.ones(len(at), dtype=bool)
 
 
-def _is_in(values: pd.Series, allowed: pd.Series) -> pd.Series:
-    """``isin(values, allowed)``; Arrow-backed columns go to Arrow as they are (the
-    general helper passes the allowed values through Python objects)."""
-    if isinstance(values.dtype, pd.StringDtype) and isinstance(allowed.dtype, pd.StringDtype):
-        value_set = pa.array(allowed, type=pa.string(), from_pandas=True)
-        column = pa.array(values, type=pa.string(), from_pandas=True)
-        if isinstance(value_set, pa.ChunkedArray):
-            value_set = value_set.combine_chunks()
-        hit = pc.is_in(column, value_set=value_set)
-        return pd.Series(np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool), index=values.index)
-    return isin(values, allowed)
-
-
 def _codelist_events(ruleset: RuleSet, events: pd.DataFrame) -> pd.DataFrame:
     """The events whose code is in a codelist some rule uses (a few in a thousand)."""
     used: set[str] = set()
@@ -255,8 +242,8 @@ class _Context:
             at_home = np.flatnonzero(self.household_code < self._households_of_interest)
             members = self.people["patient_id"].iloc[at_home]
             # The related person is looked up only where the patient is one of them.
-            at = np.flatnonzero(_is_in(rel["patient_id"], members).to_numpy(dtype=bool))
-            at = at[_is_in(rel["related_patient_id"].iloc[at], members).to_numpy(dtype=bool)]
+            at = np.flatnonzero(isin(rel["patient_id"], members).to_numpy(dtype=bool))
+            at = at[isin(rel["related_patient_id"].iloc[at], members).to_numpy(dtype=bool)]
             r = rel[["patient_id", "related_patient_id", "relationship"]].iloc[at].reset_index(drop=True)
             a, b = _positions(r["patient_id"], members), _positions(r["related_patient_id"], members)
             known = (a >= 0) & (b >= 0)

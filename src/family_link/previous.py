@@ -39,9 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ._frames import isin
 from .errors import Problem, RunFolderError
 
 STATUS_NEW = "new"
@@ -115,23 +114,6 @@ def mark_flags(flags: pd.DataFrame, previous: PreviousRun | None, as_of: date) -
     return out
 
 
-def _text(values: pd.Series) -> pa.Array:
-    arr = pa.array(values.astype(object), type=pa.large_string(), from_pandas=True)
-    return arr
-
-
-def _values_in(values: pd.Series, table: pd.Series) -> np.ndarray:
-    """Whether each value is one of ``table``'s (Arrow's hash set: the 1,000,000 patient
-    ids are not turned into a Python set)."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=bool)
-    table_arr = pa.array(table, from_pandas=True)
-    if not (pa.types.is_string(table_arr.type) or pa.types.is_large_string(table_arr.type)):
-        table_arr = _text(table)
-    hit = pc.is_in(_text(values).cast(table_arr.type), value_set=table_arr, skip_nulls=True)
-    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool)
-
-
 def _pairs_in(frame: pd.DataFrame, other: pd.DataFrame) -> np.ndarray:
     """Whether each (patient_id, rule_id) pair of ``frame`` is one of ``other``'s."""
     keys = other[["patient_id", "rule_id"]].drop_duplicates()
@@ -146,7 +128,7 @@ def resolved_flags(previous: PreviousRun | None, flags: pd.DataFrame, scope: pd.
         return pd.DataFrame(columns=RESOLVED_COLUMNS)
     prev = previous.flags
     gone = prev[~_pairs_in(prev, flags)].copy()
-    present = _values_in(gone["patient_id"], patients["patient_id"])
+    present = isin(gone["patient_id"], patients["patient_id"]).to_numpy()
     in_scope = _pairs_in(gone, scope)  # in scope and not flagged: satisfied
     gone["resolution"] = np.select([~present, in_scope], [RESOLVED_PATIENT_GONE, RESOLVED_ALERT_CODED],
                                    RESOLVED_OUT_OF_SCOPE).astype(object)
