@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._frames import may_hold_bytes, text_offsets_and_bytes
+from ._frames import text_offsets_and_bytes
 from .errors import OutputError, Problem
 
 REPORT_MARKER = "run.json"  # a folder holding this file holds a family_link report
@@ -108,14 +108,8 @@ def _special_bytes(arr: pa.Array | pa.ChunkedArray) -> bytes:
 
 def _holds_any_byte(values: pa.Array | pa.ChunkedArray, wanted: bytes) -> bool:
     """Whether any value of a string array holds one of the ASCII bytes ``wanted`` (a scan
-    of its data buffer: far quicker than a regex per value). One byte is looked for with
-    ``memchr`` (C, stops at the first hit); several with a table over the bytes."""
-    if len(wanted) == 1:
-        return _holds_byte(values, wanted[0])
-    table = np.zeros(256, dtype=bool)
-    table[list(wanted)] = True
-    chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
-    return may_hold_bytes(chunked, table)
+    of its data buffer per byte: far quicker than a regex per value)."""
+    return any(_holds_byte(values, byte) for byte in wanted)
 
 
 def _libc_memchr():
@@ -151,12 +145,10 @@ def _holds_byte(values: pa.Array | pa.ChunkedArray, byte: int) -> bool:
 
 
 def _write_text_array(fh: BinaryIO, values: pa.Array | pa.ChunkedArray) -> None:
-    """Write the values of a large_string array back to back (its data buffer, no copy)."""
+    """Write the values of a string array back to back (its data buffer, no copy)."""
     for arr in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
-        if len(arr) == 0:
-            continue
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
-        fh.write(memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+        offsets, data = text_offsets_and_bytes(arr)
+        fh.write(data[offsets[0]:offsets[-1]])
 
 
 def write_csv(fh: BinaryIO, frame: pd.DataFrame, columns: list[str] | None = None) -> None:

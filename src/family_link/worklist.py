@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._frames import full_names, isin
+from ._frames import full_names, isin, text_offsets_and_bytes
 from .report import _holds_any_byte, render_csv
 
 STALE_EXPORT_DAYS = 14
@@ -400,11 +400,9 @@ def _xlsx_rows_pieces(cols: dict[str, pa.Array], n: int, date_style: int | None,
 
 
 def _buffer_bytes(arr: pa.Array) -> bytes:
-    """The values of a large_string array back to back."""
-    if len(arr) == 0:
-        return b""
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
-    return memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])].tobytes()
+    """The values of a string array back to back."""
+    offsets, data = text_offsets_and_bytes(arr)
+    return data[offsets[0]:offsets[-1]].tobytes()
 
 
 _XLSX_IMPORT = threading.Lock()
