@@ -10,13 +10,6 @@ from family_link import address as A
 from family_link import households as H
 
 
-def test_join_nonempty_is_join_of_nonempty_parts():
-    parts = [pa.array(["", "A", "", "B C"]), pa.array(["", "", "X", "D"]), pa.array(["", "Z", "", ""])]
-    got = A._join_nonempty(parts, ", ").to_pylist()
-    assert got == ["", "A, Z", "X", "B C, D"]
-    assert len(A._join_nonempty([pa.array([], pa.string())] * 2, ",")) == 0
-
-
 def test_joined_text_matches_squash_of_comma_join():
     lines = [pa.array(x) for x in [["", "KENT", "12 MILL ROAD", "", "A,KENT,ESSEX,B"],
                                    ["", "", "ESSEX", "", "KENT"], ["", "WALSALL", "", "", ""],

@@ -658,13 +658,11 @@ _READ7 = re.compile(r"^([A-Za-z0-9.]{5})\d{2}$")
 
 
 def _per_unique(values: pd.Series, func):
-    """Apply a vectorised ``func`` to the distinct values only, then spread the results
-    back (a practice's 5 million events hold a few thousand distinct codes)."""
+    """Apply a vectorised ``func`` (returning a tuple of Series) to the distinct values
+    only, then spread the results back (a practice's 5 million events hold a few thousand distinct codes)."""
     codes, uniques = factorize_text(values)
-    results = func(uniques)
-    if isinstance(results, tuple):
-        return tuple(pd.Series(r.to_numpy()[codes], index=values.index, dtype=object, copy=False) for r in results)
-    return pd.Series(results.to_numpy()[codes], index=values.index, dtype=object, copy=False)
+    return tuple(pd.Series(r.to_numpy()[codes], index=values.index, dtype=object, copy=False)
+                 for r in func(uniques))
 
 
 def normalise_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -1090,30 +1088,24 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
     original file, for vendor layouts converted to these frames (layouts.py); without it a
     row's number is its position plus 2 (the header is row 1)."""
     raws = {"patients.csv": patients_raw, "events.csv": events_raw, "relationships.csv": relationships_raw}
-    return _parse_frames(raws, as_of, labels=labels, row_numbers=row_numbers, stripped=False)
-
-
-def _parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
-                  row_numbers: dict[str, np.ndarray] | None, stripped: bool,
-                  later: Callable[[], dict[str, pd.DataFrame | None]] | None = None) -> Export:
-    """``parse_export_frames`` of ``raws`` (by canonical file name), which is emptied as
-    the frames are used, so that their memory can go as soon as it is no longer needed.
-    ``stripped``: the frames come from ``read_csv_text`` (or its byte twin) unchanged, so
-    their text is stripped already.
-
-    ``later``: events.csv and relationships.csv are still being read (in another thread);
-    called for their frames, it raises their ExportError if reading failed. The patients
-    are parsed meanwhile, but every error is raised in the order it would be with all
-    three frames at hand: reading, then columns, then values."""
-    return _start_parse_frames(raws, as_of, labels=labels, row_numbers=row_numbers, stripped=stripped,
-                               later=later).export()
+    return _start_parse_frames(raws, as_of, labels=labels, row_numbers=row_numbers, stripped=False).export()
 
 
 def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
                         row_numbers: dict[str, np.ndarray] | None, stripped: bool,
                         later: Callable[[], dict[str, pd.DataFrame | None]] | None = None,
                         defer_events: bool = False) -> ExportReading:
-    """``_parse_frames``, as an ``ExportReading``. ``defer_events``: the events' values are
+    """``parse_export_frames`` of ``raws`` (by canonical file name), as an ``ExportReading``.
+    ``raws`` is emptied as the frames are used, so that their memory can go as soon as it
+    is no longer needed. ``stripped``: the frames come from ``read_csv_text`` (or its byte
+    twin) unchanged, so their text is stripped already.
+
+    ``later``: events.csv and relationships.csv are still being read (in another thread);
+    called for their frames, it raises their ExportError if reading failed. The patients
+    are parsed meanwhile, but every error is raised in the order it would be with all
+    three frames at hand: reading, then columns, then values.
+
+    ``defer_events``: the events' values are
     checked on a background thread, which ``export()`` waits for; every other problem (and
     every problem raised before the events' values are looked at: reading, columns, the
     patients' values) is raised here, so the events' ExportError, raised by ``export()``,

@@ -243,20 +243,6 @@ def _squash_changed(before: pa.Array, after: pa.Array) -> pa.Array:
     return pc.replace_with_mask(after, changed, _squash(pc.filter(after, changed)))
 
 
-def _join_nonempty(parts: list[pa.Array], sep: str) -> pa.Array:
-    """Row-wise join of the non-empty strings in ``parts`` with ``sep`` (one list join)."""
-    n, k = len(parts[0]), len(parts)
-    nonempty = np.empty((n, k), dtype=bool)
-    for i, part in enumerate(parts):
-        nonempty[:, i] = _bool(pc.not_equal(part, ""))
-    at = np.flatnonzero(nonempty)  # row by row, parts in order
-    values = pc.take(pa.concat_arrays([p.cast(pa.string()) for p in parts]),
-                     pa.array((at % k) * n + at // k))
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(nonempty.sum(axis=1), out=offsets[1:])
-    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
-
-
 def _map_words(arr: pa.Array, mapping: dict[str, str]) -> pa.Array:
     """Replace whole words through a lookup (one pass, however many abbreviations)."""
     spaced = pc.replace_substring(arr, ",", " , ")
@@ -694,7 +680,7 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     n = len(text)
     # A postcode typed into an address line is taken out of the text, and used when the
     # postcode field itself is missing or invalid.
-    # The text is squashed (``_joined_text``): only texts holding one change here.
+    # The text is squashed (``_joined_codes``' output): only texts holding one change here.
     hit = pc.fill_null(pc.match_substring_regex(text, _POSTCODE_IN_TEXT), False)
     pc_text = _empty(n)
     # Validated here, once per distinct text, rather than once per record.

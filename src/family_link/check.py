@@ -49,10 +49,9 @@ class CheckResult:
     export_date: date | None = None  # when the clinical system ran the export, where it says
 
 
-def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, evaluation: Evaluation,
-                 as_of: date, household_counts: dict | None = None) -> dict:
-    """run.json's content; ``household_counts`` is ``summarise_households(households)`` where
-    already computed."""
+def _run_summary(ruleset: RuleSet, export: Export, household_counts: dict, evaluation: Evaluation,
+                 as_of: date) -> dict:
+    """run.json's content; ``household_counts`` is ``summarise_households(households)``."""
     flags, scope = evaluation.flags, evaluation.scope
     # One pass over scope per count, grouped by rule (not one boolean filter per rule).
     rule_of = scope["rule_id"]
@@ -82,7 +81,7 @@ def _run_summary(ruleset: RuleSet, export: Export, households: pd.DataFrame, eva
             for f in export.files if f.sha256  # an absent optional file is not listed
         ],
         "warnings": int(len(export.warnings)),
-        "households": household_counts if household_counts is not None else summarise_households(households),
+        "households": household_counts,
         "flags_per_rule": {k: v["flags"] for k, v in per_rule.items()},
         "rules_detail": per_rule,
         "timings_file": "timings.json",
@@ -130,7 +129,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         # step, so it starts first.
 
         def write_the_rest() -> dict:
-            summary = _run_summary(ruleset, export, households, evaluation, as_of, hh)
+            summary = _run_summary(ruleset, export, hh, evaluation, as_of)
             if last_run is not None:
                 summary["compared_with"] = {"as_of": last_run.as_of.isoformat(),
                                             "new": int((marked["status"] == "new").sum()),

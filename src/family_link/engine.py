@@ -530,31 +530,6 @@ def _take(column: pd.Series, at: np.ndarray) -> pd.Series:
     return column.iloc[at].reset_index(drop=True)
 
 
-def _targets_satisfied(pairs: pd.DataFrame, target: np.ndarray) -> pd.DataFrame:
-    """``pairs.groupby(["patient_id", "household_id"], sort=True)["satisfied"].all()
-    .reset_index()``, grouped by the targets' positions in ``people`` (``target``, one per
-    pair) where each position has its own patient id (the usual case): integers and one
-    sort of the few thousand targets, not a pandas group-by on two text columns."""
-    if len(pairs) == 0 or not all(isinstance(pairs[c].dtype, pd.StringDtype) for c in ("patient_id", "household_id")):
-        return _targets_satisfied_plain(pairs)
-    distinct, first, inverse = np.unique(target, return_index=True, return_inverse=True)
-    unsatisfied = np.bincount(inverse, weights=~pairs["satisfied"].to_numpy(dtype=bool), minlength=len(distinct))
-    patient, household = pairs["patient_id"].iloc[first], pairs["household_id"].iloc[first]
-    try:
-        ids, homes = _text(patient), _text(household)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return _targets_satisfied_plain(pairs)
-    if ids.null_count or homes.null_count:  # the group-by drops missing keys
-        return _targets_satisfied_plain(pairs)
-    order = pc.sort_indices(ids).to_numpy()
-    in_order = ids.take(pa.array(order))
-    if len(in_order) > 1 and pc.any(pc.equal(in_order.slice(1), in_order.slice(0, len(in_order) - 1))).as_py():
-        return _targets_satisfied_plain(pairs)  # one patient id at two positions
-    return pd.DataFrame({"patient_id": patient.iloc[order].reset_index(drop=True),
-                         "household_id": household.iloc[order].reset_index(drop=True),
-                         "satisfied": unsatisfied[order] == 0})
-
-
 def _pick(column: pd.Series, at: np.ndarray) -> pd.Series:
     """``column.iloc[at].reset_index(drop=True)`` (``at`` holds valid positions), without
     the index machinery: a take of the column's array."""
@@ -575,8 +550,10 @@ def _open_order(patient_id: pd.Series, trigger_date: np.ndarray, trigger_patient
 
 
 def _targets_satisfied_at(people: pd.DataFrame, target: np.ndarray, satisfied: np.ndarray) -> pd.DataFrame | None:
-    """``_targets_satisfied`` of the pairs whose targets are the people at ``target`` (one
-    per pair), with ``satisfied`` per pair, taking the ids of the distinct targets only;
+    """``pairs.groupby(["patient_id", "household_id"], sort=True)["satisfied"].all()
+    .reset_index()`` (``_targets_satisfied_plain``) of the pairs whose targets are the people
+    at ``target`` (one per pair), with ``satisfied`` per pair: integers and one sort of the
+    distinct targets, not a pandas group-by on two text columns, taking the ids of the distinct targets only;
     None where that cannot answer as the group-by would (no pairs, ids or households not
     text, missing, or one id at two positions)."""
     ids, homes = people["patient_id"], people["household_id"]
@@ -599,7 +576,7 @@ def _targets_satisfied_at(people: pd.DataFrame, target: np.ndarray, satisfied: n
                          "satisfied": unsatisfied[order] == 0})
 
 
-def _targets_satisfied_plain(pairs: pd.DataFrame, target: np.ndarray | None = None) -> pd.DataFrame:
+def _targets_satisfied_plain(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs.groupby(["patient_id", "household_id"], sort=True)["satisfied"].all().reset_index()
 
 
@@ -698,7 +675,7 @@ def _evaluate_rule(rule: Rule, ctx: _Context) -> tuple[pd.DataFrame | dict, pd.D
 
     scope = _targets_satisfied_at(people, g_pos, satisfied)
     if scope is None or not len(scope):  # the plain way, from the pairs themselves
-        scope = _targets_satisfied(pairs_at(np.arange(len(t_row))), g_pos)
+        scope = _targets_satisfied_plain(pairs_at(np.arange(len(t_row))))
         scope = scope.assign(rule_id=rule.id, flagged=~scope["satisfied"])[SCOPE_COLUMNS]
     else:
         scope = pd.DataFrame({"rule_id": pd.Series(rule.id, index=scope.index, dtype="str"),
