@@ -101,7 +101,7 @@ def test_patched_is_replace_with_mask(n_rows):
 def test_joined_codes_equal_exactly_where_joins_are_equal(rows):
     parts = [pa.array([r[i] for r in rows], pa.string()) for i in range(3)]
     joined = pc.binary_join_element_wise(*parts, "|")
-    codes, count = H._joined_codes(parts, joined)
+    codes, count, _ = H._joined_codes_by_parts(parts, joined)
     want, _ = pd.factorize(pd.Series(joined.to_pylist(), dtype=object))
     assert len(codes) == len(rows) and count == len(set(want.tolist()))
     for i in range(len(rows)):
@@ -137,7 +137,6 @@ def test_street_variants_given_the_variants_are_the_same():
                                 H._unique_inverse(group[ok] * len(streets) + codes[ok]))
     for a, b in zip(plain, given_):
         assert np.array_equal(a, b)
-    assert np.array_equal(H._street_clusters(group, (codes, streets)), plain[0])
 
 
 def test_street_scores_are_street_similarity():

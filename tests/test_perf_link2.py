@@ -78,11 +78,12 @@ def test_hash_ids_given_equal_key_codes_are_the_same(keys, scale):
     assert np.array_equal(plain[1], coded[1])
 
 
-def test_dwelling_ids_made_apart_are_the_kinds_ones():
+def test_dwelling_ids_made_apart_are_the_linked_ones():
     w, rel = _sample_frames()
     w = H._households(H._ambiguous_and_communal(w), rel)
-    whole = H._kinds(w, rel)
-    apart = H._kinds(w, rel, dwelling_ids=False)
-    assert "dwelling_id" not in apart.columns
-    pd.testing.assert_series_equal(H._dwelling_ids(apart), whole["dwelling_id"], check_names=False)
-    pd.testing.assert_frame_equal(apart, whole.drop(columns=["dwelling_id"]))
+    kinds = H._kinds(w, rel)
+    assert "dwelling_id" not in kinds.columns
+    export = load_export(_SAMPLE, _AS_OF)
+    linked = H.link_households(export.patients, export.relationships, _AS_OF)
+    assert kinds["patient_id"].tolist() == linked["patient_id"].tolist()
+    assert H._dwelling_ids(kinds).tolist() == linked["dwelling_id"].tolist()

@@ -58,6 +58,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from .address import STREET_TYPES, _bool as _bool_pa, _empty as _empty_text, normalise_addresses
+from ._frames import _short_keys, index_in
 
 # Also the column order of households.csv.
 HOUSEHOLD_COLUMNS = [
@@ -532,9 +533,11 @@ def _lookup(groups: np.ndarray, table: pd.Series, default: str = "") -> pd.Serie
 
 def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     """``rel`` with ``a`` and ``b``: the row positions in ``w`` (sorted by patient_id) of
-    each relationship's two records, -1 when absent. One pyarrow hash lookup for both
-    ends (a third of ``Index.get_indexer``'s time at 1M) when the ids are strictly
-    increasing (so unique); otherwise ``get_indexer``, which refuses repeated ids."""
+    each relationship's two records, -1 when absent. When the ids are strictly increasing
+    (so unique): a binary search of the sorted ends where every id is short (at most 8
+    bytes, as ``_frames._short_keys``), else one pyarrow hash lookup for both ends (a third
+    of ``Index.get_indexer``'s time at 1M); otherwise ``get_indexer``, which refuses
+    repeated ids."""
     ids = _pa(w, "patient_id")
     increasing = len(ids) < 2 or pc.all(pc.less(ids.slice(0, len(ids) - 1), ids.slice(1)),
                                         skip_nulls=False).as_py()
@@ -544,7 +547,7 @@ def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
                           b=index.get_indexer(rel["related_patient_id"]))
     m = len(rel)
     ends = pa.concat_arrays([_pa(rel, "patient_id"), _pa(rel, "related_patient_id")])
-    ids_u, ends_u = _short_keys(ids), _short_keys(ends)
+    ids_u, ends_u = _short_keys(pa.chunked_array([ids])), _short_keys(pa.chunked_array([ends]))
     if ids_u is not None and ends_u is not None and len(ids_u):
         # Ids of at most 8 bytes as integers that order and compare as the text: the
         # ends, sorted, are found by a binary search (~0.03 s for 720k ends among 1M ids,
@@ -558,34 +561,6 @@ def _locate(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     at = np.asarray(pc.fill_null(pc.index_in(ends, value_set=ids), -1).to_numpy(zero_copy_only=False),
                     dtype=np.int64)
     return rel.assign(a=at[:m], b=at[m:])
-
-
-def _short_keys(arr: pa.Array) -> np.ndarray | None:
-    """Each string (at most 8 bytes, no NUL byte, no nulls) as a uint64: its bytes
-    big-endian, NUL-padded on the right, so the integers order as the texts do (byte
-    order, a prefix first) and are equal exactly where they are. None otherwise."""
-    if arr.null_count or not pa.types.is_string(arr.type):
-        return None
-    n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1].astype(np.int64) \
-        if n else np.zeros(1, dtype=np.int64)
-    lengths = np.diff(offsets)
-    if n == 0:
-        return np.zeros(0, dtype=np.uint64)
-    if lengths.max() > 8:
-        return None
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]] \
-        if arr.buffers()[2] is not None else np.zeros(0, dtype=np.uint8)
-    if (data == 0).any():
-        return None
-    wide = np.zeros((n, 8), dtype=np.uint8)
-    width = int(lengths[0])
-    if (lengths == width).all():
-        wide[:, :width] = data.reshape(n, width)
-    else:
-        row = np.repeat(np.arange(n), lengths)
-        wide[row, np.arange(len(data)) - (offsets[:-1] - offsets[0])[row]] = data
-    return wide.view(">u8").reshape(-1).astype(np.uint64)
 
 
 def _equal_codes(*columns: pa.Array) -> np.ndarray:
@@ -723,21 +698,15 @@ def _street_scores(uniques: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndar
     return scores
 
 
-def _street_clusters(group: np.ndarray, street: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Within each group, cluster street spellings whose similarity reaches the threshold.
-
-    ``street`` is the coded street column (``_text_codes``). Returns a cluster code per
-    record (-1 where group is -1). An empty street joins the group's only cluster; with
-    several clusters it stays apart.
-    """
-    return _street_variants(group, street)[0]
-
-
 def _street_variants(group: np.ndarray, street: tuple[np.ndarray, np.ndarray],
                      variants: tuple[np.ndarray, np.ndarray] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``_street_clusters``, and its variants (distinct (group, street), in group then
-    street order): each record's variant (records with a group, in row order), each
+    """Within each group, cluster street spellings whose similarity reaches the threshold.
+
+    ``street`` is the coded street column (``_text_codes``). Returns a cluster code per
+    record (-1 where group is -1; an empty street joins the group's only cluster, and with
+    several clusters it stays apart), and the variants (distinct (group, street), in group
+    then street order): each record's variant (records with a group, in row order), each
     variant's street code and cluster. ``variants``: the distinct group * streets +
     street and each record's variant, when the caller has them already."""
     codes, uniques = street
@@ -1181,16 +1150,12 @@ def _first_rows(groups: np.ndarray, size: int) -> np.ndarray:
     return first
 
 
-def _joined_codes(parts: list[pa.Array], joined: pa.Array) -> tuple[np.ndarray, int]:
+def _joined_codes_by_parts(parts: list[pa.Array], joined: pa.Array) -> tuple[np.ndarray, int, bool]:
     """``_dict_codes(joined)`` (numbered differently), where ``joined`` is ``parts``
     joined by "|": when no part contains "|", equal joins are equal parts, and the parts
-    (short texts with few distinct values) are quicker to encode than the joins."""
-    return _joined_codes_by_parts(parts, joined)[:2]
-
-
-def _joined_codes_by_parts(parts: list[pa.Array], joined: pa.Array) -> tuple[np.ndarray, int, bool]:
-    """``_joined_codes``, and whether no part contains "|" (then the codes stand for the
-    tuples of parts, so a longer join of these parts and more is coded by combining)."""
+    (short texts with few distinct values) are quicker to encode than the joins. Also
+    whether no part contains "|" (then the codes stand for the tuples of parts, so a
+    longer join of these parts and more is coded by combining)."""
     codes, sizes = [], []
     for part in parts:
         encoded = pc.dictionary_encode(part)
@@ -1535,9 +1500,8 @@ _KINDS = ["communal", "ambiguous", "no_address", "flat", "lettered_house", "name
 _HOME_KINDS = ["flat", "lettered_house", "house", "named_house"]
 
 
-def _kinds(w: pd.DataFrame, rel: pd.DataFrame, dwelling_ids: bool = True) -> pd.DataFrame:
-    """Each record's ``dwelling_kind`` and, unless ``dwelling_ids`` is False (the caller
-    then makes them with ``_dwelling_ids``), its ``dwelling_id``."""
+def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+    """Each record's ``dwelling_kind`` (``_dwelling_ids`` then makes the ``dwelling_id``)."""
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     own_d = (w["d"] >= 0).to_numpy()
     has_d = own_d | w["sys_resolved"].to_numpy()  # placed in a dwelling by a system id
@@ -1597,8 +1561,6 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame, dwelling_ids: bool = True) -> pd.
         is_shared = shared_hh[hh_of] & home
         kind[is_shared] = _KINDS.index("shared_house")
     w["dwelling_kind"] = _str_series(pc.take(pa.array(_KINDS, pa.string()), pa.array(kind)), w.index)
-    if dwelling_ids:
-        w["dwelling_id"] = _dwelling_ids(w)
     return w
 
 
@@ -2165,7 +2127,7 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
         w = _ambiguous_and_communal(w)
         rel = located.result()
     w = _households(w, rel)
-    w = _kinds(w, rel, dwelling_ids=False)
+    w = _kinds(w, rel)
     # The evidence and the dwelling ids read nothing the roles write: they are made on a
     # second thread while the roles are worked out (all mostly Arrow and numpy kernels,
     # which release the GIL), and added to the roles' copy of the frame.
@@ -2292,10 +2254,7 @@ def _rel_parts(people: pd.DataFrame, part: np.ndarray, relationships: pd.DataFra
     one pyarrow lookup before the workers start (``people``'s patient_ids are unique)."""
     if relationships is None or not len(relationships):
         return np.zeros(0, dtype=np.int64)
-    ids = relationships["patient_id"].astype(str)
-    ends = pa.array(ids.to_numpy(dtype=object), pa.string(), from_pandas=True)
-    at = np.asarray(pc.fill_null(pc.index_in(ends, value_set=_pa(people, "patient_id")), -1)
-                    .to_numpy(zero_copy_only=False), dtype=np.int64)
+    at = index_in(relationships["patient_id"].astype(str), people["patient_id"])
     return np.where(at >= 0, part[np.maximum(at, 0)] if len(part) else -1, -1)
 
 
