@@ -172,6 +172,7 @@ def test_worklist_xlsx_direct_rows_are_used_for_plain_data_and_open_in_openpyxl(
     rows["date_of_birth"] = pd.Series(["", "1900-02-28"], dtype="str")
     rows["name"] = pd.Series(["Zoë <b>&", " padded "], dtype="str")
     rows["members"] = [[], []]
+    assert worklist._xlsx_columns(rows) is not None  # the rows written directly, not by openpyxl
     fast = _xlsx(rows, True)
     assert fast == _xlsx(rows, False)
     sheet = load_workbook(io.BytesIO(fast))["Worklist"]
