@@ -23,8 +23,9 @@ districts, joined where a postcode-less record, a clinical-system id or a relati
 connects them) for which that is exact; ``link_households(..., jobs=N)`` uses them.
 
 Internally the steps work on integer codes and pyarrow string arrays: text is compared
-as codes (``_text_codes`` orders codes as the text) and sentences are concatenated on
-Arrow, converting to pandas' "str" columns once.
+as codes (``_sorted_codes`` orders codes as the text) and sentences are concatenated on
+Arrow, converting to pandas' "str" columns once. Independent pieces (some codings, the
+dwelling keys, the relationships, the evidence and dwelling ids) run on a second thread.
 
 Library code never logs or prints patient values; they appear only in the returned frame.
 """
@@ -1864,12 +1865,12 @@ def _scatter(n: int, mask: np.ndarray, values: pa.Array) -> pa.Array:
 
 
 def _replace_rows(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
-    """``pc.replace_with_mask(base, mask, values)`` for string arrays, by a scatter of
-    ``values`` and one ``if_else``: pyarrow's replace_with_mask is ~10x slower on text."""
+    """``pc.replace_with_mask(base, mask, values)`` for string arrays (as ``string``), by
+    ``_patched``: pyarrow's replace_with_mask is ~10x slower on text."""
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return base
-    return pc.if_else(pa.array(mask), _scatter(len(base), mask, values), base.cast(pa.string()))
+    return _patched(base.cast(pa.string()), np.flatnonzero(mask), values)
 
 
 def _patch(base: pa.Array, mask: np.ndarray, make) -> pa.Array:
@@ -1926,7 +1927,7 @@ def _usual_link_parts(w: pd.DataFrame, rows: np.ndarray) -> list[pa.Array]:
 
 
 def _address_link_at(w: pd.DataFrame, idx: np.ndarray) -> pa.Array:
-    """The address link of the records at positions ``idx`` (see ``_address_link``)."""
+    """The address link of the records at positions ``idx`` (the rows ``_usual_link`` does not cover)."""
     at = pa.array(np.asarray(idx, dtype=np.int64))
 
     def col(column):
