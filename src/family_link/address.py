@@ -268,8 +268,8 @@ def normalise_postcode(postcodes: pd.Series) -> pd.DataFrame:
     Returns a frame indexed like ``postcodes`` with ``postcode`` ("" when not a valid UK
     postcode) and ``postcode_valid`` (bool). The caller's original text is left untouched.
     """
-    cleaned = _clean_postcode_text(_to_arrow(postcodes))
-    valid = pc.fill_null(pc.match_substring_regex(cleaned, POSTCODE_RE), False)
+    field = _postcode_field(_to_arrow(postcodes))
+    cleaned, valid = field["cleaned"], field["valid"]
     return pd.DataFrame(
         {
             "postcode": _series(pc.if_else(valid, cleaned, ""), postcodes.index),
@@ -687,13 +687,9 @@ def _parse_distinct(text: pa.Array) -> dict[str, pa.Array]:
     pc_text_valid = pa.array(np.zeros(n, dtype=bool))
     if pc.any(hit).as_py():
         holding = pc.filter(text, hit)
-        found = _clean_postcode_text(
-            _field(pc.extract_regex(holding, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc")
-        )
-        pc_text = pc.replace_with_mask(pc_text, hit, found)
-        pc_text_valid = pc.replace_with_mask(
-            pc_text_valid, hit, pc.fill_null(pc.match_substring_regex(found, POSTCODE_RE), False)
-        )
+        found = _postcode_field(_field(pc.extract_regex(holding, rf"(?P<pc>{_POSTCODE_IN_TEXT})"), "pc"))
+        pc_text = pc.replace_with_mask(pc_text, hit, found["cleaned"])
+        pc_text_valid = pc.replace_with_mask(pc_text_valid, hit, found["valid"])
         text = pc.replace_with_mask(
             text, hit, _squash(pc.replace_substring_regex(holding, _POSTCODE_IN_TEXT, ""))
         )
@@ -863,6 +859,8 @@ def _dense(key: np.ndarray) -> np.ndarray:
 
 
 def _postcode_field(values: pa.Array) -> dict[str, pa.Array]:
+    """Postcode text cleaned (upper case, letters and digits only, a space before the inward
+    code) and whether it is a valid UK postcode."""
     cleaned = _clean_postcode_text(values)
     return {"cleaned": cleaned,
             "valid": pc.fill_null(pc.match_substring_regex(cleaned, POSTCODE_RE), False)}
