@@ -1075,17 +1075,16 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
     names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
              "address_text"]
-    lead_rows = lead
     # The lead rows' flat or number is their own house number, and their text is made
     # again from their parts (below); the others' are taken as parsed.
-    lead_flat = lead_rows & np.concatenate([r["lead_flat"] for r in results])[at]
-    lead_number = lead_rows & np.concatenate([r["lead_number"] for r in results])[at]
+    lead_flat = lead & np.concatenate([r["lead_flat"] for r in results])[at]
+    lead_number = lead & np.concatenate([r["lead_number"] for r in results])[at]
     at = pa.array(at)
     parts = dict(zip(names, _pool_map(
         lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
     )))
-    if lead_rows.any():
-        parts.update(_lead_parts(parts, results, at, lead_rows, lead_flat, lead_number, token))
+    if lead.any():
+        parts.update(_lead_parts(parts, results, at, lead, lead_flat, lead_number, token))
 
     pc_field = field["cleaned"]
     field_valid = _bool(field["valid"])
