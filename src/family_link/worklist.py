@@ -22,6 +22,7 @@ __all__ = ["WorklistFacts", "WORKLIST_COLUMNS", "build_worklist", "worklist_rows
            "STALE_EXPORT_DAYS"]
 
 import io
+import re
 import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -199,6 +200,7 @@ def _counts_by_rule(rows: pd.DataFrame, facts: WorklistFacts) -> list[tuple[str,
 # CSV and XLSX
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START_RE = "^[" + re.escape("".join(_FORMULA_START)) + "]"  # the same, for Arrow
 
 
 def _as_text(value: str) -> str:
@@ -209,10 +211,9 @@ def _as_text(value: str) -> str:
 def render_worklist_csv(rows: pd.DataFrame) -> bytes:
     frame = rows[WORKLIST_COLUMNS]
     if len(frame):  # _as_text over whole columns
-        formula = r"^[=+\-@\t\r]"  # _FORMULA_START
         texts = {col: _arrow_text(frame[col]) for col in WORKLIST_COLUMNS}
         frame = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(
-            pc.if_else(pc.match_substring_regex(arr, formula), _cat("'", arr), arr)))
+            pc.if_else(pc.match_substring_regex(arr, _FORMULA_START_RE), _cat("'", arr), arr)))
             for col, arr in texts.items()})
     return render_csv(frame)
 
