@@ -922,12 +922,13 @@ def _lead_numbers(text: pa.Array, pattern: str | None = None,
         lead = _bool(hit)
         if not lead.any():
             return lead, _empty(0), some
-        if lead.sum() * 4 > len(some):  # dense: one pass over everything is cheaper
-            zeroed = pc.replace_substring_regex(some, pattern, r"0\1", max_replacements=1)
-        else:
-            zeroed = pc.replace_with_mask(some, hit, pc.replace_substring_regex(
-                pc.filter(some, hit), pattern, r"0\1", max_replacements=1))
-        split = pc.split_pattern(pc.filter(some, hit), " ", max_splits=1)
+        # The pattern's digits are the text's whole leading run of digits (a letter, a
+        # space or the end follows them), so "0" in their place is "0" joined to the
+        # text with its leading digits trimmed: no regex rewrite.
+        mine = pc.filter(some, hit)
+        zeroed = pc.replace_with_mask(some, hit, pc.binary_join_element_wise(
+            "0", pc.utf8_ltrim(mine, "0123456789"), ""))
+        split = pc.split_pattern(mine, " ", max_splits=1)
         return lead, pc.list_element(split, 0), zeroed
 
     done = _pool_map(some_lead, _slices(text))
