@@ -19,8 +19,8 @@ canonicalised once and each distinct canonical address parsed once, in chunks on
 pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewrites run
 only on the values a cheap match finds, and parts taken from segments are held as integer
 codes into the distinct segment texts until the end. A house number opening a line or an
-address is set aside while the rest is canonicalised or parsed, once per distinct rest,
-and put back after; the first line's is set aside before the rows are grouped, so rows
+address, and the digits of a flat opening an address ("FLAT 8,41 MILL ROAD"), are set
+aside while the rest is canonicalised or parsed, once per distinct rest, and put back after; the first line's is set aside before the rows are grouped, so rows
 differing only in it are joined and parsed once. See docs/households.md.
 """
 
@@ -948,6 +948,45 @@ def _lead_lines(lines: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, np.nda
             np.asarray(encoded.indices.to_numpy(), dtype=np.int64))
 
 
+# A text opening with a flat numbered by digits (no leading zero; at most one letter),
+# then a comma, a space or its end: "FLAT 8,41 MILL ROAD", "FLAT 12A,OAK COURT". The
+# parse takes those digits as the flat, and nothing else there looks at them: the typed-in
+# postcode pattern cannot reach them (a word, "FLAT", stands before them), the flat
+# pattern matches there whatever the digits, and the cut removes them with "FLAT". So "0"
+# in their place gives the same parts, except that the flat (and the rendering, which
+# opens with "FLAT " and the flat) then has "0" in place of the digits.
+_LEAD_FLAT = r"^FLAT [1-9][0-9]*(?:[A-Z]?(?:,| |$))"
+
+
+def _flat_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Which texts open with a numbered flat (``_LEAD_FLAT``), the flat's digits (one per
+    such text, in order), and the texts with "0" in place of those digits."""
+
+    def some_flat(some: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+        hit = pc.fill_null(pc.match_substring_regex(some, _LEAD_FLAT), False)
+        lead = _bool(hit)
+        if not lead.any():
+            return lead, _empty(0), some
+        after = pc.utf8_slice_codeunits(pc.filter(some, hit), 5)  # the digits onwards
+        rest = pc.utf8_ltrim(after, "0123456789")
+        digits = _field(pc.extract_regex(after, r"^(?P<d>[0-9]+)"), "d")
+        zeroed = pc.replace_with_mask(some, hit, pc.binary_join_element_wise("FLAT 0", rest, ""))
+        return lead, digits, zeroed
+
+    done = _pool_map(some_flat, _slices(text))
+    return (np.concatenate([d[0] for d in done]), pa.concat_arrays([d[1] for d in done]),
+            pa.concat_arrays([d[2] for d in done]))
+
+
+def _flat_parts(name: str, parsed: pa.Array, digits: pa.Array) -> pa.Array:
+    """The flat (``name`` "flat") or ``address_text`` of texts opening with a numbered flat
+    from ``parsed``, that of the text with "0" in place of its ``digits``: the flat opens
+    with that "0", and the rendering with "FLAT 0"."""
+    if name == "flat":
+        return pc.binary_join_element_wise(digits, pc.utf8_slice_codeunits(parsed, 1), "")
+    return pc.binary_join_element_wise("FLAT ", digits, pc.utf8_slice_codeunits(parsed, 6), "")
+
+
 def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: np.ndarray,
                 flat: np.ndarray, number: np.ndarray, token: pa.Array) -> dict[str, pa.Array]:
     """The flat, number and ``address_text`` of ``rows`` (texts opening with a house number,
@@ -1049,7 +1088,10 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # Other texts opening with a house number are parsed with "0" in its place too: "12
     # MILL ROAD,WALSALL" and "14 MILL ROAD,WALSALL" are parsed once (``_lead_numbers``).
     text_lead, text_token, zeroed = _lead_numbers(text)
-    results, text_at = _distinct_apply(zeroed, _parse_distinct)
+    # Texts opening with a flat numbered by digits ("FLAT 8,41 MILL ROAD") are parsed with
+    # "0" in place of those digits too, and each row's digits put back (``_flat_numbers``).
+    flat_lead, flat_digits, flat_zeroed = _flat_numbers(zeroed)
+    results, text_at = _distinct_apply(flat_zeroed, _parse_distinct)
     at = text_at[group]
     lead = row_lead | text_lead[group]
     token = _empty(0)
@@ -1080,10 +1122,25 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # again from their parts (below); the others' are taken as parsed.
     lead_flat = lead & np.concatenate([r["lead_flat"] for r in results])[at]
     lead_number = lead & np.concatenate([r["lead_number"] for r in results])[at]
+    # The rows whose text opened with a numbered flat take their flat and rendering from
+    # those of their text's parse with the text's own digits put back (``_flat_parts``),
+    # made once per such text after the others.
+    row_flat = flat_lead[group]
+    at_flat = at
+    if row_flat.any():
+        done = sum(len(r["flat"]) for r in results)
+        at_flat = pa.array(np.where(row_flat, done + (np.cumsum(flat_lead) - 1)[group], at))
+        flat_at = pa.array(text_at[flat_lead])
+
+    def taken(k: str) -> pa.Array:
+        pool = pa.concat_arrays([r[k] for r in results])
+        if k not in ("flat", "address_text") or not row_flat.any():
+            return pc.take(pool, at)
+        put = _flat_parts(k, pc.take(pool, flat_at), flat_digits)
+        return pc.take(pa.concat_arrays([pool, put]), at_flat)
+
     at = pa.array(at)
-    parts = dict(zip(names, _pool_map(
-        lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
-    )))
+    parts = dict(zip(names, _pool_map(taken, names)))
     if lead.any():
         parts.update(_lead_parts(parts, results, at, lead, lead_flat, lead_number, token))
 
