@@ -119,3 +119,23 @@ def test_rows_differing_only_in_their_flat_number_share_a_parse(monkeypatch):
     assert out["address_text"].iloc[11] == "FLAT 12, 41 MILL ROAD, WALSALL"
     assert np.all(out["number"] == "41")
     pd.testing.assert_frame_equal(out, normalised_without_shortcuts(frame))
+
+
+def canonical_punctuation_rewriting_every_run(s: pa.Array) -> pa.Array:
+    """``_canonical_punctuation`` as it was: every run of characters other than capitals,
+    digits and commas (spaces too) rewritten to one space."""
+    s = pc.replace_substring(s, "&", " AND ")
+    s = A._sub(s, r"['`\x{2019}]", "")
+    s = A._sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")
+    s = A._sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")
+    s = A._sub(s, r"[^A-Z0-9,~^]+", " ")
+    s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
+    return A._squash(s)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(list("AB12 ,.-/&'\t\n~^#()é\u2019") + ["  ", " . "]),
+                         max_size=10).map("".join), min_size=1, max_size=20))
+def test_canonical_punctuation_is_the_rewrite_of_every_run(values):
+    arr = pc.utf8_upper(pa.array(values, pa.string()))
+    assert A._canonical_punctuation(arr).to_pylist() == canonical_punctuation_rewriting_every_run(arr).to_pylist()

@@ -20,7 +20,8 @@ pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewri
 only on the values a cheap match finds, and parts taken from segments are held as integer
 codes into the distinct segment texts until the end. A house number opening a line or an
 address, and the digits of a flat opening an address ("FLAT 8,41 MILL ROAD"), are set
-aside while the rest is canonicalised or parsed, once per distinct rest, and put back after; the first line's is set aside before the rows are grouped, so rows
+aside while the rest is canonicalised or parsed, once per distinct rest, and put back
+after; the first line's number is set aside before the rows are grouped, so rows
 differing only in it are joined and parsed once. See docs/households.md.
 """
 
@@ -301,7 +302,10 @@ def _canonical_punctuation(s: pa.Array) -> pa.Array:
     s = _sub(s, r"['`\x{2019}]", "")  # ST JOHN'S -> ST JOHNS
     s = _sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14
     s = _sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")  # protect 3/12: flat 3 of number 12
-    s = _sub(s, r"[^A-Z0-9,~^]+", " ")
+    # Runs of other characters become one space. The spaces alone are left (the runs of
+    # the rest become a space each) and the squash below makes each run one space: the
+    # same text, without rewriting every value holding a space.
+    s = _sub(s, r"[^A-Z0-9,~^ ]+", " ")
     s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
     return _squash(s)
 
