@@ -139,3 +139,19 @@ def canonical_punctuation_rewriting_every_run(s: pa.Array) -> pa.Array:
 def test_canonical_punctuation_is_the_rewrite_of_every_run(values):
     arr = pc.utf8_upper(pa.array(values, pa.string()))
     assert A._canonical_punctuation(arr).to_pylist() == canonical_punctuation_rewriting_every_run(arr).to_pylist()
+
+
+def canonical_words_one_by_one(s: pa.Array) -> pa.Array:
+    for pattern, repl in A._CANONICAL_WORDS:
+        s = A._sub(s, pattern, repl)
+    return s
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(
+    ["FLAT", "APT", "UNIT", "NO", "NUMBER", "GROUND", "GRD", "FLOOR", "FIRST", "1ST", "2ND", "SECOND",
+     "THIRD", "TOP", "BASEMENT", "LOWER", "GFF", "FFF", "SFF", "12", "3", "A", "ST", "JOHNS", "ROAD",
+     ",", "0"]), max_size=8).map(" ".join), min_size=1, max_size=20))
+def test_canonical_words_are_the_rewrites_one_by_one(values):
+    arr = A._squash(pa.array(values, pa.string()))
+    assert A._canonical_words(arr).to_pylist() == canonical_words_one_by_one(arr).to_pylist()

@@ -334,8 +334,22 @@ _SUBUNIT_OR_LETTER = "|".join(f"(?:{pattern})" for pattern, _ in _CANONICAL_WORD
 _ABBREVIATED = rf"\b(?:{'|'.join(_ABBREVIATIONS)})\b"
 
 
+# The floor descriptions and "NO 12" rarely occur: after the sub-unit words, one match of
+# their patterns together finds the values they can change (a value none of them matches
+# is left as it is by each, one after another: only a change could make a later match).
+_FLOORS_OR_NO = "|".join(f"(?:{pattern})" for pattern, _ in _CANONICAL_WORDS[1:8])
+
+
+def _floors_or_no(s: pa.Array) -> pa.Array:
+    for pattern, repl in _CANONICAL_WORDS[1:8]:
+        s = _sub(s, pattern, repl)
+    return s
+
+
 def _canonical_words(s: pa.Array) -> pa.Array:
-    for pattern, repl in _CANONICAL_WORDS:
+    s = _sub(s, *_CANONICAL_WORDS[0])
+    s = _only_where(s, _FLOORS_OR_NO, _floors_or_no)
+    for pattern, repl in _CANONICAL_WORDS[8:]:
         s = _sub(s, pattern, repl)
     return s
 
