@@ -19,8 +19,9 @@ canonicalised once and each distinct canonical address parsed once, in chunks on
 pool (pyarrow releases the GIL). Rows with the same lines are joined once, rewrites run
 only on the values a cheap match finds, and parts taken from segments are held as integer
 codes into the distinct segment texts until the end. A house number opening a line or an
-address is set aside while the rest is canonicalised or parsed, once per distinct rest,
-and put back after; the first line's is set aside before the rows are grouped, so rows
+address, and the digits of a flat opening an address ("FLAT 8,41 MILL ROAD"), are set
+aside while the rest is canonicalised or parsed, once per distinct rest, and put back
+after; the first line's number is set aside before the rows are grouped, so rows
 differing only in it are joined and parsed once. See docs/households.md.
 """
 
@@ -301,7 +302,10 @@ def _canonical_punctuation(s: pa.Array) -> pa.Array:
     s = _sub(s, r"['`\x{2019}]", "")  # ST JOHN'S -> ST JOHNS
     s = _sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14
     s = _sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")  # protect 3/12: flat 3 of number 12
-    s = _sub(s, r"[^A-Z0-9,~^]+", " ")
+    # Runs of other characters become one space. The spaces alone are left (the runs of
+    # the rest become a space each) and the squash below makes each run one space: the
+    # same text, without rewriting every value holding a space.
+    s = _sub(s, r"[^A-Z0-9,~^ ]+", " ")
     s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
     return _squash(s)
 
@@ -330,8 +334,22 @@ _SUBUNIT_OR_LETTER = "|".join(f"(?:{pattern})" for pattern, _ in _CANONICAL_WORD
 _ABBREVIATED = rf"\b(?:{'|'.join(_ABBREVIATIONS)})\b"
 
 
+# The floor descriptions and "NO 12" rarely occur: after the sub-unit words, one match of
+# their patterns together finds the values they can change (a value none of them matches
+# is left as it is by each, one after another: only a change could make a later match).
+_FLOORS_OR_NO = "|".join(f"(?:{pattern})" for pattern, _ in _CANONICAL_WORDS[1:8])
+
+
+def _floors_or_no(s: pa.Array) -> pa.Array:
+    for pattern, repl in _CANONICAL_WORDS[1:8]:
+        s = _sub(s, pattern, repl)
+    return s
+
+
 def _canonical_words(s: pa.Array) -> pa.Array:
-    for pattern, repl in _CANONICAL_WORDS:
+    s = _sub(s, *_CANONICAL_WORDS[0])
+    s = _only_where(s, _FLOORS_OR_NO, _floors_or_no)
+    for pattern, repl in _CANONICAL_WORDS[8:]:
         s = _sub(s, pattern, repl)
     return s
 
@@ -922,12 +940,13 @@ def _lead_numbers(text: pa.Array, pattern: str | None = None,
         lead = _bool(hit)
         if not lead.any():
             return lead, _empty(0), some
-        if lead.sum() * 4 > len(some):  # dense: one pass over everything is cheaper
-            zeroed = pc.replace_substring_regex(some, pattern, r"0\1", max_replacements=1)
-        else:
-            zeroed = pc.replace_with_mask(some, hit, pc.replace_substring_regex(
-                pc.filter(some, hit), pattern, r"0\1", max_replacements=1))
-        split = pc.split_pattern(pc.filter(some, hit), " ", max_splits=1)
+        # The pattern's digits are the text's whole leading run of digits (a letter, a
+        # space or the end follows them), so "0" in their place is "0" joined to the
+        # text with its leading digits trimmed: no regex rewrite.
+        mine = pc.filter(some, hit)
+        zeroed = pc.replace_with_mask(some, hit, pc.binary_join_element_wise(
+            "0", pc.utf8_ltrim(mine, "0123456789"), ""))
+        split = pc.split_pattern(mine, " ", max_splits=1)
         return lead, pc.list_element(split, 0), zeroed
 
     done = _pool_map(some_lead, _slices(text))
@@ -945,6 +964,45 @@ def _lead_lines(lines: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, np.nda
     encoded = pc.dictionary_encode(pc.filter(zeroed, pa.array(lead)))
     return (lead, token, encoded.dictionary,
             np.asarray(encoded.indices.to_numpy(), dtype=np.int64))
+
+
+# A text opening with a flat numbered by digits (no leading zero; at most one letter),
+# then a comma, a space or its end: "FLAT 8,41 MILL ROAD", "FLAT 12A,OAK COURT". The
+# parse takes those digits as the flat, and nothing else there looks at them: the typed-in
+# postcode pattern cannot reach them (a word, "FLAT", stands before them), the flat
+# pattern matches there whatever the digits, and the cut removes them with "FLAT". So "0"
+# in their place gives the same parts, except that the flat (and the rendering, which
+# opens with "FLAT " and the flat) then has "0" in place of the digits.
+_LEAD_FLAT = r"^FLAT [1-9][0-9]*(?:[A-Z]?(?:,| |$))"
+
+
+def _flat_numbers(text: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Which texts open with a numbered flat (``_LEAD_FLAT``), the flat's digits (one per
+    such text, in order), and the texts with "0" in place of those digits."""
+
+    def some_flat(some: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+        hit = pc.fill_null(pc.match_substring_regex(some, _LEAD_FLAT), False)
+        lead = _bool(hit)
+        if not lead.any():
+            return lead, _empty(0), some
+        after = pc.utf8_slice_codeunits(pc.filter(some, hit), 5)  # the digits onwards
+        rest = pc.utf8_ltrim(after, "0123456789")
+        digits = _field(pc.extract_regex(after, r"^(?P<d>[0-9]+)"), "d")
+        zeroed = pc.replace_with_mask(some, hit, pc.binary_join_element_wise("FLAT 0", rest, ""))
+        return lead, digits, zeroed
+
+    done = _pool_map(some_flat, _slices(text))
+    return (np.concatenate([d[0] for d in done]), pa.concat_arrays([d[1] for d in done]),
+            pa.concat_arrays([d[2] for d in done]))
+
+
+def _flat_parts(name: str, parsed: pa.Array, digits: pa.Array) -> pa.Array:
+    """The flat (``name`` "flat") or ``address_text`` of texts opening with a numbered flat
+    from ``parsed``, that of the text with "0" in place of its ``digits``: the flat opens
+    with that "0", and the rendering with "FLAT 0"."""
+    if name == "flat":
+        return pc.binary_join_element_wise(digits, pc.utf8_slice_codeunits(parsed, 1), "")
+    return pc.binary_join_element_wise("FLAT ", digits, pc.utf8_slice_codeunits(parsed, 6), "")
 
 
 def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: np.ndarray,
@@ -1048,7 +1106,10 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # Other texts opening with a house number are parsed with "0" in its place too: "12
     # MILL ROAD,WALSALL" and "14 MILL ROAD,WALSALL" are parsed once (``_lead_numbers``).
     text_lead, text_token, zeroed = _lead_numbers(text)
-    results, text_at = _distinct_apply(zeroed, _parse_distinct)
+    # Texts opening with a flat numbered by digits ("FLAT 8,41 MILL ROAD") are parsed with
+    # "0" in place of those digits too, and each row's digits put back (``_flat_numbers``).
+    flat_lead, flat_digits, flat_zeroed = _flat_numbers(zeroed)
+    results, text_at = _distinct_apply(flat_zeroed, _parse_distinct)
     at = text_at[group]
     lead = row_lead | text_lead[group]
     token = _empty(0)
@@ -1079,10 +1140,25 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # again from their parts (below); the others' are taken as parsed.
     lead_flat = lead & np.concatenate([r["lead_flat"] for r in results])[at]
     lead_number = lead & np.concatenate([r["lead_number"] for r in results])[at]
+    # The rows whose text opened with a numbered flat take their flat and rendering from
+    # those of their text's parse with the text's own digits put back (``_flat_parts``),
+    # made once per such text after the others.
+    row_flat = flat_lead[group]
+    at_flat = at
+    if row_flat.any():
+        done = sum(len(r["flat"]) for r in results)
+        at_flat = pa.array(np.where(row_flat, done + (np.cumsum(flat_lead) - 1)[group], at))
+        flat_at = pa.array(text_at[flat_lead])
+
+    def taken(k: str) -> pa.Array:
+        pool = pa.concat_arrays([r[k] for r in results])
+        if k not in ("flat", "address_text") or not row_flat.any():
+            return pc.take(pool, at)
+        put = _flat_parts(k, pc.take(pool, flat_at), flat_digits)
+        return pc.take(pa.concat_arrays([pool, put]), at_flat)
+
     at = pa.array(at)
-    parts = dict(zip(names, _pool_map(
-        lambda k: pc.take(pa.concat_arrays([r[k] for r in results]), at), names
-    )))
+    parts = dict(zip(names, _pool_map(taken, names)))
     if lead.any():
         parts.update(_lead_parts(parts, results, at, lead, lead_flat, lead_number, token))
 
