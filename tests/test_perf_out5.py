@@ -39,3 +39,22 @@ def test_rule_triggers_do_not_depend_on_the_household_lookup(sample, every):
     want = _rule_triggers_with_households(ruleset, patients, export.events, households, AS_OF)
     assert len(want) > 0
     pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_rule_triggers_from_all_or_coded_events_are_those_from_the_patients_events(sample, every):
+    """check.py hands rule_triggers the unplaced patients' own events; everyone's events,
+    or the coded ones the evaluation kept, give the same triggers."""
+    from family_link.engine import evaluate_rules
+
+    export, households = sample
+    ruleset = load_ruleset(None)
+    patients = export.patients.iloc[::every]
+    own = export.events[export.events["patient_id"].isin(set(patients["patient_id"]))]
+    want = _rule_triggers_with_households(ruleset, patients, own, households, AS_OF)
+    assert len(want) > 0 and (every == 1 or len(own) < len(export.events))
+    pd.testing.assert_frame_equal(rule_triggers(ruleset, patients, export.events, households, AS_OF), want)
+    coded = evaluate_rules(ruleset, export.patients, export.events, households, AS_OF,
+                           export.relationships).coded_events
+    assert len(coded) < len(export.events)
+    pd.testing.assert_frame_equal(rule_triggers(ruleset, patients, coded, households, AS_OF), want)
