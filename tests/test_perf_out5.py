@@ -58,3 +58,27 @@ def test_rule_triggers_from_all_or_coded_events_are_those_from_the_patients_even
                            export.relationships).coded_events
     assert len(coded) < len(export.events)
     pd.testing.assert_frame_equal(rule_triggers(ruleset, patients, coded, households, AS_OF), want)
+
+
+@pytest.mark.parametrize("n", [1, 5, 7, 12, 20, 21, 66, 200])
+def test_worklist_sheet_pieces_are_those_made_one_piece_at_a_time(monkeypatch, n):
+    """The batched pieces are, byte for byte and piece for piece, the XML of each
+    ``_XLSX_PIECE_ROWS`` rows made on its own (as before the batching)."""
+    import numpy as np
+
+    from family_link import worklist as W
+
+    rng = np.random.default_rng(n)
+    texts = np.array(["plain", "Zoë & <b>", " padded ", "a\r\nb", "", "x" * 50], dtype=object)
+    rows = pd.DataFrame({col: pd.Series(texts[rng.integers(0, len(texts), n)], dtype="str")
+                         for col in W.WORKLIST_COLUMNS})
+    rows["date_of_birth"] = pd.Series(np.where(rng.random(n) < 0.2, "", "1999-02-28"), dtype="str")
+    rows["first_flagged"] = pd.Series(np.where(rng.random(n) < 0.5, "", "2026-10-01"), dtype="str")
+    cols = W._xlsx_columns(rows)
+    assert cols is not None
+    monkeypatch.setattr(W, "_XLSX_PIECE_ROWS", 5)
+    want = [W._xlsx_rows_xml({c: a.slice(first, min(5, n - first)) for c, a in cols.items()},
+                             min(5, n - first), 1, 2, first) for first in range(0, n, 5)]
+    got = list(W._xlsx_rows_pieces(cols, n, 1, 2))
+    assert got == want
+    assert b"".join(got) == W._xlsx_rows_xml(cols, n, 1, 2)

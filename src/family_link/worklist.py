@@ -365,6 +365,12 @@ def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wr
                    first: int = 0) -> bytes:
     """``<row>`` elements of the Worklist sheet for the values in ``cols`` (``n`` rows,
     the first of them worklist row ``first``, sheet row ``first + 2``), as openpyxl writes them."""
+    return _buffer_bytes(_xlsx_row_texts(cols, n, date_style, wrap_style, first))
+
+
+def _xlsx_row_texts(cols: dict[str, pa.Array], n: int, date_style: int | None, wrap_style: int | None,
+                    first: int = 0) -> pa.Array:
+    """``_xlsx_rows_xml``'s rows, one ``<row>`` element per value."""
     from openpyxl.utils import get_column_letter
 
     row_numbers = pc.cast(pa.array(np.arange(first + 2, first + n + 2, dtype=np.int64)), _T)
@@ -382,8 +388,7 @@ def _xlsx_rows_xml(cols: dict[str, pa.Array], n: int, date_style: int | None, wr
             dated = _cat(f'" s="{date_style}" t="n"><v>', _excel_serials(serials), "</v></c>")
             text = pc.if_else(empty, text, dated)
         cells.append(_cat(ref, text))
-    xml = _cat('<row r="', row_numbers, '">', *cells, "</row>")
-    return _buffer_bytes(xml)
+    return _cat('<row r="', row_numbers, '">', *cells, "</row>")
 
 
 # Rows per piece of the Worklist sheet's XML: each piece is compressed (on a second thread)
@@ -393,11 +398,20 @@ _XLSX_PIECE_ROWS = 2000
 
 def _xlsx_rows_pieces(cols: dict[str, pa.Array], n: int, date_style: int | None,
                       wrap_style: int | None) -> Iterator[bytes]:
-    """``_xlsx_rows_xml`` of all ``n`` rows, made ``_XLSX_PIECE_ROWS`` rows at a time."""
-    for first in range(0, n, _XLSX_PIECE_ROWS):
-        size = min(_XLSX_PIECE_ROWS, n - first)
-        yield _xlsx_rows_xml({col: arr.slice(first, size) for col, arr in cols.items()}, size,
-                             date_style, wrap_style, first)
+    """``_xlsx_rows_xml`` of all ``n`` rows, in pieces of ``_XLSX_PIECE_ROWS`` rows. The XML
+    is made in batches of 1, 3, 9 ... pieces (each made while the pieces before it are
+    compressed): a batch costs some thirty Arrow calls whatever its size, so making each
+    piece on its own cost ~0.03 s more at 25,000 flags than making them all at once."""
+    first, batch = 0, _XLSX_PIECE_ROWS
+    while first < n:
+        size = min(batch, n - first)
+        xml = _xlsx_row_texts({col: arr.slice(first, size) for col, arr in cols.items()}, size,
+                              date_style, wrap_style, first)
+        offsets, data = text_offsets_and_bytes(xml)
+        for k in range(0, size, _XLSX_PIECE_ROWS):
+            yield data[offsets[k]:offsets[min(k + _XLSX_PIECE_ROWS, size)]].tobytes()
+        first += size
+        batch *= 3
 
 
 def _buffer_bytes(arr: pa.Array) -> bytes:
