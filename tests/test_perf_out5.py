@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from family_link.engine import _Context, rule_triggers
 from family_link.households import link_households
@@ -82,3 +84,23 @@ def test_worklist_sheet_pieces_are_those_made_one_piece_at_a_time(monkeypatch, n
     got = list(W._xlsx_rows_pieces(cols, n, 1, 2))
     assert got == want
     assert b"".join(got) == W._xlsx_rows_xml(cols, n, 1, 2)
+
+
+_XLSX_CHARS = ["a", "Z", " ", "\t", "\n", "\r", "\x00", "\x01", "\x08", "\x0b", "\x0c", "\x0e", "\x1f", "\x7f",
+               "é", "\ufffe", "\uffff", "\ufffd", "\uf000", "\ue000", "😀"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.text(alphabet=st.sampled_from(_XLSX_CHARS), max_size=6), max_size=8),
+       cut=st.integers(0, 3), limit=st.integers(0, 7))
+def test_xlsx_byte_checks_are_the_regex_and_the_length(values, cut, limit):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from family_link import worklist as W
+
+    for arr in (pa.array(values, pa.large_string()), pa.array(values, pa.large_string()).slice(min(cut, len(values)))):
+        regex = bool(pc.any(pc.match_substring_regex(arr, W._XLSX_UNSAFE)).as_py()) if len(arr) else False
+        assert W._holds_xlsx_unsafe(arr) == regex
+        longer = bool(pc.any(pc.greater(pc.utf8_length(arr), limit)).as_py()) if len(arr) else False
+        assert W._longer_than(arr, limit) == longer

@@ -342,14 +342,38 @@ def _excel_serials(arr: pa.Array) -> pa.Array | None:
     return pc.cast(pa.array(days), _T)
 
 
+def _holds_xlsx_unsafe(arr: pa.Array) -> bool:
+    """``pc.any(pc.match_substring_regex(arr, _XLSX_UNSAFE))`` (no missing values), by a
+    look at the bytes first: in UTF-8 a byte below 0x20 is always that control character,
+    and U+FFFE and U+FFFF begin with the byte 0xEF; the regex runs only where one is there
+    (~0.025 s of regex for the 18 MB of 25,000 flags' columns, against ~0.005 s)."""
+    offsets, data = text_offsets_and_bytes(arr)
+    text = data[offsets[0]:offsets[-1]]
+    low = text[text < 0x20]
+    if len(low) and not np.isin(low, (0x09, 0x0A, 0x0D)).all():
+        return True
+    if _holds_any_byte(arr, b"\xef"):
+        return bool(pc.any(pc.match_substring_regex(arr, _XLSX_UNSAFE)).as_py())
+    return False
+
+
+def _longer_than(arr: pa.Array, limit: int) -> bool:
+    """``pc.any(pc.greater(pc.utf8_length(arr), limit))`` (no missing values): a value is
+    no longer in characters than in bytes, so characters are counted only where some
+    value has more than ``limit`` bytes."""
+    offsets, _ = text_offsets_and_bytes(arr)
+    if not len(arr) or int(np.diff(offsets).max()) <= limit:
+        return False
+    return bool(pc.any(pc.greater(pc.utf8_length(arr), limit)).as_py())
+
+
 def _xlsx_columns(rows: pd.DataFrame) -> dict[str, pa.Array] | None:
     """The worklist's values as Arrow text, or None where openpyxl must write the sheet."""
     from openpyxl.cell.cell import ERROR_CODES
 
     cols = {col: _arrow_text(rows[col]) for col in WORKLIST_COLUMNS}
     for col, arr in cols.items():
-        if arr.null_count or pc.any(pc.match_substring_regex(arr, _XLSX_UNSAFE)).as_py() \
-                or pc.any(pc.greater(pc.utf8_length(arr), 32767)).as_py():
+        if arr.null_count or _holds_xlsx_unsafe(arr) or _longer_than(arr, 32767):
             return None
         if col not in _XLSX_WRAPPED and col not in _XLSX_DATED \
                 and pc.any(pc.is_in(arr, pa.array(list(ERROR_CODES), _T))).as_py():
