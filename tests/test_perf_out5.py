@@ -142,3 +142,41 @@ def test_resolve_rows_html_with_a_missing_value_goes_the_plain_way():
     frame.loc[1, "address"] = None
     with pytest.raises(AttributeError):  # html.escape(None), as the row-by-row code did
         W._resolve_rows_html(frame)
+
+
+def _positions_plain(keys: pd.Series, ids: pd.Series):
+    """engine._positions before its binary search: a hash table of the distinct keys."""
+    import numpy as np
+
+    from family_link._frames import index_in
+
+    if len(keys) == 0 or len(ids) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    codes, distinct = pd.factorize(keys.astype(str), use_na_sentinel=True)
+    where = index_in(ids, pd.Series(distinct))
+    found = np.flatnonzero(where >= 0)
+    position = np.full(len(distinct), -1, dtype=np.int64)
+    position[where[found][::-1]] = found[::-1]
+    out = np.full(len(keys), -1, dtype=np.int64)
+    known = codes >= 0
+    out[known] = position[codes[known]]
+    return out
+
+
+_IDS = st.text(alphabet=st.sampled_from(["P", "0", "1", "9", "é"]), min_size=1, max_size=9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(_IDS, max_size=12), extra=st.lists(_IDS, max_size=5), sort=st.booleans(),
+       missing=st.booleans(), data=st.data())
+def test_positions_is_the_hash_lookup(ids, extra, sort, missing, data):
+    import numpy as np
+
+    from family_link.engine import _positions
+
+    table = sorted(set(ids)) if sort else ids
+    pool = table + extra
+    keys = data.draw(st.lists(st.sampled_from(pool), max_size=15)) if pool else []
+    key_series = pd.Series(keys + ([None] if missing else []), dtype="str")
+    id_series = pd.Series(table, dtype="str")
+    np.testing.assert_array_equal(_positions(key_series, id_series), _positions_plain(key_series, id_series))

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._frames import arrow_text, full_names, index_in, isin
+from ._frames import _short_index_in, arrow_text, full_names, index_in, isin
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
 
 FLAG_COLUMNS = [
@@ -104,6 +104,15 @@ def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
     ``ids`` (every patient): one scan of ``ids`` then finds them all."""
     if len(keys) == 0 or len(ids) == 0:
         return np.full(len(keys), -1, dtype=np.int64)
+    if isinstance(keys.dtype, pd.StringDtype) and isinstance(ids.dtype, pd.StringDtype):
+        # Short ids in ascending order (as practice systems' patient ids are): a binary
+        # search of 64-bit numbers, no scan of every id (~0.005 s against ~0.035 s at 1M).
+        try:
+            found = _short_index_in(arrow_text(keys), ids)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            found = None
+        if found is not None:
+            return found
     codes, distinct = pd.factorize(keys.astype(str), use_na_sentinel=True)
     where = index_in(ids, pd.Series(distinct))  # for each id: which distinct key, or -1
     found = np.flatnonzero(where >= 0)
