@@ -180,3 +180,18 @@ def test_positions_is_the_hash_lookup(ids, extra, sort, missing, data):
     key_series = pd.Series(keys + ([None] if missing else []), dtype="str")
     id_series = pd.Series(table, dtype="str")
     np.testing.assert_array_equal(_positions(key_series, id_series), _positions_plain(key_series, id_series))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(
+    ["=", "+", "-", "@", "\t", "\r", "a", " ", "'", "é", "＝"]), max_size=4)), max_size=8), cut=st.integers(0, 3))
+def test_as_text_column_is_the_regex_prefix(values, cut):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from family_link import worklist as W
+
+    for arr in (pa.array(values, pa.large_string()), pa.array(values, pa.large_string()).slice(min(cut, len(values)))):
+        want = pc.if_else(pc.match_substring_regex(arr, W._FORMULA_START_RE), W._cat("'", arr), arr)
+        assert W._as_text_column(arr).to_pylist() == want.to_pylist()
+        assert W._as_text_column(arr).to_pylist() == [None if v is None else W._as_text(v) for v in arr.to_pylist()]

@@ -213,10 +213,27 @@ def render_worklist_csv(rows: pd.DataFrame) -> bytes:
     frame = rows[WORKLIST_COLUMNS]
     if len(frame):  # _as_text over whole columns
         texts = {col: _arrow_text(frame[col]) for col in WORKLIST_COLUMNS}
-        frame = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(
-            pc.if_else(pc.match_substring_regex(arr, _FORMULA_START_RE), _cat("'", arr), arr)))
-            for col, arr in texts.items()})
+        frame = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(_as_text_column(arr)))
+                              for col, arr in texts.items()})
     return render_csv(frame)
+
+
+_FORMULA_BYTES = np.zeros(256, dtype=bool)
+_FORMULA_BYTES[[ord(c) for c in _FORMULA_START]] = True
+
+
+def _as_text_column(arr: pa.Array) -> pa.Array:
+    """``_as_text`` of each value (``pc.if_else(pc.match_substring_regex(arr,
+    _FORMULA_START_RE), "'" + arr, arr)``): the values' first bytes are looked at (each
+    formula start is one ASCII byte, never part of another UTF-8 character), and only a
+    column with such a value is rewritten, only those values prefixed."""
+    offsets, data = text_offsets_and_bytes(arr)
+    starts = offsets[:-1][offsets[1:] > offsets[:-1]]  # the non-empty values' first bytes
+    if arr.null_count or not len(starts) or not _FORMULA_BYTES[data[starts]].any():
+        return arr if not arr.null_count else pc.if_else(pc.match_substring_regex(arr, _FORMULA_START_RE),
+                                                         _cat("'", arr), arr)
+    hit = pc.fill_null(pc.match_substring_regex(arr, _FORMULA_START_RE), False)
+    return pc.replace_with_mask(arr, hit, _cat("'", pc.filter(arr, hit)))
 
 
 def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes | Iterable[bytes]] | None = None) -> bytes:
