@@ -418,7 +418,7 @@ def _xlsx_row_texts(cols: dict[str, pa.Array], n: int, date_style: int | None, w
     row_numbers = pc.cast(pa.array(np.arange(first + 2, first + n + 2, dtype=np.int64)), _T)
     cells = []
     for c, col in enumerate(WORKLIST_COLUMNS, start=1):
-        arr, ref = cols[col], _cat(f'<c r="{get_column_letter(c)}', row_numbers)
+        arr = cols[col]
         empty = pc.equal(arr, "")
         style = f' s="{wrap_style}"' if col in _XLSX_WRAPPED else ""
         padded = pc.not_equal(pc.utf8_trim(arr, characters=_PY_WHITESPACE), arr)  # str.strip() changes it
@@ -429,7 +429,7 @@ def _xlsx_row_texts(cols: dict[str, pa.Array], n: int, date_style: int | None, w
             serials = pc.if_else(empty, _s("1900-01-01"), arr)  # placeholders, replaced below
             dated = _cat(f'" s="{date_style}" t="n"><v>', _excel_serials(serials), "</v></c>")
             text = pc.if_else(empty, text, dated)
-        cells.append(_cat(ref, text))
+        cells += [f'<c r="{get_column_letter(c)}', row_numbers, text]  # concatenated once, with the row
     return _cat('<row r="', row_numbers, '">', *cells, "</row>")
 
 
