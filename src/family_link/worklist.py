@@ -839,7 +839,9 @@ def _flag_rows_html(rows: pd.DataFrame) -> bytes:
     """The worklist table's rows, built over whole columns (the same text a row-by-row
     f-string with ``html.escape`` per value gave)."""
     col = {c: _arrow_text(rows[c]) for c in WORKLIST_COLUMNS}
-    e = {c: _html_escape(a) for c, a in col.items()}
+    # The columns shown as they are (household_members is shown as a list, suggested_codes
+    # per code: escaping them whole would be wasted, household_members being the longest).
+    e = {c: _html_escape(a) for c, a in col.items() if c not in ("suggested_codes", "household_members")}
     first = col["first_flagged"]
     since = pc.if_else(pc.equal(first, ""), _s(""),
                        _cat("<br><span class='muted'>since ", _uk_dates_html(first), "</span>"))
