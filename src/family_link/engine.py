@@ -21,7 +21,7 @@ from __future__ import annotations
 
 __all__ = ["Evaluation", "evaluate_rules", "rule_triggers", "FLAG_COLUMNS", "SCOPE_COLUMNS"]
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._frames import arrow_text, full_names, index_in, isin
+from ._frames import _short_index_in, arrow_text, full_names, index_in, isin
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
 
 FLAG_COLUMNS = [
@@ -63,6 +63,9 @@ _INVERSE = {
 class Evaluation:
     flags: pd.DataFrame  # FLAG_COLUMNS, one row per (patient, rule)
     scope: pd.DataFrame  # SCOPE_COLUMNS: every target in scope of a rule, flagged or not
+    # The events carrying a code some rule uses (a few in a thousand), as given: what
+    # rule_triggers needs of the events, without another scan of all of them.
+    coded_events: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
 
 def _older_by(older_dob: pd.Series, younger_dob: pd.Series, years: int) -> pd.Series:
@@ -101,6 +104,15 @@ def _positions(keys: pd.Series, ids: pd.Series) -> np.ndarray:
     ``ids`` (every patient): one scan of ``ids`` then finds them all."""
     if len(keys) == 0 or len(ids) == 0:
         return np.full(len(keys), -1, dtype=np.int64)
+    if isinstance(keys.dtype, pd.StringDtype) and isinstance(ids.dtype, pd.StringDtype):
+        # Short ids in ascending order (as practice systems' patient ids are): a binary
+        # search of 64-bit numbers, no scan of every id (~0.005 s against ~0.035 s at 1M).
+        try:
+            found = _short_index_in(arrow_text(keys), ids)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            found = None
+        if found is not None:
+            return found
     codes, distinct = pd.factorize(keys.astype(str), use_na_sentinel=True)
     where = index_in(ids, pd.Series(distinct))  # for each id: which distinct key, or -1
     found = np.flatnonzero(where >= 0)
@@ -123,12 +135,18 @@ def _same_text(a: pd.Series, b: pd.Series) -> bool:
     return bool((a.astype(str) == b.astype(str)).all())
 
 
-def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def _people(patients: pd.DataFrame, households: pd.DataFrame | None, as_of: date) -> pd.DataFrame:
     """One row per patient: id, names, date of birth, sex, household and whether a child.
     Each patient's household is looked up by position (patients and households are both
-    one row per patient, usually in the same order), not by a merge on the string ids."""
+    one row per patient, usually in the same order), not by a merge on the string ids.
+    ``households=None``: no household looked up (each patient is their own, ``H-`` id)."""
     people = patients[RULE_PATIENT_COLUMNS].reset_index(drop=True)
     ids = people["patient_id"]
+    adult_cutoff = pd.Timestamp(as_of) - pd.DateOffset(years=18)
+    if households is None:
+        people["household_id"] = "H-" + ids
+        people["is_child"] = people["date_of_birth"] > adult_cutoff
+        return people
     hh_ids = households["patient_id"].reset_index(drop=True)
     if len(hh_ids) == len(ids) and _same_text(hh_ids, ids):
         at = None  # the same patients in the same order
@@ -144,7 +162,6 @@ def _people(patients: pd.DataFrame, households: pd.DataFrame, as_of: date) -> pd
     missing = people["household_id"].isna() | (people["household_id"] == "")
     if missing.any():
         people.loc[missing, "household_id"] = "H-" + people.loc[missing, "patient_id"]
-    adult_cutoff = pd.Timestamp(as_of) - pd.DateOffset(years=18)
     people["is_child"] = people["date_of_birth"] > adult_cutoff
     return people
 
@@ -181,11 +198,12 @@ class _Context:
     the rows that end up in a flag or in scope are taken out of the frames as text."""
 
     def __init__(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
-                 households: pd.DataFrame, as_of: date, relationships: pd.DataFrame | None):
+                 households: pd.DataFrame | None, as_of: date, relationships: pd.DataFrame | None):
         self.ruleset = ruleset
         self.as_of = pd.Timestamp(as_of)
         self.people = _people(patients, households, as_of)
         coded = _codelist_events(ruleset, events)
+        self.coded = coded
         day = coded["date"].dt.normalize()  # a time of day never moves an event past A
         keep = day <= self.as_of
         ev = coded.loc[keep, ["patient_id", "code", "term"]].assign(date=day[keep])
@@ -839,15 +857,22 @@ def evaluate_rules(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFram
         flags.append(f)
         scopes.append(s)
     all_scope = pd.concat(scopes, ignore_index=True) if scopes else pd.DataFrame(columns=SCOPE_COLUMNS)
-    return Evaluation(_flag_frame(flags), all_scope.reset_index(drop=True))
+    return Evaluation(_flag_frame(flags), all_scope.reset_index(drop=True), ctx.coded)
 
 
 def rule_triggers(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
                   households: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Every person whose own codes meet a rule's trigger (whoever they live with):
     ``patient_id, rule_id, code, term, date``. Used to point the lead at records whose
-    household could not be settled but whose codes would trigger a rule."""
-    ctx = _Context(ruleset, patients, events, households, as_of, None)
+    household could not be settled but whose codes would trigger a rule.
+
+    Only the events of ``patients`` count: ``events`` may be everyone's, or just the coded
+    ones (``Evaluation.coded_events``), which spares a scan of every event's patient id."""
+    coded = _codelist_events(ruleset, events)
+    coded = coded[isin(coded["patient_id"], patients["patient_id"]).to_numpy()]
+    # Only the people's own codes, age and sex matter here, not their households: none is
+    # looked up (a scan of every household row's id, ~0.17 s at 1M, for a few thousand patients).
+    ctx = _Context(ruleset, patients, coded, None, as_of, None)
     parts = [ctx.condition(rule.trigger)[["patient_id", "code", "term", "date"]].assign(rule_id=rule.id)
              for rule in ruleset.rules]
     if not parts:
