@@ -149,13 +149,13 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         households_csv_synced = aside.submit(report.sync, "households.csv")  # its fsync, away from the end
 
         # The worklist lists unplaced (ambiguous) records with any codes of theirs that trigger
-        # a rule: only their own events are needed (computed by build_worklist once the xlsx
-        # is under way on its own thread).
+        # a rule: only their own coded events are needed, which the evaluation kept (computed
+        # by build_worklist once the xlsx is under way on its own thread).
         def triggers() -> pd.DataFrame:
             unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
+            coded = evaluation.coded_events if evaluation.coded_events is not None else export.events
             return rule_triggers(ruleset, export.patients[isin(export.patients["patient_id"], unplaced).to_numpy()],
-                                 export.events[isin(export.events["patient_id"], unplaced).to_numpy()],
-                                 households, as_of)
+                                 coded, households, as_of)
 
         for name, content in build_worklist(marked, resolved, export.patients, households, facts, triggers).items():
             report.write_bytes(name, content)
