@@ -1912,18 +1912,53 @@ def _usual_link_parts(w: pd.DataFrame, rows: np.ndarray) -> list[pa.Array]:
     """The usual address link (see ``_usual_link``) as parts for one skip-nulls
     concatenation, null outside ``rows``: "same postcode P", ", same number N" (etc.)
     where given, and ", same street S" or ", no street given"."""
-    rows = np.asarray(rows, dtype=bool)
-    has_street = _nonempty(_pa(w, "street")) & rows
+    return _usual_link_parts_of({c: _pa(w, c) for c in ("d_postcode", "number", "flat", "bkey", "d_street")},
+                                np.asarray(rows, dtype=bool), _nonempty(_pa(w, "street")))
+
+
+def _usual_link_parts_of(cols: dict, rows: np.ndarray, street_given: np.ndarray) -> list[pa.Array]:
+    """``_usual_link_parts`` on the arrays ``cols`` (d_postcode, number, flat, bkey and
+    d_street) and whether each row's own street is given."""
+    has_street = street_given & rows
 
     def optional(prefix, column):  # the prefix only where the column is not empty
-        values = _pa(w, column)
+        values = cols[column]
         return [_repeat_where(prefix, _nonempty(values) & rows), _null_where(values, rows)]
 
-    return ([_repeat_where("same postcode ", rows), _null_where(_pa(w, "d_postcode"), rows)]
+    return ([_repeat_where("same postcode ", rows), _null_where(cols["d_postcode"], rows)]
             + optional(", same number ", "number") + optional(", same flat ", "flat")
             + optional(", same building name ", "bkey")
-            + [_repeat_where(", same street ", has_street), _null_where(_pa(w, "d_street"), has_street),
+            + [_repeat_where(", same street ", has_street), _null_where(cols["d_street"], has_street),
                _repeat_where(", no street given", rows & ~has_street)])
+
+
+def _usual_link_by_dwelling(w: pd.DataFrame, rows: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The usual address link of the records in ``rows`` (a mask), made once per
+    distinct (dwelling, own street given): a dwelling's records share the parts it is
+    made of (number, flat, building name and the building's postcode and street; see
+    ``_ambiguous_and_communal``), and with a street given the record's street is the
+    dwelling's (``_usual_link``). Returns the distinct texts and each record's position
+    in them (-1 outside ``rows``); records with no dwelling get a text of their own."""
+    n = len(w)
+    d = w["d"].to_numpy().astype(np.int64)
+    given = _nonempty(_pa(w, "street"))
+    rows = np.flatnonzero(rows)
+    n_d = int(d.max()) + 1 if n else 0
+    # (dwelling, street given) as 2*d + given; records with no dwelling numbered after.
+    dr = d[rows]
+    key = np.where(dr >= 0, 2 * dr + given[rows], 2 * n_d + np.arange(len(rows)))
+    first = np.full(2 * n_d + len(rows), len(rows), dtype=np.int64)
+    np.minimum.at(first, key, np.arange(len(rows)))  # each key's first record (position in rows)
+    firsts = np.sort(first[first < len(rows)])  # in row order (near-sequential takes)
+    text_of = np.empty(len(first), dtype=np.int64)
+    text_of[key[firsts]] = np.arange(len(firsts))
+    at_rows = rows[firsts]
+    at = pa.array(at_rows)
+    cols = {c: pc.take(_pa(w, c), at) for c in ("d_postcode", "number", "flat", "bkey", "d_street")}
+    texts = _join_skip(*_usual_link_parts_of(cols, np.ones(len(at_rows), dtype=bool), given[at_rows]))
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = text_of[key]
+    return texts, pos
 
 
 def _address_link_at(w: pd.DataFrame, idx: np.ndarray) -> pa.Array:
@@ -2081,7 +2116,13 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         part = _patch(before, shared_a, lambda t, idx: _cat(
             t(before), "; shared house (", _int_text(size[alt_rows[idx]]),
             " unrelated adults): no parent or child roles inferred"))
-    pieces = _usual_link_parts(w, plain) + [_scatter(n, ~plain, part)]
+    # Every record's text but the relationships': the usual links (made once per
+    # dwelling) and the others' texts, given out by one take.
+    usual_texts, usual_at = _usual_link_by_dwelling(w, plain)
+    source = pa.concat_arrays([usual_texts, part.cast(pa.string())])
+    at = usual_at
+    at[alt_rows] = len(usual_texts) + np.arange(m)
+    pieces = [pc.take(source, pa.array(at))]
 
     # Recorded relationships inside the household: "; recorded relationship with <ids>"
     # after the text (without the "; " where there is no other text).

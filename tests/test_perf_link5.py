@@ -1,0 +1,72 @@
+"""Checks of perf-link5: the evidence's usual address links are made once per
+(dwelling, street given) and given out by a take; they must be the per-record texts
+the one 1M-row concatenation gave."""
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from family_link import households as H
+from family_link.address import normalise_addresses
+from family_link.layouts import load_any_export
+
+AS_OF = date(2026, 11, 1)
+
+
+def _per_record(w, rows):
+    """The usual links as the per-record concatenation made them (null outside rows)."""
+    rows = np.asarray(rows, dtype=bool)
+    return H._join_skip(*H._usual_link_parts(w, rows), H._repeat_where("", ~rows))
+
+
+def _by_dwelling(w, rows):
+    texts, pos = H._usual_link_by_dwelling(w, rows)
+    assert ((pos >= 0) == np.asarray(rows, dtype=bool)).all()
+    return pc.take(pa.concat_arrays([texts, pa.array([""])]),
+                   pa.array(np.where(pos >= 0, pos, len(texts))))
+
+
+@pytest.fixture(scope="module")
+def sample_kinds():
+    export = load_any_export("sample_data/practice", AS_OF)
+    people = H._prepare(export.patients)
+    joined = pd.concat([people.drop(columns=["postcode"]), normalise_addresses(people)], axis=1)
+    w = H._sorted_by_id(joined)
+    w["age"] = H._age(w["date_of_birth"], AS_OF)
+    w["is_child"] = w["age"] < H.ADULT_AGE
+    return H._ambiguous_and_communal(H._dwellings(w))
+
+
+def test_usual_links_by_dwelling_match_the_per_record_texts(sample_kinds):
+    w = sample_kinds
+    for rows in (H._usual_link(w), np.ones(len(w), dtype=bool), np.arange(len(w)) % 3 == 0):
+        assert _by_dwelling(w, rows).equals(_per_record(w, rows))
+
+
+_text = st.sampled_from(["", "A", "12", "FLAT 2", "ROSE COTTAGE", "HIGH STREET", "LS1 1AA"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_usual_links_by_dwelling_property(data):
+    # Dwellings share number, flat, building name, postcode and street; the record's
+    # own street is given or not; some records have no dwelling (-1).
+    n_d = data.draw(st.integers(0, 6))
+    parts = [[data.draw(_text) for _ in range(5)] for _ in range(n_d)]
+    n = data.draw(st.integers(0, 25))
+    d = np.array([data.draw(st.integers(-1, n_d - 1)) for _ in range(n)], dtype=np.int64)
+    cols = {}
+    for j, c in enumerate(["d_postcode", "number", "flat", "bkey", "d_street"]):
+        cols[c] = [parts[x][j] if x >= 0 else data.draw(_text) for x in d]
+    given_street = [data.draw(st.booleans()) for _ in range(n)]
+    cols["street"] = [s if g else "" for s, g in zip(cols["d_street"], given_street)]
+    w = pd.DataFrame({c: pd.Series(v, dtype="str") for c, v in cols.items()})
+    w["d"] = d
+    rows = np.array([data.draw(st.booleans()) for _ in range(n)], dtype=bool)
+    assert _by_dwelling(w, rows).to_pylist() == _per_record(w, rows).to_pylist()
