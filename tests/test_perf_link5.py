@@ -70,3 +70,38 @@ def test_usual_links_by_dwelling_property(data):
     w["d"] = d
     rows = np.array([data.draw(st.booleans()) for _ in range(n)], dtype=bool)
     assert _by_dwelling(w, rows).to_pylist() == _per_record(w, rows).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def sample_linked(sample_kinds):
+    export = load_any_export("sample_data/practice", AS_OF)
+    ids = sample_kinds[["patient_id"]]
+    rel = H._locate(ids, H._relationships(export.relationships))
+    w = H._households(sample_kinds, rel)
+    return H._kinds(w, rel), rel
+
+
+def test_fixed_sentences_by_category(sample_linked):
+    # Force rows into the categories whose sentences are fixed texts taken by code.
+    w, rel = sample_linked
+    w = w.copy()
+    plain = ~w["communal"].to_numpy() & ~H._nonempty(H._pa(w, "sys_key"))
+    rows = np.flatnonzero(plain)[:4]
+    kind = w["dwelling_kind"].to_numpy(dtype=object).copy()
+    kind[rows[0]] = "ambiguous"
+    kind[rows[1]] = "no_address"
+    w["dwelling_kind"] = pd.Series(kind, index=w.index, dtype="str")
+    w.loc[w.index[rows[0]], "ambiguous_flat"] = False
+    size = w["household_size"].to_numpy().copy()
+    size[rows[2:4]] = 1
+    w["household_size"] = size
+    shared = np.zeros(len(w), dtype=bool)
+    shared[rows[2]] = True
+    w["sys_shared_dwelling"] = shared
+    for r in rows:  # no recorded-relationship suffix on these rows
+        w.loc[w.index[r], "hh"] = -1 - r
+    text = H._evidence(w, rel).to_pylist()
+    assert text[rows[0]] == H._FIXED_EVIDENCE[0]
+    assert text[rows[1]] in H._FIXED_EVIDENCE[1:4]
+    assert text[rows[2]] == "address shared with several clinical-system households: not joined to any"
+    assert text[rows[3]] == "no other patient at this address"

@@ -2027,6 +2027,17 @@ def _communal_text(w: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     ], "; ")
 
 
+# _evidence's fixed sentences (codes 0-5).
+_FIXED_EVIDENCE = [
+    "no valid postcode, and several homes share this street, number and flat: not linked, resolve by hand",
+    "no usable address (no house number or name): not linked",
+    "no usable address (no valid postcode and no street): not linked",
+    "no valid postcode and no town: not linked (street names recur from town to town)",
+    "address shared with several clinical-system households: not joined to any",
+    "no other patient at this address",
+]
+
+
 def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
     """Plain-English evidence per record (pyarrow string array aligned with ``w``)."""
     n = len(w)
@@ -2069,45 +2080,44 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         sys_a = _patch(before, _nonempty(conflict_a), lambda t, _: _cat(
             t(before), "; CONFLICT: ", t(conflict_a), ", check by hand"))
 
-    # The rarer categories, on their rows only.
-    small = np.full(n, "", dtype=object)
-    rows = np.flatnonzero(category == 1)
-    small[rows] = _communal_text(w, rows)
-
-    rows = np.flatnonzero(category == 3)
-    if len(rows):
-        sub = w[["building_flats", "only_flat", "d_postcode", "number", "bkey", "d_street"]].iloc[rows]
+    # The rarer categories, on their rows only (positions in alt_rows): the fixed
+    # sentences as codes into _FIXED_EVIDENCE, the communal and missing-flat ones built
+    # for their rows; all given out by one take.
+    fixed = np.full(m, -1, dtype=np.int64)
+    built = []  # (positions, object texts)
+    pos = np.flatnonzero(cat_a == 1)
+    if len(pos):
+        built.append((pos, _communal_text(w, alt_rows[pos])))
+    pos = np.flatnonzero(cat_a == 3)
+    if len(pos):
+        sub = w[["building_flats", "only_flat", "d_postcode", "number", "bkey", "d_street"]].iloc[alt_rows[pos]]
         flats = sub["building_flats"].to_numpy()
         flats_txt = np.where(flats == 1, "one known flat (" + _o(sub, "only_flat") + ")",
                              flats.astype(str).astype(object) + " flats")
         d_postcode = _o(sub, "d_postcode")
         where = _join_parts([_o(sub, "number"), _o(sub, "bkey"), _o(sub, "d_street")], " ")
-        small[rows] = ("flat number missing at a building with " + flats_txt + " (" + where
-                       + np.where(d_postcode != "", ", " + d_postcode, "") + "): not linked, resolve by hand")
-
-    small[category == 4] = ("no valid postcode, and several homes share this street, number and "
-                            "flat: not linked, resolve by hand")
-    rows = np.flatnonzero(category == 5)
-    if len(rows):
+        built.append((pos, "flat number missing at a building with " + flats_txt + " (" + where
+                      + np.where(d_postcode != "", ", " + d_postcode, "") + "): not linked, resolve by hand"))
+    fixed[cat_a == 4] = 0
+    pos = np.flatnonzero(cat_a == 5)
+    if len(pos):
+        rows = alt_rows[pos]
         number = _o_at(w, "number", rows)
         bkey = _o_at(w, "bkey", rows)
         no_street = _o_at(w, "street", rows) == ""
-        small[rows] = np.select(
-            [(number == "") & (bkey == ""), no_street],
-            ["no usable address (no house number or name): not linked",
-             "no usable address (no valid postcode and no street): not linked"],
-            "no valid postcode and no town: not linked (street names recur from town to town)",
-        )
-    rows = np.flatnonzero(category == 6)
-    small[rows] = np.where(
-        w["sys_shared_dwelling"].to_numpy()[rows],
-        "address shared with several clinical-system households: not joined to any",
-        "no other patient at this address",
-    )
+        fixed[pos] = np.select([(number == "") & (bkey == ""), no_street], [1, 2], 3)
+    pos = np.flatnonzero(cat_a == 6)
+    fixed[pos] = np.where(w["sys_shared_dwelling"].to_numpy()[alt_rows[pos]], 4, 5)
     part = link_a
     rare = (cat_a != 0) & (cat_a != 2)
     if rare.any():
-        part = _replace_rows(part, rare, pa.array(small[alt_rows[rare]], pa.string()))
+        take_at, texts = fixed, [pa.array(_FIXED_EVIDENCE, pa.string())]
+        start = len(_FIXED_EVIDENCE)
+        for pos, made in built:
+            take_at[pos] = start + np.arange(len(pos))
+            start += len(pos)
+            texts.append(pa.array(np.asarray(made, dtype=object), pa.string()))
+        part = _replace_rows(part, rare, pc.take(pa.concat_arrays(texts), pa.array(take_at[rare])))
     if sys_a is not None:
         part = _if(cat_a == 2, sys_a, part)
     shared_a = shared[alt_rows]
@@ -2116,13 +2126,12 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         part = _patch(before, shared_a, lambda t, idx: _cat(
             t(before), "; shared house (", _int_text(size[alt_rows[idx]]),
             " unrelated adults): no parent or child roles inferred"))
-    # Every record's text but the relationships': the usual links (made once per
-    # dwelling) and the others' texts, given out by one take.
-    usual_texts, usual_at = _usual_link_by_dwelling(w, plain)
-    source = pa.concat_arrays([usual_texts, part.cast(pa.string())])
-    at = usual_at
+    # Each record's text is one of: the usual links (made once per dwelling), the other
+    # records' texts, and the texts of the records with recorded relationships in their
+    # household (made for those alone); given out by one take.
+    usual_texts, at = _usual_link_by_dwelling(w, plain)
+    sources = [usual_texts, part.cast(pa.string())]
     at[alt_rows] = len(usual_texts) + np.arange(m)
-    pieces = [pc.take(source, pa.array(at))]
 
     # Recorded relationships inside the household: "; recorded relationship with <ids>"
     # after the text (without the "; " where there is no other text).
@@ -2133,15 +2142,20 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         # Distinct (p, o) row pairs in (p, o) order, as one sorted integer code each.
         code = _sorted_unique(np.r_[a[same], b[same]] * max(n, 1) + np.r_[b[same], a[same]])
         p, o = code // max(n, 1), code % max(n, 1)
-        listed = _group_join(p, pc.take(_pa(w, "patient_id"), pa.array(o)), n, ", ")
+        # The records listing others (p ascending), numbered 0.. for the group join.
+        starts = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, dtype=bool)
+        listing = p[starts]
+        listed = _group_join(np.cumsum(starts) - 1, pc.take(_pa(w, "patient_id"), pa.array(o)),
+                             len(listing), ", ")
         has_listed = _nonempty(listed)
         if has_listed.any():
-            has_text = plain.copy()  # the usual link is never empty
-            has_text[alt_rows] = _nonempty(part)
-            pieces += [_repeat_where("; recorded relationship with ", has_listed & has_text),
-                       _repeat_where("recorded relationship with ", has_listed & ~has_text),
-                       _null_where(listed, has_listed)]
-    return _join_skip(*pieces)
+            listing, listed = listing[has_listed], listed.filter(pa.array(has_listed))
+            base = pc.take(pa.concat_arrays(sources), pa.array(at[listing]))
+            has_text = _nonempty(base)  # the usual link is never empty, others may be
+            sources.append(_join_skip(base, _repeat_where("; recorded relationship with ", has_text),
+                                      _repeat_where("recorded relationship with ", ~has_text), listed))
+            at[listing] = sum(len(s) for s in sources[:-1]) + np.arange(len(listing))
+    return pc.take(pa.concat_arrays(sources), pa.array(at))
 
 
 # --- public API --------------------------------------------------------------------------
