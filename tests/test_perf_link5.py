@@ -105,3 +105,44 @@ def test_fixed_sentences_by_category(sample_linked):
     assert text[rows[1]] in H._FIXED_EVIDENCE[1:4]
     assert text[rows[2]] == "address shared with several clinical-system households: not joined to any"
     assert text[rows[3]] == "no other patient at this address"
+
+
+_hexish = st.text(alphabet="0123456789abcdefABg-", min_size=11, max_size=13)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_hexish.map(lambda x: "H-" + x), _hexish.map(lambda x: "D-" + x)), max_size=12))
+def test_hex_id_values_equal_exactly_where_the_ids_are(ids):
+    values = H._hex_id_values(pa.array(ids, pa.string()), "H-")
+    valid = all(len(x) == 14 and x.startswith("H-") and all(c in "0123456789abcdef" for c in x[2:])
+                for x in ids)
+    assert (values is not None) == valid
+    if valid:
+        assert values.tolist() == [int(x[2:], 16) for x in ids]
+
+
+def test_hex_id_values_refuse_missing_ids():
+    assert H._hex_id_values(pa.array(["H-0123456789ab", None], pa.string()), "H-") is None
+
+
+def _summary_plain(h):
+    """summarise_households' counts by the texts (the reference)."""
+    sizes = h.drop_duplicates("household_id")["household_size"].to_numpy()
+    return int(h["household_id"].nunique()), int(h["dwelling_id"].nunique()), sorted(sizes.tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 4), st.booleans()), max_size=30))
+def test_summary_counts_as_the_texts_give_them(rows):
+    hh = [f"H-{x:012x}" for x, _, _ in rows]
+    dw = [f"D-{y:012x}" if ok else f"D-{y:011x}Z" for _, y, ok in rows]  # some not hex
+    size = pd.Series(hh, dtype=object).map(pd.Series(hh, dtype=object).value_counts()).fillna(0)
+    h = pd.DataFrame({"household_id": pd.Series(hh, dtype="str"), "dwelling_id": pd.Series(dw, dtype="str"),
+                      "household_size": size.astype("int64"), "communal": False, "ambiguous": False,
+                      "dwelling_kind": pd.Series(["house"] * len(rows), dtype="str"),
+                      "conflict": pd.Series([""] * len(rows), dtype="str")})
+    s = H.summarise_households(h)
+    n_hh, n_dw, sizes = _summary_plain(h)
+    assert s["households"] == n_hh and s["dwellings"] == n_dw
+    assert sum(s["household_sizes"].values()) == len(sizes)
+    assert s["household_sizes"]["1"] == sizes.count(1) and s["household_sizes"]["2"] == sizes.count(2)

@@ -2370,6 +2370,35 @@ def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
     return grouped.reset_index()
 
 
+def _hex_id_values(ids: pa.Array, prefix: str) -> np.ndarray | None:
+    """Each id of ``_id_bytes``' form (``prefix`` + 12 lower-case hex digits) as the
+    int64 of its digits: equal exactly where the ids are; None when some id is
+    missing or not of that form (then the texts themselves must be compared)."""
+    head = np.frombuffer(prefix.encode("utf-8"), dtype=np.uint8)
+    p = len(head)
+    rows = _fixed_width_bytes(ids, p + 12)
+    if rows is None or not (rows[:, :p] == head).all():
+        return None
+    digits = np.ascontiguousarray(rows[:, p:])
+    # "0"-"9" are 48-57 and "a"-"f" 97-102 (uint8 arithmetic wraps below 0).
+    if not ((digits - np.uint8(48) < 10) | (digits - np.uint8(97) < 6)).all():
+        return None
+    nibbles = (digits & np.uint8(15)) + np.uint8(9) * (digits >> 6)
+    wide = np.zeros((len(rows), 8), dtype=np.uint8)
+    wide[:, 2:] = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    return wide.view(">u8").reshape(-1).astype(np.int64)
+
+
+def _distinct_count(values: pd.Series, prefix: str) -> int:
+    """``values.nunique()`` of an id column, through ``_hex_id_values`` when it can."""
+    codes = _hex_id_values(_pa(pd.DataFrame({"v": values}), "v"), prefix) \
+        if isinstance(values.dtype, pd.StringDtype) else None
+    if codes is None:
+        return int(values.nunique())
+    codes = np.sort(codes)
+    return int(np.count_nonzero(codes[1:] != codes[:-1])) + 1 if len(codes) else 0
+
+
 def summarise_households(households: pd.DataFrame) -> dict:
     """Counts for run summaries (no patient values)."""
     h = households
@@ -2379,19 +2408,24 @@ def summarise_households(households: pd.DataFrame) -> dict:
     else:
         # household_id encoded once (codes in order of first appearance): a code above
         # every earlier one marks a household's first record, as drop_duplicates keeps it.
-        hh = pc.dictionary_encode(_pa(h, "household_id"))
-        codes = np.asarray(hh.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        seen = np.maximum.accumulate(codes) if len(codes) else codes
-        first = np.r_[True, seen[1:] > seen[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+        values = _hex_id_values(_pa(h, "household_id"), "H-")
+        if values is not None:  # ids as integers: their first records by a hash table
+            first = ~pd.Series(values).duplicated().to_numpy()
+            n_households = int(first.sum())
+        else:
+            hh = pc.dictionary_encode(_pa(h, "household_id"))
+            codes = np.asarray(hh.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+            seen = np.maximum.accumulate(codes) if len(codes) else codes
+            first = np.r_[True, seen[1:] > seen[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+            n_households = len(hh.dictionary)
         sizes = h["household_size"].to_numpy()[first]
-        n_households = len(hh.dictionary)
     bins = {str(k): int((sizes == k).sum()) for k in range(1, 6)}
     bins["6+"] = int((sizes >= 6).sum())
     communal = h[h["communal"]]
     return {
         "patients": int(len(h)),
         "households": n_households,
-        "dwellings": int(h["dwelling_id"].nunique()),
+        "dwellings": _distinct_count(h["dwelling_id"], "D-"),
         "household_sizes": bins,
         "communal_establishments": int(communal["dwelling_id"].nunique()),
         "communal_residents": int(len(communal)),
