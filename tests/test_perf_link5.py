@@ -146,3 +146,9 @@ def test_summary_counts_as_the_texts_give_them(rows):
     assert s["households"] == n_hh and s["dwellings"] == n_dw
     assert sum(s["household_sizes"].values()) == len(sizes)
     assert s["household_sizes"]["1"] == sizes.count(1) and s["household_sizes"]["2"] == sizes.count(2)
+
+
+def test_evidence_with_the_usual_links_made_beforehand(sample_linked):
+    w, rel = sample_linked
+    before = H._usual_link_by_dwelling(w, H._usual_link(w))
+    assert H._evidence(w, rel, before).equals(H._evidence(w, rel))

@@ -2038,8 +2038,10 @@ _FIXED_EVIDENCE = [
 ]
 
 
-def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
-    """Plain-English evidence per record (pyarrow string array aligned with ``w``)."""
+def _evidence(w: pd.DataFrame, rel: pd.DataFrame, usual: tuple[pa.Array, np.ndarray] | None = None) -> pa.Array:
+    """Plain-English evidence per record (pyarrow string array aligned with ``w``).
+    ``usual``: ``_usual_link_by_dwelling(w, _usual_link(w))`` if made beforehand (it
+    reads only the dwellings' columns)."""
     n = len(w)
     kind_pa = _pa(w, "dwelling_kind")
     ambiguous = _bool_pa(pc.equal(kind_pa, "ambiguous"))
@@ -2129,7 +2131,10 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
     # Each record's text is one of: the usual links (made once per dwelling), the other
     # records' texts, and the texts of the records with recorded relationships in their
     # household (made for those alone); given out by one take.
-    usual_texts, at = _usual_link_by_dwelling(w, plain)
+    if usual is None:
+        usual_texts, at = _usual_link_by_dwelling(w, plain)
+    else:  # made for every record with the usual link, of which plain is a part
+        usual_texts, at = usual[0], np.where(plain, usual[1], -1)
     sources = [usual_texts, part.cast(pa.string())]
     at[alt_rows] = len(usual_texts) + np.arange(m)
 
@@ -2182,13 +2187,17 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
         w = _dwellings(w)
         w = _ambiguous_and_communal(w)
         rel = located.result()
-    w = _households(w, rel)
-    w = _kinds(w, rel)
     # The evidence and the dwelling ids read nothing the roles write: they are made on a
     # second thread while the roles are worked out (all mostly Arrow and numpy kernels,
-    # which release the GIL), and added to the roles' copy of the frame.
+    # which release the GIL), and added to the roles' copy of the frame. The usual
+    # address links read only the dwellings' columns: they are made there first, while
+    # the households are numbered (mostly sha1 in Python).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
-        aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel), _dwelling_ids(before_roles)))
+        usual = aside.submit(lambda dwellings=w: _usual_link_by_dwelling(dwellings, _usual_link(dwellings)))
+        w = _households(w, rel)
+        w = _kinds(w, rel)
+        aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel, usual.result()),
+                                                          _dwelling_ids(before_roles)))
         w = _roles(w, rel)
         evidence, w["dwelling_id"] = aside_work.result()
         w["link_evidence"] = pd.Series(evidence, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
