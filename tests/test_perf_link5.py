@@ -152,3 +152,39 @@ def test_evidence_with_the_usual_links_made_beforehand(sample_linked):
     w, rel = sample_linked
     before = H._usual_link_by_dwelling(w, H._usual_link(w))
     assert H._evidence(w, rel, before).equals(H._evidence(w, rel))
+
+
+@pytest.mark.parametrize("with_system_ids", [False, True])
+def test_dwelling_ids_by_households_are_the_hashes_of_the_keys(with_system_ids):
+    export = load_any_export("sample_data/practice", AS_OF)
+    patients = export.patients.copy()
+    if with_system_ids:  # system households over (and across) dwellings, some uprns
+        rng = np.random.default_rng(7)
+        n = len(patients)
+        hid = np.where(rng.random(n) < 0.3, "S" + (rng.integers(0, n // 4, n)).astype(str), "")
+        uprn = np.where(rng.random(n) < 0.1, "U" + (rng.integers(0, n // 8, n)).astype(str), "")
+        patients["household_id"] = pd.Series(hid, index=patients.index, dtype="str")
+        patients["uprn"] = pd.Series(uprn, index=patients.index, dtype="str")
+    people = H._prepare(patients)
+    joined = pd.concat([people.drop(columns=["postcode"]), normalise_addresses(people)], axis=1)
+    w = H._sorted_by_id(joined)
+    w["age"] = H._age(w["date_of_birth"], AS_OF)
+    w["is_child"] = w["age"] < H.ADULT_AGE
+    w = H._ambiguous_and_communal(H._dwellings(w))
+    rel = H._locate(w[["patient_id"]], H._relationships(export.relationships))
+    w = H._kinds(H._households(w, rel), rel)
+    kind = H._pa(w, "dwelling_kind")
+    alone = (H._bool_pa(pc.equal(kind, "ambiguous")) | H._bool_pa(pc.equal(kind, "no_address"))
+             | ~H._nonempty(H._pa(w, "dwelling_key")))
+    communal = w["communal"].to_numpy().astype(bool)
+    assert communal.any() and alone.any()
+    assert H._nonempty(H._pa(w, "sys_key")).any() == with_system_ids
+    if with_system_ids:
+        assert w["sys_resolved"].any() and w["sys_adopted"].any()
+    key = H._choose_text([(communal, ["dwelling|", H._pa(w, "establishment_key")]),
+                          (~communal & alone, ["person|", H._pa(w, "patient_id")]),
+                          (~communal & ~alone, ["dwelling|", H._pa(w, "dwelling_key")])])
+    made = H._dwelling_ids_by_households(w, communal, alone)
+    assert made is not None
+    pd.testing.assert_series_equal(made, H._hash_ids("D-", key, w.index)[0])
+    pd.testing.assert_series_equal(H._dwelling_ids(w), made)

@@ -1572,6 +1572,10 @@ def _dwelling_ids(w: pd.DataFrame) -> pd.Series:
     alone = (_bool_pa(pc.equal(kind, "ambiguous")) | _bool_pa(pc.equal(kind, "no_address"))
              | ~_nonempty(_pa(w, "dwelling_key")))
     communal = w["communal"].to_numpy().astype(bool)
+    if "hh_key" in w.columns:
+        made = _dwelling_ids_by_households(w, communal, alone)
+        if made is not None:
+            return made
     key = _choose_text([(communal, ["dwelling|", _pa(w, "establishment_key")]),
                         (~communal & alone, ["person|", _pa(w, "patient_id")]),
                         (~communal & ~alone, ["dwelling|", _pa(w, "dwelling_key")])])
@@ -1579,6 +1583,40 @@ def _dwelling_ids(w: pd.DataFrame) -> pd.Series:
         # Most dwelling keys are the household's key: their hashes are reused.
         return _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
     return _hash_ids("D-", key, w.index)[0]
+
+
+def _dwelling_ids_by_households(w: pd.DataFrame, communal: np.ndarray, alone: np.ndarray) -> pd.Series | None:
+    """``_dwelling_ids`` where the records of dwelling households (no system key, not
+    communal, not standalone: see ``_households``) whose dwelling id is their dwelling's
+    have the key "dwelling|" + dwelling key for both ids: their household id's hash is
+    theirs, read without making or comparing the 1M keys; only the other records' keys
+    are made (and hashed, or their household's hash reused). None when an id or key is
+    missing or the household ids are not all of ``_id_bytes``' form (then the keys are
+    compared as texts)."""
+    ids = _pa(w, "household_id")
+    dwelling_key = _pa(w, "dwelling_key")
+    known = _fixed_width_bytes(ids, 14)
+    if known is None or dwelling_key.null_count or not (known[:, :2] == np.frombuffer(b"H-", np.uint8)).all():
+        return None
+    standalone = w["ambiguous_flat"].to_numpy() | w["many_postcodes"].to_numpy() | (w["d"].to_numpy() < 0)
+    same = ~communal & ~alone & ~_nonempty(_pa(w, "sys_key")) & ~standalone
+    out = known.copy()
+    out[:, :2] = np.frombuffer(b"D-", np.uint8)
+    rows = np.flatnonzero(~same)
+    if len(rows):
+        at = pa.array(rows)
+        c, a = communal[rows], alone[rows]
+
+        def col(column):
+            return pc.take(_pa(w, column), at)
+
+        key = _choose_text([(c, ["dwelling|", col("establishment_key")]), (~c & a, ["person|", col("patient_id")]),
+                            (~c & ~a, ["dwelling|", col("dwelling_key")])])
+        if key.null_count:
+            return None
+        made = _hash_ids_like("D-", key, pd.RangeIndex(len(rows)), col("hh_key"), "H-", col("household_id"))
+        out[rows] = _fixed_width_bytes(_pa(pd.DataFrame({"v": made}), "v"), 14)
+    return pd.Series(_fixed_width_text(out), index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 _ROLES = ["child", "adult", "parent", "probable_parent", "resident"]
