@@ -154,8 +154,9 @@ def test_evidence_with_the_usual_links_made_beforehand(sample_linked):
     assert H._evidence(w, rel, before).equals(H._evidence(w, rel))
 
 
-@pytest.mark.parametrize("with_system_ids", [False, True])
-def test_dwelling_ids_by_households_are_the_hashes_of_the_keys(with_system_ids):
+def _frames(with_system_ids):
+    """The sample's records as _ambiguous_and_communal returns them (with system
+    household ids and uprns given at random if asked), and its relationships."""
     export = load_any_export("sample_data/practice", AS_OF)
     patients = export.patients.copy()
     if with_system_ids:  # system households over (and across) dwellings, some uprns
@@ -171,7 +172,22 @@ def test_dwelling_ids_by_households_are_the_hashes_of_the_keys(with_system_ids):
     w["age"] = H._age(w["date_of_birth"], AS_OF)
     w["is_child"] = w["age"] < H.ADULT_AGE
     w = H._ambiguous_and_communal(H._dwellings(w))
-    rel = H._locate(w[["patient_id"]], H._relationships(export.relationships))
+    return w, H._locate(w[["patient_id"]], H._relationships(export.relationships))
+
+
+@pytest.mark.parametrize("with_system_ids", [False, True])
+def test_households_from_the_distinct_keys_alone(with_system_ids):
+    # The keys made at the households' first records (and the non-dwelling records)
+    # alone give the ids the whole column of keys gives.
+    w, rel = _frames(with_system_ids)
+    pd.testing.assert_frame_equal(H._households(w, rel),
+                                  H._households(w.drop(columns=["dwelling_key_code"]), rel).assign(
+                                      dwelling_key_code=w["dwelling_key_code"])[H._households(w, rel).columns])
+
+
+@pytest.mark.parametrize("with_system_ids", [False, True])
+def test_dwelling_ids_by_households_are_the_hashes_of_the_keys(with_system_ids):
+    w, rel = _frames(with_system_ids)
     w = H._kinds(H._households(w, rel), rel)
     kind = H._pa(w, "dwelling_kind")
     alone = (H._bool_pa(pc.equal(kind, "ambiguous")) | H._bool_pa(pc.equal(kind, "no_address"))

@@ -159,13 +159,15 @@ def _fixed_width_bytes(arr: pa.Array, width: int) -> np.ndarray | None:
     return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[start:start + n * width].reshape(n, width)
 
 
-def _hash_id_bytes(prefix: str, keys: pa.Array, same: np.ndarray | None = None
+def _hash_id_bytes(prefix: str, keys, same: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Each record's id as bytes ((n, width) uint8, see ``_id_bytes``) and an integer code,
     equal exactly where the ids are equal, numbered in order of first appearance (as
     ``pd.factorize`` of the ids numbers them). ``keys``: a string array without nulls.
     ``same``: integers equal exactly where the keys are, if known: then the distinct
-    keys are found from them, without hashing every key's text in a dictionary encode."""
+    keys are found from them, without hashing every key's text in a dictionary encode;
+    ``keys`` may then be a function giving the keys at the positions it is given (so that
+    only the distinct keys' texts are made)."""
     if same is None:
         encoded = pc.dictionary_encode(keys)
         texts = encoded.dictionary
@@ -174,7 +176,7 @@ def _hash_id_bytes(prefix: str, keys: pa.Array, same: np.ndarray | None = None
         at = pd.factorize(np.asarray(same, dtype=np.int64))[0]
         first = np.full(int(at.max()) + 1 if len(at) else 0, len(at), dtype=np.int64)
         np.minimum.at(first, at, np.arange(len(at)))
-        texts = pc.take(keys, pa.array(first))
+        texts = keys(first) if callable(keys) else pc.take(keys, pa.array(first))
     heads = _sha1_heads(texts)
     # Distinct keys (dictionary entries, in first-appearance order) have distinct ids
     # unless two sha1s share their first 6 bytes: then the ids are numbered afresh.
@@ -1445,21 +1447,32 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         else _empty_text(n)
     on_sys = ~communal & has_sys
     alone = ~communal & ~has_sys & standalone
-    hh_key = _choose_text([(communal, ["person|", group_pid]), (on_sys, ["system|", _pa(w, "sys_key")]),
-                           (alone, ["person|", pid_pa]), (~communal & ~has_sys & ~standalone,
-                                                          ["dwelling|", _pa(w, "dwelling_key")])])
-    same = None
-    if "dwelling_key_code" in w.columns:
+    dwelling = ~communal & ~has_sys & ~standalone
+    choices = [(communal, ["person|", group_pid]), (on_sys, ["system|", _pa(w, "sys_key")]),
+               (alone, ["person|", pid_pa]), (dwelling, ["dwelling|", _pa(w, "dwelling_key")])]
+    missing = any(part.null_count and (mask & ~np.asarray(part.is_valid().to_numpy(zero_copy_only=False),
+                                                         dtype=bool)).any()
+                  for mask, parts in choices for part in parts if not isinstance(part, str))
+    if "dwelling_key_code" in w.columns and not missing:
         # Integers equal exactly where the keys are: the dwelling key's code for the
         # dwelling households, the other records' few keys coded apart (no other key
-        # starts with "dwelling|").
-        dwelling = ~communal & ~has_sys & ~standalone
+        # starts with "dwelling|"). The keys' texts are made for those records and the
+        # households' first records alone (the choices hold every record, and no part
+        # is missing: the same texts as _choose_text of the whole columns).
+        def keys_at(rows):
+            at = pa.array(np.asarray(rows, dtype=np.int64))
+            return _choose_text([(mask[rows], [p if isinstance(p, str) else pc.take(p, at) for p in parts])
+                                 for mask, parts in choices])
+
         same = np.asarray(w["dwelling_key_code"].to_numpy(), dtype=np.int64).copy()
         others = np.flatnonzero(~dwelling)
         if len(others):
-            same[others] = int(same.max()) + 1 + _dict_codes(pc.take(hh_key, pa.array(others)))[0]
-    w["household_id"], hh = _hash_ids("H-", hh_key, w.index, same)
-    w["hh_key"] = _str_series(hh_key, w.index)  # dwelling ids reuse these ids' hashes
+            same[others] = int(same.max()) + 1 + _dict_codes(keys_at(others))[0]
+        id_bytes, hh = _hash_id_bytes("H-", keys_at, same)
+        w["household_id"] = pd.Series(_fixed_width_text(id_bytes), index=w.index,
+                                      dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    else:
+        w["household_id"], hh = _hash_ids("H-", _choose_text(choices), w.index)
     w["hh"] = hh  # integer household code: equal codes, equal household ids
     w["household_size"] = np.bincount(hh, minlength=1)[hh] if n else np.zeros(0, dtype=np.int64)
 
@@ -1572,16 +1585,13 @@ def _dwelling_ids(w: pd.DataFrame) -> pd.Series:
     alone = (_bool_pa(pc.equal(kind, "ambiguous")) | _bool_pa(pc.equal(kind, "no_address"))
              | ~_nonempty(_pa(w, "dwelling_key")))
     communal = w["communal"].to_numpy().astype(bool)
-    if "hh_key" in w.columns:
+    if "hh" in w.columns:
         made = _dwelling_ids_by_households(w, communal, alone)
         if made is not None:
             return made
     key = _choose_text([(communal, ["dwelling|", _pa(w, "establishment_key")]),
                         (~communal & alone, ["person|", _pa(w, "patient_id")]),
                         (~communal & ~alone, ["dwelling|", _pa(w, "dwelling_key")])])
-    if "hh_key" in w.columns:
-        # Most dwelling keys are the household's key: their hashes are reused.
-        return _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
     return _hash_ids("D-", key, w.index)[0]
 
 
@@ -1589,10 +1599,9 @@ def _dwelling_ids_by_households(w: pd.DataFrame, communal: np.ndarray, alone: np
     """``_dwelling_ids`` where the records of dwelling households (no system key, not
     communal, not standalone: see ``_households``) whose dwelling id is their dwelling's
     have the key "dwelling|" + dwelling key for both ids: their household id's hash is
-    theirs, read without making or comparing the 1M keys; only the other records' keys
-    are made (and hashed, or their household's hash reused). None when an id or key is
-    missing or the household ids are not all of ``_id_bytes``' form (then the keys are
-    compared as texts)."""
+    theirs, read without making the 1M keys; only the other records' keys are made and
+    hashed. None when an id or key is missing or the household ids are not all of
+    ``_id_bytes``' form."""
     ids = _pa(w, "household_id")
     dwelling_key = _pa(w, "dwelling_key")
     known = _fixed_width_bytes(ids, 14)
@@ -1614,8 +1623,7 @@ def _dwelling_ids_by_households(w: pd.DataFrame, communal: np.ndarray, alone: np
                             (~c & ~a, ["dwelling|", col("dwelling_key")])])
         if key.null_count:
             return None
-        made = _hash_ids_like("D-", key, pd.RangeIndex(len(rows)), col("hh_key"), "H-", col("household_id"))
-        out[rows] = _fixed_width_bytes(_pa(pd.DataFrame({"v": made}), "v"), 14)
+        out[rows] = _hash_id_bytes("D-", key.cast(pa.string()))[0]
     return pd.Series(_fixed_width_text(out), index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
