@@ -159,13 +159,15 @@ def _fixed_width_bytes(arr: pa.Array, width: int) -> np.ndarray | None:
     return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[start:start + n * width].reshape(n, width)
 
 
-def _hash_id_bytes(prefix: str, keys: pa.Array, same: np.ndarray | None = None
+def _hash_id_bytes(prefix: str, keys, same: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Each record's id as bytes ((n, width) uint8, see ``_id_bytes``) and an integer code,
     equal exactly where the ids are equal, numbered in order of first appearance (as
     ``pd.factorize`` of the ids numbers them). ``keys``: a string array without nulls.
     ``same``: integers equal exactly where the keys are, if known: then the distinct
-    keys are found from them, without hashing every key's text in a dictionary encode."""
+    keys are found from them, without hashing every key's text in a dictionary encode;
+    ``keys`` may then be a function giving the keys at the positions it is given (so that
+    only the distinct keys' texts are made)."""
     if same is None:
         encoded = pc.dictionary_encode(keys)
         texts = encoded.dictionary
@@ -174,7 +176,7 @@ def _hash_id_bytes(prefix: str, keys: pa.Array, same: np.ndarray | None = None
         at = pd.factorize(np.asarray(same, dtype=np.int64))[0]
         first = np.full(int(at.max()) + 1 if len(at) else 0, len(at), dtype=np.int64)
         np.minimum.at(first, at, np.arange(len(at)))
-        texts = pc.take(keys, pa.array(first))
+        texts = keys(first) if callable(keys) else pc.take(keys, pa.array(first))
     heads = _sha1_heads(texts)
     # Distinct keys (dictionary entries, in first-appearance order) have distinct ids
     # unless two sha1s share their first 6 bytes: then the ids are numbered afresh.
@@ -1445,21 +1447,32 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         else _empty_text(n)
     on_sys = ~communal & has_sys
     alone = ~communal & ~has_sys & standalone
-    hh_key = _choose_text([(communal, ["person|", group_pid]), (on_sys, ["system|", _pa(w, "sys_key")]),
-                           (alone, ["person|", pid_pa]), (~communal & ~has_sys & ~standalone,
-                                                          ["dwelling|", _pa(w, "dwelling_key")])])
-    same = None
-    if "dwelling_key_code" in w.columns:
+    dwelling = ~communal & ~has_sys & ~standalone
+    choices = [(communal, ["person|", group_pid]), (on_sys, ["system|", _pa(w, "sys_key")]),
+               (alone, ["person|", pid_pa]), (dwelling, ["dwelling|", _pa(w, "dwelling_key")])]
+    missing = any(part.null_count and (mask & ~np.asarray(part.is_valid().to_numpy(zero_copy_only=False),
+                                                         dtype=bool)).any()
+                  for mask, parts in choices for part in parts if not isinstance(part, str))
+    if "dwelling_key_code" in w.columns and not missing:
         # Integers equal exactly where the keys are: the dwelling key's code for the
         # dwelling households, the other records' few keys coded apart (no other key
-        # starts with "dwelling|").
-        dwelling = ~communal & ~has_sys & ~standalone
+        # starts with "dwelling|"). The keys' texts are made for those records and the
+        # households' first records alone (the choices hold every record, and no part
+        # is missing: the same texts as _choose_text of the whole columns).
+        def keys_at(rows):
+            at = pa.array(np.asarray(rows, dtype=np.int64))
+            return _choose_text([(mask[rows], [p if isinstance(p, str) else pc.take(p, at) for p in parts])
+                                 for mask, parts in choices])
+
         same = np.asarray(w["dwelling_key_code"].to_numpy(), dtype=np.int64).copy()
         others = np.flatnonzero(~dwelling)
         if len(others):
-            same[others] = int(same.max()) + 1 + _dict_codes(pc.take(hh_key, pa.array(others)))[0]
-    w["household_id"], hh = _hash_ids("H-", hh_key, w.index, same)
-    w["hh_key"] = _str_series(hh_key, w.index)  # dwelling ids reuse these ids' hashes
+            same[others] = int(same.max()) + 1 + _dict_codes(keys_at(others))[0]
+        id_bytes, hh = _hash_id_bytes("H-", keys_at, same)
+        w["household_id"] = pd.Series(_fixed_width_text(id_bytes), index=w.index,
+                                      dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    else:
+        w["household_id"], hh = _hash_ids("H-", _choose_text(choices), w.index)
     w["hh"] = hh  # integer household code: equal codes, equal household ids
     w["household_size"] = np.bincount(hh, minlength=1)[hh] if n else np.zeros(0, dtype=np.int64)
 
@@ -1572,13 +1585,46 @@ def _dwelling_ids(w: pd.DataFrame) -> pd.Series:
     alone = (_bool_pa(pc.equal(kind, "ambiguous")) | _bool_pa(pc.equal(kind, "no_address"))
              | ~_nonempty(_pa(w, "dwelling_key")))
     communal = w["communal"].to_numpy().astype(bool)
+    if "hh" in w.columns:
+        made = _dwelling_ids_by_households(w, communal, alone)
+        if made is not None:
+            return made
     key = _choose_text([(communal, ["dwelling|", _pa(w, "establishment_key")]),
                         (~communal & alone, ["person|", _pa(w, "patient_id")]),
                         (~communal & ~alone, ["dwelling|", _pa(w, "dwelling_key")])])
-    if "hh_key" in w.columns:
-        # Most dwelling keys are the household's key: their hashes are reused.
-        return _hash_ids_like("D-", key, w.index, _pa(w, "hh_key"), "H-", _pa(w, "household_id"))
     return _hash_ids("D-", key, w.index)[0]
+
+
+def _dwelling_ids_by_households(w: pd.DataFrame, communal: np.ndarray, alone: np.ndarray) -> pd.Series | None:
+    """``_dwelling_ids`` where the records of dwelling households (no system key, not
+    communal, not standalone: see ``_households``) whose dwelling id is their dwelling's
+    have the key "dwelling|" + dwelling key for both ids: their household id's hash is
+    theirs, read without making the 1M keys; only the other records' keys are made and
+    hashed. None when an id or key is missing or the household ids are not all of
+    ``_id_bytes``' form."""
+    ids = _pa(w, "household_id")
+    dwelling_key = _pa(w, "dwelling_key")
+    known = _fixed_width_bytes(ids, 14)
+    if known is None or dwelling_key.null_count or not (known[:, :2] == np.frombuffer(b"H-", np.uint8)).all():
+        return None
+    standalone = w["ambiguous_flat"].to_numpy() | w["many_postcodes"].to_numpy() | (w["d"].to_numpy() < 0)
+    same = ~communal & ~alone & ~_nonempty(_pa(w, "sys_key")) & ~standalone
+    out = known.copy()
+    out[:, :2] = np.frombuffer(b"D-", np.uint8)
+    rows = np.flatnonzero(~same)
+    if len(rows):
+        at = pa.array(rows)
+        c, a = communal[rows], alone[rows]
+
+        def col(column):
+            return pc.take(_pa(w, column), at)
+
+        key = _choose_text([(c, ["dwelling|", col("establishment_key")]), (~c & a, ["person|", col("patient_id")]),
+                            (~c & ~a, ["dwelling|", col("dwelling_key")])])
+        if key.null_count:
+            return None
+        out[rows] = _hash_id_bytes("D-", key.cast(pa.string()))[0]
+    return pd.Series(_fixed_width_text(out), index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 _ROLES = ["child", "adult", "parent", "probable_parent", "resident"]
@@ -1912,18 +1958,53 @@ def _usual_link_parts(w: pd.DataFrame, rows: np.ndarray) -> list[pa.Array]:
     """The usual address link (see ``_usual_link``) as parts for one skip-nulls
     concatenation, null outside ``rows``: "same postcode P", ", same number N" (etc.)
     where given, and ", same street S" or ", no street given"."""
-    rows = np.asarray(rows, dtype=bool)
-    has_street = _nonempty(_pa(w, "street")) & rows
+    return _usual_link_parts_of({c: _pa(w, c) for c in ("d_postcode", "number", "flat", "bkey", "d_street")},
+                                np.asarray(rows, dtype=bool), _nonempty(_pa(w, "street")))
+
+
+def _usual_link_parts_of(cols: dict, rows: np.ndarray, street_given: np.ndarray) -> list[pa.Array]:
+    """``_usual_link_parts`` on the arrays ``cols`` (d_postcode, number, flat, bkey and
+    d_street) and whether each row's own street is given."""
+    has_street = street_given & rows
 
     def optional(prefix, column):  # the prefix only where the column is not empty
-        values = _pa(w, column)
+        values = cols[column]
         return [_repeat_where(prefix, _nonempty(values) & rows), _null_where(values, rows)]
 
-    return ([_repeat_where("same postcode ", rows), _null_where(_pa(w, "d_postcode"), rows)]
+    return ([_repeat_where("same postcode ", rows), _null_where(cols["d_postcode"], rows)]
             + optional(", same number ", "number") + optional(", same flat ", "flat")
             + optional(", same building name ", "bkey")
-            + [_repeat_where(", same street ", has_street), _null_where(_pa(w, "d_street"), has_street),
+            + [_repeat_where(", same street ", has_street), _null_where(cols["d_street"], has_street),
                _repeat_where(", no street given", rows & ~has_street)])
+
+
+def _usual_link_by_dwelling(w: pd.DataFrame, rows: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The usual address link of the records in ``rows`` (a mask), made once per
+    distinct (dwelling, own street given): a dwelling's records share the parts it is
+    made of (number, flat, building name and the building's postcode and street; see
+    ``_ambiguous_and_communal``), and with a street given the record's street is the
+    dwelling's (``_usual_link``). Returns the distinct texts and each record's position
+    in them (-1 outside ``rows``); records with no dwelling get a text of their own."""
+    n = len(w)
+    d = w["d"].to_numpy().astype(np.int64)
+    given = _nonempty(_pa(w, "street"))
+    rows = np.flatnonzero(rows)
+    n_d = int(d.max()) + 1 if n else 0
+    # (dwelling, street given) as 2*d + given; records with no dwelling numbered after.
+    dr = d[rows]
+    key = np.where(dr >= 0, 2 * dr + given[rows], 2 * n_d + np.arange(len(rows)))
+    first = np.full(2 * n_d + len(rows), len(rows), dtype=np.int64)
+    np.minimum.at(first, key, np.arange(len(rows)))  # each key's first record (position in rows)
+    firsts = np.sort(first[first < len(rows)])  # in row order (near-sequential takes)
+    text_of = np.empty(len(first), dtype=np.int64)
+    text_of[key[firsts]] = np.arange(len(firsts))
+    at_rows = rows[firsts]
+    at = pa.array(at_rows)
+    cols = {c: pc.take(_pa(w, c), at) for c in ("d_postcode", "number", "flat", "bkey", "d_street")}
+    texts = _join_skip(*_usual_link_parts_of(cols, np.ones(len(at_rows), dtype=bool), given[at_rows]))
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = text_of[key]
+    return texts, pos
 
 
 def _address_link_at(w: pd.DataFrame, idx: np.ndarray) -> pa.Array:
@@ -1992,8 +2073,21 @@ def _communal_text(w: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     ], "; ")
 
 
-def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
-    """Plain-English evidence per record (pyarrow string array aligned with ``w``)."""
+# _evidence's fixed sentences (codes 0-5).
+_FIXED_EVIDENCE = [
+    "no valid postcode, and several homes share this street, number and flat: not linked, resolve by hand",
+    "no usable address (no house number or name): not linked",
+    "no usable address (no valid postcode and no street): not linked",
+    "no valid postcode and no town: not linked (street names recur from town to town)",
+    "address shared with several clinical-system households: not joined to any",
+    "no other patient at this address",
+]
+
+
+def _evidence(w: pd.DataFrame, rel: pd.DataFrame, usual: tuple[pa.Array, np.ndarray] | None = None) -> pa.Array:
+    """Plain-English evidence per record (pyarrow string array aligned with ``w``).
+    ``usual``: ``_usual_link_by_dwelling(w, _usual_link(w))`` if made beforehand (it
+    reads only the dwellings' columns)."""
     n = len(w)
     kind_pa = _pa(w, "dwelling_kind")
     ambiguous = _bool_pa(pc.equal(kind_pa, "ambiguous"))
@@ -2034,45 +2128,44 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         sys_a = _patch(before, _nonempty(conflict_a), lambda t, _: _cat(
             t(before), "; CONFLICT: ", t(conflict_a), ", check by hand"))
 
-    # The rarer categories, on their rows only.
-    small = np.full(n, "", dtype=object)
-    rows = np.flatnonzero(category == 1)
-    small[rows] = _communal_text(w, rows)
-
-    rows = np.flatnonzero(category == 3)
-    if len(rows):
-        sub = w[["building_flats", "only_flat", "d_postcode", "number", "bkey", "d_street"]].iloc[rows]
+    # The rarer categories, on their rows only (positions in alt_rows): the fixed
+    # sentences as codes into _FIXED_EVIDENCE, the communal and missing-flat ones built
+    # for their rows; all given out by one take.
+    fixed = np.full(m, -1, dtype=np.int64)
+    built = []  # (positions, object texts)
+    pos = np.flatnonzero(cat_a == 1)
+    if len(pos):
+        built.append((pos, _communal_text(w, alt_rows[pos])))
+    pos = np.flatnonzero(cat_a == 3)
+    if len(pos):
+        sub = w[["building_flats", "only_flat", "d_postcode", "number", "bkey", "d_street"]].iloc[alt_rows[pos]]
         flats = sub["building_flats"].to_numpy()
         flats_txt = np.where(flats == 1, "one known flat (" + _o(sub, "only_flat") + ")",
                              flats.astype(str).astype(object) + " flats")
         d_postcode = _o(sub, "d_postcode")
         where = _join_parts([_o(sub, "number"), _o(sub, "bkey"), _o(sub, "d_street")], " ")
-        small[rows] = ("flat number missing at a building with " + flats_txt + " (" + where
-                       + np.where(d_postcode != "", ", " + d_postcode, "") + "): not linked, resolve by hand")
-
-    small[category == 4] = ("no valid postcode, and several homes share this street, number and "
-                            "flat: not linked, resolve by hand")
-    rows = np.flatnonzero(category == 5)
-    if len(rows):
+        built.append((pos, "flat number missing at a building with " + flats_txt + " (" + where
+                      + np.where(d_postcode != "", ", " + d_postcode, "") + "): not linked, resolve by hand"))
+    fixed[cat_a == 4] = 0
+    pos = np.flatnonzero(cat_a == 5)
+    if len(pos):
+        rows = alt_rows[pos]
         number = _o_at(w, "number", rows)
         bkey = _o_at(w, "bkey", rows)
         no_street = _o_at(w, "street", rows) == ""
-        small[rows] = np.select(
-            [(number == "") & (bkey == ""), no_street],
-            ["no usable address (no house number or name): not linked",
-             "no usable address (no valid postcode and no street): not linked"],
-            "no valid postcode and no town: not linked (street names recur from town to town)",
-        )
-    rows = np.flatnonzero(category == 6)
-    small[rows] = np.where(
-        w["sys_shared_dwelling"].to_numpy()[rows],
-        "address shared with several clinical-system households: not joined to any",
-        "no other patient at this address",
-    )
+        fixed[pos] = np.select([(number == "") & (bkey == ""), no_street], [1, 2], 3)
+    pos = np.flatnonzero(cat_a == 6)
+    fixed[pos] = np.where(w["sys_shared_dwelling"].to_numpy()[alt_rows[pos]], 4, 5)
     part = link_a
     rare = (cat_a != 0) & (cat_a != 2)
     if rare.any():
-        part = _replace_rows(part, rare, pa.array(small[alt_rows[rare]], pa.string()))
+        take_at, texts = fixed, [pa.array(_FIXED_EVIDENCE, pa.string())]
+        start = len(_FIXED_EVIDENCE)
+        for pos, made in built:
+            take_at[pos] = start + np.arange(len(pos))
+            start += len(pos)
+            texts.append(pa.array(np.asarray(made, dtype=object), pa.string()))
+        part = _replace_rows(part, rare, pc.take(pa.concat_arrays(texts), pa.array(take_at[rare])))
     if sys_a is not None:
         part = _if(cat_a == 2, sys_a, part)
     shared_a = shared[alt_rows]
@@ -2081,7 +2174,15 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         part = _patch(before, shared_a, lambda t, idx: _cat(
             t(before), "; shared house (", _int_text(size[alt_rows[idx]]),
             " unrelated adults): no parent or child roles inferred"))
-    pieces = _usual_link_parts(w, plain) + [_scatter(n, ~plain, part)]
+    # Each record's text is one of: the usual links (made once per dwelling), the other
+    # records' texts, and the texts of the records with recorded relationships in their
+    # household (made for those alone); given out by one take.
+    if usual is None:
+        usual_texts, at = _usual_link_by_dwelling(w, plain)
+    else:  # made for every record with the usual link, of which plain is a part
+        usual_texts, at = usual[0], np.where(plain, usual[1], -1)
+    sources = [usual_texts, part.cast(pa.string())]
+    at[alt_rows] = len(usual_texts) + np.arange(m)
 
     # Recorded relationships inside the household: "; recorded relationship with <ids>"
     # after the text (without the "; " where there is no other text).
@@ -2092,15 +2193,20 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame) -> pa.Array:
         # Distinct (p, o) row pairs in (p, o) order, as one sorted integer code each.
         code = _sorted_unique(np.r_[a[same], b[same]] * max(n, 1) + np.r_[b[same], a[same]])
         p, o = code // max(n, 1), code % max(n, 1)
-        listed = _group_join(p, pc.take(_pa(w, "patient_id"), pa.array(o)), n, ", ")
+        # The records listing others (p ascending), numbered 0.. for the group join.
+        starts = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, dtype=bool)
+        listing = p[starts]
+        listed = _group_join(np.cumsum(starts) - 1, pc.take(_pa(w, "patient_id"), pa.array(o)),
+                             len(listing), ", ")
         has_listed = _nonempty(listed)
         if has_listed.any():
-            has_text = plain.copy()  # the usual link is never empty
-            has_text[alt_rows] = _nonempty(part)
-            pieces += [_repeat_where("; recorded relationship with ", has_listed & has_text),
-                       _repeat_where("recorded relationship with ", has_listed & ~has_text),
-                       _null_where(listed, has_listed)]
-    return _join_skip(*pieces)
+            listing, listed = listing[has_listed], listed.filter(pa.array(has_listed))
+            base = pc.take(pa.concat_arrays(sources), pa.array(at[listing]))
+            has_text = _nonempty(base)  # the usual link is never empty, others may be
+            sources.append(_join_skip(base, _repeat_where("; recorded relationship with ", has_text),
+                                      _repeat_where("recorded relationship with ", ~has_text), listed))
+            at[listing] = sum(len(s) for s in sources[:-1]) + np.arange(len(listing))
+    return pc.take(pa.concat_arrays(sources), pa.array(at))
 
 
 # --- public API --------------------------------------------------------------------------
@@ -2127,13 +2233,17 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
         w = _dwellings(w)
         w = _ambiguous_and_communal(w)
         rel = located.result()
-    w = _households(w, rel)
-    w = _kinds(w, rel)
     # The evidence and the dwelling ids read nothing the roles write: they are made on a
     # second thread while the roles are worked out (all mostly Arrow and numpy kernels,
-    # which release the GIL), and added to the roles' copy of the frame.
+    # which release the GIL), and added to the roles' copy of the frame. The usual
+    # address links read only the dwellings' columns: they are made there first, while
+    # the households are numbered (mostly sha1 in Python).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
-        aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel), _dwelling_ids(before_roles)))
+        usual = aside.submit(lambda dwellings=w: _usual_link_by_dwelling(dwellings, _usual_link(dwellings)))
+        w = _households(w, rel)
+        w = _kinds(w, rel)
+        aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel, usual.result()),
+                                                          _dwelling_ids(before_roles)))
         w = _roles(w, rel)
         evidence, w["dwelling_id"] = aside_work.result()
         w["link_evidence"] = pd.Series(evidence, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
@@ -2315,6 +2425,35 @@ def household_conflicts(households: pd.DataFrame) -> pd.DataFrame:
     return grouped.reset_index()
 
 
+def _hex_id_values(ids: pa.Array, prefix: str) -> np.ndarray | None:
+    """Each id of ``_id_bytes``' form (``prefix`` + 12 lower-case hex digits) as the
+    int64 of its digits: equal exactly where the ids are; None when some id is
+    missing or not of that form (then the texts themselves must be compared)."""
+    head = np.frombuffer(prefix.encode("utf-8"), dtype=np.uint8)
+    p = len(head)
+    rows = _fixed_width_bytes(ids, p + 12)
+    if rows is None or not (rows[:, :p] == head).all():
+        return None
+    digits = np.ascontiguousarray(rows[:, p:])
+    # "0"-"9" are 48-57 and "a"-"f" 97-102 (uint8 arithmetic wraps below 0).
+    if not ((digits - np.uint8(48) < 10) | (digits - np.uint8(97) < 6)).all():
+        return None
+    nibbles = (digits & np.uint8(15)) + np.uint8(9) * (digits >> 6)
+    wide = np.zeros((len(rows), 8), dtype=np.uint8)
+    wide[:, 2:] = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    return wide.view(">u8").reshape(-1).astype(np.int64)
+
+
+def _distinct_count(values: pd.Series, prefix: str) -> int:
+    """``values.nunique()`` of an id column, through ``_hex_id_values`` when it can."""
+    codes = _hex_id_values(_pa(pd.DataFrame({"v": values}), "v"), prefix) \
+        if isinstance(values.dtype, pd.StringDtype) else None
+    if codes is None:
+        return int(values.nunique())
+    codes = np.sort(codes)
+    return int(np.count_nonzero(codes[1:] != codes[:-1])) + 1 if len(codes) else 0
+
+
 def summarise_households(households: pd.DataFrame) -> dict:
     """Counts for run summaries (no patient values)."""
     h = households
@@ -2324,19 +2463,24 @@ def summarise_households(households: pd.DataFrame) -> dict:
     else:
         # household_id encoded once (codes in order of first appearance): a code above
         # every earlier one marks a household's first record, as drop_duplicates keeps it.
-        hh = pc.dictionary_encode(_pa(h, "household_id"))
-        codes = np.asarray(hh.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        seen = np.maximum.accumulate(codes) if len(codes) else codes
-        first = np.r_[True, seen[1:] > seen[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+        values = _hex_id_values(_pa(h, "household_id"), "H-")
+        if values is not None:  # ids as integers: their first records by a hash table
+            first = ~pd.Series(values).duplicated().to_numpy()
+            n_households = int(first.sum())
+        else:
+            hh = pc.dictionary_encode(_pa(h, "household_id"))
+            codes = np.asarray(hh.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+            seen = np.maximum.accumulate(codes) if len(codes) else codes
+            first = np.r_[True, seen[1:] > seen[:-1]] if len(codes) else np.zeros(0, dtype=bool)
+            n_households = len(hh.dictionary)
         sizes = h["household_size"].to_numpy()[first]
-        n_households = len(hh.dictionary)
     bins = {str(k): int((sizes == k).sum()) for k in range(1, 6)}
     bins["6+"] = int((sizes >= 6).sum())
     communal = h[h["communal"]]
     return {
         "patients": int(len(h)),
         "households": n_households,
-        "dwellings": int(h["dwelling_id"].nunique()),
+        "dwellings": _distinct_count(h["dwelling_id"], "D-"),
         "household_sizes": bins,
         "communal_establishments": int(communal["dwelling_id"].nunique()),
         "communal_residents": int(len(communal)),
