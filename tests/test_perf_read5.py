@@ -41,3 +41,42 @@ def test_is_utf8_of_a_mapping_leaves_it_closable(tmp_path):
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     assert _is_utf8(mapped)
     mapped.close()  # no view of it is left alive
+
+
+_IDS = st.text(alphabet="AB0z\u00e9", min_size=0, max_size=4)  # at most 8 bytes
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_IDS, unique=True, min_size=1, max_size=12),
+       st.lists(st.tuples(_IDS, st.integers(1, 4)), max_size=15), st.booleans())
+def test_short_index_in_is_the_hash_lookup(table, runs, in_runs):
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from family_link._frames import _short_index_in, index_in, text_series
+
+    table = pd.Series(sorted(table, key=lambda t: t.encode()), dtype=str)
+    # In runs of equal ids (searched once per run) or one by one, in any order.
+    values = [v for v, k in runs for _ in range(k if in_runs else 1)]
+    chunked = pa.chunked_array([pa.array(values[:3], type=pa.large_string()),
+                                pa.array(values[3:], type=pa.large_string())])
+    found = _short_index_in(chunked, table)
+    expected = index_in(text_series(chunked), table)
+    assert found is not None and found.dtype == np.int64
+    assert np.array_equal(found, expected)
+
+
+def test_short_index_in_puts_unsorted_keys_back_in_place():
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from family_link._frames import _short_index_in
+
+    table = pd.Series(["P1", "P2", "P3", "P4"], dtype=str)
+    values = pa.chunked_array([pa.array(["P4", "P1", "Q", "P3", "P3", "P2", "P0"], type=pa.large_string())])
+    assert _short_index_in(values, table).tolist() == [3, 0, -1, 2, 2, 1, -1]
+    runs = pa.chunked_array([pa.array(["P2"] * 3 + ["P9"] * 2 + ["P1"] * 4, type=pa.large_string())])
+    assert _short_index_in(runs, table).tolist() == [1] * 3 + [-1] * 2 + [0] * 4
+    assert np.array_equal(_short_index_in(pa.chunked_array([], type=pa.large_string()), table), np.zeros(0))
