@@ -80,3 +80,37 @@ def test_short_index_in_puts_unsorted_keys_back_in_place():
     runs = pa.chunked_array([pa.array(["P2"] * 3 + ["P9"] * 2 + ["P1"] * 4, type=pa.large_string())])
     assert _short_index_in(runs, table).tolist() == [1] * 3 + [-1] * 2 + [0] * 4
     assert np.array_equal(_short_index_in(pa.chunked_array([], type=pa.large_string()), table), np.zeros(0))
+
+
+_DAY_FIRST = st.builds(lambda d, m, y: f"{d:02d}/{m:02d}/{y:04d}", st.integers(0, 99), st.integers(0, 99),
+                       st.one_of(st.integers(0, 9999), st.integers(1870, 2210)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_DAY_FIRST, max_size=20), st.booleans())
+def test_day_first_dates_read_as_pandas_strptime_reads_them(texts, arabic):
+    import pandas as pd
+
+    from family_link._export import _parse_day_first
+
+    if arabic and texts:  # another script's digits: the strptime path, as before
+        texts = texts + ["\u0661\u0662/\u0660\u0663/\u0662\u0660\u0662\u0660"]
+    series = pd.Series(texts, dtype=str, index=pd.RangeIndex(3, 3 + len(texts)))
+
+    def within(parsed: pd.Series) -> pd.Series:  # as _parse_distinct_dates keeps them
+        return parsed.where(parsed.dt.year.between(1880, 2200)).astype("datetime64[ns]")
+
+    expected = within(pd.to_datetime(series, format="%d/%m/%Y", errors="coerce"))
+    found = within(_parse_day_first(series))
+    pd.testing.assert_series_equal(found, expected)
+
+
+def test_day_first_dates_known_values():
+    import pandas as pd
+
+    from family_link._export import _parse_distinct_dates
+
+    values = pd.Series(["29/02/2024", "29/02/2023", "31/04/2026", "01/13/2026", "03/04/2026", "00/01/2020"], dtype=str)
+    got = _parse_distinct_dates(values)
+    assert [None if pd.isna(v) else v.strftime("%Y-%m-%d") for v in got] == [
+        "2024-02-29", None, None, None, "2026-04-03", None]
