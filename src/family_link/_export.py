@@ -607,12 +607,14 @@ def nhs_number_valid(numbers: pd.Series) -> pd.Series:
 
 def _check_digit_ok(digits: np.ndarray) -> np.ndarray:
     """Modulus 11 over the rows of an (n, 10) array of digit values: the weighted sum
-    column by column (nine passes over n small numbers, no (n, 9) copy to multiply)."""
-    total = np.zeros(len(digits), dtype=np.int64)
+    column by column (nine passes over n small numbers, no (n, 9) copy to multiply), in
+    16 bits (the sum is at most 9 x 54 = 486: a quarter of 64-bit sums' memory traffic)."""
+    digits = digits.astype(np.uint8, copy=False)
+    total = np.zeros(len(digits), dtype=np.uint16)
     for column, weight in enumerate(range(10, 1, -1)):
-        total += digits[:, column] * np.int64(weight)
-    check = 11 - total % 11
-    check = np.where(check == 11, 0, check)
+        total += digits[:, column] * np.uint16(weight)
+    check = np.uint16(11) - total % np.uint16(11)
+    check[check == 11] = 0
     return (check != 10) & (check == digits[:, 9])
 
 
