@@ -114,3 +114,24 @@ def test_day_first_dates_known_values():
     got = _parse_distinct_dates(values)
     assert [None if pd.isna(v) else v.strftime("%Y-%m-%d") for v in got] == [
         "2024-02-29", None, None, None, "2026-04-03", None]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.001, 0.02, 0.5, 0.99, 1.0]),
+       st.lists(st.integers(0, 400), min_size=1, max_size=5))
+def test_filter_text_every_path_is_arrows_filter(seed, drop_rate, sizes):
+    """Chunks with nothing dropped, a few rows dropped (slices) and many (Arrow's filter of
+    a packed mask), one chunk out."""
+    import numpy as np
+    import pyarrow as pa
+
+    from family_link._frames import filter_text
+
+    rng = np.random.default_rng(seed)
+    chunks = [pa.array([f"v{rng.integers(0, 10**rng.integers(1, 6))}" for _ in range(k)], type=pa.large_string())
+              for k in sizes]
+    values = pa.chunked_array(chunks, type=pa.large_string())
+    keep = rng.random(len(values)) >= drop_rate
+    got = filter_text(values, keep)
+    assert got.num_chunks == 1
+    assert got.to_pylist() == values.filter(pa.array(keep)).to_pylist()
