@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from family_link._export import _is_utf8
@@ -18,7 +18,7 @@ def _decodes(raw: bytes) -> bool:
     return True
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.binary(max_size=6), st.text(max_size=4).map(lambda t: t.encode("utf-8", "surrogatepass"))),
                 max_size=8))
 def test_is_utf8_is_python_decoding(parts):
@@ -46,7 +46,7 @@ def test_is_utf8_of_a_mapping_leaves_it_closable(tmp_path):
 _IDS = st.text(alphabet="AB0z\u00e9", min_size=0, max_size=4)  # at most 8 bytes
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_IDS, unique=True, min_size=1, max_size=12),
        st.lists(st.tuples(_IDS, st.integers(1, 4)), max_size=15), st.booleans())
 def test_short_index_in_is_the_hash_lookup(table, runs, in_runs):
@@ -86,7 +86,7 @@ _DAY_FIRST = st.builds(lambda d, m, y: f"{d:02d}/{m:02d}/{y:04d}", st.integers(0
                        st.one_of(st.integers(0, 9999), st.integers(1870, 2210)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_DAY_FIRST, max_size=20), st.booleans())
 def test_day_first_dates_read_as_pandas_strptime_reads_them(texts, arabic):
     import pandas as pd
@@ -116,7 +116,7 @@ def test_day_first_dates_known_values():
         "2024-02-29", None, None, None, "2026-04-03", None]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.001, 0.02, 0.5, 0.99, 1.0]),
        st.lists(st.integers(0, 400), min_size=1, max_size=5))
 def test_filter_text_every_path_is_arrows_filter(seed, drop_rate, sizes):
