@@ -120,8 +120,8 @@ def test_day_first_dates_known_values():
 @given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.001, 0.02, 0.5, 0.99, 1.0]),
        st.lists(st.integers(0, 400), min_size=1, max_size=5))
 def test_filter_text_every_path_is_arrows_filter(seed, drop_rate, sizes):
-    """Chunks with nothing dropped, a few rows dropped (slices) and many (Arrow's filter of
-    a packed mask), one chunk out."""
+    """Chunks with nothing dropped, a few rows dropped (slices) and many (Arrow's filter),
+    one chunk out."""
     import numpy as np
     import pyarrow as pa
 
