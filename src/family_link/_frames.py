@@ -7,7 +7,7 @@ millions of values to Python objects and back."""
 from __future__ import annotations
 
 __all__ = ["MAY_BE_SPACE", "arrow_text", "factorize_text", "filter_text", "full_names", "index_in", "index_in_runs",
-           "isin", "may_hold_bytes", "release_arrow_memory", "short_index_in", "strip_text", "take_values",
+           "isin", "join_skipping_nulls", "may_hold_bytes", "release_arrow_memory", "short_index_in", "strip_text", "take_values",
            "text_offsets_and_bytes", "text_series"]
 
 from collections.abc import Iterable
@@ -322,6 +322,26 @@ def _search_keys(table_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     placed = np.empty_like(at)
     placed[order] = at
     return placed
+
+
+def join_skipping_nulls(*parts: pa.Array | pa.ChunkedArray | pa.Scalar | str,
+                        separator: str | pa.Scalar = "") -> pa.Array | pa.ChunkedArray:
+    """Row-wise join of text arrays (and scalars) with ``separator``, leaving out null
+    parts; a row whose parts are all null gives "". Arrow's
+    ``binary_join_element_wise(..., null_handling="skip")`` (pyarrow 26) drops such rows
+    from its output, which comes back shorter than its inputs: they are given an empty
+    first part here, and only when that happened."""
+    joined = pc.binary_join_element_wise(*parts, separator, null_handling="skip")
+    arrays = [i for i, p in enumerate(parts) if isinstance(p, (pa.Array, pa.ChunkedArray))]
+    if not arrays or len(joined) == len(parts[arrays[0]]):
+        return joined
+    all_null = pc.is_null(parts[arrays[0]])
+    for i in arrays[1:]:
+        all_null = pc.and_(all_null, pc.is_null(parts[i]))
+    first = arrays[0]
+    mended = list(parts)
+    mended[first] = pc.if_else(all_null, pa.scalar("", parts[first].type), parts[first])
+    return pc.binary_join_element_wise(*mended, separator, null_handling="skip")
 
 
 def release_arrow_memory() -> None:

@@ -59,7 +59,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from .address import STREET_TYPES, _bool as _bool_pa, _empty as _empty_text, normalise_addresses
-from ._frames import _short_keys, index_in
+from ._frames import _short_keys, index_in, join_skipping_nulls
 
 # Also the column order of households.csv.
 HOUSEHOLD_COLUMNS = [
@@ -1942,8 +1942,9 @@ def _null_where(arr: pa.Array, keep: np.ndarray) -> pa.Array:
 
 
 def _join_skip(*parts) -> pa.Array:
-    """Row-wise concatenation of string arrays and scalars, leaving out null parts."""
-    return pc.binary_join_element_wise(*parts, "", null_handling="skip")
+    """Row-wise concatenation of string arrays and scalars, leaving out null parts (a row
+    of null parts gives "": ``_frames.join_skipping_nulls``)."""
+    return join_skipping_nulls(*parts)
 
 
 def _usual_link(w: pd.DataFrame) -> np.ndarray:

@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._frames import full_names, isin, text_offsets_and_bytes
+from ._frames import full_names, isin, join_skipping_nulls, text_offsets_and_bytes
 from .report import _holds_any_byte, render_csv
 
 STALE_EXPORT_DAYS = 14
@@ -880,7 +880,7 @@ def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
         parts = [_arrow_text(people[c].fillna("").astype(str)) for c in lines]
         parts = [pc.if_else(pc.equal(p, ""), pa.scalar(None, _T), p) for p in parts]
         address = pd.Series(pd.arrays.ArrowStringArray(
-            pc.fill_null(pc.binary_join_element_wise(*parts, _s(", "), null_handling="skip"), "")), index=people.index)
+            pc.fill_null(join_skipping_nulls(*parts, separator=_s(", ")), "")), index=people.index)
     else:
         address = pd.Series("", index=people.index)
     info = pd.DataFrame({
