@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import subprocess
 import sys
 
@@ -23,8 +24,8 @@ from hypothesis import strategies as st
 from family_link._export import (_close_contents, _file_contents, _is_utf8, _read_export_file, _sha256, decode_bytes,
                                  nhs_number_valid, read_csv_text)
 from family_link._frames import (MAY_BE_SPACE, factorize_text, filter_text, index_in, isin, join_skipping_nulls,
-                                 may_hold_bytes,
-                                 strip_text, text_series)
+                                 may_hold_bytes, strip_text, text_series)
+from family_link._process import keep_arrow_freed_memory
 from family_link.errors import ExportError
 
 SPACES = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]
@@ -368,3 +369,29 @@ def test_join_skipping_nulls_keeps_every_row(rows, separator, with_scalar, chunk
     parts = [*columns, pa.scalar(None, pa.string())] if with_scalar else columns
     joined = join_skipping_nulls(*parts, separator=separator)
     assert joined.to_pylist() == [separator.join(v for v in r if v is not None) for r in rows]
+
+
+_ARROW_OPTIONS = """
+import sys
+from family_link._process import keep_arrow_freed_memory
+took = keep_arrow_freed_memory() if sys.argv[1] == "on" else None
+import pyarrow as pa
+pa.allocate_buffer(1 << 20)
+print(took, pa.default_memory_pool().backend_name)
+"""
+
+
+def test_keep_arrow_freed_memory_sets_mimallocs_purge_delay_before_arrow_loads():
+    def run(mode: str) -> tuple[str, list[str]]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MIMALLOC_")}
+        done = subprocess.run([sys.executable, "-c", _ARROW_OPTIONS, mode], capture_output=True, text=True,
+                              check=True, env={**env, "MIMALLOC_VERBOSE": "1"})
+        return done.stdout, [line.strip() for line in done.stderr.splitlines() if "'purge_delay'" in line]
+
+    out, delay = run("on")
+    if "mimalloc" not in out or not delay:
+        pytest.skip("Arrow's allocator here is not a mimalloc that reports its options")
+    assert out.split()[0] == "True" and delay == ["option 'purge_delay': -1"]
+    assert run("off")[1] != ["option 'purge_delay': -1"]  # the setting, not mimalloc's default
+    # Once Arrow is loaded, mimalloc has read its options: nothing is set.
+    assert keep_arrow_freed_memory() is False

@@ -3,9 +3,10 @@ importing this must not slow ``family-link --help`` (pandas and Arrow load lazil
 
 from __future__ import annotations
 
-__all__ = ["avoid_huge_pages", "keep_freed_memory"]
+__all__ = ["avoid_huge_pages", "keep_arrow_freed_memory", "keep_freed_memory"]
 
 import ctypes
+import os
 import sys
 
 _PR_SET_THP_DISABLE = 41
@@ -51,3 +52,19 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BELOW)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_BELOW))
+
+
+def keep_arrow_freed_memory() -> bool:
+    """Ask Arrow's allocator (mimalloc in the Linux wheels) to keep the memory it frees for
+    reuse rather than handing it back to the system after a short delay
+    (``MIMALLOC_PURGE_DELAY=-1``), so a page freed by one step is not faulted in afresh by
+    the next. On benchmarks/run.py's 1M practice: 0.95-1.0M minor page faults and about
+    2.0 s of kernel time by default, 0.73-0.75M and 1.6 s with this, and the check 0.2-0.3 s
+    faster (5.35-5.60 s -> 5.15-5.24 s, alternating runs) for about 250 MB more peak memory
+    (2.6 -> 2.9 GB). mimalloc reads its options when Arrow loads, so this must run before
+    pyarrow is imported; a value already in the environment is kept. Only where memory
+    comes from changes, never what is computed. Returns whether it was set here."""
+    if "pyarrow" in sys.modules or "MIMALLOC_PURGE_DELAY" in os.environ:
+        return False
+    os.environ["MIMALLOC_PURGE_DELAY"] = "-1"
+    return True
