@@ -904,21 +904,30 @@ def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
 
 def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.DataFrame,
                    households: pd.DataFrame, facts: WorklistFacts,
-                   triggers: pd.DataFrame | Callable[[], pd.DataFrame | None] | None = None) -> dict[str, bytes]:
+                   triggers: pd.DataFrame | Callable[[], pd.DataFrame | None] | None = None,
+                   write: Callable[[str, bytes], None] | None = None) -> dict[str, bytes]:
     """The three worklist files, from the (marked) flags. ``triggers`` (see
     ``addresses_to_resolve``) may be given as a function computing them: it is then called
-    once the xlsx is under way."""
-    rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
-    if len(resolved):  # the lead's copy names the patient where they are still registered
-        still_here = patients[isin(patients["patient_id"], resolved["patient_id"])]
-        names = full_names(still_here)
-        names.index = still_here["patient_id"]
-        resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
+    once the xlsx is under way. With ``write``, each file is handed to ``write(name,
+    content)`` as soon as it is rendered (the HTML and CSV while the xlsx is still being
+    compressed) and the dict returned is empty."""
     # The xlsx is built on a second thread while the rest is rendered here: most of its
     # time is zlib compressing the sheet (about 0.3 s at 25,000 flags), which releases the GIL.
+    # That thread first imports openpyxl if no other thread has yet (about 0.1 s; check.py
+    # starts it on its report thread, but behind households.csv), while the rows are made here.
+    files: dict[str, bytes] = {}
+    keep = write if write is not None else files.__setitem__
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-xlsx") as aside:
+        aside.submit(_import_xlsx_writer)
+        rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
+        if len(resolved):  # the lead's copy names the patient where they are still registered
+            still_here = patients[isin(patients["patient_id"], resolved["patient_id"])]
+            names = full_names(still_here)
+            names.index = still_here["patient_id"]
+            resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
         xlsx = aside.submit(render_worklist_xlsx, rows, facts, resolved)
         to_resolve = addresses_to_resolve(households, patients, triggers() if callable(triggers) else triggers)
-        html = render_worklist_html(rows, facts, resolved, to_resolve)
-        csv = render_worklist_csv(rows)
-        return {"worklist.html": html, "worklist.csv": csv, "worklist.xlsx": xlsx.result()}
+        keep("worklist.html", render_worklist_html(rows, facts, resolved, to_resolve))
+        keep("worklist.csv", render_worklist_csv(rows))
+        keep("worklist.xlsx", xlsx.result())
+    return files
