@@ -157,8 +157,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
             return rule_triggers(ruleset, export.patients[isin(export.patients["patient_id"], unplaced).to_numpy()],
                                  coded, households, as_of)
 
-        for name, content in build_worklist(marked, resolved, export.patients, households, facts, triggers).items():
-            report.write_bytes(name, content)
+        build_worklist(marked, resolved, export.patients, households, facts, triggers, write=report.write_bytes)
         t = lap("render_worklist", t)
         for written in (households_csv, the_rest, households_csv_synced):
             written.result()  # an error of the report thread's is raised here

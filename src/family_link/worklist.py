@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._frames import full_names, isin, join_skipping_nulls, text_offsets_and_bytes
+from ._frames import arrow_text, full_names, isin, join_skipping_nulls, text_offsets_and_bytes
 from .report import _holds_any_byte, render_csv
 
 STALE_EXPORT_DAYS = 14
@@ -104,6 +104,22 @@ def _member_lists(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
     return pc.coalesce(wanted, pa.scalar([], pa.large_list(_T)))
 
 
+def _same_patients(patients: pd.DataFrame, households: pd.DataFrame) -> bool:
+    """Whether ``households`` holds the patients of ``patients`` row for row (the same
+    patient_id at every position, as link_households gives them for an export's patients):
+    a buffer comparison of the two id columns (~1 ms at 1,000,000), where both are text
+    without missing values. The ids of an export's patients are unique (the reader rejects
+    a repeated id), so a patient's row is then found by its household row's position,
+    without a second scan of a million ids."""
+    if len(patients) != len(households) or not len(patients):
+        return False
+    a, b = patients["patient_id"], households["patient_id"]
+    if not (isinstance(a.dtype, pd.StringDtype) and isinstance(b.dtype, pd.StringDtype)):
+        return False
+    x, y = arrow_text(a), arrow_text(b)
+    return x.type == y.type and not x.null_count and not y.null_count and x.equals(y)
+
+
 def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.DataFrame,
                   rule_order: list[str] | None = None) -> pd.DataFrame:
     """Flags (with ``status`` and ``first_flagged`` when compared) joined with who the
@@ -114,7 +130,10 @@ def worklist_rows(flags: pd.DataFrame, patients: pd.DataFrame, households: pd.Da
     # columns took 0.04 s at 1M patients, of 1,000,000 rows to keep a few thousand).
     at = np.flatnonzero(isin(households["household_id"], flags["household_id"].unique()).to_numpy())
     flagged = households[["patient_id", "household_id", "role"]].take(at)
-    relevant = np.flatnonzero(isin(patients["patient_id"], pd.concat([flagged["patient_id"], flags["patient_id"]])))
+    if _same_patients(patients, households) and isin(flags["patient_id"], flagged["patient_id"]).all():
+        relevant = at  # the flagged households' rows are their patients' rows (see _same_patients)
+    else:
+        relevant = np.flatnonzero(isin(patients["patient_id"], pd.concat([flagged["patient_id"], flags["patient_id"]])))
     people = patients[["patient_id", "forenames", "surname", "date_of_birth", "nhs_number"]].take(relevant)
     people["name"] = full_names(people)
     members = flagged[["patient_id", "household_id", "role"]].merge(
@@ -236,7 +255,8 @@ def _as_text_column(arr: pa.Array) -> pa.Array:
     return pc.replace_with_mask(arr, hit, _cat("'", pc.filter(arr, hit)))
 
 
-def _fixed_zip(raw: bytes, when: date, rows_for: dict[str, bytes | Iterable[bytes]] | None = None) -> bytes:
+def _fixed_zip(raw: bytes, when: date,
+               rows_for: dict[str, bytes | Iterable[bytes | memoryview]] | None = None) -> bytes:
     """Rewrite a zip with every entry stamped ``when`` (not the clock) and fixed
     attributes, in the same order, so equal content gives equal bytes. ``rows_for`` maps a
     worksheet entry to ``<row>`` elements to put at the end of its ``sheetData``: bytes, or
@@ -439,11 +459,13 @@ _XLSX_PIECE_ROWS = 2000
 
 
 def _xlsx_rows_pieces(cols: dict[str, pa.Array], n: int, date_style: int | None,
-                      wrap_style: int | None) -> Iterator[bytes]:
+                      wrap_style: int | None) -> Iterator[memoryview]:
     """``_xlsx_rows_xml`` of all ``n`` rows, in pieces of ``_XLSX_PIECE_ROWS`` rows. The XML
     is made in batches of 1, 3, 9 ... pieces (each made while the pieces before it are
     compressed): a batch costs some thirty Arrow calls whatever its size, so making each
-    piece on its own cost ~0.03 s more at 25,000 flags than making them all at once."""
+    piece on its own cost ~0.03 s more at 25,000 flags than making them all at once.
+    Each piece is a view of the batch's Arrow buffer, not a copy (zipfile's entry writer
+    takes any buffer: 32 MB of copies cost ~0.02 s at 25,000 flags)."""
     first, batch = 0, _XLSX_PIECE_ROWS
     while first < n:
         size = min(batch, n - first)
@@ -451,7 +473,7 @@ def _xlsx_rows_pieces(cols: dict[str, pa.Array], n: int, date_style: int | None,
                               date_style, wrap_style, first)
         offsets, data = text_offsets_and_bytes(xml)
         for k in range(0, size, _XLSX_PIECE_ROWS):
-            yield data[offsets[k]:offsets[min(k + _XLSX_PIECE_ROWS, size)]].tobytes()
+            yield memoryview(data[offsets[k]:offsets[min(k + _XLSX_PIECE_ROWS, size)]])
         first += size
         batch *= 3
 
@@ -869,13 +891,18 @@ def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
     """Records whose household could not be settled (e.g. a flat number missing at a
     building of flats): each was checked on its own, so a rule their household calls for
     may be missed. Those whose own codes trigger a rule come first."""
-    amb = households.loc[households["ambiguous"].astype(bool),
-                         ["patient_id", "link_evidence", "relationship_notes"]]
+    at = np.flatnonzero(households["ambiguous"].astype(bool).to_numpy())
+    amb = households[["patient_id", "link_evidence", "relationship_notes"]].take(at)
     if amb.empty:
         return pd.DataFrame(columns=["patient_id", "name", "date_of_birth", "address", "evidence", "triggers"])
-    people = patients[isin(patients["patient_id"], amb["patient_id"])]
     lines = [c for c in ("address_line_1", "address_line_2", "address_line_3", "address_line_4",
-                         "address_line_5", "postcode") if c in people.columns]
+                         "address_line_5", "postcode") if c in patients.columns]
+    # Only the columns used are taken (of 1,000,000 rows, a few thousand kept).
+    used = [c for c in dict.fromkeys(["patient_id", "forenames", "surname", "date_of_birth", *lines])
+            if c in patients.columns]
+    if not _same_patients(patients, households):
+        at = np.flatnonzero(isin(patients["patient_id"], amb["patient_id"]).to_numpy())
+    people = patients[used].take(at)  # the ambiguous households rows' patients (see _same_patients)
     if lines:  # the non-empty lines, joined with ", "
         parts = [_arrow_text(people[c].fillna("").astype(str)) for c in lines]
         parts = [pc.if_else(pc.equal(p, ""), pa.scalar(None, _T), p) for p in parts]
@@ -904,21 +931,30 @@ def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
 
 def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.DataFrame,
                    households: pd.DataFrame, facts: WorklistFacts,
-                   triggers: pd.DataFrame | Callable[[], pd.DataFrame | None] | None = None) -> dict[str, bytes]:
+                   triggers: pd.DataFrame | Callable[[], pd.DataFrame | None] | None = None,
+                   write: Callable[[str, bytes], None] | None = None) -> dict[str, bytes]:
     """The three worklist files, from the (marked) flags. ``triggers`` (see
     ``addresses_to_resolve``) may be given as a function computing them: it is then called
-    once the xlsx is under way."""
-    rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
-    if len(resolved):  # the lead's copy names the patient where they are still registered
-        still_here = patients[isin(patients["patient_id"], resolved["patient_id"])]
-        names = full_names(still_here)
-        names.index = still_here["patient_id"]
-        resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
+    once the xlsx is under way. With ``write``, each file is handed to ``write(name,
+    content)`` as soon as it is rendered (the HTML and CSV while the xlsx is still being
+    compressed) and the dict returned is empty."""
     # The xlsx is built on a second thread while the rest is rendered here: most of its
     # time is zlib compressing the sheet (about 0.3 s at 25,000 flags), which releases the GIL.
+    # That thread first imports openpyxl if no other thread has yet (about 0.1 s; check.py
+    # starts it on its report thread, but behind households.csv), while the rows are made here.
+    files: dict[str, bytes] = {}
+    keep = write if write is not None else files.__setitem__
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-xlsx") as aside:
+        aside.submit(_import_xlsx_writer)
+        rows = worklist_rows(flags, patients, households, list(facts.rule_titles))
+        if len(resolved):  # the lead's copy names the patient where they are still registered
+            still_here = patients[isin(patients["patient_id"], resolved["patient_id"])]
+            names = full_names(still_here)
+            names.index = still_here["patient_id"]
+            resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
         xlsx = aside.submit(render_worklist_xlsx, rows, facts, resolved)
         to_resolve = addresses_to_resolve(households, patients, triggers() if callable(triggers) else triggers)
-        html = render_worklist_html(rows, facts, resolved, to_resolve)
-        csv = render_worklist_csv(rows)
-        return {"worklist.html": html, "worklist.csv": csv, "worklist.xlsx": xlsx.result()}
+        keep("worklist.html", render_worklist_html(rows, facts, resolved, to_resolve))
+        keep("worklist.csv", render_worklist_csv(rows))
+        keep("worklist.xlsx", xlsx.result())
+    return files
