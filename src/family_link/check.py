@@ -25,7 +25,7 @@ from .layouts import start_any_export
 from .report import check_destination, open_report
 from .rules import RuleSet, load_ruleset
 from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
-from .worklist import WorklistFacts, _import_xlsx_writer, build_worklist
+from .worklist import WorklistFacts, build_worklist
 
 log = logging.getLogger("family_link")
 
@@ -103,7 +103,6 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-report") as aside:
         household_counts = aside.submit(summarise_households, households)  # first: the summary needs it first
         households_csv = aside.submit(report.write_csv, "households.csv", households, HOUSEHOLD_COLUMNS)
-        aside.submit(_import_xlsx_writer)  # openpyxl, needed for the worklist
         # The rules run in this process whatever --jobs says: at 1M patients they take about
         # 0.4 s, less than forking and partitioning cost (about 0.75 s with 2 processes:
         # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
