@@ -175,10 +175,14 @@ class ExportReading:
     This lets ``run_check`` link households while the events (five million rows at a
     million patients) are checked on the other core."""
 
-    def __init__(self, patients: pd.DataFrame, relationships: pd.DataFrame, finish: Callable[[], Export]):
+    def __init__(self, patients: pd.DataFrame, relationships: pd.DataFrame, finish: Callable[[], Export],
+                 parsed: Callable[[], Export] | None = None):
         self.patients = patients
         self.relationships = relationships
         self._finish: Callable[[], Export] | None = finish
+        # ``finish`` without its side effects (handing Arrow's spare memory back, which
+        # belongs to the thread that goes on with the export): for after_events.
+        self._parsed = parsed
         self._export: Export | None = None
         self._lock = threading.Lock()  # export() may be called from two threads (after_events)
 
@@ -209,7 +213,7 @@ class ExportReading:
             return AfterEvents(lambda: func(export))
         background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-after-events")
         try:
-            future = background.submit(_in_background, lambda: func(self.export()))
+            future = background.submit(_in_background, lambda: func((self._parsed or self.export)()))
         finally:
             background.shutdown(wait=False)
         return AfterEvents(future.result)
@@ -1389,16 +1393,20 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
     if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
         release_arrow_memory()
 
-    def finish() -> Export:
+    def parsed() -> Export:
         export = reading.export()
         files = tuple(
             InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
             for key, f in zip(REQUIRED, export.files)
         )
-        release_arrow_memory()  # again, once the events are parsed
         return Export(export.patients, export.events, export.relationships, export.rejected,
                       export.warnings, files, event_codes=export.event_codes)
 
+    def finish() -> Export:
+        export = parsed()
+        release_arrow_memory()  # again, once the events are parsed
+        return export
+
     if not defer_events:
         return ExportReading.of(finish())
-    return ExportReading(reading.patients, reading.relationships, finish)
+    return ExportReading(reading.patients, reading.relationships, finish, parsed)
