@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = [
     "Export",
     "ExportReading",
+    "EventCodes",
     "InputFile",
     "COLUMN_SYNONYMS",
     "load_export",
@@ -37,7 +38,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -138,6 +139,30 @@ class Export:
     files: tuple[InputFile, ...]
     export_date: date | None = None
     layout: str = "canonical"
+    # The events' code column as the reader factorised it (None where not known): lets the
+    # rule engine test the few thousand distinct codes rather than five million rows.
+    event_codes: EventCodes | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, eq=False)
+class EventCodes:
+    """``events["code"]`` as integers: row ``i``'s code is ``distinct[of[i]]`` (a practice's
+    five million events hold a few thousand distinct codes; ``distinct`` may repeat a code,
+    as two raw spellings can normalise to one). ``column`` is the code column's own array,
+    so that ``describes`` can tell that a frame's code column is still the one factorised."""
+    of: np.ndarray
+    distinct: np.ndarray
+    column: np.ndarray
+
+    def describes(self, events: pd.DataFrame) -> bool:
+        """Whether ``events["code"]`` is the column these codes were taken from (the same
+        array, not a copy or a replacement)."""
+        if "code" not in events.columns or len(events) != len(self.of):
+            return False
+        values = events["code"].array
+        values = getattr(values, "_ndarray", None)
+        return (isinstance(values, np.ndarray) and values.dtype == self.column.dtype
+                and values.__array_interface__["data"][0] == self.column.__array_interface__["data"][0])
 
 
 class ExportReading:
@@ -150,11 +175,16 @@ class ExportReading:
     This lets ``run_check`` link households while the events (five million rows at a
     million patients) are checked on the other core."""
 
-    def __init__(self, patients: pd.DataFrame, relationships: pd.DataFrame, finish: Callable[[], Export]):
+    def __init__(self, patients: pd.DataFrame, relationships: pd.DataFrame, finish: Callable[[], Export],
+                 parsed: Callable[[], Export] | None = None):
         self.patients = patients
         self.relationships = relationships
         self._finish: Callable[[], Export] | None = finish
+        # ``finish`` without its side effects (handing Arrow's spare memory back, which
+        # belongs to the thread that goes on with the export): for after_events.
+        self._parsed = parsed
         self._export: Export | None = None
+        self._lock = threading.Lock()  # export() may be called from two threads (after_events)
 
     @classmethod
     def of(cls, export: Export) -> ExportReading:
@@ -164,11 +194,46 @@ class ExportReading:
         return reading
 
     def export(self) -> Export:
-        if self._export is None:
-            assert self._finish is not None
-            self._export = self._finish()  # raises (again, if called again) until it succeeds
-            self._finish = None
-        return self._export
+        with self._lock:
+            if self._export is None:
+                assert self._finish is not None
+                self._export = self._finish()  # raises (again, if called again) until it succeeds
+                self._finish = None
+            return self._export
+
+    def after_events(self, func: Callable[[Export], object]) -> AfterEvents:
+        """``func(export)`` as soon as the events are parsed: on a background thread (of the
+        events' low priority) when they are still being parsed, so that work needing the
+        events but not the households (the rules' coded events) is done beside the linkage;
+        otherwise on the thread asking for ``result()`` (no thread is started beside a
+        linkage that may fork). The export's own ExportError is raised by ``export()`` as
+        ever (and by ``result()``)."""
+        if self._export is not None:
+            export = self._export
+            return AfterEvents(lambda: func(export))
+        background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-after-events")
+        try:
+            future = background.submit(_in_background, lambda: func((self._parsed or self.export)()))
+        finally:
+            background.shutdown(wait=False)
+        return AfterEvents(future.result)
+
+
+class AfterEvents:
+    """``ExportReading.after_events``'s outcome: ``result()`` gives ``func``'s value (computed
+    once) or raises its exception."""
+
+    def __init__(self, compute: Callable[[], object]):
+        self._compute: Callable[[], object] | None = compute
+        self._value: object = None
+        self._lock = threading.Lock()
+
+    def result(self) -> object:
+        with self._lock:
+            if self._compute is not None:
+                self._value = self._compute()
+                self._compute = None
+            return self._value
 
 
 # ---------------------------------------------------------------------------------------
@@ -950,9 +1015,10 @@ def _postcode_valid(postcode: pd.Series) -> np.ndarray:
 
 def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, patient_ids_read: pd.Series,
                   as_of: pd.Timestamp, label: str, rows: np.ndarray | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, EventCodes | None]:
     """``raw`` is consumed: each column is dropped after its last use, so that Arrow can
-    reuse its memory for the kept rows (when the caller holds no other reference)."""
+    reuse its memory for the kept rows (when the caller holds no other reference).
+    Returns the events, rejected rows, warnings and the events' codes as integers."""
     issues = _Issues(label, rows)
     keep = np.ones(n, dtype=bool)
     pid = _pop_column(raw, "patient_id", n)
@@ -1006,7 +1072,9 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
         pid_kept = pool.submit(_kept, pid, keep, everything)
         term_kept = pool.submit(_kept, _pop_column(raw, "term", n), keep, everything)
         del pid
-        code = pd.Series(normal[code_of[kept]], dtype=object, copy=False)
+        code_of = code_of[kept]
+        code = pd.Series(normal[code_of], dtype=object, copy=False)
+        codes = EventCodes(code_of, normal, code.array._ndarray)
         del code_of
         when = when if everything else pd.Series(when.to_numpy()[keep], dtype="datetime64[ns]", copy=False)
         code_system = pd.Series(system[pair_of[kept]], dtype=object, copy=False)
@@ -1019,7 +1087,9 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
     # Kept in file order: the engine sorts the few events the rules use, and sorting five
     # million rows here would cost more than reading them.
     rejected, warnings = issues.frames()
-    return out, rejected, warnings
+    if not codes.describes(out):  # (the frame took a copy of the column after all: no index)
+        codes = None
+    return out, rejected, warnings, codes
 
 
 def _dated_before(when: np.ndarray, dates: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -1177,16 +1247,16 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
                                    "has no usable patient rows" + (f" ({len(rej_p)} rejected)" if len(rej_p) else ""),
                                    hint="check that this is the practice's patient list export")])
 
-    def finish(events_parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+    def finish(events_parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, EventCodes | None],
                rels_parsed: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> Export:
-        (events, rej_e, warn_e), (rels, rej_r, warn_r) = events_parsed, rels_parsed
+        (events, rej_e, warn_e, codes), (rels, rej_r, warn_r) = events_parsed, rels_parsed
         rejected = pd.concat([rej_p, rej_e, rej_r], ignore_index=True)
         warnings = pd.concat([warn_p, warn_e, warn_r], ignore_index=True)
         files = []
         for file, used in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", rels)):
             n_rej = int((rejected["file"] == labels[file]).sum())
             files.append(InputFile(labels[file], "", "", n_read[file], len(used), n_rej))
-        return Export(patients, events, rels, rejected, warnings, tuple(files))
+        return Export(patients, events, rels, rejected, warnings, tuple(files), event_codes=codes)
 
     events_args = (columns.pop("events.csv"), sizes["events.csv"], patients,
                    _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
@@ -1323,16 +1393,20 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
     if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
         release_arrow_memory()
 
-    def finish() -> Export:
+    def parsed() -> Export:
         export = reading.export()
         files = tuple(
             InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
             for key, f in zip(REQUIRED, export.files)
         )
-        release_arrow_memory()  # again, once the events are parsed
         return Export(export.patients, export.events, export.relationships, export.rejected,
-                      export.warnings, files)
+                      export.warnings, files, event_codes=export.event_codes)
+
+    def finish() -> Export:
+        export = parsed()
+        release_arrow_memory()  # again, once the events are parsed
+        return export
 
     if not defer_events:
         return ExportReading.of(finish())
-    return ExportReading(reading.patients, reading.relationships, finish)
+    return ExportReading(reading.patients, reading.relationships, finish, parsed)

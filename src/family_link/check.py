@@ -19,7 +19,8 @@ import pandas as pd
 from . import __version__
 from ._export import ISSUE_COLUMNS, Export
 from ._frames import isin
-from .engine import FLAG_COLUMNS, SCOPE_COLUMNS, Evaluation, evaluate_rules, rule_triggers
+from .engine import (FLAG_COLUMNS, RULE_PATIENT_COLUMNS, SCOPE_COLUMNS, Evaluation, PreparedRules, evaluate_rules,
+                     prepare_rules, rule_triggers)
 from .households import HOUSEHOLD_COLUMNS, link_households, summarise_households
 from .layouts import start_any_export
 from .report import check_destination, open_report
@@ -90,7 +91,8 @@ def _run_summary(ruleset: RuleSet, export: Export, household_counts: dict, evalu
 
 def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFrame, as_of: date,
                         out_dir: Path | str, *, force: bool, last_run: PreviousRun | None,
-                        timings: dict[str, float], lap, since: float, started: float) -> dict:
+                        timings: dict[str, float], lap, since: float, started: float,
+                        prepared: PreparedRules | None = None) -> dict:
     """Everything after linkage: the rules, the summary and the report's files (written
     atomically); returns the run summary. ``lap(name, since)`` records each stage's time."""
     t = since
@@ -106,7 +108,8 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         # The rules run in this process whatever --jobs says: at 1M patients they take about
         # 0.4 s, less than forking and partitioning cost (about 0.75 s with 2 processes:
         # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
-        evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships)
+        evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships,
+                                    event_codes=export.event_codes, prepared=prepared)
         t = lap("evaluate_rules", t)
 
         marked = mark_flags(evaluation.flags, last_run, as_of)
@@ -191,6 +194,11 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     # whose linkage forks: a child forked while another thread holds a lock (Arrow's
     # allocator, say) can hang, so the export is read in full first.
     reading = start_any_export(export_path, as_of, layout=layout, profile=profile, defer_events=jobs <= 1)
+    # What the rules can do without the households (the coded events, who meets each
+    # condition) is done as soon as the events are parsed, beside the linkage.
+    rule_patients = reading.patients[RULE_PATIENT_COLUMNS]  # taken here, not beside the linkage
+    rules_prepared = reading.after_events(
+        lambda export: prepare_rules(ruleset, rule_patients, export.events, as_of, export.event_codes))
     # Laps: "read_export" is the read's cost on the critical path: up to the patients and
     # relationships here, plus any wait for the events after the linkage (below);
     # "link_households" is the linkage alone (the events' check running beside it).
@@ -207,10 +215,13 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     export = reading.export()  # waits for the events (raising their ExportError, exit code 3)
     timings["read_export"] = round(read_before_linkage + time.perf_counter() - t, 3)
     t = time.perf_counter()
+    prepared = rules_prepared.result()
+    timings["prepare_rules"] = round(time.perf_counter() - t, 3)  # what is left of it once the linkage ends
+    t = time.perf_counter()
     log.info("export read: %d patients, %d events, %d relationships, %d rows rejected",
              len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
     summary = _evaluate_and_write(ruleset, export, households, as_of, out_dir, force=force, last_run=last_run,
-                                  timings=timings, lap=lap, since=t, started=started)
+                                  timings=timings, lap=lap, since=t, started=started, prepared=prepared)
     seconds = time.perf_counter() - started
     return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(export.rejected), seconds,
                        summary.get("compared_with"), layout=export.layout, export_date=export.export_date)

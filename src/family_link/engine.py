@@ -19,7 +19,8 @@ dates, reasons) is made only for the pairs that end up in scope or flagged.
 
 from __future__ import annotations
 
-__all__ = ["Evaluation", "evaluate_rules", "rule_triggers", "FLAG_COLUMNS", "SCOPE_COLUMNS"]
+__all__ = ["Evaluation", "PreparedRules", "evaluate_rules", "prepare_rules", "rule_triggers", "FLAG_COLUMNS",
+           "SCOPE_COLUMNS"]
 
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._frames import _short_index_in, arrow_text, full_names, index_in, isin
+from ._export import EventCodes
 from .rules import Audience, CodeCondition, Rule, RuleSet, Satisfier, TargetGroup
 
 FLAG_COLUMNS = [
@@ -135,17 +137,28 @@ def _same_text(a: pd.Series, b: pd.Series) -> bool:
     return bool((a.astype(str) == b.astype(str)).all())
 
 
-def _people(patients: pd.DataFrame, households: pd.DataFrame | None, as_of: date) -> pd.DataFrame:
+def _people_alone(patients: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """``_people`` without the household: the rules' patient columns and whether a child
+    (all a condition needs of the people; no household is needed to know who meets one)."""
+    people = patients[RULE_PATIENT_COLUMNS].reset_index(drop=True)
+    people["is_child"] = people["date_of_birth"] > pd.Timestamp(as_of) - pd.DateOffset(years=18)
+    return people
+
+
+def _people(patients: pd.DataFrame, households: pd.DataFrame | None, as_of: date,
+            alone: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per patient: id, names, date of birth, sex, household and whether a child.
     Each patient's household is looked up by position (patients and households are both
     one row per patient, usually in the same order), not by a merge on the string ids.
-    ``households=None``: no household looked up (each patient is their own, ``H-`` id)."""
-    people = patients[RULE_PATIENT_COLUMNS].reset_index(drop=True)
+    ``households=None``: no household looked up (each patient is their own, ``H-`` id).
+    ``alone``: ``_people_alone(patients, as_of)``, when already made."""
+    if alone is None:
+        alone = _people_alone(patients, as_of)
+    people = alone[RULE_PATIENT_COLUMNS].copy(deep=False)
     ids = people["patient_id"]
-    adult_cutoff = pd.Timestamp(as_of) - pd.DateOffset(years=18)
     if households is None:
         people["household_id"] = "H-" + ids
-        people["is_child"] = people["date_of_birth"] > adult_cutoff
+        people["is_child"] = alone["is_child"]
         return people
     hh_ids = households["patient_id"].reset_index(drop=True)
     if len(hh_ids) == len(ids) and _same_text(hh_ids, ids):
@@ -162,7 +175,7 @@ def _people(patients: pd.DataFrame, households: pd.DataFrame | None, as_of: date
     missing = people["household_id"].isna() | (people["household_id"] == "")
     if missing.any():
         people.loc[missing, "household_id"] = "H-" + people.loc[missing, "patient_id"]
-    people["is_child"] = people["date_of_birth"] > adult_cutoff
+    people["is_child"] = alone["is_child"]
     return people
 
 
@@ -177,12 +190,17 @@ def _who_mask(people: pd.DataFrame, who: Audience, at: np.ndarray) -> np.ndarray
     return np.ones(len(at), dtype=bool)
 
 
-def _codelist_events(ruleset: RuleSet, events: pd.DataFrame) -> pd.DataFrame:
-    """The events whose code is in a codelist some rule uses (a few in a thousand)."""
+def _codelist_events(ruleset: RuleSet, events: pd.DataFrame, codes: EventCodes | None = None) -> pd.DataFrame:
+    """The events whose code is in a codelist some rule uses (a few in a thousand).
+    ``codes``: the reader's integers for the code column (``Export.event_codes``): the
+    few thousand distinct codes are then tested, not five million rows (~0.07 s at 1M)."""
     used: set[str] = set()
     for rule in ruleset.rules:
         for name in rule.codelist_names():
             used |= ruleset.codelists[name].codes
+    if codes is not None and codes.describes(events):
+        hit = pd.Series(codes.distinct, dtype=object, copy=False).isin(used).to_numpy(dtype=bool)
+        return events[hit[codes.of]]
     code = events["code"]
     # Object columns (as the export reader gives codes) are matched by pandas' own hash
     # table; Arrow strings by Arrow's (pandas' isin walks them in Python).
@@ -190,19 +208,17 @@ def _codelist_events(ruleset: RuleSet, events: pd.DataFrame) -> pd.DataFrame:
     return events[keep]
 
 
-class _Context:
-    """Everything a rule needs, computed once per run and cached per condition.
+class _Coded:
+    """What the rules need that does not depend on the households: the people without
+    their household, the coded events (sorted, addressed by person) and who meets each
+    condition. ``_Context`` adds the households; ``PreparedRules`` holds one made ahead."""
 
-    People are addressed by position in ``people`` (integers), and the coded events by
-    position in ``events``: the rules then select and join small integer arrays, and only
-    the rows that end up in a flag or in scope are taken out of the frames as text."""
-
-    def __init__(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
-                 households: pd.DataFrame | None, as_of: date, relationships: pd.DataFrame | None):
+    def __init__(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame, as_of: date,
+                 codes: EventCodes | None = None, people: pd.DataFrame | None = None):
         self.ruleset = ruleset
         self.as_of = pd.Timestamp(as_of)
-        self.people = _people(patients, households, as_of)
-        coded = _codelist_events(ruleset, events)
+        self.people = _people_alone(patients, as_of) if people is None else people
+        coded = _codelist_events(ruleset, events, codes)
         self.coded = coded
         day = coded["date"].dt.normalize()  # a time of day never moves an event past A
         keep = day <= self.as_of
@@ -220,9 +236,83 @@ class _Context:
         self._ev_person_na = ev["patient_id"].isna().to_numpy()
         self._ev_date = ev["date"].to_numpy()
         self._ev_code = ev["code"]
-        self.relationships = relationships
         self._cache: dict[tuple, pd.DataFrame] = {}
         self._in_cache: dict[str, np.ndarray] = {}
+
+    def _in(self, codelist: str) -> np.ndarray:
+        """Which coded events carry a code from the codelist."""
+        if codelist not in self._in_cache:
+            codes = self.ruleset.codelists[codelist].codes
+            code = self._ev_code
+            hit = code.isin(codes).to_numpy(dtype=bool) if code.dtype == object else isin(code, codes).to_numpy()
+            self._in_cache[codelist] = hit
+        return self._in_cache[codelist]
+
+    def status(self, codelist: str, ended_by: str | None, active: bool,
+               within_days: int | None, who: Audience) -> pd.DataFrame:
+        """People meeting a condition: patient_id, date, code, term of their latest code
+        (and ``pos``, their position in ``people``, -1 for a patient not there)."""
+        key = (codelist, ended_by, active, within_days, who)
+        if key in self._cache:
+            return self._cache[key]
+        mask = self._in(codelist).copy()
+        pos = self.events["pos"].to_numpy()
+        if who is not Audience.any:
+            allowed = pos >= 0
+            allowed[allowed] = _who_mask(self.people, who, pos[allowed])
+            mask &= allowed
+        rows = _last_per(np.flatnonzero(mask), self._ev_person)
+        if active and ended_by:
+            ends = _last_per(np.flatnonzero(self._in(ended_by)), self._ev_person)
+            ends = ends[~self._ev_person_na[ends]]  # as a groupby, which drops a missing id
+            last_end = np.full(len(self._ev_person_na), np.datetime64("NaT"), dtype=self._ev_date.dtype)
+            last_end[self._ev_person[ends]] = self._ev_date[ends]  # sorted by date: the last is the latest
+            end = last_end[self._ev_person[rows]]
+            rows = rows[np.isnat(end) | (end < self._ev_date[rows])]
+        if within_days is not None:
+            rows = rows[self._ev_date[rows] >= np.datetime64(self.as_of - pd.Timedelta(days=within_days))]
+        out = self.events.iloc[rows].reset_index(drop=True)
+        self._cache[key] = out
+        return out
+
+    def condition(self, c: CodeCondition) -> pd.DataFrame:
+        return self.status(c.codelist, c.ended_by, c.active, c.within_days, c.who)
+
+    def satisfier(self, s: Satisfier) -> pd.DataFrame:
+        return self.status(s.codelist, s.ended_by, s.active, None, Audience.any)
+
+    def people_meeting(self, c: CodeCondition) -> np.ndarray:
+        """Positions in ``people`` of everyone meeting a condition."""
+        pos = self.condition(c)["pos"].to_numpy()
+        return pos[pos >= 0]
+
+    def meet_every_condition(self) -> None:
+        """Find who meets each of the rules' conditions now (cached), as the rules ask."""
+        for rule in self.ruleset.rules:
+            for c in (rule.trigger, *rule.household_has_any, *rule.household_has_none, *rule.target.unless):
+                self.condition(c)
+            for sat in rule.satisfied_by:
+                self.satisfier(sat)
+
+
+class _Context(_Coded):
+    """Everything a rule needs, computed once per run and cached per condition.
+
+    People are addressed by position in ``people`` (integers), and the coded events by
+    position in ``events``: the rules then select and join small integer arrays, and only
+    the rows that end up in a flag or in scope are taken out of the frames as text.
+    ``coded``: the households' independent part (``_Coded``) made ahead, for these inputs."""
+
+    def __init__(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
+                 households: pd.DataFrame | None, as_of: date, relationships: pd.DataFrame | None,
+                 coded: _Coded | None = None):
+        if coded is None:
+            coded = _Coded(ruleset, patients, events, as_of)
+        self.__dict__.update(coded.__dict__)
+        self._cache = dict(coded._cache)  # (its own caches: the one made ahead is not changed)
+        self._in_cache = dict(coded._in_cache)
+        self.people = _people(patients, households, as_of, alone=coded.people)
+        self.relationships = relationships
         self._household_code: np.ndarray | None = None
         self._recorded_relations: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._households_of_interest = 0
@@ -289,53 +379,6 @@ class _Context:
                 joined = pc.binary_join_element_wise(pc.fill_null(first, blank), pc.fill_null(last, blank), " ")
                 return pd.Series(pc.utf8_trim_whitespace(joined), dtype="str")
         return full_names(self.people[["forenames", "surname"]].iloc[pos]).reset_index(drop=True)
-
-    def _in(self, codelist: str) -> np.ndarray:
-        """Which coded events carry a code from the codelist."""
-        if codelist not in self._in_cache:
-            codes = self.ruleset.codelists[codelist].codes
-            code = self._ev_code
-            hit = code.isin(codes).to_numpy(dtype=bool) if code.dtype == object else isin(code, codes).to_numpy()
-            self._in_cache[codelist] = hit
-        return self._in_cache[codelist]
-
-    def status(self, codelist: str, ended_by: str | None, active: bool,
-               within_days: int | None, who: Audience) -> pd.DataFrame:
-        """People meeting a condition: patient_id, date, code, term of their latest code
-        (and ``pos``, their position in ``people``, -1 for a patient not there)."""
-        key = (codelist, ended_by, active, within_days, who)
-        if key in self._cache:
-            return self._cache[key]
-        mask = self._in(codelist).copy()
-        pos = self.events["pos"].to_numpy()
-        if who is not Audience.any:
-            allowed = pos >= 0
-            allowed[allowed] = _who_mask(self.people, who, pos[allowed])
-            mask &= allowed
-        rows = _last_per(np.flatnonzero(mask), self._ev_person)
-        if active and ended_by:
-            ends = _last_per(np.flatnonzero(self._in(ended_by)), self._ev_person)
-            ends = ends[~self._ev_person_na[ends]]  # as a groupby, which drops a missing id
-            last_end = np.full(len(self._ev_person_na), np.datetime64("NaT"), dtype=self._ev_date.dtype)
-            last_end[self._ev_person[ends]] = self._ev_date[ends]  # sorted by date: the last is the latest
-            end = last_end[self._ev_person[rows]]
-            rows = rows[np.isnat(end) | (end < self._ev_date[rows])]
-        if within_days is not None:
-            rows = rows[self._ev_date[rows] >= np.datetime64(self.as_of - pd.Timedelta(days=within_days))]
-        out = self.events.iloc[rows].reset_index(drop=True)
-        self._cache[key] = out
-        return out
-
-    def condition(self, c: CodeCondition) -> pd.DataFrame:
-        return self.status(c.codelist, c.ended_by, c.active, c.within_days, c.who)
-
-    def satisfier(self, s: Satisfier) -> pd.DataFrame:
-        return self.status(s.codelist, s.ended_by, s.active, None, Audience.any)
-
-    def people_meeting(self, c: CodeCondition) -> np.ndarray:
-        """Positions in ``people`` of everyone meeting a condition."""
-        pos = self.condition(c)["pos"].to_numpy()
-        return pos[pos >= 0]
 
     def households_meeting(self, c: CodeCondition) -> np.ndarray:
         """Per household code: whether someone in it meets the condition."""
@@ -846,11 +889,52 @@ def _columns_frame(columns: dict) -> pd.DataFrame:
                          for k, v in columns.items()})[FLAG_COLUMNS]
 
 
+class PreparedRules:
+    """The part of ``evaluate_rules`` that needs no households (``prepare_rules``): made
+    while the households are linked, it is handed to ``evaluate_rules`` for the same
+    ruleset, patients, events and as-of date."""
+
+    def __init__(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame, as_of: date,
+                 event_codes: EventCodes | None = None):
+        self.ruleset, self.events, self.as_of = ruleset, events, as_of
+        self.coded = _Coded(ruleset, patients, events, as_of, event_codes)
+        self.coded.meet_every_condition()
+
+    def check(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame, as_of: date) -> None:
+        """Raise ValueError unless made for these inputs (the same ruleset and events
+        objects, as-of date and patient ids)."""
+        ids = self.coded.people["patient_id"]
+        if (ruleset is not self.ruleset or events is not self.events or as_of != self.as_of
+                or len(patients) != len(ids) or not _same_text(patients["patient_id"].reset_index(drop=True), ids)):
+            raise ValueError("prepared rules were made for other inputs than those given to evaluate_rules")
+
+
+def prepare_rules(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame, as_of: date,
+                  event_codes: EventCodes | None = None) -> PreparedRules:
+    """What ``evaluate_rules`` can do before the households are known: the events with a
+    codelist code (tested per distinct code with ``event_codes``, ``Export.event_codes``),
+    sorted and addressed by person, and who meets each rule's conditions. ``patients``
+    needs only the rule columns (``RULE_PATIENT_COLUMNS``). Thread-safe to run beside the
+    linkage (it reads its inputs and changes none)."""
+    return PreparedRules(ruleset, patients, events, as_of, event_codes)
+
+
 def evaluate_rules(ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame,
                    households: pd.DataFrame, as_of: date,
-                   relationships: pd.DataFrame | None = None) -> Evaluation:
-    """Evaluate every rule; return the flags and every target in scope (for coverage)."""
-    ctx = _Context(ruleset, patients, events, households, as_of, relationships)
+                   relationships: pd.DataFrame | None = None, *,
+                   event_codes: EventCodes | None = None, prepared: PreparedRules | None = None) -> Evaluation:
+    """Evaluate every rule; return the flags and every target in scope (for coverage).
+
+    ``event_codes``: the reader's integers for the events' codes (``Export.event_codes``),
+    which spare a test of every event's code. ``prepared``: ``prepare_rules`` of the same
+    ruleset, patients, events and as-of date, made ahead (e.g. while the households were
+    linked); the result is the same with or without it."""
+    if prepared is not None:
+        prepared.check(ruleset, patients, events, as_of)
+        coded = prepared.coded
+    else:
+        coded = _Coded(ruleset, patients, events, as_of, event_codes)
+    ctx = _Context(ruleset, patients, events, households, as_of, relationships, coded)
     flags, scopes = [], []
     for rule in ruleset.rules:
         f, s = _evaluate_rule(rule, ctx)
