@@ -1661,7 +1661,58 @@ def _ordered_pairs(groups: np.ndarray, rows: np.ndarray):
     return member[xi], member[yi], first, local, member
 
 
-def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+def _roles_before_households(rel: pd.DataFrame, n: int, dob: pd.Series) -> tuple:
+    """What ``_roles`` works out before the households are known (``rel`` located among
+    ``n`` records; ``dob`` their dates of birth): the recorded relationships' notes but
+    their suffixes (same household or not), their parent-child ends, and the birth years
+    and month-days. ``link_normalised`` has it made on a second thread while the
+    households are numbered; the same arrays as ``_roles`` makes for itself."""
+    year = dob.dt.year.to_numpy(dtype=float)
+    md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
+    if not len(rel):
+        return None, (year, md)
+    a, b = _rel_rows(rel)
+    ok = (rel["a"].to_numpy() >= 0) & (rel["b"].to_numpy() >= 0)
+    words = pc.filter(pc.fill_null(_pa(rel, "relationship"), ""), pa.array(ok))
+    encoded = pc.dictionary_encode(words)
+    word = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    distinct = encoded.dictionary.to_pylist()
+    in_words = lambda table: np.array([x in table for x in distinct], dtype=bool)  # noqa: E731
+    sym_w, parent_w, child_w = in_words(SYMMETRIC_WORDS), in_words(PARENT_WORDS), in_words(CHILD_WORDS)
+    prefixes = [t for x in distinct for t in (x + " of ", x + " is ")]
+    # related (b) is the <relationship> of patient (a).
+    row, other = np.r_[b, a], np.r_[a, b]
+    pre = np.r_[word * 2, word * 2 + (~sym_w[word]).astype(np.int64)]
+    # A pair recorded in both directions says it once: (row, other, prefix) decide the
+    # text (the suffix and the other id follow from the pair). Keep first sightings,
+    # ranked within their (row, other) in the order given.
+    rkey = row * n + other
+    count = len(rkey)
+    if n * n * count < 2**62:
+        at = np.sort(rkey * count + np.arange(count)) % count  # (rkey, position) order
+    else:
+        at = np.argsort(rkey, kind="stable")
+    rk = rkey[at]
+    new = np.r_[True, rk[1:] != rk[:-1]] if count else np.zeros(0, dtype=bool)
+    rank = np.zeros(count, dtype=np.int64)
+    keep = np.ones(count, dtype=bool)
+    if not new.all():
+        starts = np.flatnonzero(new)
+        rank[at] = np.arange(count) - starts[np.cumsum(new) - 1]
+        alone = new & np.r_[new[1:], True]
+        runs = np.flatnonzero(~alone)  # members of runs of two or more, in order
+        dk = rk[runs] * max(2 * len(distinct), 1) + pre[at[runs]]
+        _, first = np.unique(dk, return_index=True)  # first sightings
+        dup = np.ones(len(runs), dtype=bool)
+        dup[first] = False
+        keep[at[runs[dup]]] = False
+    is_parent, is_child_word = parent_w[word], child_w[word]
+    adult = np.r_[b[is_parent], a[is_child_word]]
+    kid = np.r_[a[is_parent], b[is_child_word]]
+    return (a, b, prefixes, keep, row[keep], other[keep], rank[keep], pre[keep], adult, kid), (year, md)
+
+
+def _roles(w: pd.DataFrame, rel: pd.DataFrame, before: tuple | None = None) -> pd.DataFrame:
     """Roles and plain-English relationship notes.
 
     Recorded relationships come first: a recorded mother, father, parent or guardian of a
@@ -1673,6 +1724,8 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     Notes are integer arrays until the end: the row, the order of the kind of note, the
     other row, a prefix code (``prefixes``), the other record's id and a suffix code
     (``suffixes``); they are sorted by one unique int64 key and their texts made once.
+    ``before``: ``_roles_before_households(rel, len(w), w["date_of_birth"])`` if made
+    already (on another thread), else made here.
     """
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
@@ -1685,50 +1738,15 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     # Notes: (row, order, other, rank among equal (row, order, other), prefix, suffix).
     notes: list[tuple[np.ndarray, int, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]] = []
 
+    if before is None:
+        before = _roles_before_households(rel, n, w["date_of_birth"])
+    recorded_notes, (year, md) = before
     a = b = np.zeros(0, dtype=np.int64)
-    if len(rel):
-        a, b = _rel_rows(rel)
-        ok = (rel["a"].to_numpy() >= 0) & (rel["b"].to_numpy() >= 0)
-        words = pc.filter(pc.fill_null(_pa(rel, "relationship"), ""), pa.array(ok))
-        encoded = pc.dictionary_encode(words)
-        word = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        distinct = encoded.dictionary.to_pylist()
-        in_words = lambda table: np.array([x in table for x in distinct], dtype=bool)  # noqa: E731
-        sym_w, parent_w, child_w = in_words(SYMMETRIC_WORDS), in_words(PARENT_WORDS), in_words(CHILD_WORDS)
-        for x in distinct:
-            prefixes += [x + " of ", x + " is "]
+    if recorded_notes is not None:
+        a, b, prefixes, keep, row, other, rank, pre, adult, kid = recorded_notes
+        prefixes = list(prefixes)
         where = np.where(hh[a] == hh[b], 1, 2)
-        # related (b) is the <relationship> of patient (a).
-        row, other = np.r_[b, a], np.r_[a, b]
-        pre = np.r_[word * 2, word * 2 + (~sym_w[word]).astype(np.int64)]
-        suf = np.r_[where, where]
-        # A pair recorded in both directions says it once: (row, other, prefix) decide the
-        # text (the suffix and the other id follow from the pair). Keep first sightings,
-        # ranked within their (row, other) in the order given.
-        rkey = row * n + other
-        count = len(rkey)
-        if n * n * count < 2**62:
-            at = np.sort(rkey * count + np.arange(count)) % count  # (rkey, position) order
-        else:
-            at = np.argsort(rkey, kind="stable")
-        rk = rkey[at]
-        new = np.r_[True, rk[1:] != rk[:-1]] if count else np.zeros(0, dtype=bool)
-        rank = np.zeros(count, dtype=np.int64)
-        keep = np.ones(count, dtype=bool)
-        if not new.all():
-            starts = np.flatnonzero(new)
-            rank[at] = np.arange(count) - starts[np.cumsum(new) - 1]
-            alone = new & np.r_[new[1:], True]
-            runs = np.flatnonzero(~alone)  # members of runs of two or more, in order
-            dk = rk[runs] * max(2 * len(distinct), 1) + pre[at[runs]]
-            _, first = np.unique(dk, return_index=True)  # first sightings
-            dup = np.ones(len(runs), dtype=bool)
-            dup[first] = False
-            keep[at[runs[dup]]] = False
-        notes.append((row[keep], 0, other[keep], rank[keep], pre[keep], suf[keep]))
-        is_parent, is_child_word = parent_w[word], child_w[word]
-        adult = np.r_[b[is_parent], a[is_child_word]]
-        kid = np.r_[a[is_parent], b[is_child_word]]
+        notes.append((row, 0, other, rank, pre, np.r_[where, where][keep]))
         recorded_parent = (hh[adult] == hh[kid]) & child[kid] & ~child[adult]
         role[adult[recorded_parent]] = 2
 
@@ -1754,9 +1772,6 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
             recorded[first[kb] + local[ka]] = True
         differ = ra != rb
         ra, rb, recorded = ra[differ], rb[differ], recorded[differ]
-        dob = w["date_of_birth"]
-        year = dob.dt.year.to_numpy(dtype=float)
-        md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
         # Completed years from a's birth to b's birth, for the (adult, child) pairs alone
         # (about a quarter of the pairs).
         cand = np.flatnonzero((~child[ra]) & child[rb] & ~recorded)
@@ -2241,11 +2256,13 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     # the households are numbered (mostly sha1 in Python).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
         usual = aside.submit(lambda dwellings=w: _usual_link_by_dwelling(dwellings, _usual_link(dwellings)))
+        # The roles' recorded notes and birth dates need no households: made there next.
+        roles_before = aside.submit(_roles_before_households, rel, len(w), w["date_of_birth"])
         w = _households(w, rel)
         w = _kinds(w, rel)
         aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel, usual.result()),
                                                           _dwelling_ids(before_roles)))
-        w = _roles(w, rel)
+        w = _roles(w, rel, roles_before.result())
         evidence, w["dwelling_id"] = aside_work.result()
         w["link_evidence"] = pd.Series(evidence, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     w["ambiguous"] = (w["dwelling_kind"] == "ambiguous")

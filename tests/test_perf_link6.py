@@ -1,0 +1,43 @@
+"""Checks of the work perf-link6 moved to before the households are numbered: made from
+the records and relationships alone, it must give what the step makes for itself."""
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from family_link import households as H
+from test_perf_roles import reference_roles, roles_frames
+
+
+def rehoused(w, seed):
+    """``w`` with other households (sizes recounted): what the roles read of them."""
+    rng = np.random.default_rng(seed)
+    w = w.copy()
+    hh = rng.integers(0, max(len(w) // 2, 1), len(w))
+    w["hh"] = hh
+    w["household_size"] = np.bincount(hh, minlength=1)[hh] if len(w) else hh
+    return w
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 40), st.integers(0, 60))
+def test_roles_before_households_serves_any_households(seed, n, m):
+    w, rel = roles_frames(seed, n, m if n else 0)
+    before = H._roles_before_households(rel, len(w), w["date_of_birth"])
+    # Made once, before the households: it must hold nothing that depends on them.
+    for frame in (w, rehoused(w, seed)):
+        got = H._roles(frame, rel, before)
+        want = reference_roles(frame, rel)
+        pd.testing.assert_series_equal(got["role"], want["role"])
+        pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
+
+
+def test_roles_before_households_larger():
+    for seed in range(3):
+        w, rel = roles_frames(seed, 3000, 4000)
+        before = H._roles_before_households(rel, len(w), w["date_of_birth"])
+        frame = rehoused(w, seed)
+        got, want = H._roles(frame, rel, before), reference_roles(frame, rel)
+        pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
+        pd.testing.assert_series_equal(got["role"], want["role"])
