@@ -3,10 +3,12 @@ the records and relationships alone, it must give what the step makes for itself
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from family_link import households as H
+from test_perf_link5 import _frames
 from test_perf_roles import reference_roles, roles_frames
 
 
@@ -41,3 +43,18 @@ def test_roles_before_households_larger():
         got, want = H._roles(frame, rel, before), reference_roles(frame, rel)
         pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
         pd.testing.assert_series_equal(got["role"], want["role"])
+
+
+@pytest.mark.parametrize("with_system_ids", [False, True])
+def test_kinds_made_before_the_households(with_system_ids):
+    w, rel = _frames(with_system_ids)
+    before = H._kinds_before_households(w)
+    linked = H._households(w, rel)
+    pd.testing.assert_frame_equal(H._kinds(linked, rel, before), H._kinds(linked, rel))
+    resolved = linked["sys_resolved"].to_numpy().astype(bool)
+    assert resolved.any() == with_system_ids
+    # The codes made before differ only where a system id placed the record (its kind is
+    # then its household's), and do somewhere when some record is so placed.
+    differ = H._kind_codes(linked, resolved) != before
+    assert not (differ & ~resolved).any()
+    assert differ.any() == with_system_ids

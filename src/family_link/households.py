@@ -1514,12 +1514,13 @@ _KINDS = ["communal", "ambiguous", "no_address", "flat", "lettered_house", "name
 _HOME_KINDS = ["flat", "lettered_house", "house", "named_house"]
 
 
-def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
-    """Each record's ``dwelling_kind`` (``_dwelling_ids`` then makes the ``dwelling_id``)."""
-    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+def _kind_codes(w: pd.DataFrame, sys_resolved: np.ndarray) -> np.ndarray:
+    """Each record's kind as a code into ``_KINDS``, but for the system-resolved records'
+    kinds and the shared houses (which ``_kinds`` works out from the households).
+    ``sys_resolved``: the records placed in a dwelling by a system id."""
     own_d = (w["d"] >= 0).to_numpy()
-    has_d = own_d | w["sys_resolved"].to_numpy()  # placed in a dwelling by a system id
-    standalone_flat = (w["ambiguous_flat"] | w["many_postcodes"]).to_numpy() & ~w["sys_resolved"].to_numpy()
+    has_d = own_d | sys_resolved  # placed in a dwelling by a system id
+    standalone_flat = (w["ambiguous_flat"] | w["many_postcodes"]).to_numpy() & ~sys_resolved
     number_codes, numbers = pd.factorize(w["number"])  # few distinct house numbers
     lettered = _bool_pa(pc.match_substring_regex(pa.array(np.asarray(numbers, dtype=object), pa.string()),
                                                  r"[0-9][A-Z]$"))[number_codes]
@@ -1542,8 +1543,26 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         np.arange(7),
         _KINDS.index("no_address"),
     )
-    # A record placed by a system id takes the kind of its household's main dwelling.
+    return kind
+
+
+def _kinds_before_households(w: pd.DataFrame) -> np.ndarray:
+    """``_kind_codes`` as if no record were placed by a system id (``w`` from
+    ``_ambiguous_and_communal``): wrong only for the records that are, whose kinds
+    ``_kinds`` then takes from their households. ``link_normalised`` has it made on a
+    second thread while the households are numbered."""
+    return _kind_codes(w, np.zeros(len(w), dtype=bool))
+
+
+def _kinds(w: pd.DataFrame, rel: pd.DataFrame, before: np.ndarray | None = None) -> pd.DataFrame:
+    """Each record's ``dwelling_kind`` (``_dwelling_ids`` then makes the ``dwelling_id``).
+    ``before``: ``_kinds_before_households`` of the frame before the households, if made."""
+    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     resolved = w["sys_resolved"].to_numpy()
+    # Made before the households, the codes differ only at the system-resolved records,
+    # whose kinds are given next: the same kinds either way.
+    kind = _kind_codes(w, resolved) if before is None else before.copy()
+    # A record placed by a system id takes the kind of its household's main dwelling.
     if resolved.any():
         hcode = w["hh"].to_numpy()
         main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(np.asarray(_KINDS, dtype=object)[kind]))
@@ -2256,10 +2275,12 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     # the households are numbered (mostly sha1 in Python).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
         usual = aside.submit(lambda dwellings=w: _usual_link_by_dwelling(dwellings, _usual_link(dwellings)))
-        # The roles' recorded notes and birth dates need no households: made there next.
+        # The roles' recorded notes and birth dates, and the kinds but the system-resolved
+        # and shared houses, need no households: made there next (from w as it is now).
         roles_before = aside.submit(_roles_before_households, rel, len(w), w["date_of_birth"])
+        kinds_before = aside.submit(_kinds_before_households, w)
         w = _households(w, rel)
-        w = _kinds(w, rel)
+        w = _kinds(w, rel, kinds_before.result())
         aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel, usual.result()),
                                                           _dwelling_ids(before_roles)))
         w = _roles(w, rel, roles_before.result())
