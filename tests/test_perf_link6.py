@@ -3,6 +3,8 @@ the records and relationships alone, it must give what the step makes for itself
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,3 +60,24 @@ def test_kinds_made_before_the_households(with_system_ids):
     differ = H._kind_codes(linked, resolved) != before
     assert not (differ & ~resolved).any()
     assert differ.any() == with_system_ids
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_texts_taken_is_arrow_take(data):
+    width = data.draw(st.sampled_from([None, 1, 3, 8]))
+    if width is None:  # any texts, widths differing (and one null, sometimes)
+        values = data.draw(st.lists(st.text(max_size=5) | st.none(), min_size=1, max_size=12))
+    else:  # one width in bytes (multi-byte characters counted as their bytes)
+        values = data.draw(st.lists(st.sampled_from(["a" * width, "b" * width, "é" + "c" * (width - 2)]
+                                                    if width >= 2 else ["a", "b", "7"]), min_size=1, max_size=12))
+    texts = pa.array(values, pa.string())
+    offset = data.draw(st.integers(0, len(values) - 1))
+    texts = texts.slice(offset)  # a slice: offsets into a shared buffer
+    at = np.array(data.draw(st.lists(st.integers(0, len(texts) - 1), max_size=20)), dtype=np.int64)
+    null = np.array(data.draw(st.lists(st.booleans(), min_size=len(at), max_size=len(at))), dtype=bool)
+    got = H._texts_taken(texts, at, null)
+    want = pc.take(texts, pa.array(at, mask=null) if len(at) else pa.array(at))
+    assert got.type == pa.string()
+    assert got.to_pylist() == want.to_pylist()
+    assert H._texts_taken(texts, at).to_pylist() == pc.take(texts, pa.array(at)).to_pylist()
