@@ -81,3 +81,15 @@ def test_texts_taken_is_arrow_take(data):
     assert got.type == pa.string()
     assert got.to_pylist() == want.to_pylist()
     assert H._texts_taken(texts, at).to_pylist() == pc.take(texts, pa.array(at)).to_pylist()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(["", "", "", "S12", " x ", None, float("nan"), 7]), max_size=12),
+       st.booleans())
+def test_filled_text_is_the_plain_conversion(values, all_empty):
+    if all_empty:  # a column the export lacks, as the reader gives it
+        values = [""] * len(values)
+    series = pd.Series(values, dtype=object, index=np.arange(len(values)) * 3)
+    got = H._filled_text(series)
+    want = series.astype(object).where(series.notna(), "").astype("str")
+    pd.testing.assert_series_equal(got, want)
