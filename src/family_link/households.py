@@ -613,10 +613,16 @@ def _prepare(patients: pd.DataFrame) -> pd.DataFrame:
 def _filled_text(values: pd.Series) -> pd.Series:
     """A column as text with "" for missing values: ``astype(object).where(notna, "")
     .astype("str")``, straight through pyarrow when every value is a string (an object
-    column of strings: ~3x faster at 1M)."""
+    column of strings: ~3x faster at 1M; a column of "" alone, as the reader gives a
+    column the export lacks, is made as such)."""
     if values.dtype == object:
+        objects = values.to_numpy()
+        if len(objects) and bool((objects == "").all()):
+            # A column the export does not give (read as "" everywhere): no conversion
+            # of a million Python strings (~20-40 ms at 1M against ~4 ms to compare).
+            return pd.Series(_empty_text(len(objects)), index=values.index, dtype=_STR)
         try:
-            arr = pa.array(values.to_numpy(), type=pa.string(), from_pandas=True)
+            arr = pa.array(objects, type=pa.string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             arr = None
         if arr is not None:
@@ -1514,12 +1520,13 @@ _KINDS = ["communal", "ambiguous", "no_address", "flat", "lettered_house", "name
 _HOME_KINDS = ["flat", "lettered_house", "house", "named_house"]
 
 
-def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
-    """Each record's ``dwelling_kind`` (``_dwelling_ids`` then makes the ``dwelling_id``)."""
-    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
+def _kind_codes(w: pd.DataFrame, sys_resolved: np.ndarray) -> np.ndarray:
+    """Each record's kind as a code into ``_KINDS``, but for the system-resolved records'
+    kinds and the shared houses (which ``_kinds`` works out from the households).
+    ``sys_resolved``: the records placed in a dwelling by a system id."""
     own_d = (w["d"] >= 0).to_numpy()
-    has_d = own_d | w["sys_resolved"].to_numpy()  # placed in a dwelling by a system id
-    standalone_flat = (w["ambiguous_flat"] | w["many_postcodes"]).to_numpy() & ~w["sys_resolved"].to_numpy()
+    has_d = own_d | sys_resolved  # placed in a dwelling by a system id
+    standalone_flat = (w["ambiguous_flat"] | w["many_postcodes"]).to_numpy() & ~sys_resolved
     number_codes, numbers = pd.factorize(w["number"])  # few distinct house numbers
     lettered = _bool_pa(pc.match_substring_regex(pa.array(np.asarray(numbers, dtype=object), pa.string()),
                                                  r"[0-9][A-Z]$"))[number_codes]
@@ -1542,8 +1549,26 @@ def _kinds(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
         np.arange(7),
         _KINDS.index("no_address"),
     )
-    # A record placed by a system id takes the kind of its household's main dwelling.
+    return kind
+
+
+def _kinds_before_households(w: pd.DataFrame) -> np.ndarray:
+    """``_kind_codes`` as if no record were placed by a system id (``w`` from
+    ``_ambiguous_and_communal``): wrong only for the records that are, whose kinds
+    ``_kinds`` then takes from their households. ``link_normalised`` has it made on a
+    second thread while the households are numbered."""
+    return _kind_codes(w, np.zeros(len(w), dtype=bool))
+
+
+def _kinds(w: pd.DataFrame, rel: pd.DataFrame, before: np.ndarray | None = None) -> pd.DataFrame:
+    """Each record's ``dwelling_kind`` (``_dwelling_ids`` then makes the ``dwelling_id``).
+    ``before``: ``_kinds_before_households`` of the frame before the households, if made."""
+    w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     resolved = w["sys_resolved"].to_numpy()
+    # Made before the households, the codes differ only at the system-resolved records,
+    # whose kinds are given next: the same kinds either way.
+    kind = _kind_codes(w, resolved) if before is None else before.copy()
+    # A record placed by a system id takes the kind of its household's main dwelling.
     if resolved.any():
         hcode = w["hh"].to_numpy()
         main_kind = _mode(np.where(resolved, -1, hcode), pd.Series(np.asarray(_KINDS, dtype=object)[kind]))
@@ -1661,7 +1686,77 @@ def _ordered_pairs(groups: np.ndarray, rows: np.ndarray):
     return member[xi], member[yi], first, local, member
 
 
-def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
+def _texts_taken(texts: pa.Array, at: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """``pc.take(texts, at)`` of a string array, null where ``null`` is true. Texts of one
+    width (no nulls: patient ids usually are) are taken as fixed-size binary items, ~5x
+    faster than a string take of 1.6M random positions (which copies each one's bytes by
+    its offsets), then given offsets by a cast."""
+    at = np.asarray(at, dtype=np.int64)
+    indices = pa.array(at, mask=null) if null is not None and null.any() else pa.array(at)
+    width = 0
+    if pa.types.is_string(texts.type) and len(texts) and not texts.null_count:
+        offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset:texts.offset + 2]
+        width = int(offsets[1] - offsets[0])
+    known = _fixed_width_bytes(texts, width) if width else None
+    if known is None:
+        return pc.take(texts, indices)
+    items = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(texts),
+                                                 [None, pa.py_buffer(np.ascontiguousarray(known).reshape(-1))])
+    return pc.take(items, indices).cast(pa.binary()).cast(pa.string())
+
+
+def _roles_before_households(rel: pd.DataFrame, n: int, dob: pd.Series) -> tuple:
+    """What ``_roles`` works out before the households are known (``rel`` located among
+    ``n`` records; ``dob`` their dates of birth): the recorded relationships' notes but
+    their suffixes (same household or not), their parent-child ends, and the birth years
+    and month-days. ``link_normalised`` has it made on a second thread while the
+    households are numbered; the same arrays as ``_roles`` makes for itself."""
+    year = dob.dt.year.to_numpy(dtype=float)
+    md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
+    if not len(rel):
+        return None, (year, md)
+    a, b = _rel_rows(rel)
+    ok = (rel["a"].to_numpy() >= 0) & (rel["b"].to_numpy() >= 0)
+    words = pc.filter(pc.fill_null(_pa(rel, "relationship"), ""), pa.array(ok))
+    encoded = pc.dictionary_encode(words)
+    word = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    distinct = encoded.dictionary.to_pylist()
+    in_words = lambda table: np.array([x in table for x in distinct], dtype=bool)  # noqa: E731
+    sym_w, parent_w, child_w = in_words(SYMMETRIC_WORDS), in_words(PARENT_WORDS), in_words(CHILD_WORDS)
+    prefixes = [t for x in distinct for t in (x + " of ", x + " is ")]
+    # related (b) is the <relationship> of patient (a).
+    row, other = np.r_[b, a], np.r_[a, b]
+    pre = np.r_[word * 2, word * 2 + (~sym_w[word]).astype(np.int64)]
+    # A pair recorded in both directions says it once: (row, other, prefix) decide the
+    # text (the suffix and the other id follow from the pair). Keep first sightings,
+    # ranked within their (row, other) in the order given.
+    rkey = row * n + other
+    count = len(rkey)
+    if n * n * count < 2**62:
+        at = np.sort(rkey * count + np.arange(count)) % count  # (rkey, position) order
+    else:
+        at = np.argsort(rkey, kind="stable")
+    rk = rkey[at]
+    new = np.r_[True, rk[1:] != rk[:-1]] if count else np.zeros(0, dtype=bool)
+    rank = np.zeros(count, dtype=np.int64)
+    keep = np.ones(count, dtype=bool)
+    if not new.all():
+        starts = np.flatnonzero(new)
+        rank[at] = np.arange(count) - starts[np.cumsum(new) - 1]
+        alone = new & np.r_[new[1:], True]
+        runs = np.flatnonzero(~alone)  # members of runs of two or more, in order
+        dk = rk[runs] * max(2 * len(distinct), 1) + pre[at[runs]]
+        _, first = np.unique(dk, return_index=True)  # first sightings
+        dup = np.ones(len(runs), dtype=bool)
+        dup[first] = False
+        keep[at[runs[dup]]] = False
+    is_parent, is_child_word = parent_w[word], child_w[word]
+    adult = np.r_[b[is_parent], a[is_child_word]]
+    kid = np.r_[a[is_parent], b[is_child_word]]
+    return (a, b, prefixes, keep, row[keep], other[keep], rank[keep], pre[keep], adult, kid), (year, md)
+
+
+def _roles(w: pd.DataFrame, rel: pd.DataFrame, before: tuple | None = None) -> pd.DataFrame:
     """Roles and plain-English relationship notes.
 
     Recorded relationships come first: a recorded mother, father, parent or guardian of a
@@ -1673,6 +1768,8 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     Notes are integer arrays until the end: the row, the order of the kind of note, the
     other row, a prefix code (``prefixes``), the other record's id and a suffix code
     (``suffixes``); they are sorted by one unique int64 key and their texts made once.
+    ``before``: ``_roles_before_households(rel, len(w), w["date_of_birth"])`` if made
+    already (on another thread), else made here.
     """
     w = w.copy(deep=False)  # new columns only; the caller's frame is untouched
     n = len(w)
@@ -1685,50 +1782,15 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     # Notes: (row, order, other, rank among equal (row, order, other), prefix, suffix).
     notes: list[tuple[np.ndarray, int, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]] = []
 
+    if before is None:
+        before = _roles_before_households(rel, n, w["date_of_birth"])
+    recorded_notes, (year, md) = before
     a = b = np.zeros(0, dtype=np.int64)
-    if len(rel):
-        a, b = _rel_rows(rel)
-        ok = (rel["a"].to_numpy() >= 0) & (rel["b"].to_numpy() >= 0)
-        words = pc.filter(pc.fill_null(_pa(rel, "relationship"), ""), pa.array(ok))
-        encoded = pc.dictionary_encode(words)
-        word = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        distinct = encoded.dictionary.to_pylist()
-        in_words = lambda table: np.array([x in table for x in distinct], dtype=bool)  # noqa: E731
-        sym_w, parent_w, child_w = in_words(SYMMETRIC_WORDS), in_words(PARENT_WORDS), in_words(CHILD_WORDS)
-        for x in distinct:
-            prefixes += [x + " of ", x + " is "]
+    if recorded_notes is not None:
+        a, b, prefixes, keep, row, other, rank, pre, adult, kid = recorded_notes
+        prefixes = list(prefixes)
         where = np.where(hh[a] == hh[b], 1, 2)
-        # related (b) is the <relationship> of patient (a).
-        row, other = np.r_[b, a], np.r_[a, b]
-        pre = np.r_[word * 2, word * 2 + (~sym_w[word]).astype(np.int64)]
-        suf = np.r_[where, where]
-        # A pair recorded in both directions says it once: (row, other, prefix) decide the
-        # text (the suffix and the other id follow from the pair). Keep first sightings,
-        # ranked within their (row, other) in the order given.
-        rkey = row * n + other
-        count = len(rkey)
-        if n * n * count < 2**62:
-            at = np.sort(rkey * count + np.arange(count)) % count  # (rkey, position) order
-        else:
-            at = np.argsort(rkey, kind="stable")
-        rk = rkey[at]
-        new = np.r_[True, rk[1:] != rk[:-1]] if count else np.zeros(0, dtype=bool)
-        rank = np.zeros(count, dtype=np.int64)
-        keep = np.ones(count, dtype=bool)
-        if not new.all():
-            starts = np.flatnonzero(new)
-            rank[at] = np.arange(count) - starts[np.cumsum(new) - 1]
-            alone = new & np.r_[new[1:], True]
-            runs = np.flatnonzero(~alone)  # members of runs of two or more, in order
-            dk = rk[runs] * max(2 * len(distinct), 1) + pre[at[runs]]
-            _, first = np.unique(dk, return_index=True)  # first sightings
-            dup = np.ones(len(runs), dtype=bool)
-            dup[first] = False
-            keep[at[runs[dup]]] = False
-        notes.append((row[keep], 0, other[keep], rank[keep], pre[keep], suf[keep]))
-        is_parent, is_child_word = parent_w[word], child_w[word]
-        adult = np.r_[b[is_parent], a[is_child_word]]
-        kid = np.r_[a[is_parent], b[is_child_word]]
+        notes.append((row, 0, other, rank, pre, np.r_[where, where][keep]))
         recorded_parent = (hh[adult] == hh[kid]) & child[kid] & ~child[adult]
         role[adult[recorded_parent]] = 2
 
@@ -1754,9 +1816,6 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
             recorded[first[kb] + local[ka]] = True
         differ = ra != rb
         ra, rb, recorded = ra[differ], rb[differ], recorded[differ]
-        dob = w["date_of_birth"]
-        year = dob.dt.year.to_numpy(dtype=float)
-        md = (dob.dt.month * 100 + dob.dt.day).to_numpy(dtype=float)
         # Completed years from a's birth to b's birth, for the (adult, child) pairs alone
         # (about a quarter of the pairs).
         cand = np.flatnonzero((~child[ra]) & child[rb] & ~recorded)
@@ -1796,15 +1855,14 @@ def _roles(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
             by = np.argsort(((row * 4 + order) * max(n, 1) + other) * r + rank)
         else:
             by = np.lexsort((rank, other, order, row))
-        mid = np.where(pre == base + 3, n, other)  # the date-of-birth note names nobody
-        ids = pa.concat_arrays([_pa(w, "patient_id"), pa.array([""], pa.string())])
+        nobody = pre[by] == base + 3  # the date-of-birth note names nobody: a null, left out
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(row, minlength=n), out=offsets[1:])
         # _group_concat with "; " and the prefix as one text: the prefixes are listed twice,
         # the second time after "; " (each note but a row's first).
         lead = pre[by] + len(prefixes) * _later_items(offsets)
         items = _join_skip(pc.take(pa.array(prefixes + ["; " + x for x in prefixes], pa.string()), pa.array(lead)),
-                           pc.take(ids, pa.array(mid[by])),
+                           _texts_taken(_pa(w, "patient_id"), other[by], nobody),
                            pc.take(pa.array(suffixes, pa.string()), pa.array(suf[by])))
         text = _groups_of_items(offsets, items)
     w["relationship_notes"] = pd.Series(text, index=w.index,
@@ -2197,7 +2255,7 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame, usual: tuple[pa.Array, np.ndar
         # The records listing others (p ascending), numbered 0.. for the group join.
         starts = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, dtype=bool)
         listing = p[starts]
-        listed = _group_join(np.cumsum(starts) - 1, pc.take(_pa(w, "patient_id"), pa.array(o)),
+        listed = _group_join(np.cumsum(starts) - 1, _texts_taken(_pa(w, "patient_id"), o),
                              len(listing), ", ")
         has_listed = _nonempty(listed)
         if has_listed.any():
@@ -2240,12 +2298,17 @@ def link_normalised(people: pd.DataFrame, relationships: pd.DataFrame | None, as
     # address links read only the dwellings' columns: they are made there first, while
     # the households are numbered (mostly sha1 in Python).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-evidence") as aside:
+        # The kinds but the system-resolved and shared houses, and the roles' recorded
+        # notes and birth dates, need no households: made there first (from w as it is
+        # now), in the order they are wanted here.
+        kinds_before = aside.submit(_kinds_before_households, w)
+        roles_before = aside.submit(_roles_before_households, rel, len(w), w["date_of_birth"])
         usual = aside.submit(lambda dwellings=w: _usual_link_by_dwelling(dwellings, _usual_link(dwellings)))
         w = _households(w, rel)
-        w = _kinds(w, rel)
+        w = _kinds(w, rel, kinds_before.result())
         aside_work = aside.submit(lambda before_roles=w: (_evidence(before_roles, rel, usual.result()),
                                                           _dwelling_ids(before_roles)))
-        w = _roles(w, rel)
+        w = _roles(w, rel, roles_before.result())
         evidence, w["dwelling_id"] = aside_work.result()
         w["link_evidence"] = pd.Series(evidence, index=w.index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     w["ambiguous"] = (w["dwelling_kind"] == "ambiguous")
