@@ -1005,34 +1005,6 @@ def _flat_parts(name: str, parsed: pa.Array, digits: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise("FLAT ", digits, pc.utf8_slice_codeunits(parsed, 6), "")
 
 
-def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: np.ndarray,
-                flat: np.ndarray, number: np.ndarray, token: pa.Array) -> dict[str, pa.Array]:
-    """The flat, number and ``address_text`` of ``rows`` (texts opening with a house number,
-    parsed with "0" in its place), each row's number ``token`` put back: into the flat
-    or the number, as the parse took it, and between its text's head and tail."""
-    heads, tails = (pa.concat_arrays([r[k] for r in results]) for k in ("lead_head", "lead_tail"))
-    token_low = np.concatenate([[0], np.cumsum(rows)])  # each row's first token
-
-    def some_rows(span: range) -> dict[str, pa.Array]:
-        lo, hi = span.start, span.stop
-        some_token = token[token_low[lo]:token_low[hi]]
-        mask = pa.array(rows[lo:hi])
-        out = {}
-        for name, taken in (("flat", flat[lo:hi]), ("number", number[lo:hi])):
-            out[name] = parts[name][lo:hi]
-            if taken.any():
-                mine = pc.filter(some_token, pa.array(taken[rows[lo:hi]]))
-                out[name] = pc.replace_with_mask(out[name], pa.array(taken), mine)
-        at_rows = pc.filter(at[lo:hi], mask)
-        text = pc.binary_join_element_wise(pc.take(heads, at_rows), some_token,
-                                           pc.take(tails, at_rows), "")
-        out["address_text"] = pc.replace_with_mask(parts["address_text"][lo:hi], mask, text)
-        return out
-
-    done = _pool_map(some_rows, _slices(range(len(rows)), 4 * _CHUNK))
-    return {k: pa.concat_arrays([d[k] for d in done]) for k in ("flat", "number", "address_text")}
-
-
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     """Parse free-text addresses into comparable parts.
 
@@ -1070,7 +1042,7 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # First lines opening with a house number ("12 MILL ROAD"), ~400k distinct at 1M, are
     # held with "0" in its place: the rows' texts then open with that "0", so rows that
     # differ only in that number share one group, one joined text and one parse, and
-    # each row's number (its line's first word) is put back at the end (``_lead_parts``).
+    # each row's number (its line's first word) is put back at the end.
     # That joined text is the row's own text with its number zeroed, as ``_lead_numbers``
     # would make it: the line opens the text (a numbered line is never a county), and the
     # join and the county drop never touch a segment's leading digits.
@@ -1112,7 +1084,6 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     results, text_at = _distinct_apply(flat_zeroed, _parse_distinct)
     at = text_at[group]
     lead = row_lead | text_lead[group]
-    token = _empty(0)
     if lead.any():
         tokens = pa.concat_arrays([line_token, text_token])
         token_at = np.where(
@@ -1132,57 +1103,81 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
             at[rows] = sum(len(r["lead_safe"]) for r in results) + again_at
             results = results + again
             lead = lead & lead_safe
-        token = pc.take(tokens, pa.array(token_at[lead]))
     text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
-    names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
-             "address_text"]
-    # The lead rows' flat or number is their own house number, and their text is made
-    # again from their parts (below); the others' are taken as parsed.
+    pc_field = field["cleaned"]
+    field_valid = _bool(field["valid"])
+    from_lines = ~field_valid & text_valid
+    # Every output column is one take per row from a pool of texts: the parses' parts,
+    # then those of the texts that opened with a numbered flat (their digits put back,
+    # ``_flat_parts``), then the rows' own house numbers (``tokens``) or, for the
+    # rendering, the texts of the rows that opened with one. The pools are large strings,
+    # the storage of the frame's columns, so the takes are the columns as they are.
+    done = sum(len(r["flat"]) for r in results)
+    # The lead rows' flat or number is their own house number, and their text is their
+    # parse's head, that number and its tail; the others' are taken as parsed.
     lead_flat = lead & np.concatenate([r["lead_flat"] for r in results])[at]
     lead_number = lead & np.concatenate([r["lead_number"] for r in results])[at]
     # The rows whose text opened with a numbered flat take their flat and rendering from
     # those of their text's parse with the text's own digits put back (``_flat_parts``),
     # made once per such text after the others.
     row_flat = flat_lead[group]
-    at_flat = at
-    if row_flat.any():
-        done = sum(len(r["flat"]) for r in results)
-        at_flat = pa.array(np.where(row_flat, done + (np.cumsum(flat_lead) - 1)[group], at))
-        flat_at = pa.array(text_at[flat_lead])
+    put_count = int(flat_lead.sum())
+    at_flat = np.where(row_flat, done + (np.cumsum(flat_lead) - 1)[group], at) \
+        if put_count else at
+    flat_at = pa.array(text_at[flat_lead])
+    lead_rows = pa.array(np.flatnonzero(lead))
 
-    def taken(k: str) -> pa.Array:
+    def column(k: str) -> pa.Array:
         pool = pa.concat_arrays([r[k] for r in results])
-        if k not in ("flat", "address_text") or not row_flat.any():
-            return pc.take(pool, at)
-        put = _flat_parts(k, pc.take(pool, flat_at), flat_digits)
-        return pc.take(pa.concat_arrays([pool, put]), at_flat)
+        if k in ("flat", "address_text") and put_count:
+            pool = pa.concat_arrays([pool, _flat_parts(k, pc.take(pool, flat_at), flat_digits)])
+        codes = at_flat if k in ("flat", "address_text") else at
+        own = {"flat": lead_flat, "number": lead_number, "address_text": lead}.get(k)
+        if own is not None and own.any():
+            if k == "address_text":
+                rows_at = pc.take(at_arrow, lead_rows)
+                pool = pa.concat_arrays([pool, pc.binary_join_element_wise(
+                    pc.take(heads, rows_at), pc.take(tokens, pc.take(token_arrow, lead_rows)),
+                    pc.take(tails, rows_at), "")])
+                codes = np.where(lead, len(pool) - len(lead_rows) + np.cumsum(lead) - 1, codes)
+            else:
+                codes = np.where(own, len(pool) + token_at, codes)
+                pool = pa.concat_arrays([pool, tokens])
+        return pc.take(pool.cast(pa.large_string()), pa.array(codes))
 
-    at = pa.array(at)
-    parts = dict(zip(names, _pool_map(taken, names)))
+    def postcode_column(k: str) -> pa.Array:
+        if k == "postcode_text":
+            return pc_field.cast(pa.large_string())
+        postcode = _where(field_valid, pc_field, _empty(n))
+        if from_lines.any():  # the postcode typed in a line, where the field's is unusable
+            rows = pa.array(from_lines)
+            pc_text = pa.concat_arrays([r["pc_text"] for r in results])
+            postcode = pc.replace_with_mask(postcode, rows,
+                                            pc.take(pc_text, pc.filter(at_arrow, rows)))
+        return postcode.cast(pa.large_string())
+
+    at_arrow = pa.array(at)
     if lead.any():
-        parts.update(_lead_parts(parts, results, at, lead, lead_flat, lead_number, token))
-
-    pc_field = field["cleaned"]
-    field_valid = _bool(field["valid"])
-    postcode = _where(field_valid, pc_field, _empty(n))
-    from_lines = ~field_valid & text_valid
-    if from_lines.any():  # the postcode typed in a line, where the field's is unusable
-        rows = pa.array(from_lines)
-        pc_text = pa.concat_arrays([r["pc_text"] for r in results])
-        postcode = pc.replace_with_mask(postcode, rows, pc.take(pc_text, pc.filter(at, rows)))
-    key_parts = [parts["flat"], parts["number"], parts["building"], parts["street"], postcode]
+        heads, tails = (pa.concat_arrays([r[k] for r in results])
+                        for k in ("lead_head", "lead_tail"))
+        token_arrow = pa.array(token_at)
+    names = ["address_text", "flat", "number", "building", "street", "locality", "town",
+             "communal_name", "postcode", "postcode_text"]
+    parts = dict(zip(names, _pool_map(
+        lambda k: postcode_column(k) if k.startswith("postcode") else column(k), names)))
+    key_parts = [parts["flat"], parts["number"], parts["building"], parts["street"],
+                 parts["postcode"]]
     key = pa.concat_arrays(_pool_map(
         lambda rows: pc.binary_join_element_wise(*[p[rows.start:rows.stop] for p in key_parts],
-                                                 "|"),
+                                                 pa.scalar("|", pa.large_string())),
         _slices(range(n), 4 * _CHUNK),
     ))
     index = patients.index
     out = {name: _series(parts[name], index) for name in
-           ["flat", "number", "building", "street", "locality", "town"]}
-    out["postcode"] = _series(postcode, index)
+           ["flat", "number", "building", "street", "locality", "town", "postcode"]}
     out["postcode_valid"] = pd.Series(field_valid | text_valid, index=index, dtype=bool)
     out["postcode_from_lines"] = pd.Series(from_lines, index=index, dtype=bool)
-    out["postcode_text"] = _series(pc_field, index)
+    out["postcode_text"] = _series(parts["postcode_text"], index)
     out["communal_name"] = _series(parts["communal_name"], index)
     out["address_text"] = _series(parts["address_text"], index)
     out["address_key"] = _series(key, index)

@@ -1,0 +1,47 @@
+"""Tests for the perf-addr6 changes to address normalisation: every output column taken
+once per row from a pool of texts (the parses' parts, the texts with a numbered flat's
+digits put back, the rows' own house numbers or renderings), as large strings."""
+
+import pandas as pd
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from family_link import address as A
+
+FIRST = ["12 Mill Rd", "14 Mill Rd", "104", "7b Station Lane", "Flat 8", "Flat 12A", "Flat 3/12",
+         "3 Oak Court", "Rose Cottage", "Ground Floor Flat", "12 Hostel Lane", "5 Care Home", "",
+         "007 Mill Rd", "12 12 Mill Rd", "Apt 2B", "Flat 8, 41 Mill Rd", "41A"]
+OTHER = ["", "Mill Rd", "41 Mill Rd", "Walsall", "Kent", "WS2 8QT", "Oak Court", "Pleck, Walsall",
+         "12 Mill Rd", "Care Home"]
+POSTCODES = ["", "ws28qt", "WS2 8QT", "X", "b12cd"]
+
+
+def frame_of(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["address_line_1", "address_line_2", "address_line_3",
+                                       "postcode"], dtype="str")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(FIRST), st.sampled_from(OTHER), st.sampled_from(OTHER),
+                          st.sampled_from(POSTCODES)), min_size=1, max_size=20))
+def test_rows_normalised_together_are_the_rows_normalised_alone(rows):
+    frame = frame_of(rows)
+    together = A.normalise_addresses(frame)
+    alone = pd.concat([A.normalise_addresses(frame.iloc[[i]]) for i in range(len(frame))])
+    pd.testing.assert_frame_equal(together, alone)
+
+
+def test_text_columns_are_large_strings_held_as_taken():
+    out = A.normalise_addresses(frame_of([("12 Mill Rd", "Walsall", "", "ws28qt"),
+                                          ("Flat 8", "41 Mill Rd", "Walsall", ""),
+                                          ("14 Mill Rd", "Walsall", "", "WS2 8QT")]))
+    for name in ["flat", "number", "building", "street", "locality", "town", "postcode",
+                 "postcode_text", "communal_name", "address_text", "address_key"]:
+        assert pa.array(out[name].array).type == pa.large_string(), name
+    assert out["number"].tolist() == ["12", "41", "14"]
+    assert out["flat"].tolist() == ["", "8", ""]
+    assert out["address_text"].tolist() == ["12 MILL ROAD, WALSALL", "FLAT 8, 41 MILL ROAD, WALSALL",
+                                            "14 MILL ROAD, WALSALL"]
+    assert out["address_key"].tolist() == ["|12||MILL ROAD|WS2 8QT", "8|41||MILL ROAD|",
+                                           "|14||MILL ROAD|WS2 8QT"]
