@@ -45,3 +45,31 @@ def test_text_columns_are_large_strings_held_as_taken():
                                             "14 MILL ROAD, WALSALL"]
     assert out["address_key"].tolist() == ["|12||MILL ROAD|WS2 8QT", "8|41||MILL ROAD|",
                                            "|14||MILL ROAD|WS2 8QT"]
+
+
+LINE_WORDS = ["Mill Rd", "MILL ROAD", "b Station Lane", "B STATION LN", "A", "St Johns Rd",
+              "Flat", "Oak Court", "Walsall", "Kent", "&", "'s", "-", "/", "No", "12", "7b", "0",
+              "ground floor flat", "  ", ",", "Apt"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.sampled_from(["1", "12", "104", "007", "3", "99"]), st.sampled_from(["", " ", "  "]),
+              st.lists(st.sampled_from(LINE_WORDS), min_size=1, max_size=4).map(" ".join))
+    .map("".join),
+    st.lists(st.sampled_from(LINE_WORDS), max_size=4).map(" ".join)),
+    min_size=15, max_size=60))
+def test_all_canonical_lines_in_many_slices_match_canonical_lines(values):
+    """Slices of 7 values: the rests are shared out in several parts by length, and the
+    lines put together slice by slice (and the few-numbered fallback when so drawn)."""
+    original = A._slices
+    A._slices = lambda values, size=7: original(values, 7)
+    try:
+        arr = pa.array(values, pa.string())
+        fast = A._all_canonical_lines(arr)
+    finally:
+        A._slices = original
+    plain = A._canonical_lines(arr)
+    assert fast[0].to_pylist() == plain[0].to_pylist()
+    for got, want in zip(fast[1:], plain[1:]):
+        assert got.tolist() == want.tolist()

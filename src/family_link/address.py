@@ -786,31 +786,67 @@ _NUMBER_AND_REST = r"(?s)^(?P<d>[0-9]+)(?P<r>[A-Za-z]? +[A-Za-z].*)$"
 def _all_canonical_lines(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray,
                                                     np.ndarray]:
     """``_canonical_lines`` of ``values`` on the thread pool, the lines opening with a
-    house number canonicalised once per distinct rest of the line."""
-    split = pa.concat_arrays(
-        _pool_map(lambda some: pc.extract_regex(some, _NUMBER_AND_REST), _slices(values))
-    ) if len(values) else None
-    if split is None or split.null_count * 4 > 3 * len(values):  # too few to be worth it
-        canonical = _pool_map(_canonical_lines, _slices(values))
+    house number canonicalised once per distinct rest of the line.
+
+    Every step runs on the pool, slice by slice: the split of each line into its digits
+    and rest; the distinct rests found and canonicalised in parts shared out by their
+    length (equal rests meet in one part), alongside the other lines' canonicalisation;
+    each slice's lines put together from those, with their flags."""
+    if not len(values):
+        return _canonical_lines(values)
+    slices = _slices(values)
+
+    def split_some(some: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        split = pc.extract_regex(some, _NUMBER_AND_REST)
+        mask = pc.is_valid(split)
+        split = pc.filter(split, mask)
+        return (mask, pc.struct_field(split, "d"), pc.struct_field(split, "r"),
+                pc.filter(some, pc.invert(mask)))
+
+    splits = _pool_map(split_some, slices)
+    numbered = sum(len(d) for _, d, _, _ in splits)
+    if numbered * 4 < len(values):  # too few to be worth it
+        canonical = _pool_map(_canonical_lines, slices)
         return (pa.concat_arrays([c[0] for c in canonical]),
                 *(np.concatenate([c[i] for c in canonical]) for i in (1, 2, 3)))
-    mask = pc.is_valid(split)
-    split = pc.filter(split, mask)
-    rest = pc.dictionary_encode(pc.struct_field(split, "r"))
-    others = pc.filter(values, pc.invert(mask))
-    # The other lines, and each rest behind a "0", canonicalised together.
-    todo = pa.concat_arrays([others, pc.binary_join_element_wise("0", rest.dictionary, "")])
-    done = pa.concat_arrays(_pool_map(_canonical_text, _slices(todo)))
-    tails = pc.utf8_slice_codeunits(done[len(others):], 1)
-    lines = pc.replace_with_mask(
-        pc.replace_with_mask(_empty(len(values)), pc.invert(mask), done[:len(others)]),
-        mask,
-        pc.binary_join_element_wise(pc.struct_field(split, "d"),
-                                    pc.take(tails, rest.indices), ""),
-    )
-    flags = _pool_map(lambda some: (_bool(pc.not_equal(some, "")), *_line_flags(some)),
-                      _slices(lines))
-    return lines, *(np.concatenate([f[i] for f in flags]) for i in (0, 1, 2))
+    rests = pa.concat_arrays([r for _, _, r, _ in splits])
+    count = len(_slices(rests))
+    part = np.asarray(pc.binary_length(rests).to_numpy()) % count
+    members = [np.flatnonzero(part == p) for p in range(count)]
+
+    def canonical_some(task: tuple[str, object]):
+        kind, what = task
+        if kind == "other":
+            return _canonical_text(what)
+        encoded = pc.dictionary_encode(pc.take(rests, pa.array(what)))
+        done = _canonical_text(pc.binary_join_element_wise("0", encoded.dictionary, ""))
+        return pc.utf8_slice_codeunits(done, 1), np.asarray(encoded.indices.to_numpy(),
+                                                            dtype=np.int64)
+
+    done = _pool_map(canonical_some, [("rest", rows) for rows in members]
+                     + [("other", other) for _, _, _, other in splits])
+    parted, others = done[:count], done[count:]
+    tails = pa.concat_arrays([tail for tail, _ in parted])
+    rest_at = np.empty(len(rests), dtype=np.int64)
+    low = 0
+    for rows, (tail, where) in zip(members, parted):
+        rest_at[rows] = low + where
+        low += len(tail)
+    rest_low = np.cumsum([0] + [len(d) for _, d, _, _ in splits])
+
+    def lines_some(i: int) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+        mask, digits, _, _ = splits[i]
+        lines = pc.replace_with_mask(
+            pc.replace_with_mask(_empty(len(mask)), pc.invert(mask), others[i]),
+            mask,
+            pc.binary_join_element_wise(
+                digits, pc.take(tails, pa.array(rest_at[rest_low[i]:rest_low[i + 1]])), ""),
+        )
+        return lines, _bool(pc.not_equal(lines, "")), *_line_flags(lines)
+
+    made = _pool_map(lines_some, list(range(len(slices))))
+    return (pa.concat_arrays([m[0] for m in made]),
+            *(np.concatenate([m[i] for m in made]) for i in (1, 2, 3)))
 
 
 def _joined_codes(lines: pa.Array, codes: np.ndarray, keep: np.ndarray,
