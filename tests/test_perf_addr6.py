@@ -2,6 +2,9 @@
 once per row from a pool of texts (the parses' parts, the texts with a numbered flat's
 digits put back, the rows' own house numbers or renderings), as large strings."""
 
+import os
+
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from hypothesis import given, settings
@@ -73,3 +76,23 @@ def test_all_canonical_lines_in_many_slices_match_canonical_lines(values):
     assert fast[0].to_pylist() == plain[0].to_pylist()
     for got, want in zip(fast[1:], plain[1:]):
         assert got.tolist() == want.tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 1)), min_size=1,
+                max_size=40),
+       st.sampled_from([(4, 3, 2), (2**32, 2**32, 2), (2**63, 3, 2)]))
+def test_row_groups_split_at_a_pivot_number_as_one_renumbering(triples, sizes):
+    """Groups found on two sides of a pivot (forced here on tiny inputs) are those of one
+    renumbering of all the keys: ascending tuples, each from its first row."""
+    codes = [np.array([t[j] for t in triples], dtype=np.int64) for j in range(3)]
+    codes = [c * (size // 4 if size > 4 else 1) for c, size in zip(codes, sizes)]
+    plain_group, plain_first = A._row_groups(codes, list(sizes))
+    chunk, count = A._CHUNK, os.cpu_count
+    A._CHUNK, os.cpu_count = 0, lambda: 2
+    try:
+        group, first = A._row_groups(codes, list(sizes))
+    finally:
+        A._CHUNK, os.cpu_count = chunk, count
+    assert group.tolist() == plain_group.tolist()
+    assert first.tolist() == plain_first.tolist()

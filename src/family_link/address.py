@@ -901,10 +901,31 @@ def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, 
             key = _dense(key).astype(np.uint64)
             span = int(key.max()) + 1 if n else 1
         key, span = key * np.uint64(size) + values, span * size
-    group = _dense(key)
-    first = np.empty(int(group.max()) + 1 if n else 0, dtype=np.int64)
-    first[group[::-1]] = np.arange(n - 1, -1, -1)  # the last write, the smallest row, wins
-    return group, first
+    # The keys are split at a pivot (a sampled median) and each side renumbered on the
+    # pool: the groups below the pivot come first, so the numbering is that of one
+    # renumbering of all the keys.
+    workers = os.cpu_count() or 1
+    if workers > 1 and n >= 4 * _CHUNK:
+        sample = np.sort(key[::997])
+        pivot = sample[len(sample) // 2]
+        below = key < pivot
+        sides = [np.flatnonzero(below), np.flatnonzero(~below)]
+    else:
+        sides = [np.arange(n)]
+
+    def side_groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        group = _dense(key[rows])
+        first = np.empty(int(group.max()) + 1 if len(rows) else 0, dtype=np.int64)
+        first[group[::-1]] = rows[::-1]  # the last write, the smallest row, wins
+        return group, first
+
+    done = _pool_map(side_groups, sides)
+    if len(sides) == 1:
+        return done[0]
+    group = np.empty(n, dtype=np.int64)
+    group[sides[0]] = done[0][0]
+    group[sides[1]] = done[1][0] + len(done[0][1])
+    return group, np.concatenate([done[0][1], done[1][1]])
 
 
 def _dense(key: np.ndarray) -> np.ndarray:
