@@ -1089,12 +1089,13 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
             encoded = pc.dictionary_encode(postcode_raw)
             return {k: pc.take(v, encoded.indices)
                     for k, v in _postcode_field(encoded.dictionary).items()}
-        return pc.dictionary_encode(_to_arrow(patients[c]))
+        encoded = pc.dictionary_encode(_to_arrow(patients[c]))  # and its codes as int64
+        return encoded.dictionary, np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
 
     *encoded, field = _pool_map(first_pass, [*present, "postcode"])
-    codes = [np.asarray(e.indices.to_numpy(), dtype=np.int64) for e in encoded]
-    sizes = [len(e.dictionary) for e in encoded]
-    every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
+    codes = [code for _, code in encoded]
+    sizes = [len(dictionary) for dictionary, _ in encoded]
+    every = pa.concat_arrays([dictionary for dictionary, _ in encoded]) if encoded else _empty(0)
     canonical, *flags = _all_canonical_lines(every)
     # First lines opening with a house number ("12 MILL ROAD"), ~400k distinct at 1M, are
     # held with "0" in its place: the rows' texts then open with that "0", so rows that
@@ -1124,8 +1125,12 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # distinct text parsed once.
     group, first = _row_groups(group_codes or [np.zeros(n, dtype=np.int64)], group_sizes or [1])
     tuples = np.full((len(first), len(ADDRESS_LINES)), len(lines) - 1, dtype=np.int64)
-    for j, (code, low, of) in enumerate(zip(group_codes, np.cumsum([0, *sizes]), pool_of)):
-        tuples[:, j] = low + of[code[first]]
+    lows = np.cumsum([0, *sizes])
+
+    def fill(j: int) -> None:  # each line's column of the groups' tuples, on the pool
+        tuples[:, j] = lows[j] + pool_of[j][group_codes[j][first]]
+
+    _pool_map(fill, list(range(len(group_codes))))
     nonempty, flags = flags[0], flags[1:]
     keep = nonempty[tuples]
     text = pa.concat_arrays(_pool_map(
