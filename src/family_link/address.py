@@ -786,31 +786,67 @@ _NUMBER_AND_REST = r"(?s)^(?P<d>[0-9]+)(?P<r>[A-Za-z]? +[A-Za-z].*)$"
 def _all_canonical_lines(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray,
                                                     np.ndarray]:
     """``_canonical_lines`` of ``values`` on the thread pool, the lines opening with a
-    house number canonicalised once per distinct rest of the line."""
-    split = pa.concat_arrays(
-        _pool_map(lambda some: pc.extract_regex(some, _NUMBER_AND_REST), _slices(values))
-    ) if len(values) else None
-    if split is None or split.null_count * 4 > 3 * len(values):  # too few to be worth it
-        canonical = _pool_map(_canonical_lines, _slices(values))
+    house number canonicalised once per distinct rest of the line.
+
+    Every step runs on the pool, slice by slice: the split of each line into its digits
+    and rest; the distinct rests found and canonicalised in parts shared out by their
+    length (equal rests meet in one part), alongside the other lines' canonicalisation;
+    each slice's lines put together from those, with their flags."""
+    if not len(values):
+        return _canonical_lines(values)
+    slices = _slices(values)
+
+    def split_some(some: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+        split = pc.extract_regex(some, _NUMBER_AND_REST)
+        mask = pc.is_valid(split)
+        split = pc.filter(split, mask)
+        return (mask, pc.struct_field(split, "d"), pc.struct_field(split, "r"),
+                pc.filter(some, pc.invert(mask)))
+
+    splits = _pool_map(split_some, slices)
+    numbered = sum(len(d) for _, d, _, _ in splits)
+    if numbered * 4 < len(values):  # too few to be worth it
+        canonical = _pool_map(_canonical_lines, slices)
         return (pa.concat_arrays([c[0] for c in canonical]),
                 *(np.concatenate([c[i] for c in canonical]) for i in (1, 2, 3)))
-    mask = pc.is_valid(split)
-    split = pc.filter(split, mask)
-    rest = pc.dictionary_encode(pc.struct_field(split, "r"))
-    others = pc.filter(values, pc.invert(mask))
-    # The other lines, and each rest behind a "0", canonicalised together.
-    todo = pa.concat_arrays([others, pc.binary_join_element_wise("0", rest.dictionary, "")])
-    done = pa.concat_arrays(_pool_map(_canonical_text, _slices(todo)))
-    tails = pc.utf8_slice_codeunits(done[len(others):], 1)
-    lines = pc.replace_with_mask(
-        pc.replace_with_mask(_empty(len(values)), pc.invert(mask), done[:len(others)]),
-        mask,
-        pc.binary_join_element_wise(pc.struct_field(split, "d"),
-                                    pc.take(tails, rest.indices), ""),
-    )
-    flags = _pool_map(lambda some: (_bool(pc.not_equal(some, "")), *_line_flags(some)),
-                      _slices(lines))
-    return lines, *(np.concatenate([f[i] for f in flags]) for i in (0, 1, 2))
+    rests = pa.concat_arrays([r for _, _, r, _ in splits])
+    count = len(_slices(rests))
+    part = np.asarray(pc.binary_length(rests).to_numpy()) % count
+    members = [np.flatnonzero(part == p) for p in range(count)]
+
+    def canonical_some(task: tuple[str, object]):
+        kind, what = task
+        if kind == "other":
+            return _canonical_text(what)
+        encoded = pc.dictionary_encode(pc.take(rests, pa.array(what)))
+        done = _canonical_text(pc.binary_join_element_wise("0", encoded.dictionary, ""))
+        return pc.utf8_slice_codeunits(done, 1), np.asarray(encoded.indices.to_numpy(),
+                                                            dtype=np.int64)
+
+    done = _pool_map(canonical_some, [("rest", rows) for rows in members]
+                     + [("other", other) for _, _, _, other in splits])
+    parted, others = done[:count], done[count:]
+    tails = pa.concat_arrays([tail for tail, _ in parted])
+    rest_at = np.empty(len(rests), dtype=np.int64)
+    low = 0
+    for rows, (tail, where) in zip(members, parted):
+        rest_at[rows] = low + where
+        low += len(tail)
+    rest_low = np.cumsum([0] + [len(d) for _, d, _, _ in splits])
+
+    def lines_some(i: int) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+        mask, digits, _, _ = splits[i]
+        lines = pc.replace_with_mask(
+            pc.replace_with_mask(_empty(len(mask)), pc.invert(mask), others[i]),
+            mask,
+            pc.binary_join_element_wise(
+                digits, pc.take(tails, pa.array(rest_at[rest_low[i]:rest_low[i + 1]])), ""),
+        )
+        return lines, _bool(pc.not_equal(lines, "")), *_line_flags(lines)
+
+    made = _pool_map(lines_some, list(range(len(slices))))
+    return (pa.concat_arrays([m[0] for m in made]),
+            *(np.concatenate([m[i] for m in made]) for i in (1, 2, 3)))
 
 
 def _joined_codes(lines: pa.Array, codes: np.ndarray, keep: np.ndarray,
@@ -865,10 +901,31 @@ def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, 
             key = _dense(key).astype(np.uint64)
             span = int(key.max()) + 1 if n else 1
         key, span = key * np.uint64(size) + values, span * size
-    group = _dense(key)
-    first = np.empty(int(group.max()) + 1 if n else 0, dtype=np.int64)
-    first[group[::-1]] = np.arange(n - 1, -1, -1)  # the last write, the smallest row, wins
-    return group, first
+    # The keys are split at a pivot (a sampled median) and each side renumbered on the
+    # pool: the groups below the pivot come first, so the numbering is that of one
+    # renumbering of all the keys.
+    workers = os.cpu_count() or 1
+    if workers > 1 and n >= 4 * _CHUNK:
+        sample = np.sort(key[::997])
+        pivot = sample[len(sample) // 2]
+        below = key < pivot
+        sides = [np.flatnonzero(below), np.flatnonzero(~below)]
+    else:
+        sides = [np.arange(n)]
+
+    def side_groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        group = _dense(key[rows])
+        first = np.empty(int(group.max()) + 1 if len(rows) else 0, dtype=np.int64)
+        first[group[::-1]] = rows[::-1]  # the last write, the smallest row, wins
+        return group, first
+
+    done = _pool_map(side_groups, sides)
+    if len(sides) == 1:
+        return done[0]
+    group = np.empty(n, dtype=np.int64)
+    group[sides[0]] = done[0][0]
+    group[sides[1]] = done[1][0] + len(done[0][1])
+    return group, np.concatenate([done[0][1], done[1][1]])
 
 
 def _dense(key: np.ndarray) -> np.ndarray:
@@ -1005,34 +1062,6 @@ def _flat_parts(name: str, parsed: pa.Array, digits: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise("FLAT ", digits, pc.utf8_slice_codeunits(parsed, 6), "")
 
 
-def _lead_parts(parts: dict[str, pa.Array], results: list, at: pa.Array, rows: np.ndarray,
-                flat: np.ndarray, number: np.ndarray, token: pa.Array) -> dict[str, pa.Array]:
-    """The flat, number and ``address_text`` of ``rows`` (texts opening with a house number,
-    parsed with "0" in its place), each row's number ``token`` put back: into the flat
-    or the number, as the parse took it, and between its text's head and tail."""
-    heads, tails = (pa.concat_arrays([r[k] for r in results]) for k in ("lead_head", "lead_tail"))
-    token_low = np.concatenate([[0], np.cumsum(rows)])  # each row's first token
-
-    def some_rows(span: range) -> dict[str, pa.Array]:
-        lo, hi = span.start, span.stop
-        some_token = token[token_low[lo]:token_low[hi]]
-        mask = pa.array(rows[lo:hi])
-        out = {}
-        for name, taken in (("flat", flat[lo:hi]), ("number", number[lo:hi])):
-            out[name] = parts[name][lo:hi]
-            if taken.any():
-                mine = pc.filter(some_token, pa.array(taken[rows[lo:hi]]))
-                out[name] = pc.replace_with_mask(out[name], pa.array(taken), mine)
-        at_rows = pc.filter(at[lo:hi], mask)
-        text = pc.binary_join_element_wise(pc.take(heads, at_rows), some_token,
-                                           pc.take(tails, at_rows), "")
-        out["address_text"] = pc.replace_with_mask(parts["address_text"][lo:hi], mask, text)
-        return out
-
-    done = _pool_map(some_rows, _slices(range(len(rows)), 4 * _CHUNK))
-    return {k: pa.concat_arrays([d[k] for d in done]) for k in ("flat", "number", "address_text")}
-
-
 def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     """Parse free-text addresses into comparable parts.
 
@@ -1060,17 +1089,18 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
             encoded = pc.dictionary_encode(postcode_raw)
             return {k: pc.take(v, encoded.indices)
                     for k, v in _postcode_field(encoded.dictionary).items()}
-        return pc.dictionary_encode(_to_arrow(patients[c]))
+        encoded = pc.dictionary_encode(_to_arrow(patients[c]))  # and its codes as int64
+        return encoded.dictionary, np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
 
     *encoded, field = _pool_map(first_pass, [*present, "postcode"])
-    codes = [np.asarray(e.indices.to_numpy(), dtype=np.int64) for e in encoded]
-    sizes = [len(e.dictionary) for e in encoded]
-    every = pa.concat_arrays([e.dictionary for e in encoded]) if encoded else _empty(0)
+    codes = [code for _, code in encoded]
+    sizes = [len(dictionary) for dictionary, _ in encoded]
+    every = pa.concat_arrays([dictionary for dictionary, _ in encoded]) if encoded else _empty(0)
     canonical, *flags = _all_canonical_lines(every)
     # First lines opening with a house number ("12 MILL ROAD"), ~400k distinct at 1M, are
     # held with "0" in its place: the rows' texts then open with that "0", so rows that
     # differ only in that number share one group, one joined text and one parse, and
-    # each row's number (its line's first word) is put back at the end (``_lead_parts``).
+    # each row's number (its line's first word) is put back at the end.
     # That joined text is the row's own text with its number zeroed, as ``_lead_numbers``
     # would make it: the line opens the text (a numbered line is never a county), and the
     # join and the county drop never touch a segment's leading digits.
@@ -1095,8 +1125,12 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # distinct text parsed once.
     group, first = _row_groups(group_codes or [np.zeros(n, dtype=np.int64)], group_sizes or [1])
     tuples = np.full((len(first), len(ADDRESS_LINES)), len(lines) - 1, dtype=np.int64)
-    for j, (code, low, of) in enumerate(zip(group_codes, np.cumsum([0, *sizes]), pool_of)):
-        tuples[:, j] = low + of[code[first]]
+    lows = np.cumsum([0, *sizes])
+
+    def fill(j: int) -> None:  # each line's column of the groups' tuples, on the pool
+        tuples[:, j] = lows[j] + pool_of[j][group_codes[j][first]]
+
+    _pool_map(fill, list(range(len(group_codes))))
     nonempty, flags = flags[0], flags[1:]
     keep = nonempty[tuples]
     text = pa.concat_arrays(_pool_map(
@@ -1112,7 +1146,6 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     results, text_at = _distinct_apply(flat_zeroed, _parse_distinct)
     at = text_at[group]
     lead = row_lead | text_lead[group]
-    token = _empty(0)
     if lead.any():
         tokens = pa.concat_arrays([line_token, text_token])
         token_at = np.where(
@@ -1132,57 +1165,81 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
             at[rows] = sum(len(r["lead_safe"]) for r in results) + again_at
             results = results + again
             lead = lead & lead_safe
-        token = pc.take(tokens, pa.array(token_at[lead]))
     text_valid = _bool(pa.concat_arrays([r["pc_text_valid"] for r in results]))[at]
-    names = ["flat", "number", "building", "street", "locality", "town", "communal_name",
-             "address_text"]
-    # The lead rows' flat or number is their own house number, and their text is made
-    # again from their parts (below); the others' are taken as parsed.
+    pc_field = field["cleaned"]
+    field_valid = _bool(field["valid"])
+    from_lines = ~field_valid & text_valid
+    # Every output column is one take per row from a pool of texts: the parses' parts,
+    # then those of the texts that opened with a numbered flat (their digits put back,
+    # ``_flat_parts``), then the rows' own house numbers (``tokens``) or, for the
+    # rendering, the texts of the rows that opened with one. The pools are large strings,
+    # the storage of the frame's columns, so the takes are the columns as they are.
+    done = sum(len(r["flat"]) for r in results)
+    # The lead rows' flat or number is their own house number, and their text is their
+    # parse's head, that number and its tail; the others' are taken as parsed.
     lead_flat = lead & np.concatenate([r["lead_flat"] for r in results])[at]
     lead_number = lead & np.concatenate([r["lead_number"] for r in results])[at]
     # The rows whose text opened with a numbered flat take their flat and rendering from
     # those of their text's parse with the text's own digits put back (``_flat_parts``),
     # made once per such text after the others.
     row_flat = flat_lead[group]
-    at_flat = at
-    if row_flat.any():
-        done = sum(len(r["flat"]) for r in results)
-        at_flat = pa.array(np.where(row_flat, done + (np.cumsum(flat_lead) - 1)[group], at))
-        flat_at = pa.array(text_at[flat_lead])
+    put_count = int(flat_lead.sum())
+    at_flat = np.where(row_flat, done + (np.cumsum(flat_lead) - 1)[group], at) \
+        if put_count else at
+    flat_at = pa.array(text_at[flat_lead])
+    lead_rows = pa.array(np.flatnonzero(lead))
 
-    def taken(k: str) -> pa.Array:
+    def column(k: str) -> pa.Array:
         pool = pa.concat_arrays([r[k] for r in results])
-        if k not in ("flat", "address_text") or not row_flat.any():
-            return pc.take(pool, at)
-        put = _flat_parts(k, pc.take(pool, flat_at), flat_digits)
-        return pc.take(pa.concat_arrays([pool, put]), at_flat)
+        if k in ("flat", "address_text") and put_count:
+            pool = pa.concat_arrays([pool, _flat_parts(k, pc.take(pool, flat_at), flat_digits)])
+        codes = at_flat if k in ("flat", "address_text") else at
+        own = {"flat": lead_flat, "number": lead_number, "address_text": lead}.get(k)
+        if own is not None and own.any():
+            if k == "address_text":
+                rows_at = pc.take(at_arrow, lead_rows)
+                pool = pa.concat_arrays([pool, pc.binary_join_element_wise(
+                    pc.take(heads, rows_at), pc.take(tokens, pc.take(token_arrow, lead_rows)),
+                    pc.take(tails, rows_at), "")])
+                codes = np.where(lead, len(pool) - len(lead_rows) + np.cumsum(lead) - 1, codes)
+            else:
+                codes = np.where(own, len(pool) + token_at, codes)
+                pool = pa.concat_arrays([pool, tokens])
+        return pc.take(pool.cast(pa.large_string()), pa.array(codes))
 
-    at = pa.array(at)
-    parts = dict(zip(names, _pool_map(taken, names)))
+    def postcode_column(k: str) -> pa.Array:
+        if k == "postcode_text":
+            return pc_field.cast(pa.large_string())
+        postcode = _where(field_valid, pc_field, _empty(n))
+        if from_lines.any():  # the postcode typed in a line, where the field's is unusable
+            rows = pa.array(from_lines)
+            pc_text = pa.concat_arrays([r["pc_text"] for r in results])
+            postcode = pc.replace_with_mask(postcode, rows,
+                                            pc.take(pc_text, pc.filter(at_arrow, rows)))
+        return postcode.cast(pa.large_string())
+
+    at_arrow = pa.array(at)
     if lead.any():
-        parts.update(_lead_parts(parts, results, at, lead, lead_flat, lead_number, token))
-
-    pc_field = field["cleaned"]
-    field_valid = _bool(field["valid"])
-    postcode = _where(field_valid, pc_field, _empty(n))
-    from_lines = ~field_valid & text_valid
-    if from_lines.any():  # the postcode typed in a line, where the field's is unusable
-        rows = pa.array(from_lines)
-        pc_text = pa.concat_arrays([r["pc_text"] for r in results])
-        postcode = pc.replace_with_mask(postcode, rows, pc.take(pc_text, pc.filter(at, rows)))
-    key_parts = [parts["flat"], parts["number"], parts["building"], parts["street"], postcode]
+        heads, tails = (pa.concat_arrays([r[k] for r in results])
+                        for k in ("lead_head", "lead_tail"))
+        token_arrow = pa.array(token_at)
+    names = ["address_text", "flat", "number", "building", "street", "locality", "town",
+             "communal_name", "postcode", "postcode_text"]
+    parts = dict(zip(names, _pool_map(
+        lambda k: postcode_column(k) if k.startswith("postcode") else column(k), names)))
+    key_parts = [parts["flat"], parts["number"], parts["building"], parts["street"],
+                 parts["postcode"]]
     key = pa.concat_arrays(_pool_map(
         lambda rows: pc.binary_join_element_wise(*[p[rows.start:rows.stop] for p in key_parts],
-                                                 "|"),
+                                                 pa.scalar("|", pa.large_string())),
         _slices(range(n), 4 * _CHUNK),
     ))
     index = patients.index
     out = {name: _series(parts[name], index) for name in
-           ["flat", "number", "building", "street", "locality", "town"]}
-    out["postcode"] = _series(postcode, index)
+           ["flat", "number", "building", "street", "locality", "town", "postcode"]}
     out["postcode_valid"] = pd.Series(field_valid | text_valid, index=index, dtype=bool)
     out["postcode_from_lines"] = pd.Series(from_lines, index=index, dtype=bool)
-    out["postcode_text"] = _series(pc_field, index)
+    out["postcode_text"] = _series(parts["postcode_text"], index)
     out["communal_name"] = _series(parts["communal_name"], index)
     out["address_text"] = _series(parts["address_text"], index)
     out["address_key"] = _series(key, index)
