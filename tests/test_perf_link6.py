@@ -84,7 +84,7 @@ def test_texts_taken_is_arrow_take(data):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.sampled_from(["", "", "", "S12", " x ", None, float("nan"), 7]), max_size=12),
+@given(st.lists(st.sampled_from(["", "", "", "S12", " x ", None, float("nan"), pd.NA, 7]), max_size=12),
        st.booleans())
 def test_filled_text_is_the_plain_conversion(values, all_empty):
     if all_empty:  # a column the export lacks, as the reader gives it

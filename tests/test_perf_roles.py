@@ -67,24 +67,6 @@ def test_hash_ids_codes_survive_sha1_prefix_collisions(monkeypatch):
     assert codes.tolist() == pd.factorize(ids.to_numpy(dtype=object))[0].tolist()
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "", "é"]), st.sampled_from(["a", "b", "x", ""])),
-                max_size=25))
-def test_hash_ids_like_equals_hash_ids(pairs):
-    keys = pa.array([p[0] for p in pairs], pa.string())
-    known_keys = pa.array([p[1] for p in pairs], pa.string())
-    known_ids = H._pa(pd.DataFrame({"k": H._hash_ids("H-", known_keys)[0]}), "k")
-    got = H._hash_ids_like("D-", keys, pd.RangeIndex(len(pairs)), known_keys, "H-", known_ids)
-    want = H._hash_ids("D-", keys, pd.RangeIndex(len(pairs)))[0]
-    pd.testing.assert_series_equal(got, want)
-
-
-def test_hash_ids_like_falls_back_when_ids_are_not_fixed_width():
-    keys = pa.array(["a", "b"])
-    got = H._hash_ids_like("D-", keys, pd.RangeIndex(2), keys, "H-", pa.array(["x", "yy"]))
-    assert got.tolist() == plain_ids("D-", ["a", "b"])
-
-
 def test_fixed_width_bytes_round_trip():
     rows = np.frombuffer(b"H-0123456789abD-ba9876543210", dtype=np.uint8).reshape(2, 14)
     text = H._fixed_width_text(rows)

@@ -234,26 +234,6 @@ def _hash_ids(prefix: str, keys: pd.Series | np.ndarray | pa.Array,
     return series, codes
 
 
-def _hash_ids_like(prefix: str, keys: pa.Array, index: pd.Index, known_keys: pa.Array,
-                   known_prefix: str, known_ids: pa.Array) -> pd.Series:
-    """``_hash_ids(prefix, keys, index)[0]``, reusing ``known_ids`` (``_hash_ids`` of
-    ``known_keys`` under ``known_prefix``, same length as ``prefix``) on the rows where
-    the keys are the same: only the other rows' keys are hashed."""
-    width = len(prefix.encode("utf-8")) + 12
-    known = None
-    if len(known_prefix.encode("utf-8")) + 12 == width and not keys.null_count:
-        known = _fixed_width_bytes(known_ids, width)
-    if known is None or len(known_keys) != len(keys):
-        return _hash_ids(prefix, keys, index)[0]
-    same = _bool_pa(pc.fill_null(pc.equal(keys, known_keys), False))
-    out = known.copy()
-    out[:, :width - 12] = np.frombuffer(prefix.encode("utf-8"), dtype=np.uint8)
-    rows = np.flatnonzero(~same)
-    if len(rows):
-        out[rows] = _hash_id_bytes(prefix, pc.take(keys, pa.array(rows)).cast(pa.string()))[0]
-    return pd.Series(_fixed_width_text(out), index=index, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
-
-
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Connected components of an undirected graph: each node gets its smallest member."""
     labels = np.arange(n)
@@ -617,7 +597,7 @@ def _filled_text(values: pd.Series) -> pd.Series:
     column the export lacks, is made as such)."""
     if values.dtype == object:
         objects = values.to_numpy()
-        if len(objects) and bool((objects == "").all()):
+        if len(objects) and _all_empty_strings(objects):
             # A column the export does not give (read as "" everywhere): no conversion
             # of a million Python strings (~20-40 ms at 1M against ~4 ms to compare).
             return pd.Series(_empty_text(len(objects)), index=values.index, dtype=_STR)
@@ -628,6 +608,14 @@ def _filled_text(values: pd.Series) -> pd.Series:
         if arr is not None:
             return pd.Series(pc.fill_null(arr, ""), index=values.index, dtype=_STR)
     return values.astype(object).where(values.notna(), "").astype("str")
+
+
+def _all_empty_strings(objects: np.ndarray) -> bool:
+    """Whether every value of an object array is "" (pd.NA compares as NA, not False)."""
+    try:
+        return bool((objects == "").all())
+    except TypeError:  # pd.NA among them: "boolean value of NA is ambiguous"
+        return False
 
 
 def _sorted_by_id(frame: pd.DataFrame) -> pd.DataFrame:
@@ -2013,17 +2001,12 @@ def _usual_link(w: pd.DataFrame) -> np.ndarray:
     return _bool_pa(pc.equal(_pa(w, "d_how"), "postcode")) & (same | ~_nonempty(street))
 
 
-def _usual_link_parts(w: pd.DataFrame, rows: np.ndarray) -> list[pa.Array]:
+def _usual_link_parts_of(cols: dict, rows: np.ndarray, street_given: np.ndarray) -> list[pa.Array]:
     """The usual address link (see ``_usual_link``) as parts for one skip-nulls
     concatenation, null outside ``rows``: "same postcode P", ", same number N" (etc.)
-    where given, and ", same street S" or ", no street given"."""
-    return _usual_link_parts_of({c: _pa(w, c) for c in ("d_postcode", "number", "flat", "bkey", "d_street")},
-                                np.asarray(rows, dtype=bool), _nonempty(_pa(w, "street")))
-
-
-def _usual_link_parts_of(cols: dict, rows: np.ndarray, street_given: np.ndarray) -> list[pa.Array]:
-    """``_usual_link_parts`` on the arrays ``cols`` (d_postcode, number, flat, bkey and
-    d_street) and whether each row's own street is given."""
+    where given, and ", same street S" or ", no street given"; ``cols`` holds the arrays
+    d_postcode, number, flat, bkey and d_street, ``street_given`` whether each row's own
+    street is given."""
     has_street = street_given & rows
 
     def optional(prefix, column):  # the prefix only where the column is not empty
@@ -2525,13 +2508,14 @@ def summarise_households(households: pd.DataFrame) -> dict:
         sizes = h.drop_duplicates("household_id")["household_size"].to_numpy()
         n_households = int(h["household_id"].nunique())
     else:
-        # household_id encoded once (codes in order of first appearance): a code above
-        # every earlier one marks a household's first record, as drop_duplicates keeps it.
+        # Each household's first record, as drop_duplicates keeps it.
         values = _hex_id_values(_pa(h, "household_id"), "H-")
         if values is not None:  # ids as integers: their first records by a hash table
             first = ~pd.Series(values).duplicated().to_numpy()
             n_households = int(first.sum())
         else:
+            # household_id encoded once (codes in order of first appearance): a code above
+            # every earlier one marks a household's first record.
             hh = pc.dictionary_encode(_pa(h, "household_id"))
             codes = np.asarray(hh.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
             seen = np.maximum.accumulate(codes) if len(codes) else codes
