@@ -481,16 +481,19 @@ def _repeat_where(text: str, mask: np.ndarray) -> pa.Array:
         pa.py_buffer(raw * int(mask.sum()))])
 
 
+def _missing_in_choices(choices: list) -> bool:
+    """Whether some (mask, parts) choice has a missing value in a part (not a literal
+    text) at a row its mask holds."""
+    return any(bool(part.null_count) and bool(
+        (np.asarray(mask, dtype=bool) & ~np.asarray(part.is_valid().to_numpy(zero_copy_only=False), dtype=bool)).any())
+        for mask, parts in choices for part in parts if not isinstance(part, str))
+
+
 def _choose_text(choices: list[tuple[np.ndarray, list]]) -> pa.Array:
     """Per row, the concatenation of the parts (strings or string arrays) of the one
     choice whose mask holds the row ("" where none does): the nested ``_if``/``_cat``
     of the choices in one skip-nulls concatenation, each part nulled outside its mask."""
-    def missing_in(part, mask):
-        return bool(part.null_count) and bool(
-            (mask & ~np.asarray(part.is_valid().to_numpy(zero_copy_only=False), dtype=bool)).any())
-
-    if any(missing_in(p, np.asarray(mask, dtype=bool)) for mask, parts in choices
-           for p in parts if not isinstance(p, str)):  # a missing part makes the text missing
+    if _missing_in_choices(choices):  # a missing part makes the text missing
         out = None
         for mask, parts in reversed(choices):
             text = _cat(*parts)
@@ -1444,9 +1447,7 @@ def _households(w: pd.DataFrame, rel: pd.DataFrame) -> pd.DataFrame:
     dwelling = ~communal & ~has_sys & ~standalone
     choices = [(communal, ["person|", group_pid]), (on_sys, ["system|", _pa(w, "sys_key")]),
                (alone, ["person|", pid_pa]), (dwelling, ["dwelling|", _pa(w, "dwelling_key")])]
-    missing = any(part.null_count and (mask & ~np.asarray(part.is_valid().to_numpy(zero_copy_only=False),
-                                                         dtype=bool)).any()
-                  for mask, parts in choices for part in parts if not isinstance(part, str))
+    missing = _missing_in_choices(choices)
     if "dwelling_key_code" in w.columns and not missing:
         # Integers equal exactly where the keys are: the dwelling key's code for the
         # dwelling households, the other records' few keys coded apart (no other key
