@@ -146,3 +146,20 @@ def test_after_events_of_a_read_export_runs_when_asked():
     later = ExportReading.of(export).after_events(lambda e: calls.append(e) or len(calls))
     assert calls == []
     assert later.result() == 1 and later.result() == 1 and calls == [export]
+
+
+def test_a_bug_in_the_rules_preparation_is_raised_and_leaves_no_report(tmp_path, monkeypatch):
+    # prepare_rules runs on the events' background thread beside the linkage: its error
+    # must reach the command (exit 1, a bug) before any report folder is made.
+    from click.testing import CliRunner
+
+    from family_link import check as check_module
+    from family_link.cli import main
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug in the rules' preparation")
+    monkeypatch.setattr(check_module, "prepare_rules", crash)
+    with pytest.raises(RuntimeError, match="a bug in the rules' preparation"):
+        CliRunner().invoke(main, ["check", "sample_data/practice", "--out", str(tmp_path / "r"),
+                                  "--as-of", "2026-11-01"], catch_exceptions=False)
+    assert list(tmp_path.iterdir()) == []  # neither the report nor a partial folder

@@ -105,9 +105,11 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-report") as aside:
         household_counts = aside.submit(summarise_households, households)  # first: the summary needs it first
         households_csv = aside.submit(report.write_csv, "households.csv", households, HOUSEHOLD_COLUMNS)
-        # The rules run in this process whatever --jobs says: at 1M patients they take about
+        # The rules run in this process whatever --jobs says: at 1M patients they took about
         # 0.4 s, less than forking and partitioning cost (about 0.75 s with 2 processes:
-        # benchmarks/partitions.py). parallel.evaluate_rules_partitioned remains the per-partition form.
+        # benchmarks/partitions.py), and what is left of them here, the part needing the
+        # households, about 0.2 s (the rest was prepared beside the linkage: run_check).
+        # parallel.evaluate_rules_partitioned remains the per-partition form.
         evaluation = evaluate_rules(ruleset, export.patients, export.events, households, as_of, export.relationships,
                                     event_codes=export.event_codes, prepared=prepared)
         t = lap("evaluate_rules", t)
@@ -210,6 +212,8 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
         households = link_households(reading.patients, reading.relationships, as_of, jobs=jobs)
     except Exception:
         reading.export()  # an ExportError of the events' comes first, as when read before the linkage
+        # The rules' preparation (rules_prepared) is not waited for: it writes nothing, and
+        # the linkage's error is the one to report; its thread ends on its own.
         raise
     t = lap("link_households", t)
     export = reading.export()  # waits for the events (raising their ExportError, exit code 3)

@@ -214,10 +214,10 @@ class _Coded:
     condition. ``_Context`` adds the households; ``PreparedRules`` holds one made ahead."""
 
     def __init__(self, ruleset: RuleSet, patients: pd.DataFrame, events: pd.DataFrame, as_of: date,
-                 codes: EventCodes | None = None, people: pd.DataFrame | None = None):
+                 codes: EventCodes | None = None):
         self.ruleset = ruleset
         self.as_of = pd.Timestamp(as_of)
-        self.people = _people_alone(patients, as_of) if people is None else people
+        self.people = _people_alone(patients, as_of)
         coded = _codelist_events(ruleset, events, codes)
         self.coded = coded
         day = coded["date"].dt.normalize()  # a time of day never moves an event past A

@@ -940,8 +940,8 @@ def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.Dat
     compressed) and the dict returned is empty."""
     # The xlsx is built on a second thread while the rest is rendered here: most of its
     # time is zlib compressing the sheet (about 0.3 s at 25,000 flags), which releases the GIL.
-    # That thread first imports openpyxl if no other thread has yet (about 0.1 s; check.py
-    # starts it on its report thread, but behind households.csv), while the rows are made here.
+    # That thread first imports openpyxl if no other thread has yet (about 0.1 s), while the
+    # rows are made here.
     files: dict[str, bytes] = {}
     keep = write if write is not None else files.__setitem__
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-xlsx") as aside:
