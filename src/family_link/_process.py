@@ -61,9 +61,13 @@ def keep_arrow_freed_memory() -> bool:
     the next. On benchmarks/run.py's 1M practice: 0.95-1.0M minor page faults and about
     2.0 s of kernel time by default, 0.73-0.75M and 1.6 s with this, and the check 0.2-0.3 s
     faster (5.35-5.60 s -> 5.15-5.24 s, alternating runs) for about 250 MB more peak memory
-    (2.6 -> 2.9 GB). mimalloc reads its options when Arrow loads, so this must run before
-    pyarrow is imported; a value already in the environment is kept. Only where memory
-    comes from changes, never what is computed. Returns whether it was set here."""
+    (2.6 -> 2.9 GB). With it, ``_frames.release_arrow_memory`` (Arrow's ``release_unused``)
+    hands nothing back either: mimalloc keeps what it freed even when asked, so part of that
+    peak is memory the reader used to return once the events were read (library callers,
+    who do not call this, still get it back). mimalloc reads its options when Arrow loads,
+    so this must run before pyarrow is imported; a value already in the environment is
+    kept. Only where memory comes from changes, never what is computed. Returns whether it
+    was set here."""
     if "pyarrow" in sys.modules or "MIMALLOC_PURGE_DELAY" in os.environ:
         return False
     os.environ["MIMALLOC_PURGE_DELAY"] = "-1"
