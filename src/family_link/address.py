@@ -905,6 +905,8 @@ def _row_groups(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, 
     # pool: the groups below the pivot come first, so the numbering is that of one
     # renumbering of all the keys.
     workers = os.cpu_count() or 1
+    # Only for large inputs (4 chunks, 400k rows): below that one renumbering costs less
+    # than the sample, the split and the pool's hand-over (tests force it on tiny inputs).
     if workers > 1 and n >= 4 * _CHUNK:
         sample = np.sort(key[::997])
         pivot = sample[len(sample) // 2]
@@ -1023,7 +1025,9 @@ def _lead_lines(lines: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array, np.nda
             np.asarray(encoded.indices.to_numpy(), dtype=np.int64))
 
 
-# A text opening with a flat numbered by digits (no leading zero; at most one letter),
+# A text opening with a flat numbered by digits (no leading zero, as the parse strips a
+# flat's leading zeros: "FLAT 08" gives flat "8", which putting "08" back would not; at
+# most one letter),
 # then a comma, a space or its end: "FLAT 8,41 MILL ROAD", "FLAT 12A,OAK COURT". The
 # parse takes those digits as the flat, and nothing else there looks at them: the typed-in
 # postcode pattern cannot reach them (a word, "FLAT", stands before them), the flat
@@ -1174,7 +1178,7 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # ``_flat_parts``), then the rows' own house numbers (``tokens``) or, for the
     # rendering, the texts of the rows that opened with one. The pools are large strings,
     # the storage of the frame's columns, so the takes are the columns as they are.
-    done = sum(len(r["flat"]) for r in results)
+    parsed_count = sum(len(r["flat"]) for r in results)
     # The lead rows' flat or number is their own house number, and their text is their
     # parse's head, that number and its tail; the others' are taken as parsed.
     lead_flat = lead & np.concatenate([r["lead_flat"] for r in results])[at]
@@ -1184,10 +1188,15 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
     # made once per such text after the others.
     row_flat = flat_lead[group]
     put_count = int(flat_lead.sum())
-    at_flat = np.where(row_flat, done + (np.cumsum(flat_lead) - 1)[group], at) \
+    at_flat = np.where(row_flat, parsed_count + (np.cumsum(flat_lead) - 1)[group], at) \
         if put_count else at
     flat_at = pa.array(text_at[flat_lead])
     lead_rows = pa.array(np.flatnonzero(lead))
+    at_arrow = pa.array(at)
+    if lead.any():  # tokens and token_at exist then (above); own rows below are lead rows
+        heads, tails = (pa.concat_arrays([r[k] for r in results])
+                        for k in ("lead_head", "lead_tail"))
+        token_arrow = pa.array(token_at)
 
     def column(k: str) -> pa.Array:
         pool = pa.concat_arrays([r[k] for r in results])
@@ -1195,7 +1204,7 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
             pool = pa.concat_arrays([pool, _flat_parts(k, pc.take(pool, flat_at), flat_digits)])
         codes = at_flat if k in ("flat", "address_text") else at
         own = {"flat": lead_flat, "number": lead_number, "address_text": lead}.get(k)
-        if own is not None and own.any():
+        if own is not None and own.any():  # own rows are lead rows: tokens, heads ... exist
             if k == "address_text":
                 rows_at = pc.take(at_arrow, lead_rows)
                 pool = pa.concat_arrays([pool, pc.binary_join_element_wise(
@@ -1218,11 +1227,6 @@ def normalise_addresses(patients: pd.DataFrame) -> pd.DataFrame:
                                             pc.take(pc_text, pc.filter(at_arrow, rows)))
         return postcode.cast(pa.large_string())
 
-    at_arrow = pa.array(at)
-    if lead.any():
-        heads, tails = (pa.concat_arrays([r[k] for r in results])
-                        for k in ("lead_head", "lead_tail"))
-        token_arrow = pa.array(token_at)
     names = ["address_text", "flat", "number", "building", "street", "locality", "town",
              "communal_name", "postcode", "postcode_text"]
     parts = dict(zip(names, _pool_map(
