@@ -1162,27 +1162,24 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     texts_of = {"d_postcode": aside.submit(_texts_of, pc_texts, pc_of, at)}
     # Streets and towns most given: the buildings' pairs, plus the records placed in 3.
     placed = np.flatnonzero(no_pc & (bld >= 0))
-    of_building = {}
-    for column, of_part, (pb, pcd, pn), codes, texts, obj in (
-            ("d_street", street_of, (sb, sc, sn), street_c, street_texts, street_obj),
-            ("d_town", town_of, (tb, tc, tn), town_c, town_texts, town_obj)):
-        of = of_building[column] = modes(of_part, pb, pcd, pn, obj, n_bld + 1, placed, codes[placed])
-        if column == "d_street":
-            texts_of[column] = aside.submit(_texts_of, texts, of, at)
-        else:
-            texts_of[column] = _texts_of(texts, of, at)
-    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
+    of_street, of_town = (modes(of_part, pb, pcd, pn, obj, n_bld + 1, placed, codes[placed])
+                          for of_part, (pb, pcd, pn), codes, obj in (
+                              (street_of, (sb, sc, sn), street_c, street_obj),
+                              (town_of, (tb, tc, tn), town_c, town_obj)))
+    texts_of["d_street"] = aside.submit(_texts_of, street_texts, of_street, at)
     # The buildings' keys as integers for _ambiguous_and_communal (from the codes here,
-    # not its texts), while the texts are given out on the second thread.
-    # A building's records share number and name (the parts' first records', or those
-    # of the records placed in 3.).
+    # not its texts), on the second thread too. A building's records share number and
+    # name (the parts' first records', or those of the records placed in 3.).
     num_of = np.full(n_bld + 1, -1, dtype=np.int64)
     name_of = np.full(n_bld + 1, -1, dtype=np.int64)
     num_of[roots], name_of[roots] = number_b[roots], bkey_b[roots]
     num_of[bld[placed]], name_of[bld[placed]] = number_c[placed], bkey_c[placed]
-    key_codes = None if number_pa.null_count or bkey_pa.null_count else _building_key_codes(
-        bld, (num_of, number_texts), (name_of, bkey_texts), (pc_of, pc_texts),
-        (of_building["d_street"], street_texts), (of_building["d_town"], town_texts))
+    key_codes = None if number_pa.null_count or bkey_pa.null_count else aside.submit(
+        _building_key_codes, bld, (num_of, number_texts), (name_of, bkey_texts), (pc_of, pc_texts),
+        (of_street, street_texts), (of_town, town_texts))
+    texts_of["d_town"] = _texts_of(town_texts, of_town, at)
+    aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
+    key_codes = key_codes.result() if key_codes is not None else None
     if key_codes is not None:
         w["bld_key_code"] = key_codes
     w["d_how"] = d_how
@@ -1366,7 +1363,12 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         if not by_name.any():
             return dwelling_key
         named_rows = np.flatnonzero(by_name)
-        b_keys, at_b = building_keys or keys_of(bld, n_bld, b_first, [number, bkey, d_street])[:2]
+        if building_keys is None:  # the keys of the named buildings alone
+            named_b = np.zeros(n_bld, dtype=bool)
+            named_b[bld[named_rows]] = True
+            b_keys, at_b = keys_of(bld, n_bld, b_first[named_b[bld[b_first]]], [number, bkey, d_street])[:2]
+        else:
+            b_keys, at_b = building_keys
         return _patched(dwelling_key, named_rows, pc.take(b_keys, pa.array(at_b[named_rows])))
 
     establishing = aside.submit(establishment_keys)
