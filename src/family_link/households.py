@@ -1011,13 +1011,21 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     sb, sc, sn = np.zeros(len(v_street), np.int64), v_street, np.bincount(variant, minlength=len(v_street))
     if len(rows):
         sb[variant] = b_rows
-    tb, tc, tn = pairs(town_c, max(n_town, 1))
+
+    def towns():
+        """The (building, town, count) triples and each building's most given town."""
+        tb, tc, tn = pairs(town_c, max(n_town, 1))
+        town_of = np.full(n_b, -1, dtype=np.int64)
+        gb, cb = _mode_codes(tb, (tc, town_obj), weights=tn, distinct=True)
+        town_of[gb] = cb
+        return tb, tc, tn, town_of
+
+    # The towns are counted on the second thread (nothing below rebinds what ``pairs``
+    # reads) while the streets are, and the postcode slips looked for, here.
+    town_work = aside.submit(towns)
     street_of = np.full(n_b, -1, dtype=np.int64)  # -1: no street given at the building
-    town_of = np.full(n_b, -1, dtype=np.int64)
     gb, cb = _mode_codes(sb, (sc, street_obj), weights=sn, distinct=True)
     street_of[gb] = cb
-    gb, cb = _mode_codes(tb, (tc, town_obj), weights=tn, distinct=True)
-    town_of[gb] = cb
     outward = [p.split(" ")[0] for p in pc_obj]  # distinct postcodes
     outward_code = pd.factorize(np.asarray(outward, dtype=object))[0] if len(outward) else np.zeros(0, np.int64)
 
@@ -1036,6 +1044,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         if len(cp):
             pairs_ = cp.merge(cp, on="k", suffixes=("_a", "_b"))
             ba, bb = pairs_["b_a"].to_numpy(), pairs_["b_b"].to_numpy()
+            town_of = town_work.result()[3]
             ta, tb_ = town_of[ba], town_of[bb]
             keep = (ba < bb) & ((ta == tb_) | (ta < 0) | (tb_ < 0))
             ba, bb = ba[keep], bb[keep]
@@ -1044,6 +1053,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                                       scorer=OSA.distance, workers=1)
                 near = dist <= 1
                 a_idx, b_idx = ba[near], bb[near]
+    tb, tc, tn, town_of = town_work.result()
     merged = _components(n_b, a_idx, b_idx)
     bld = np.full(n, -1, dtype=np.int64)
     bld[rows] = merged[b_rows]
@@ -1149,9 +1159,10 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                 [n_num, n_bkey, n_street, n_town])
             how[rest] = 3
     has = np.flatnonzero(bld >= 0)
+    # The dwellings are numbered on the second thread while the buildings' postcodes,
+    # streets and towns are worked out here (bld is final: nothing below writes it).
     d = _flat_dwellings(bld, has, flat_c, len(flat_texts))
     w["bld"] = bld
-    w["d"] = d
     d_how = _str_series(pc.take(pa.array(_HOW, pa.string()), pa.array(how)), w.index)
     n_bld = int(bld.max()) + 1 if len(has) else 0
     at = np.where(bld >= 0, bld, n_bld)
@@ -1180,6 +1191,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     texts_of["d_town"] = _texts_of(town_texts, of_town, at)
     aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
     key_codes = key_codes.result() if key_codes is not None else None
+    w["d"] = d
     if key_codes is not None:
         w["bld_key_code"] = key_codes
     w["d_how"] = d_how
