@@ -864,6 +864,46 @@ def _texts_of(texts: pa.Array, of: np.ndarray, at: np.ndarray) -> pa.Array:
     return pc.take(padded, pa.array(np.where(of >= 0, of, len(texts))[at]))
 
 
+def _building_key_codes(bld: np.ndarray, number: tuple, bkey: tuple, postcode: tuple,
+                        street: tuple, town: tuple) -> np.ndarray | None:
+    """An integer per record, equal exactly where the building keys that
+    ``_ambiguous_and_communal`` joins from a building's first record are (the place:
+    the postcode, else "T:" and the town; then number, building name and street,
+    joined by "|"); -1 where there is no building. Each of ``number``, ``bkey``,
+    ``postcode``, ``street`` and ``town`` is (each building's code, -1: "", the
+    ``_sorted_codes`` texts); a building's records share all five. None when codes
+    cannot stand for the joined texts: a "|" in some text (two different tuples could
+    join alike) or a postcode starting "T:"."""
+    texts = [number[1], bkey[1], postcode[1], street[1], town[1]]
+    if any(len(t) and pc.any(pc.match_substring(t, "|")).as_py() for t in texts):
+        return None
+    if len(postcode[1]) and pc.any(pc.starts_with(postcode[1], "T:")).as_py():
+        return None
+    has = np.flatnonzero(bld >= 0)
+    out = np.full(len(bld), -1, dtype=np.int64)
+    if not len(has):
+        return out
+
+    def of_text(codes, texts):  # 0: "" (code -1, or the code of ""), else code + 1
+        codes = np.asarray(codes, dtype=np.int64) + 1
+        if len(texts) and texts[0].as_py() == "":
+            codes[codes == 1] = 0
+        return codes
+
+    pcode, town_code = of_text(*postcode), of_text(*town)
+    n_pc = len(postcode[1]) + 1
+    key = np.where(pcode > 0, pcode, n_pc + town_code)  # the place
+    size = n_pc + len(town[1]) + 1
+    for codes, texts in (number, bkey, street):
+        s = len(texts) + 1
+        if size * s >= 2 ** 62:
+            return None
+        key = key * s + of_text(codes, texts)
+        size *= s
+    out[has] = pd.factorize(key)[0][bld[has]]
+    return out
+
+
 def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     """Assign a building and a dwelling to every usable record. Returns a copy of ``w`` with:
 
@@ -962,13 +1002,21 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     sb, sc, sn = np.zeros(len(v_street), np.int64), v_street, np.bincount(variant, minlength=len(v_street))
     if len(rows):
         sb[variant] = b_rows
-    tb, tc, tn = pairs(town_c, max(n_town, 1))
+
+    def towns():
+        """The (building, town, count) triples and each building's most given town."""
+        tb, tc, tn = pairs(town_c, max(n_town, 1))
+        town_of = np.full(n_b, -1, dtype=np.int64)
+        gb, cb = _mode_codes(tb, (tc, town_obj), weights=tn, distinct=True)
+        town_of[gb] = cb
+        return tb, tc, tn, town_of
+
+    # The towns are counted on the second thread (nothing below rebinds what ``pairs``
+    # reads) while the streets are, and the postcode slips looked for, here.
+    town_work = aside.submit(towns)
     street_of = np.full(n_b, -1, dtype=np.int64)  # -1: no street given at the building
-    town_of = np.full(n_b, -1, dtype=np.int64)
     gb, cb = _mode_codes(sb, (sc, street_obj), weights=sn, distinct=True)
     street_of[gb] = cb
-    gb, cb = _mode_codes(tb, (tc, town_obj), weights=tn, distinct=True)
-    town_of[gb] = cb
     outward = [p.split(" ")[0] for p in pc_obj]  # distinct postcodes
     outward_code = pd.factorize(np.asarray(outward, dtype=object))[0] if len(outward) else np.zeros(0, np.int64)
 
@@ -987,6 +1035,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
         if len(cp):
             pairs_ = cp.merge(cp, on="k", suffixes=("_a", "_b"))
             ba, bb = pairs_["b_a"].to_numpy(), pairs_["b_b"].to_numpy()
+            town_of = town_work.result()[3]
             ta, tb_ = town_of[ba], town_of[bb]
             keep = (ba < bb) & ((ta == tb_) | (ta < 0) | (tb_ < 0))
             ba, bb = ba[keep], bb[keep]
@@ -995,6 +1044,7 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                                       scorer=OSA.distance, workers=1)
                 near = dist <= 1
                 a_idx, b_idx = ba[near], bb[near]
+    tb, tc, tn, town_of = town_work.result()
     merged = _components(n_b, a_idx, b_idx)
     bld = np.full(n, -1, dtype=np.int64)
     bld[rows] = merged[b_rows]
@@ -1100,10 +1150,11 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                 [n_num, n_bkey, n_street, n_town])
             how[rest] = 3
     has = np.flatnonzero(bld >= 0)
+    # The dwellings are numbered on the second thread while the buildings' postcodes,
+    # streets and towns are worked out here (bld is final: nothing below writes it).
     d = _flat_dwellings(bld, has, flat_c, len(flat_texts))
     w["bld"] = bld
-    w["d"] = d
-    w["d_how"] = _str_series(pc.take(pa.array(_HOW, pa.string()), pa.array(how)), w.index)
+    d_how = _str_series(pc.take(pa.array(_HOW, pa.string()), pa.array(how)), w.index)
     n_bld = int(bld.max()) + 1 if len(has) else 0
     at = np.where(bld >= 0, bld, n_bld)
     pc_of = np.full(n_bld + 1, -1, dtype=np.int64)  # new buildings: ""
@@ -1113,15 +1164,28 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
     texts_of = {"d_postcode": aside.submit(_texts_of, pc_texts, pc_of, at)}
     # Streets and towns most given: the buildings' pairs, plus the records placed in 3.
     placed = np.flatnonzero(no_pc & (bld >= 0))
-    for column, of_part, (pb, pcd, pn), codes, texts, obj in (
-            ("d_street", street_of, (sb, sc, sn), street_c, street_texts, street_obj),
-            ("d_town", town_of, (tb, tc, tn), town_c, town_texts, town_obj)):
-        of = modes(of_part, pb, pcd, pn, obj, n_bld + 1, placed, codes[placed])
-        if column == "d_street":
-            texts_of[column] = aside.submit(_texts_of, texts, of, at)
-        else:
-            texts_of[column] = _texts_of(texts, of, at)
+    of_street, of_town = (modes(of_part, pb, pcd, pn, obj, n_bld + 1, placed, codes[placed])
+                          for of_part, (pb, pcd, pn), codes, obj in (
+                              (street_of, (sb, sc, sn), street_c, street_obj),
+                              (town_of, (tb, tc, tn), town_c, town_obj)))
+    texts_of["d_street"] = aside.submit(_texts_of, street_texts, of_street, at)
+    # The buildings' keys as integers for _ambiguous_and_communal (from the codes here,
+    # not its texts), on the second thread too. A building's records share number and
+    # name (the parts' first records', or those of the records placed in 3.).
+    num_of = np.full(n_bld + 1, -1, dtype=np.int64)
+    name_of = np.full(n_bld + 1, -1, dtype=np.int64)
+    num_of[roots], name_of[roots] = number_b[roots], bkey_b[roots]
+    num_of[bld[placed]], name_of[bld[placed]] = number_c[placed], bkey_c[placed]
+    key_codes = None if number_pa.null_count or bkey_pa.null_count else aside.submit(
+        _building_key_codes, bld, (num_of, number_texts), (name_of, bkey_texts), (pc_of, pc_texts),
+        (of_street, street_texts), (of_town, town_texts))
+    texts_of["d_town"] = _texts_of(town_texts, of_town, at)
     aside.shutdown(wait=False)  # the work submitted still runs; the thread then ends
+    key_codes = key_codes.result() if key_codes is not None else None
+    w["d"] = d
+    if key_codes is not None:
+        w["bld_key_code"] = key_codes
+    w["d_how"] = d_how
     for column, made in texts_of.items():  # d_postcode, d_street, d_town
         w[column] = _str_series(made if isinstance(made, pa.Array) else made.result(), w.index)
     return w
@@ -1235,10 +1299,20 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
     aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-keys")
     name_coding = aside.submit(_sorted_codes, _pa(w, "communal_name"))
     dwelling_work = aside.submit(dwelling_keys)
-    b_keys, at_b, b_parts = keys_of(bld, n_bld, b_first, [number, bkey, d_street])
     # Equal building keys (rarely two buildings') share a code; n_bk: no dwelling.
-    bk_of, n_bk, by_parts = _joined_codes_by_parts(b_parts, b_keys)
-    bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
+    # From _dwellings' codes when it made them (then the keys' texts are needed for the
+    # named establishments alone, and made on the second thread), else from the texts.
+    given = w["bld_key_code"].to_numpy() if "bld_key_code" in w.columns else None
+    if given is not None and n and given[has_d].min(initial=0) >= 0:
+        by_parts = True
+        n_bk = int(given.max()) + 1 if has_d.any() else 0
+        bk = np.where(has_d, given, n_bk)
+        building_keys = None
+    else:
+        b_keys, at_b, b_parts = keys_of(bld, n_bld, b_first, [number, bkey, d_street])
+        bk_of, n_bk, by_parts = _joined_codes_by_parts(b_parts, b_keys)
+        bk = np.where(has_d, bk_of[np.maximum(at_b, 0)] if n_bld else 0, n_bk)
+        building_keys = (b_keys, at_b)
     n_bk += 1
 
     # Flats known at each building: distinct (building, flat) pairs, the first seen first.
@@ -1292,6 +1366,12 @@ def _ambiguous_and_communal(w: pd.DataFrame) -> pd.DataFrame:
         if not by_name.any():
             return dwelling_key
         named_rows = np.flatnonzero(by_name)
+        if building_keys is None:  # the keys of the named buildings alone
+            named_b = np.zeros(n_bld, dtype=bool)
+            named_b[bld[named_rows]] = True
+            b_keys, at_b = keys_of(bld, n_bld, b_first[named_b[bld[b_first]]], [number, bkey, d_street])[:2]
+        else:
+            b_keys, at_b = building_keys
         return _patched(dwelling_key, named_rows, pc.take(b_keys, pa.array(at_b[named_rows])))
 
     establishing = aside.submit(establishment_keys)
