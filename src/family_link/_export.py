@@ -1316,23 +1316,69 @@ def _sha256(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_file(path: Path) -> tuple[pd.DataFrame, tuple[str, str]] | list[Problem]:
-    """One export file as (frame, (sha256, encoding)), or the problems reading it."""
+_HASH_STEP = 8 << 20  # bytes hashed at a time (a multiple of the page size)
+
+
+class _Hashes:
+    """The files' sha256, computed on one thread of low priority (``_in_background``) after
+    each file is parsed: they are needed only for the run's summary, once the events are
+    parsed, so they stay off the path to the patients and relationships (~0.24 s of CPU at
+    a million patients, which on two cores slowed that path's Arrow parses). A mapped file
+    is hashed a step at a time, each step's pages let go of once hashed (they stay in the
+    page cache), and closed at the end. ``abandon()``: hashes not yet done are given up
+    (the export could not be read), their files closed."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-sha256")
+        self._stop = threading.Event()
+
+    def submit(self, raw: bytes | mmap.mmap) -> Future:
+        return self._pool.submit(_in_background, self._hash, raw)
+
+    def _hash(self, raw: bytes | mmap.mmap) -> str | None:
+        try:
+            if not isinstance(raw, mmap.mmap):
+                return None if self._stop.is_set() else _sha256(raw)
+            digest = hashlib.sha256()
+            with memoryview(raw) as view:
+                for start in range(0, len(raw), _HASH_STEP):
+                    if self._stop.is_set():
+                        return None
+                    with view[start:start + _HASH_STEP] as step:
+                        digest.update(step)
+                    try:
+                        raw.madvise(mmap.MADV_DONTNEED, start, min(_HASH_STEP, len(raw) - start))
+                    except (AttributeError, OSError, ValueError):  # no madvise here: the pages go at close
+                        pass
+            return digest.hexdigest()
+        finally:
+            _close_contents(raw)
+
+    def abandon(self) -> None:
+        self._stop.set()
+        self.done()
+
+    def done(self) -> None:
+        """No more files: the thread ends once the last is hashed."""
+        self._pool.shutdown(wait=False)
+
+
+def _read_file(path: Path, hashes: _Hashes) -> tuple[pd.DataFrame, tuple[Future, str]] | list[Problem]:
+    """One export file as (frame, (its sha256 to come, encoding)), or the problems reading it."""
     try:
         raw_bytes = _file_contents(path)
-        try:
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # hashlib releases the GIL: the file is hashed while Arrow parses it.
-                digest = pool.submit(_sha256, raw_bytes)
-                frame, encoding = _read_export_file(raw_bytes, str(path))
-                return frame, (digest.result(), encoding)
-        finally:
-            _close_contents(raw_bytes)
-            del raw_bytes
-    except ExportError as exc:
-        return list(exc.problems)
     except OSError as exc:
         return [Problem(str(path), f"cannot be read ({exc.strerror})")]
+    try:
+        frame, encoding = _read_export_file(raw_bytes, str(path))
+    except BaseException as exc:
+        _close_contents(raw_bytes)
+        if isinstance(exc, ExportError):
+            return list(exc.problems)
+        if isinstance(exc, OSError):
+            return [Problem(str(path), f"cannot be read ({exc.strerror})")]
+        raise
+    return frame, (hashes.submit(raw_bytes), encoding)  # which closes the file once hashed
 
 
 def load_export(folder: Path | str, as_of: date) -> Export:
@@ -1354,8 +1400,10 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
     names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
     files_read = ("patients.csv", "events.csv", "relationships.csv")
 
-    def read_in_background() -> dict[str, tuple[pd.DataFrame, tuple[str, str]] | list[Problem] | None]:
-        return {file: _read_file(names[file]) if file in names else None for file in files_read[1:]}
+    hashes = _Hashes()
+
+    def read_in_background() -> dict[str, tuple[pd.DataFrame, tuple[Future, str]] | list[Problem] | None]:
+        return {file: _read_file(names[file], hashes) if file in names else None for file in files_read[1:]}
 
     def problems_of(file: str, outcome) -> list[Problem]:
         if outcome is None:
@@ -1363,13 +1411,52 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
                 Problem(str(folder / file), "not found", hint="the export folder must hold patients.csv and events.csv")]
         return outcome if isinstance(outcome, list) else []
 
-    meta: dict[str, tuple[str, str]] = {}
+    meta: dict[str, tuple[Future, str]] = {}
+    try:
+        reading = _start_reading(names, folder, as_of, files_read, read_in_background, problems_of, hashes, meta,
+                                 defer_events)
+    except BaseException:
+        hashes.abandon()
+        raise
+    hashes.done()
+    if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
+        release_arrow_memory()
+
+    def parsed() -> Export:
+        try:
+            export = reading.export()
+        except BaseException:
+            hashes.abandon()
+            raise
+        files = []
+        for key, f in zip(REQUIRED, export.files):
+            digest, encoding = meta[key] if key in meta else (None, "")
+            files.append(InputFile(f.name, "" if digest is None else digest.result(), encoding, f.rows_read,
+                                   f.rows_used, f.rows_rejected))
+        return Export(export.patients, export.events, export.relationships, export.rejected,
+                      export.warnings, tuple(files), event_codes=export.event_codes)
+
+    def finish() -> Export:
+        export = parsed()
+        release_arrow_memory()  # again, once the events are parsed
+        return export
+
+    if not defer_events:
+        return ExportReading.of(finish())
+    return ExportReading(reading.patients, reading.relationships, finish, parsed)
+
+
+def _start_reading(names: dict[str, Path], folder: Path, as_of: date, files_read: tuple[str, ...],
+                   read_in_background: Callable, problems_of: Callable, hashes: _Hashes,
+                   meta: dict[str, tuple[Future, str]], defer_events: bool) -> ExportReading:
+    """``start_export``'s reading and parse, up to the patients and relationships; the
+    files' (sha256, encoding) go into ``meta``."""
     with ThreadPoolExecutor(max_workers=1) as background:
         # events.csv (by far the largest file) and relationships.csv are read in the
         # background while patients.csv is read and the patients parsed: much of that is
         # single-threaded Python, which leaves the second core to Arrow's parse of events.
         others = background.submit(read_in_background)
-        outcomes = {"patients.csv": _read_file(names["patients.csv"]) if "patients.csv" in names else None}
+        outcomes = {"patients.csv": _read_file(names["patients.csv"], hashes) if "patients.csv" in names else None}
         if problems_of("patients.csv", outcomes["patients.csv"]):
             outcomes.update(others.result())
             raise ExportError([p for file in files_read for p in problems_of(file, outcomes[file])])
@@ -1383,30 +1470,13 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
                 raise ExportError(problems)
             frames: dict[str, pd.DataFrame | None] = {}
             for file in files_read[1:]:
-                frames[file], meta[file] = outcomes.pop(file) or (None, ("", ""))
+                outcome = outcomes.pop(file)
+                if outcome is not None:
+                    frames[file], meta[file] = outcome
+                else:
+                    frames[file] = None
             return frames
 
         labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-        reading = _start_parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later,
-                                      defer_events=defer_events)
-    del raws
-    if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
-        release_arrow_memory()
-
-    def parsed() -> Export:
-        export = reading.export()
-        files = tuple(
-            InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
-            for key, f in zip(REQUIRED, export.files)
-        )
-        return Export(export.patients, export.events, export.relationships, export.rejected,
-                      export.warnings, files, event_codes=export.event_codes)
-
-    def finish() -> Export:
-        export = parsed()
-        release_arrow_memory()  # again, once the events are parsed
-        return export
-
-    if not defer_events:
-        return ExportReading.of(finish())
-    return ExportReading(reading.patients, reading.relationships, finish, parsed)
+        return _start_parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later,
+                                   defer_events=defer_events)
