@@ -115,3 +115,39 @@ def test_an_unreadable_export_abandons_its_hashes(tmp_path, monkeypatch):
     with pytest.raises(ExportError):
         start_export(tmp_path, AS_OF)  # no events.csv
     assert made and made[0]._stop.is_set()
+
+
+EVENTS_PADDED = """patient_id , code,term,date,code_system
+ {p1},342191000000101 ,  Subject to child protection plan\t,02/03/2026 , snomedct
+{p4}  ,700410005,Routine enquiry about domestic abuse,\u00a02026-02-01,snomedct
+P9,700410005,Routine enquiry,2026-02-01,snomedct\u2003
+"""
+
+
+@pytest.mark.parametrize("map_all", [False, True])
+def test_padded_events_read_alike_deferred_or_not(tmp_path, monkeypatch, map_all):
+    """events.csv is read unstripped and stripped where its values are checked (on the
+    background thread when deferred): the same export either way, and as the frames'
+    own parse gives it."""
+    import pandas as pd
+
+    from family_link._export import parse_export_frames, read_csv_text
+
+    if map_all:
+        monkeypatch.setattr(export_module, "_MAP_FROM", 0)
+    patients = (SAMPLE / "patients.csv").read_text()
+    ids = [line.split(",")[0] for line in patients.splitlines()[1:3]]
+    (tmp_path / "patients.csv").write_text(patients)
+    (tmp_path / "events.csv").write_text(EVENTS_PADDED.format(p1=ids[0], p4=ids[1]))
+    (tmp_path / "relationships.csv").write_bytes((SAMPLE / "relationships.csv").read_bytes())
+    deferred = start_export(tmp_path, AS_OF, defer_events=True).export()
+    full = load_export(tmp_path, AS_OF)
+    frames = parse_export_frames(read_csv_text(patients, "patients.csv"),
+                                 read_csv_text(EVENTS_PADDED.format(p1=ids[0], p4=ids[1]), "events.csv"),
+                                 read_csv_text((SAMPLE / "relationships.csv").read_text(), "relationships.csv"),
+                                 AS_OF)
+    assert len(deferred.events) == 2 and set(deferred.events["patient_id"]) == set(ids)
+    assert deferred.events["term"].iloc[0] == "Subject to child protection plan"
+    for other in (full, frames):
+        for name in ("patients", "events", "relationships", "rejected", "warnings"):
+            pd.testing.assert_frame_equal(getattr(deferred, name), getattr(other, name), check_exact=True)
