@@ -151,3 +151,9 @@ def test_padded_events_read_alike_deferred_or_not(tmp_path, monkeypatch, map_all
     for other in (full, frames):
         for name in ("patients", "events", "relationships", "rejected", "warnings"):
             pd.testing.assert_frame_equal(getattr(deferred, name), getattr(other, name), check_exact=True)
+
+
+def test_no_hashing_thread_is_left_once_the_export_is_read():
+    start_export(SAMPLE, AS_OF, defer_events=True).export()
+    load_export(SAMPLE, AS_OF)
+    assert not [t for t in threading.enumerate() if t.name.startswith("family_link-sha256")]

@@ -1417,6 +1417,11 @@ class _Hashes:
         """No more files: the thread ends once the last is hashed."""
         self._pool.shutdown(wait=False)
 
+    def join(self) -> None:
+        """Wait for the thread to end (every hash asked for is done): none is left running
+        into a linkage that forks."""
+        self._pool.shutdown(wait=True)
+
 
 def _read_file(path: Path, hashes: _Hashes, strip: bool = True
                ) -> tuple[pd.DataFrame, tuple[Future, str]] | list[Problem]:
@@ -1497,6 +1502,7 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
 
     def finish() -> Export:
         export = parsed()
+        hashes.join()
         release_arrow_memory()  # again, once the events are parsed
         return export
 
