@@ -309,12 +309,13 @@ _ARROW_READ_UTF8 = dict(_ARROW_READ, convert_options=pa_csv.ConvertOptions(
     check_utf8=False))
 
 
-def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False) -> pd.DataFrame | None:
+def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: bool = True) -> pd.DataFrame | None:
     """Arrow's multi-threaded reader: about 5x faster than pandas' C parser on a practice's
     export. It refuses anything irregular (rows wider or narrower than the header, lines
     longer than its 1 MB block); those files return None and take pandas' parser, which
     explains or accepts them exactly as before. So do blank header cells. ``valid_utf8``:
-    ``data`` is known to be valid UTF-8, so Arrow need not check each value again."""
+    ``data`` is known to be valid UTF-8, so Arrow need not check each value again.
+    ``strip``: False leaves the values unstripped (the caller strips them later)."""
     try:
         table = pa_csv.read_csv(pa.py_buffer(data), **(_ARROW_READ_UTF8 if valid_utf8 else _ARROW_READ))
     except Exception:  # noqa: BLE001 - any refusal means "use the careful parser"
@@ -324,6 +325,8 @@ def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False) -> pd.Da
         return None  # blank header cells: let the careful parser name them as it always has
     if len(set(names)) != len(names):
         return _read_with_pandas_arrow(data)  # pandas renames a repeat "X.1", which _map_columns reports
+    if not strip:
+        return pd.DataFrame({name: text_series(table.column(i)) for i, name in enumerate(table.column_names)})
     return _stripped_frame(table)
 
 
@@ -440,15 +443,16 @@ def _close_contents(raw: bytes | mmap.mmap) -> None:
             pass
 
 
-def _read_export_file(raw: bytes | mmap.mmap, label: str) -> tuple[pd.DataFrame, str]:
+def _read_export_file(raw: bytes | mmap.mmap, label: str, strip: bool = True) -> tuple[pd.DataFrame, str]:
     """``decode_bytes`` then ``read_csv_text``: the same frame, encoding and errors, but a
     UTF-8 file whose header holds a comma goes from its bytes straight to Arrow, with no
-    decoded and re-encoded copies of the file. ``raw``: the file's bytes, or its mapping."""
+    decoded and re-encoded copies of the file. ``raw``: the file's bytes, or its mapping.
+    ``strip``: False may leave the values unstripped (on that fast path)."""
     start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     newline = raw.find(b"\n")
     first_line = raw[start:newline] if newline >= 0 else raw[start:]
     if b"\x00" not in raw[:65536] and b"," in first_line and _is_utf8(raw):
-        frame = _arrow_frame(memoryview(raw)[start:], valid_utf8=True)  # checked by _is_utf8 just now
+        frame = _arrow_frame(memoryview(raw)[start:], valid_utf8=True, strip=strip)  # checked by _is_utf8 just now
         if frame is None:  # what read_csv_text does once Arrow refuses the text
             return _read_with_pandas(decode_bytes(bytes(raw), label)[0], label), "utf-8"
         return frame, "utf-8"
@@ -1173,7 +1177,9 @@ def parse_export_frames(patients_raw: pd.DataFrame, events_raw: pd.DataFrame,
 def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, labels: dict[str, str] | None,
                         row_numbers: dict[str, np.ndarray] | None, stripped: bool,
                         later: Callable[[], dict[str, pd.DataFrame | None]] | None = None,
-                        defer_events: bool = False) -> ExportReading:
+                        defer_events: bool = False,
+                        relationships_first: Callable[[], pd.DataFrame | None] | None = None,
+                        unstripped: frozenset[str] = frozenset()) -> ExportReading:
     """``parse_export_frames`` of ``raws`` (by canonical file name), as an ``ExportReading``.
     ``raws`` is emptied as the frames are used, so that their memory can go as soon as it
     is no longer needed. ``stripped``: the frames come from ``read_csv_text`` (or its byte
@@ -1188,7 +1194,16 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
     checked on a background thread, which ``export()`` waits for; every other problem (and
     every problem raised before the events' values are looked at: reading, columns, the
     patients' values) is raised here, so the events' ExportError, raised by ``export()``,
-    is the one it would have been."""
+    is the one it would have been.
+
+    ``relationships_first`` (with ``later``): called once the patients are parsed, gives
+    relationships.csv's frame when it has been read without problems (else None: it then
+    comes from ``later`` as before). Its values are then checked while events.csv is still
+    being read (the relationships need only the patients), any error kept to be raised in
+    its turn, after events.csv's reading and column problems and the events' values.
+
+    ``unstripped``: with ``stripped``, files whose frames may not be stripped yet. The
+    deferred events are stripped on their background thread."""
     labels = labels or {f: f for f in REQUIRED}
     rows = {f: (None if row_numbers is None or row_numbers.get(f) is None
                 else np.asarray(row_numbers[f], dtype=np.int64)) for f in REQUIRED}
@@ -1211,11 +1226,15 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
     columns: dict[str, dict[str, pd.Series]] = {}
     sizes: dict[str, int] = {}
 
+    strip_events_later = defer_events and "events.csv" in unstripped
+
     def take_columns(file: str) -> None:
-        columns[file] = _columns(mapped[file], stripped)
+        known_stripped = stripped and (file not in unstripped or (file == "events.csv" and strip_events_later))
+        columns[file] = _columns(mapped[file], known_stripped)
         sizes[file] = len(mapped.pop(file))
 
     parsed_patients: tuple | Exception | None = None
+    rels_first: tuple | Exception | None = None  # the relationships parsed before events.csv is read
     if later is not None:
         if not found["patients.csv"]:
             take_columns("patients.csv")
@@ -1224,15 +1243,33 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
                                                   labels["patients.csv"], rows["patients.csv"])
             except Exception as exc:  # noqa: BLE001 - raised below, once events.csv's own errors are known
                 parsed_patients = exc
+        if relationships_first is not None and isinstance(parsed_patients, tuple) and not parsed_patients[0].empty:
+            rels_raw = relationships_first()
+            if rels_raw is not None:
+                raws["relationships.csv"] = rels_raw
+                n_read["relationships.csv"] = len(rels_raw)
+                del rels_raw
+                map_file("relationships.csv")
+                if not found["relationships.csv"]:
+                    take_columns("relationships.csv")
+                    try:
+                        rels_first = _parse_relationships(columns.pop("relationships.csv"),
+                                                          sizes["relationships.csv"], parsed_patients[0],
+                                                          labels["relationships.csv"], rows["relationships.csv"])
+                    except Exception as exc:  # noqa: BLE001 - raised in its turn, below
+                        rels_first = exc
         raws.update(later())
         for file in ("events.csv", "relationships.csv"):
+            if file in found:  # relationships.csv, read and mapped above
+                raws.pop(file, None)
+                continue
             n_read[file] = 0 if raws.get(file) is None else len(raws[file])
             map_file(file)
     problems = [p for file in REQUIRED for p in found[file]]
     if problems:
         raise ExportError(problems)
     for file in REQUIRED:
-        if file not in columns:
+        if file in mapped:
             take_columns(file)
     del mapped
     if parsed_patients is None:
@@ -1261,9 +1298,15 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
     events_args = (columns.pop("events.csv"), sizes["events.csv"], patients,
                    _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
                    stamp, labels["events.csv"], rows["events.csv"])
-    rels_args = (columns.pop("relationships.csv"), sizes["relationships.csv"], patients,
-                 labels["relationships.csv"], rows["relationships.csv"])
+    rels_args = (None if rels_first is not None else
+                 (columns.pop("relationships.csv"), sizes["relationships.csv"], patients,
+                  labels["relationships.csv"], rows["relationships.csv"]))
     del columns
+    if not defer_events and rels_first is not None:
+        events_parsed = _parse_events(*events_args)  # its error first, as below
+        if isinstance(rels_first, Exception):
+            raise rels_first
+        return ExportReading.of(finish(events_parsed, rels_first))
     if not defer_events:
         with ThreadPoolExecutor(max_workers=1) as pool:
             # The relationships need only the patients: checked in a thread while the events
@@ -1281,16 +1324,28 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
                    *events_args[3:])
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-events")
     try:
-        events_future = background.submit(_in_background, _parse_events, *events_args)
+        events_future = background.submit(_in_background, _parse_stripped_events if strip_events_later
+                                          else _parse_events, *events_args)
     finally:
         background.shutdown(wait=False)  # the thread ends when the events are parsed
     del events_args
+    if isinstance(rels_first, Exception):
+        events_future.result()  # the events' error first, as when they were parsed here
+        raise rels_first
     try:
-        rels_parsed = _parse_relationships(*rels_args)
+        rels_parsed = rels_first if rels_first is not None else _parse_relationships(*rels_args)
     except Exception:
         events_future.result()  # the events' error first, as when they were parsed here
         raise
     return ExportReading(patients, rels_parsed[0], lambda: finish(events_future.result(), rels_parsed))
+
+
+def _parse_stripped_events(raw: dict[str, pd.Series], *args):
+    """``_parse_events`` of columns not stripped yet (``_columns`` of a frame known to be stripped)."""
+    columns = {}
+    for name in list(raw):  # each unstripped column let go of as its stripped twin is made
+        columns[name] = text_series(strip_text(arrow_text(raw.pop(name))))
+    return _parse_events(columns, *args)
 
 
 _BACKGROUND_NICE = 10
@@ -1316,23 +1371,76 @@ def _sha256(data: bytes | mmap.mmap) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_file(path: Path) -> tuple[pd.DataFrame, tuple[str, str]] | list[Problem]:
-    """One export file as (frame, (sha256, encoding)), or the problems reading it."""
+_HASH_STEP = 8 << 20  # bytes hashed at a time (a multiple of the page size)
+
+
+class _Hashes:
+    """The files' sha256, computed on one thread of low priority (``_in_background``) after
+    each file is parsed: they are needed only for the run's summary, once the events are
+    parsed, so they stay off the path to the patients and relationships (~0.24 s of CPU at
+    a million patients, which on two cores slowed that path's Arrow parses). A mapped file
+    is hashed a step at a time, each step's pages let go of once hashed (they stay in the
+    page cache), and closed at the end. ``abandon()``: hashes not yet done are given up
+    (the export could not be read), their files closed."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="family_link-sha256")
+        self._stop = threading.Event()
+
+    def submit(self, raw: bytes | mmap.mmap) -> Future:
+        return self._pool.submit(_in_background, self._hash, raw)
+
+    def _hash(self, raw: bytes | mmap.mmap) -> str | None:
+        try:
+            if not isinstance(raw, mmap.mmap):
+                return None if self._stop.is_set() else _sha256(raw)
+            digest = hashlib.sha256()
+            with memoryview(raw) as view:
+                for start in range(0, len(raw), _HASH_STEP):
+                    if self._stop.is_set():
+                        return None
+                    with view[start:start + _HASH_STEP] as step:
+                        digest.update(step)
+                    try:
+                        raw.madvise(mmap.MADV_DONTNEED, start, min(_HASH_STEP, len(raw) - start))
+                    except (AttributeError, OSError, ValueError):  # no madvise here: the pages go at close
+                        pass
+            return digest.hexdigest()
+        finally:
+            _close_contents(raw)
+
+    def abandon(self) -> None:
+        self._stop.set()
+        self.done()
+
+    def done(self) -> None:
+        """No more files: the thread ends once the last is hashed."""
+        self._pool.shutdown(wait=False)
+
+    def join(self) -> None:
+        """Wait for the thread to end (every hash asked for is done): none is left running
+        into a linkage that forks."""
+        self._pool.shutdown(wait=True)
+
+
+def _read_file(path: Path, hashes: _Hashes, strip: bool = True
+               ) -> tuple[pd.DataFrame, tuple[Future, str]] | list[Problem]:
+    """One export file as (frame, (its sha256 to come, encoding)), or the problems reading it.
+    ``strip``: False may leave the values unstripped (``_read_export_file``)."""
     try:
         raw_bytes = _file_contents(path)
-        try:
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                # hashlib releases the GIL: the file is hashed while Arrow parses it.
-                digest = pool.submit(_sha256, raw_bytes)
-                frame, encoding = _read_export_file(raw_bytes, str(path))
-                return frame, (digest.result(), encoding)
-        finally:
-            _close_contents(raw_bytes)
-            del raw_bytes
-    except ExportError as exc:
-        return list(exc.problems)
     except OSError as exc:
         return [Problem(str(path), f"cannot be read ({exc.strerror})")]
+    try:
+        frame, encoding = _read_export_file(raw_bytes, str(path), strip)
+    except BaseException as exc:
+        _close_contents(raw_bytes)
+        if isinstance(exc, ExportError):
+            return list(exc.problems)
+        if isinstance(exc, OSError):
+            return [Problem(str(path), f"cannot be read ({exc.strerror})")]
+        raise
+    return frame, (hashes.submit(raw_bytes), encoding)  # which closes the file once hashed
 
 
 def load_export(folder: Path | str, as_of: date) -> Export:
@@ -1354,8 +1462,12 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
     names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
     files_read = ("patients.csv", "events.csv", "relationships.csv")
 
-    def read_in_background() -> dict[str, tuple[pd.DataFrame, tuple[str, str]] | list[Problem] | None]:
-        return {file: _read_file(names[file]) if file in names else None for file in files_read[1:]}
+    hashes = _Hashes()
+
+    def read_in_background(file: str) -> tuple[pd.DataFrame, tuple[Future, str]] | list[Problem] | None:
+        # events.csv's values are stripped where they are checked (``_start_parse_frames``'s
+        # ``unstripped``): with the events deferred, on their background thread.
+        return _read_file(names[file], hashes, strip=file != "events.csv") if file in names else None
 
     def problems_of(file: str, outcome) -> list[Problem]:
         if outcome is None:
@@ -1363,50 +1475,79 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
                 Problem(str(folder / file), "not found", hint="the export folder must hold patients.csv and events.csv")]
         return outcome if isinstance(outcome, list) else []
 
-    meta: dict[str, tuple[str, str]] = {}
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # events.csv (by far the largest file) and relationships.csv are read in the
-        # background while patients.csv is read and the patients parsed: much of that is
-        # single-threaded Python, which leaves the second core to Arrow's parse of events.
-        others = background.submit(read_in_background)
-        outcomes = {"patients.csv": _read_file(names["patients.csv"]) if "patients.csv" in names else None}
-        if problems_of("patients.csv", outcomes["patients.csv"]):
-            outcomes.update(others.result())
-            raise ExportError([p for file in files_read for p in problems_of(file, outcomes[file])])
-        raws: dict[str, pd.DataFrame | None] = {}
-        raws["patients.csv"], meta["patients.csv"] = outcomes.pop("patients.csv")
-
-        def later() -> dict[str, pd.DataFrame | None]:
-            outcomes.update(others.result())
-            problems = [p for file in files_read[1:] for p in problems_of(file, outcomes[file])]
-            if problems:
-                raise ExportError(problems)
-            frames: dict[str, pd.DataFrame | None] = {}
-            for file in files_read[1:]:
-                frames[file], meta[file] = outcomes.pop(file) or (None, ("", ""))
-            return frames
-
-        labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
-        reading = _start_parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later,
-                                      defer_events=defer_events)
-    del raws
+    meta: dict[str, tuple[Future, str]] = {}
+    try:
+        reading = _start_reading(names, folder, as_of, files_read, read_in_background, problems_of, hashes, meta,
+                                 defer_events)
+    except BaseException:
+        hashes.abandon()
+        raise
+    hashes.done()
     if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
         release_arrow_memory()
 
     def parsed() -> Export:
-        export = reading.export()
-        files = tuple(
-            InputFile(f.name, *meta.get(key, ("", "")), f.rows_read, f.rows_used, f.rows_rejected)
-            for key, f in zip(REQUIRED, export.files)
-        )
+        try:
+            export = reading.export()
+        except BaseException:
+            hashes.abandon()
+            raise
+        files = []
+        for key, f in zip(REQUIRED, export.files):
+            digest, encoding = meta[key] if key in meta else (None, "")
+            files.append(InputFile(f.name, "" if digest is None else digest.result(), encoding, f.rows_read,
+                                   f.rows_used, f.rows_rejected))
         return Export(export.patients, export.events, export.relationships, export.rejected,
-                      export.warnings, files, event_codes=export.event_codes)
+                      export.warnings, tuple(files), event_codes=export.event_codes)
 
     def finish() -> Export:
         export = parsed()
+        hashes.join()
         release_arrow_memory()  # again, once the events are parsed
         return export
 
     if not defer_events:
         return ExportReading.of(finish())
     return ExportReading(reading.patients, reading.relationships, finish, parsed)
+
+
+def _start_reading(names: dict[str, Path], folder: Path, as_of: date, files_read: tuple[str, ...],
+                   read_in_background: Callable, problems_of: Callable, hashes: _Hashes,
+                   meta: dict[str, tuple[Future, str]], defer_events: bool) -> ExportReading:
+    """``start_export``'s reading and parse, up to the patients and relationships; the
+    files' (sha256, encoding) go into ``meta``."""
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # events.csv (by far the largest file) and relationships.csv are read in the
+        # background while patients.csv is read and the patients parsed: much of that is
+        # single-threaded Python, which leaves the second core to Arrow's parse of events.
+        # relationships.csv first (small): its values are checked while events.csv is read.
+        others = {file: background.submit(read_in_background, file) for file in files_read[:0:-1]}
+        outcomes = {"patients.csv": _read_file(names["patients.csv"], hashes) if "patients.csv" in names else None}
+        if problems_of("patients.csv", outcomes["patients.csv"]):
+            outcomes.update({file: future.result() for file, future in others.items()})
+            raise ExportError([p for file in files_read for p in problems_of(file, outcomes[file])])
+        raws: dict[str, pd.DataFrame | None] = {}
+        raws["patients.csv"], meta["patients.csv"] = outcomes.pop("patients.csv")
+
+        def relationships_first() -> pd.DataFrame | None:
+            outcome = others["relationships.csv"].result()
+            return outcome[0] if isinstance(outcome, tuple) else None
+
+        def later() -> dict[str, pd.DataFrame | None]:
+            outcomes.update({file: future.result() for file, future in others.items()})
+            problems = [p for file in files_read[1:] for p in problems_of(file, outcomes[file])]
+            if problems:
+                raise ExportError(problems)
+            frames: dict[str, pd.DataFrame | None] = {}
+            for file in files_read[1:]:
+                outcome = outcomes.pop(file)
+                if outcome is not None:
+                    frames[file], meta[file] = outcome
+                else:
+                    frames[file] = None
+            return frames
+
+        labels = {f: (names[f].name if f in names else f) for f in REQUIRED}
+        return _start_parse_frames(raws, as_of, labels=labels, row_numbers=None, stripped=True, later=later,
+                                   defer_events=defer_events, relationships_first=relationships_first,
+                                   unstripped=frozenset({"events.csv"}))
