@@ -13,6 +13,7 @@ as a spreadsheet shows them.
 from __future__ import annotations
 
 __all__ = [
+    "AfterEvents",
     "Export",
     "ExportReading",
     "EventCodes",
@@ -156,7 +157,8 @@ class EventCodes:
 
     def describes(self, events: pd.DataFrame) -> bool:
         """Whether ``events["code"]`` is the column these codes were taken from (the same
-        array, not a copy or a replacement)."""
+        array, not a copy or a replacement). A value changed in place in that array is not
+        seen: a caller who edits ``events["code"]`` in place must not pass these codes on."""
         if "code" not in events.columns or len(events) != len(self.of):
             return False
         values = events["code"].array

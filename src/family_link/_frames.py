@@ -347,7 +347,9 @@ def join_skipping_nulls(*parts: pa.Array | pa.ChunkedArray | pa.Scalar | str,
 def release_arrow_memory() -> None:
     """Hand the memory Arrow's allocator keeps after a large read back to the system: the
     file's text columns are freed once the frames are built, but the allocator holds on to
-    their pages (0.8 GB after a million patients' export) for the rest of the run."""
+    their pages (0.8 GB after a million patients' export) for the rest of the run. Under
+    the command line this hands nothing back: it asks mimalloc to keep freed memory
+    (``_process.keep_arrow_freed_memory``), which it then does even when asked here."""
     pa.default_memory_pool().release_unused()
 
 
