@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from family_link import address as A
 from test_perf_addr2 import normalised_parsing_every_text_as_it_is
+from test_perf_addr5 import parses_counted
 
 
 def test_lead_lines_zero_the_number_and_share_the_zeroed_lines():
@@ -51,14 +52,7 @@ def test_first_lines_zeroed_give_the_parts_of_every_text_parsed_as_it_is(rows):
 def test_rows_differing_only_in_their_first_number_share_a_parse(monkeypatch):
     frame = pd.DataFrame({"address_line_1": [f"{i} Mill Rd" for i in range(1, 50)],
                           "address_line_2": "Walsall", "postcode": "WS2 8QT"}, dtype="str")
-    seen = []
-    parse = A._parse_distinct
-
-    def counting(text):
-        seen.append(len(text))
-        return parse(text)
-
-    monkeypatch.setattr(A, "_parse_distinct", counting)
+    seen = parses_counted(monkeypatch)
     out = A.normalise_addresses(frame)
     assert sum(seen) == 1
     assert out["number"].tolist() == [str(i) for i in range(1, 50)]

@@ -101,11 +101,9 @@ def test_flat_parts_put_the_digits_back():
                          digits).to_pylist() == ["FLAT 8, 41 MILL ROAD", "FLAT 12A"]
 
 
-def test_rows_differing_only_in_their_flat_number_share_a_parse(monkeypatch):
-    frame = pd.DataFrame({"address_line_1": [f"Flat {i}" for i in range(1, 30)],
-                          "address_line_2": "41 Mill Rd", "address_line_3": "Walsall",
-                          "postcode": "WS2 8QT"}, dtype="str")
-    seen = []
+def parses_counted(monkeypatch) -> list[int]:
+    """A list that gets the number of texts of each call of ``_parse_distinct``."""
+    seen: list[int] = []
     parse = A._parse_distinct
 
     def counting(text):
@@ -113,6 +111,14 @@ def test_rows_differing_only_in_their_flat_number_share_a_parse(monkeypatch):
         return parse(text)
 
     monkeypatch.setattr(A, "_parse_distinct", counting)
+    return seen
+
+
+def test_rows_differing_only_in_their_flat_number_share_a_parse(monkeypatch):
+    frame = pd.DataFrame({"address_line_1": [f"Flat {i}" for i in range(1, 30)],
+                          "address_line_2": "41 Mill Rd", "address_line_3": "Walsall",
+                          "postcode": "WS2 8QT"}, dtype="str")
+    seen = parses_counted(monkeypatch)
     out = A.normalise_addresses(frame)
     assert sum(seen) == 1
     assert out["flat"].tolist() == [str(i) for i in range(1, 30)]

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from family_link import households as H
 from family_link._export import load_export
-from family_link.address import normalise_addresses
 from family_link.households import _gather_rows
+from linkage_frames import records_before_dwellings
 
 
 @settings(max_examples=60, deadline=None)
@@ -33,14 +33,8 @@ _AS_OF = date(2026, 11, 1)
 def _sample_frames():
     """The sample practice's records as ``_dwellings`` returns them, and its relationships."""
     export = load_export(_SAMPLE, _AS_OF)
-    people = H._prepare(export.patients)
-    joined = pd.concat([people.drop(columns=["postcode"]), normalise_addresses(people)], axis=1)
-    rel = H._relationships(export.relationships)
-    w = H._sorted_by_id(joined)
-    rel = H._locate(w, rel)
-    w["age"] = H._age(w["date_of_birth"], _AS_OF)
-    w["is_child"] = w["age"] < H.ADULT_AGE
-    return H._dwellings(w), rel
+    w = records_before_dwellings(export.patients, _AS_OF)
+    return H._dwellings(w), H._locate(w, H._relationships(export.relationships))
 
 
 def _codes_match_keys(codes, keys):

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from family_link import households as H
-from family_link.address import normalise_addresses
 from family_link.layouts import load_any_export
+from linkage_frames import records_before_dwellings
 
 AS_OF = date(2026, 11, 1)
 _AMB_COLUMNS = ["dwelling_key_code", "building_flats", "only_flat", "communal_label", "ambiguous_flat",
@@ -24,12 +24,7 @@ _AMB_COLUMNS = ["dwelling_key_code", "building_flats", "only_flat", "communal_la
 @pytest.fixture(scope="module")
 def sample_w():
     export = load_any_export("sample_data/practice", AS_OF)
-    people = H._prepare(export.patients)
-    joined = pd.concat([people.drop(columns=["postcode"]), normalise_addresses(people)], axis=1)
-    w = H._sorted_by_id(joined)
-    w["age"] = H._age(w["date_of_birth"], AS_OF)
-    w["is_child"] = w["age"] < H.ADULT_AGE
-    return w
+    return records_before_dwellings(export.patients, AS_OF)
 
 
 def test_dwellings_and_communal_columns_in_order_and_repeatable(sample_w):

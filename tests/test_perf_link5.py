@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from family_link import households as H
-from family_link.address import normalise_addresses
 from family_link.layouts import load_any_export
+from linkage_frames import records_before_dwellings
 
 AS_OF = date(2026, 11, 1)
 
@@ -37,12 +37,7 @@ def _by_dwelling(w, rows):
 @pytest.fixture(scope="module")
 def sample_kinds():
     export = load_any_export("sample_data/practice", AS_OF)
-    people = H._prepare(export.patients)
-    joined = pd.concat([people.drop(columns=["postcode"]), normalise_addresses(people)], axis=1)
-    w = H._sorted_by_id(joined)
-    w["age"] = H._age(w["date_of_birth"], AS_OF)
-    w["is_child"] = w["age"] < H.ADULT_AGE
-    return H._ambiguous_and_communal(H._dwellings(w))
+    return H._ambiguous_and_communal(H._dwellings(records_before_dwellings(export.patients, AS_OF)))
 
 
 def test_usual_links_by_dwelling_match_the_per_record_texts(sample_kinds):
@@ -170,12 +165,7 @@ def _frames(with_system_ids):
         uprn = np.where(rng.random(n) < 0.1, "U" + (rng.integers(0, n // 8, n)).astype(str), "")
         patients["household_id"] = pd.Series(hid, index=patients.index, dtype="str")
         patients["uprn"] = pd.Series(uprn, index=patients.index, dtype="str")
-    people = H._prepare(patients)
-    joined = pd.concat([people.drop(columns=["postcode"]), normalise_addresses(people)], axis=1)
-    w = H._sorted_by_id(joined)
-    w["age"] = H._age(w["date_of_birth"], AS_OF)
-    w["is_child"] = w["age"] < H.ADULT_AGE
-    w = H._ambiguous_and_communal(H._dwellings(w))
+    w = H._ambiguous_and_communal(H._dwellings(records_before_dwellings(patients, AS_OF)))
     return w, H._locate(w[["patient_id"]], H._relationships(export.relationships))
 
 
