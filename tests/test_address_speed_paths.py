@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from family_link import address as A
-from test_perf_addr5 import normalised_without_shortcuts
+from test_address_flat_number_shortcut import normalised_without_shortcuts
 
 
 @settings(max_examples=60, deadline=None)
@@ -114,7 +114,7 @@ LEAD_WORDS = ["12", "7A", "3", "007", "0", "12-14", "3/12", "FLAT 3", "FLAT", "A
 
 def normalised_parsing_every_text_as_it_is(frame: pd.DataFrame) -> pd.DataFrame:
     """``normalise_addresses`` with every number shortcut switched off, so every text is
-    parsed as it is: the reference for the shortcuts (test_perf_addr5's, flats included)."""
+    parsed as it is: the reference for the shortcuts (test_address_flat_number_shortcut's, flats included)."""
     return normalised_without_shortcuts(frame)
 
 

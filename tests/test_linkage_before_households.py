@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from family_link import households as H
-from test_perf_link5 import _frames
-from test_perf_roles import reference_roles, roles_frames
+from test_link_evidence_by_dwelling import _frames
+from test_roles_speed_helpers import reference_roles, roles_frames
 
 
 def rehoused(w, seed):

@@ -22,7 +22,7 @@ from family_link.errors import ExportError
 from family_link.households import link_households
 from family_link.layouts import load_any_export
 
-from test_perf_rules4 import CODES, RULESET, A, practices
+from test_engine_arrow_paths import CODES, RULESET, A, practices
 
 SAMPLE = Path(__file__).parents[1] / "sample_data" / "practice"
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from family_link import address as A
-from test_perf_addr2 import normalised_parsing_every_text_as_it_is
-from test_perf_addr5 import parses_counted
+from test_address_speed_paths import normalised_parsing_every_text_as_it_is
+from test_address_flat_number_shortcut import parses_counted
 
 
 def test_lead_lines_zero_the_number_and_share_the_zeroed_lines():
