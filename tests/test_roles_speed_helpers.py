@@ -76,6 +76,12 @@ def test_fixed_width_bytes_round_trip():
     assert H._fixed_width_bytes(pa.array(["ab", None]), 2) is None
 
 
+def assert_roles_equal(got, want):
+    """The roles and relationship notes of ``_roles`` equal those of ``reference_roles``."""
+    pd.testing.assert_series_equal(got["role"], want["role"])
+    pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
+
+
 def reference_roles(w, rel):
     """_roles as it was before perf-roles (object-array notes, self-merge of members)."""
     import pyarrow.compute as pc
@@ -200,16 +206,14 @@ def test_roles_match_reference(seed, n, m):
     w, rel = roles_frames(seed, n, m if n else 0)
     got = H._roles(w, rel)
     want = reference_roles(w, rel)
-    pd.testing.assert_series_equal(got["role"], want["role"])
-    pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
+    assert_roles_equal(got, want)
 
 
 def test_roles_match_reference_larger():
     for seed in range(5):
         w, rel = roles_frames(seed, 3000, 4000)
         got, want = H._roles(w, rel), reference_roles(w, rel)
-        pd.testing.assert_series_equal(got["role"], want["role"])
-        pd.testing.assert_series_equal(got["relationship_notes"], want["relationship_notes"])
+        assert_roles_equal(got, want)
 
 
 def test_ordered_pairs_lists_every_pair_of_a_group():
