@@ -112,12 +112,6 @@ LEAD_WORDS = ["12", "7A", "3", "007", "0", "12-14", "3/12", "FLAT 3", "FLAT", "A
               "WALSALL", "KENT", "WS2 8QT", "ROSE COTTAGE", "B", "GROUND FLOOR FLAT", "NO 5"]
 
 
-def normalised_parsing_every_text_as_it_is(frame: pd.DataFrame) -> pd.DataFrame:
-    """``normalise_addresses`` with every number shortcut switched off, so every text is
-    parsed as it is: the reference for the shortcuts (test_address_flat_number_shortcut's, flats included)."""
-    return normalised_without_shortcuts(frame)
-
-
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(
     st.lists(st.sampled_from(LEAD_WORDS), min_size=1, max_size=4).map(" ".join),
@@ -127,4 +121,4 @@ def normalised_parsing_every_text_as_it_is(frame: pd.DataFrame) -> pd.DataFrame:
 def test_texts_parsed_with_their_house_number_zeroed_give_the_same_parts(rows):
     frame = pd.DataFrame(rows, columns=["address_line_1", "address_line_2", "address_line_3",
                                         "postcode"], dtype="str")
-    pd.testing.assert_frame_equal(A.normalise_addresses(frame), normalised_parsing_every_text_as_it_is(frame))
+    pd.testing.assert_frame_equal(A.normalise_addresses(frame), normalised_without_shortcuts(frame))
