@@ -4,7 +4,9 @@ nothing (targets are judged by a person reading them, not by a timed test).
 For each size it generates a synthetic practice (about 5 coded events per patient; cached
 in --cache), then, each in a fresh process:
 - reads the same CSV files with pandas' pyarrow engine and nothing else (the floor),
-- runs ``family-link check`` on them, measuring wall seconds and peak resident memory.
+- runs ``family-link check`` on them, measuring wall seconds, peak resident memory and CPU
+  seconds (user plus system, all threads: on 2 cores, a CPU time near twice the wall time
+  means the check is limited by the processors, not by waiting).
 It also times ``family-link --help`` (start-up).
 
     .venv/bin/python benchmarks/run.py                       # 10k, 100k, 1M patients
@@ -52,8 +54,9 @@ for name in ("patients.csv", "events.csv", "relationships.csv"):
 """
 
 
-def timed(cmd: list[str]) -> tuple[float, float, int]:
-    """Run ``cmd`` as a child; return (wall seconds, peak RSS in MB, exit code)."""
+def timed(cmd: list[str]) -> tuple[float, float, int, float]:
+    """Run ``cmd`` as a child; return (wall seconds, peak RSS in MB, exit code, CPU seconds:
+    user plus system, over all its threads)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -61,7 +64,7 @@ def timed(cmd: list[str]) -> tuple[float, float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr.read().decode(errors="replace")[-2000:])
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    return wall, usage.ru_maxrss / 1024, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def practice(size: int, cache: Path) -> Path:
@@ -111,9 +114,13 @@ def main() -> None:
                 runs.append(timed(cmd))
             code = max(r[2] for r in runs)
             wall, peak_mb = statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+            cpu = statistics.median(r[3] for r in runs)
             rows.append((size, jobs, wall, peak_mb, bare, code))
             print(f"    --jobs {jobs}: check {wall:6.2f} s {_spread([r[0] for r in runs])}, peak "
                   f"{peak_mb:7.0f} MB, ratio to bare read {wall / bare:5.1f}x, exit {code}", flush=True)
+            # CPU beside wall: when it nears wall x cores the machine, not waiting, is the limit.
+            print(f"        CPU (user + system, all threads): {cpu:.2f} s, {cpu / wall:.1f} cores busy "
+                  f"on average", flush=True)
             if code == 0:
                 stages = json.loads((out / "timings.json").read_text())["seconds"]
                 print("        stages: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()), flush=True)
