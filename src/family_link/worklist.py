@@ -566,8 +566,13 @@ def _xlsx_rows_pieces(cols: dict[str, pa.Array], n: int, date_style: int | None,
 
 def _buffer_bytes(arr: pa.Array) -> bytes:
     """The values of a string array back to back."""
+    return _buffer_view(arr).tobytes()
+
+
+def _buffer_view(arr: pa.Array) -> memoryview:
+    """``_buffer_bytes`` as a view of the array's own buffer (no copy; it keeps the buffer alive)."""
     offsets, data = text_offsets_and_bytes(arr)
-    return data[offsets[0]:offsets[-1]].tobytes()
+    return memoryview(data[offsets[0]:offsets[-1]])
 
 
 _XLSX_IMPORT = threading.Lock()
@@ -820,7 +825,7 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
                  "<th>Rule</th><th>Severity</th><th>Status</th><th>Why</th><th>Codes to consider</th>"
                  "<th>Household</th></tr></thead><tbody>")
     if len(rows):
-        parts.append(_flag_rows_html(rows))
+        parts.append(_flag_rows_html(rows, view=True))  # (copied once, by the join below)
     parts.append("</tbody></table>")
 
     if to_resolve is not None and len(to_resolve):
@@ -849,7 +854,7 @@ def render_worklist_html(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
             parts.append("<p>None.</p>")
     parts.append("<pre id='selftest-result' class='muted'></pre>")
     parts.append(f"<script>{_JS}</script></body></html>\n")
-    return b"".join(p if isinstance(p, bytes) else p.encode("utf-8") for p in parts)
+    return b"".join(p.encode("utf-8") if isinstance(p, str) else p for p in parts)
 
 
 def _sorted_distinct(values: pd.Series) -> list:
@@ -943,9 +948,10 @@ def _codes_html(codes: str) -> str:
     return "".join(f"<li>{escape(c.strip())}</li>" for c in codes.split(";") if c.strip())
 
 
-def _flag_rows_html(rows: pd.DataFrame) -> bytes:
+def _flag_rows_html(rows: pd.DataFrame, view: bool = False) -> bytes | memoryview:
     """The worklist table's rows, built over whole columns (the same text a row-by-row
-    f-string with ``html.escape`` per value gave)."""
+    f-string with ``html.escape`` per value gave). ``view``: a view of the Arrow buffer
+    rather than a copy (29 MB at 25,000 flags)."""
     col = {c: _arrow_text(rows[c]) for c in WORKLIST_COLUMNS}
     # The columns shown as they are (household_members is shown as a list, suggested_codes
     # per code: escaping them whole would be wasted, household_members being the longest).
@@ -969,7 +975,7 @@ def _flag_rows_html(rows: pd.DataFrame) -> bytes:
         "<td>", e["reason"], "</td><td><ul class='members'>", _map_distinct(col["suggested_codes"], _codes_html),
         "</ul></td><td><span class='muted'>", e["household_id"], "</span><ul class='members'>",
         _members_html(rows["members"]), "</ul></td></tr>")
-    return _buffer_bytes(html)
+    return _buffer_view(html) if view else _buffer_bytes(html)
 
 
 def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
