@@ -86,9 +86,34 @@ def _member_lists(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
     """For each of ``household_ids``, the ``member`` texts of its household in patient id
     order (an empty list for a household with none), as an Arrow list array."""
     members = members[members["household_id"].notna()]
-    # Arrow's stable sort (code point order, missing last, as pandas' mergesort of the frame).
     household = _arrow_text(members["household_id"])
-    order = pc.sort_indices(pa.table({"household": household, "patient": _arrow_text(members["patient_id"])}),
+    patient = _arrow_text(members["patient_id"])
+    n = len(household)
+    if n > 1 and not patient.null_count and \
+            not pc.any(pc.greater(patient.slice(0, n - 1), patient.slice(1))).as_py():
+        # The members come in patient id order (the flagged households' rows of a practice's
+        # patients, usually): a stable sort by household alone, by integer codes, keeps that
+        # order within each household (the two-key text sort below cost ~0.007 s at 1M).
+        encoded = pc.dictionary_encode(household)
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        order = np.argsort(codes, kind="stable")
+        codes = codes[order]
+        starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
+        keys = encoded.dictionary.take(pa.array(codes[starts]))
+        text = _arrow_text(members["member"]).take(pa.array(order))
+    else:
+        # Arrow's stable sort (code point order, missing last, as pandas' mergesort of the frame).
+        keys, starts, text = _member_groups_sorted(members, household, patient)
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, n).astype(np.int64)), text)
+    wanted = pc.take(lists, pc.index_in(_arrow_text(household_ids), keys))
+    return pc.coalesce(wanted, pa.scalar([], pa.large_list(_T)))
+
+
+def _member_groups_sorted(members: pd.DataFrame, household: pa.Array,
+                          patient: pa.Array) -> tuple[pa.Array, np.ndarray, pa.Array]:
+    """``_member_lists``' groups by one sort of (household, patient id): each group's
+    household, its first position, and the member texts in that order."""
+    order = pc.sort_indices(pa.table({"household": household, "patient": patient}),
                             sort_keys=[("household", "ascending"), ("patient", "ascending")])
     household = household.take(order)
     text = _arrow_text(members["member"]).take(order)
@@ -98,10 +123,7 @@ def _member_lists(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
         starts = np.concatenate([[0], np.flatnonzero(changes) + 1])
     else:
         starts = np.zeros(0, dtype=np.int64)
-    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, n).astype(np.int64)), text)
-    keys = household.take(pa.array(starts))
-    wanted = pc.take(lists, pc.index_in(_arrow_text(household_ids), keys))
-    return pc.coalesce(wanted, pa.scalar([], pa.large_list(_T)))
+    return household.take(pa.array(starts)), starts, text
 
 
 def _same_patients(patients: pd.DataFrame, households: pd.DataFrame) -> bool:
