@@ -1000,6 +1000,17 @@ def _flag_rows_html(rows: pd.DataFrame, view: bool = False) -> bytes | memoryvie
     return _buffer_view(html) if view else _buffer_bytes(html)
 
 
+def unplaced_patients(households: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``patients`` whose households row is ambiguous (unplaced), in patients'
+    order: ``patients[isin(patients["patient_id"], ambiguous ids)]``, taken by position
+    where households holds the patients row for row (``_same_patients``), without a scan
+    of every patient id (~0.012 s at 1M). For check's ``triggers`` (see build_worklist)."""
+    ambiguous = households["ambiguous"].astype(bool).to_numpy()
+    if _same_patients(patients, households):
+        return patients.iloc[np.flatnonzero(ambiguous)]
+    return patients[isin(patients["patient_id"], households.loc[ambiguous, "patient_id"]).to_numpy()]
+
+
 def addresses_to_resolve(households: pd.DataFrame, patients: pd.DataFrame,
                          triggers: pd.DataFrame | None = None) -> pd.DataFrame:
     """Records whose household could not be settled (e.g. a flat number missing at a
