@@ -359,9 +359,7 @@ class _Context(_Coded):
             key = at_home[a] * len(self.people) + at_home[b]
             key, first = np.unique(key, return_index=True)
             r = r.iloc[first]
-            forwards = (r["relationship"].str.capitalize() + " (recorded),").to_numpy()
-            backwards = (r["relationship"].map(_INVERSE).fillna("relative").str.capitalize()
-                         + " (recorded),").to_numpy()
+            forwards, backwards = _recorded_words(r["relationship"])
             self._recorded_relations = (key, forwards, backwards)
         return self._recorded_relations
 
@@ -386,6 +384,23 @@ class _Context(_Coded):
         hit = np.zeros(int(code.max(initial=-1)) + 1, dtype=bool)
         hit[code[self.people_meeting(c)]] = True
         return hit
+
+
+def _recorded_words(relationship: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each recorded relationship's words read forwards ("Mother (recorded),") and
+    backwards ("Child (recorded),"), as object arrays: made once per distinct word (a
+    handful) and spread by the factorised codes, not per row (~30,000 rows at 1M patients)."""
+    codes, distinct = pd.factorize(relationship, use_na_sentinel=True)
+    # The distinct words, and a missing value last for the rows without one (code -1).
+    words = pd.concat([pd.Series(distinct), pd.Series([None])], ignore_index=True).astype(relationship.dtype)
+    forwards, backwards = _recorded_words_plain(words)
+    return forwards[codes], backwards[codes]
+
+
+def _recorded_words_plain(relationship: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    forwards = (relationship.str.capitalize() + " (recorded),").to_numpy()
+    backwards = (relationship.map(_INVERSE).fillna("relative").str.capitalize() + " (recorded),").to_numpy()
+    return forwards, backwards
 
 
 def _last_per(rows: np.ndarray, group: np.ndarray) -> np.ndarray:

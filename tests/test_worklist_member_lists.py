@@ -1,0 +1,52 @@
+"""worklist._member_lists (a sort by household codes where the members come in patient id
+order) against the two-key text sort it used before, on any members."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from family_link import worklist as W
+
+_T = pa.large_string()
+
+
+def _reference(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
+    """_member_lists as it was: one stable Arrow sort of (household, patient id)."""
+    members = members[members["household_id"].notna()]
+    household = W._arrow_text(members["household_id"])
+    order = pc.sort_indices(pa.table({"household": household, "patient": W._arrow_text(members["patient_id"])}),
+                            sort_keys=[("household", "ascending"), ("patient", "ascending")])
+    household = household.take(order)
+    text = W._arrow_text(members["member"]).take(order)
+    n = len(household)
+    if n:
+        changes = pc.not_equal(household.slice(1), household.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([[0], np.flatnonzero(changes) + 1])
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, n).astype(np.int64)), text)
+    keys = household.take(pa.array(starts))
+    wanted = pc.take(lists, pc.index_in(W._arrow_text(household_ids), keys))
+    return pc.coalesce(wanted, pa.scalar([], pa.large_list(_T)))
+
+
+HOMES = st.one_of(st.sampled_from(["H1", "H2", "Hé", "h", ""]), st.none())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["P1", "P2", "P3", "Pé", "p", "P10"]), HOMES), max_size=25),
+       st.booleans(), st.lists(HOMES, max_size=10))
+def test_member_lists_are_the_two_key_sort(people, in_id_order, wanted):
+    if in_id_order:  # the usual case: the aligned path's members, in patient id order
+        people = sorted(people, key=lambda p: p[0].encode())
+    members = pd.DataFrame({
+        "patient_id": pd.Series([p for p, _ in people], dtype="str"),
+        "household_id": pd.Series([h for _, h in people], dtype="str"),
+        "member": pd.Series([f"{p} of {h} #{i}" for i, (p, h) in enumerate(people)], dtype="str")})
+    household_ids = pd.Series(wanted, dtype=object)
+    got = W._member_lists(members, household_ids)
+    assert got.equals(_reference(members, household_ids))
