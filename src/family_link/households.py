@@ -2172,6 +2172,23 @@ def _address_link_at(w: pd.DataFrame, idx: np.ndarray) -> pa.Array:
     return _pa_join([pc_part] + [pc.utf8_slice_codeunits(p, 2) for p in optional] + [street_part], ", ")
 
 
+def _address_links(w: pd.DataFrame, rows: np.ndarray, usual_texts: pa.Array, usual_at: np.ndarray) -> pa.Array:
+    """The address links of the records at positions ``rows``: those the usual link fits
+    (``usual_at`` >= 0; shared houses and clinical-system households among them) taken
+    from ``usual_texts`` (``_usual_link_by_dwelling``: the same text ``_address_link_at``
+    makes for them), the others made by ``_address_link_at``."""
+    at = usual_at[rows]
+    own = at < 0
+    taken = pc.take(usual_texts, pa.array(at[~own])).cast(pa.string())
+    if not own.any():
+        return taken
+    order = np.empty(len(rows), dtype=np.int64)
+    order[~own] = np.arange(len(taken))
+    order[own] = len(taken) + np.arange(int(own.sum()))
+    made = _address_link_at(w, rows[own]).cast(pa.string())
+    return pc.take(pa.concat_arrays([taken, made]), pa.array(order))
+
+
 def _communal_text(w: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     how = _o_at(w, "communal_how", rows)
     est_n = w["establishment_size"].to_numpy()[rows]
@@ -2210,7 +2227,7 @@ _FIXED_EVIDENCE = [
 def _evidence(w: pd.DataFrame, rel: pd.DataFrame, usual: tuple[pa.Array, np.ndarray] | None = None) -> pa.Array:
     """Plain-English evidence per record (pyarrow string array aligned with ``w``).
     ``usual``: ``_usual_link_by_dwelling(w, _usual_link(w))`` if made beforehand (it
-    reads only the dwellings' columns)."""
+    reads only the dwellings' columns), else made here."""
     n = len(w)
     kind_pa = _pa(w, "dwelling_kind")
     ambiguous = _bool_pa(pc.equal(kind_pa, "ambiguous"))
@@ -2224,17 +2241,22 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame, usual: tuple[pa.Array, np.ndar
     )
     link_rows = (category == 0) | ((category == 2) & adopted)
     shared = _bool_pa(pc.equal(kind_pa, "shared_house"))
+    # The usual address links, made once per dwelling for every record they fit (its
+    # positions are -1 at the records _usual_link does not cover).
+    if usual is None:
+        usual = _usual_link_by_dwelling(w, _usual_link(w))
+    usual_texts, usual_at = usual
     # Most records' text is the usual address link (plus any relationships): those are
-    # made in the one concatenation at the end. The others ("alt") get their text made
-    # for their rows alone, as arrays over ``alt_rows``.
-    plain = (category == 0) & _usual_link(w) & ~shared
+    # given out by the one take at the end. The others ("alt") get their text made for
+    # their rows alone, as arrays over ``alt_rows``.
+    plain = (category == 0) & (usual_at >= 0) & ~shared
     alt_rows = np.flatnonzero(~plain)
     m = len(alt_rows)
     cat_a = category[alt_rows]
     need = link_rows[alt_rows]
     link_a = _empty_text(m)
     if need.any():
-        link_a = _replace_rows(link_a, need, _address_link_at(w, alt_rows[need]))
+        link_a = _replace_rows(link_a, need, _address_links(w, alt_rows[need], usual_texts, usual_at))
 
     # Clinical-system households (category 2), on Arrow like the address links (only
     # when there are any: most exports carry no household ids).
@@ -2300,10 +2322,7 @@ def _evidence(w: pd.DataFrame, rel: pd.DataFrame, usual: tuple[pa.Array, np.ndar
     # Each record's text is one of: the usual links (made once per dwelling), the other
     # records' texts, and the texts of the records with recorded relationships in their
     # household (made for those alone); given out by one take.
-    if usual is None:
-        usual_texts, at = _usual_link_by_dwelling(w, plain)
-    else:  # made for every record with the usual link, of which plain is a part
-        usual_texts, at = usual[0], np.where(plain, usual[1], -1)
+    at = np.where(plain, usual_at, -1)
     sources = [usual_texts, part.cast(pa.string())]
     at[alt_rows] = len(usual_texts) + np.arange(m)
 
