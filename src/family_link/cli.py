@@ -27,7 +27,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from ._process import avoid_huge_pages, keep_arrow_freed_memory, keep_freed_memory
+from ._process import avoid_blas_threads, avoid_huge_pages, keep_arrow_freed_memory, keep_freed_memory
 from .errors import FamilyLinkError
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,6 +113,7 @@ def main(verbose: bool) -> None:
     avoid_huge_pages()  # memory placement only, never results: see _process.py
     keep_freed_memory()  # likewise
     keep_arrow_freed_memory()  # likewise (before pandas and Arrow load)
+    avoid_blas_threads()  # threads only, never results (before NumPy loads)
     # pandas' fallback reader warns when it drops a row's cells beyond the header's width.
     # The reader never relies on that warning (it looks for wide rows itself and reports
     # them: _export._read_with_pandas), and warnings are process-wide: with files read on
