@@ -18,7 +18,6 @@ import pandas as pd
 
 from . import __version__
 from ._export import ISSUE_COLUMNS, Export
-from ._frames import isin
 from .engine import (FLAG_COLUMNS, RULE_PATIENT_COLUMNS, SCOPE_COLUMNS, Evaluation, PreparedRules, evaluate_rules,
                      prepare_rules, rule_triggers)
 from .households import HOUSEHOLD_COLUMNS, link_households, summarise_households
@@ -26,7 +25,7 @@ from .layouts import start_any_export
 from .report import check_destination, open_report
 from .rules import RuleSet, load_ruleset
 from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
-from .worklist import WorklistFacts, build_worklist
+from .worklist import WorklistFacts, build_worklist, unplaced_patients
 
 log = logging.getLogger("family_link")
 
@@ -156,10 +155,8 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
         # a rule: only their own coded events are needed, which the evaluation kept (computed
         # by build_worklist once the xlsx is under way on its own thread).
         def triggers() -> pd.DataFrame:
-            unplaced = households.loc[households["ambiguous"].astype(bool), "patient_id"]
             coded = evaluation.coded_events if evaluation.coded_events is not None else export.events
-            return rule_triggers(ruleset, export.patients[isin(export.patients["patient_id"], unplaced).to_numpy()],
-                                 coded, households, as_of)
+            return rule_triggers(ruleset, unplaced_patients(households, export.patients), coded, households, as_of)
 
         build_worklist(marked, resolved, export.patients, households, facts, triggers, write=report.write_bytes)
         t = lap("render_worklist", t)
