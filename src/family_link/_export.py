@@ -295,10 +295,6 @@ def _first_wide_row(text: str, width: int) -> tuple[int, int] | None:
     return None
 
 
-_ARROW_READ = _read_ahead.arrow_read_options(False)
-_ARROW_READ_UTF8 = _read_ahead.arrow_read_options(True)  # (see there)
-
-
 def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: bool = True) -> pd.DataFrame | None:
     """Arrow's multi-threaded reader: about 5x faster than pandas' C parser on a practice's
     export. It refuses anything irregular (rows wider or narrower than the header, lines
