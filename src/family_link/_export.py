@@ -48,11 +48,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from ._frames import (MAY_BE_SPACE, arrow_text, factorize_text, filter_text, index_in_runs, isin, may_hold_bytes,
                       release_arrow_memory, short_index_in, strip_text, take_values, text_offsets_and_bytes,
                       text_series)
+from . import _read_ahead
 from .address import normalise_postcode
 from .errors import ExportError, Problem
 
@@ -295,22 +295,6 @@ def _first_wide_row(text: str, width: int) -> tuple[int, int] | None:
     return None
 
 
-_ARROW_READ = dict(
-    # The options pandas' pyarrow engine passes for dtype=str, keep_default_na=False,
-    # na_values=[]: every column read as text, nothing read as missing.
-    read_options=pa_csv.ReadOptions(encoding="utf-8"),
-    parse_options=pa_csv.ParseOptions(delimiter=",", quote_char='"', ignore_empty_lines=True),
-    convert_options=pa_csv.ConvertOptions(null_values=[], strings_can_be_null=False, decimal_point=".",
-                                          default_column_type=pa.large_string()),
-)
-# The same for text known to be valid UTF-8 (every cell is then valid UTF-8 too, as
-# cells are cut only at ASCII bytes): Arrow's own check of every value is a third of its
-# parse of an events file (~0.3 s of CPU at a million patients).
-_ARROW_READ_UTF8 = dict(_ARROW_READ, convert_options=pa_csv.ConvertOptions(
-    null_values=[], strings_can_be_null=False, decimal_point=".", default_column_type=pa.large_string(),
-    check_utf8=False))
-
-
 def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: bool = True) -> pd.DataFrame | None:
     """Arrow's multi-threaded reader: about 5x faster than pandas' C parser on a practice's
     export. It refuses anything irregular (rows wider or narrower than the header, lines
@@ -318,9 +302,12 @@ def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: b
     explains or accepts them exactly as before. So do blank header cells. ``valid_utf8``:
     ``data`` is known to be valid UTF-8, so Arrow need not check each value again.
     ``strip``: False leaves the values unstripped (the caller strips them later)."""
-    try:
-        table = pa_csv.read_csv(pa.py_buffer(data), **(_ARROW_READ_UTF8 if valid_utf8 else _ARROW_READ))
-    except Exception:  # noqa: BLE001 - any refusal means "use the careful parser"
+    return _frame_of_table(_read_ahead.arrow_table(data, valid_utf8=valid_utf8), data, strip=strip)
+
+
+def _frame_of_table(table: pa.Table | None, data: bytes | memoryview, *, strip: bool = True) -> pd.DataFrame | None:
+    """``_arrow_frame`` once Arrow has parsed ``data`` as ``table`` (None: refused)."""
+    if table is None:
         return None
     names = table.column_names
     if any(n == "" or n.startswith("Unnamed") for n in names):
@@ -402,25 +389,8 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
     return frame
 
 
-def _is_utf8(raw: bytes | mmap.mmap) -> bool:
-    """Whether ``raw`` is valid UTF-8, without a decoded copy of a large file: Arrow's
-    validation of the bytes as one text value (no copy; ~7x faster than Python's
-    incremental decoder on a patients file holding accented names, which leaves ASCII's
-    fast path, and faster than NumPy's max over an all-ASCII events file)."""
-    if len(raw) == 0:
-        return True
-    data = pa.py_buffer(raw)
-    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
-    try:
-        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, data]).validate(full=True)
-    except pa.ArrowInvalid:
-        return False
-    finally:
-        del data
-    return True
-
-
-_MAP_FROM = 1 << 20  # files at least this large are mapped, not read into a copy
+_is_utf8 = _read_ahead.is_utf8
+_MAP_FROM = _read_ahead.MAP_FROM  # files at least this large are mapped, not read into a copy
 
 
 def _file_contents(path: Path) -> bytes | mmap.mmap:
@@ -428,13 +398,7 @@ def _file_contents(path: Path) -> bytes | mmap.mmap:
     system's copy, already in memory), a small or unmappable one read. Reading 400 MB into
     a new bytes object costs as much in first touches of fresh memory as the copy itself.
     Errors are those of ``Path.read_bytes``."""
-    with path.open("rb") as f:
-        try:
-            if os.fstat(f.fileno()).st_size >= _MAP_FROM:
-                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            pass  # not mappable (a pipe, a special file): read it as before
-        return f.read()
+    return _read_ahead.open_contents(path, _MAP_FROM)[0]
 
 
 def _close_contents(raw: bytes | mmap.mmap) -> None:
@@ -445,16 +409,17 @@ def _close_contents(raw: bytes | mmap.mmap) -> None:
             pass
 
 
-def _read_export_file(raw: bytes | mmap.mmap, label: str, strip: bool = True) -> tuple[pd.DataFrame, str]:
+def _read_export_file(raw: bytes | mmap.mmap, label: str, strip: bool = True,
+                      steps: _read_ahead.FirstSteps | None = None) -> tuple[pd.DataFrame, str]:
     """``decode_bytes`` then ``read_csv_text``: the same frame, encoding and errors, but a
     UTF-8 file whose header holds a comma goes from its bytes straight to Arrow, with no
     decoded and re-encoded copies of the file. ``raw``: the file's bytes, or its mapping.
-    ``strip``: False may leave the values unstripped (on that fast path)."""
-    start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
-    newline = raw.find(b"\n")
-    first_line = raw[start:newline] if newline >= 0 else raw[start:]
-    if b"\x00" not in raw[:65536] and b"," in first_line and _is_utf8(raw):
-        frame = _arrow_frame(memoryview(raw)[start:], valid_utf8=True, strip=strip)  # checked by _is_utf8 just now
+    ``strip``: False may leave the values unstripped (on that fast path). ``steps``: the
+    first steps' outcome (``_read_ahead.first_steps(raw)``) where already taken."""
+    if steps is None:
+        steps = _read_ahead.first_steps(raw)
+    if steps.arrow:
+        frame = _frame_of_table(steps.table, memoryview(raw)[steps.start:], strip=strip)
         if frame is None:  # what read_csv_text does once Arrow refuses the text
             return _read_with_pandas(decode_bytes(bytes(raw), label)[0], label), "utf-8"
         return frame, "utf-8"
@@ -1429,12 +1394,13 @@ def _read_file(path: Path, hashes: _Hashes, strip: bool = True
                ) -> tuple[pd.DataFrame, tuple[Future, str]] | list[Problem]:
     """One export file as (frame, (its sha256 to come, encoding)), or the problems reading it.
     ``strip``: False may leave the values unstripped (``_read_export_file``)."""
+    ahead = _read_ahead.take(path)  # the file's first steps, where the command line took them already
     try:
-        raw_bytes = _file_contents(path)
+        raw_bytes = _file_contents(path) if ahead is None else ahead.raw
     except OSError as exc:
         return [Problem(str(path), f"cannot be read ({exc.strerror})")]
     try:
-        frame, encoding = _read_export_file(raw_bytes, str(path), strip)
+        frame, encoding = _read_export_file(raw_bytes, str(path), strip, None if ahead is None else ahead.steps)
     except BaseException as exc:
         _close_contents(raw_bytes)
         if isinstance(exc, ExportError):

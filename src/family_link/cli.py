@@ -157,10 +157,19 @@ def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, forc
     Exit codes: 0 run completed (whatever it flagged); 2 wrong command line; 3 unusable
     export; 4 invalid rules; 5 output folder not writable or already holds a report.
     """
-    from .check import run_check
+    from . import _read_ahead
 
-    result = run_check(export, out_dir, as_of=as_of, rules_dir=rules_dir, force=force, previous=previous,
-                       layout=layout, profile=profile, jobs=jobs)
+    if layout in (None, "canonical") and profile is None:
+        # The export's files mapped, checked and parsed by Arrow on a thread while the
+        # check's modules are imported on this one (only a cache: see _read_ahead.py).
+        _read_ahead.start(export)
+    try:
+        from .check import run_check
+
+        result = run_check(export, out_dir, as_of=as_of, rules_dir=rules_dir, force=force, previous=previous,
+                           layout=layout, profile=profile, jobs=jobs)
+    finally:
+        _read_ahead.discard()  # what the reader did not take (it stopped early, or a file changed)
     total = sum(result.flags_per_rule.values())
     from .layouts import LAYOUTS
 
