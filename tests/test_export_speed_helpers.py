@@ -304,35 +304,6 @@ def test_factorize_text_as_text_gives_the_same_values_as_text(values, cuts):
     pd.testing.assert_series_equal(uniques_t, uniques.astype(str))
 
 
-_REUSE = """
-import resource, sys, numpy as np
-from family_link._process import avoid_huge_pages, keep_freed_memory
-avoid_huge_pages()  # as the CLI does: 4 KB pages, so faults count pages
-took = keep_freed_memory() if sys.argv[1] == "on" else None
-a = np.ones(8 << 20); del a  # 64 MB, touched, then freed
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-b = np.ones(8 << 20)  # the same size again
-print(took, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-def test_keep_freed_memory_reuses_a_freed_block_without_fresh_page_faults():
-    def run(mode: str) -> tuple[str, int]:
-        out = subprocess.run([sys.executable, "-c", _REUSE, mode], capture_output=True, text=True,
-                             check=True).stdout.split()
-        return out[0], int(out[1])
-
-    took, faults_kept = run("on")
-    if took != "True":
-        assert not sys.platform.startswith("linux") or took == "False"
-        pytest.skip("this C library does not take glibc's mallopt settings")
-    _, faults_default = run("off")
-    # 64 MB is 16,384 pages of 4 KB (fewer where huge pages stay on): mapped afresh by
-    # default, reused when kept.
-    assert faults_default > 100
-    assert faults_kept * 10 < faults_default
-
-
 @pytest.mark.filterwarnings("ignore::pandas.errors.ParserWarning")
 def test_a_wider_row_is_refused_even_when_another_thread_takes_pandas_warning(monkeypatch):
     # Warnings are process-wide: with files read on two threads, pandas' "Length of header

@@ -10,6 +10,18 @@ import sys
 import pytest
 
 
+_REUSE = """
+import resource, sys, numpy as np
+from family_link._process import avoid_huge_pages, keep_freed_memory
+avoid_huge_pages()  # as the CLI does: 4 KB pages, so faults count pages
+took = keep_freed_memory() if sys.argv[1] == "on" else None
+a = np.ones(8 << 20); del a  # 64 MB, touched, then freed
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+b = np.ones(8 << 20)  # the same size again
+print(took, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
 _THREAD_REUSE = """
 import resource, sys, threading, numpy as np
 from family_link._process import avoid_huge_pages, keep_freed_memory
@@ -32,17 +44,32 @@ def _clean_env(*prefixes: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
-def test_keep_freed_memory_reuses_a_block_another_thread_freed_without_fresh_page_faults():
-    def run(mode: str) -> tuple[str, int]:
-        out = subprocess.run([sys.executable, "-c", _THREAD_REUSE, mode], capture_output=True, text=True,
-                             check=True, env=_clean_env("MALLOC_", "GLIBC_TUNABLES")).stdout.split()
-        return out[0], int(out[1])
+def _faults(script: str, mode: str, env: dict[str, str] | None = None) -> tuple[str, int]:
+    """Run ``script`` in a fresh interpreter with the settings "on" or "off": what
+    keep_freed_memory returned, and the page faults it counted."""
+    out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True,
+                         check=True, env=env).stdout.split()
+    return out[0], int(out[1])
 
-    took, faults_kept = run("on")
+
+def _faults_kept_and_default(script: str, env: dict[str, str] | None = None) -> tuple[int, int]:
+    took, faults_kept = _faults(script, "on", env)
     if took != "True":
         assert not sys.platform.startswith("linux") or took == "False"
         pytest.skip("this C library does not take glibc's mallopt settings")
-    _, faults_default = run("off")
+    return faults_kept, _faults(script, "off", env)[1]
+
+
+def test_keep_freed_memory_reuses_a_freed_block_without_fresh_page_faults():
+    faults_kept, faults_default = _faults_kept_and_default(_REUSE)
+    # 64 MB is 16,384 pages of 4 KB (fewer where huge pages stay on): mapped afresh by
+    # default, reused when kept.
+    assert faults_default > 100
+    assert faults_kept * 10 < faults_default
+
+
+def test_keep_freed_memory_reuses_a_block_another_thread_freed_without_fresh_page_faults():
+    faults_kept, faults_default = _faults_kept_and_default(_THREAD_REUSE, _clean_env("MALLOC_", "GLIBC_TUNABLES"))
     # By default each thread allocates from an arena of its own, which maps a block this
     # large afresh and unmaps it when freed: 16,384 pages faulted in again. With one arena
     # the second thread reuses the first thread's pages.

@@ -15,21 +15,12 @@ _T = pa.large_string()
 
 
 def _reference(members: pd.DataFrame, household_ids: pd.Series) -> pa.Array:
-    """_member_lists as it was: one stable Arrow sort of (household, patient id)."""
+    """_member_lists as it was: one stable Arrow sort of (household, patient id) for every
+    input (worklist's _member_groups_sorted, which it keeps for members out of id order)."""
     members = members[members["household_id"].notna()]
     household = W._arrow_text(members["household_id"])
-    order = pc.sort_indices(pa.table({"household": household, "patient": W._arrow_text(members["patient_id"])}),
-                            sort_keys=[("household", "ascending"), ("patient", "ascending")])
-    household = household.take(order)
-    text = W._arrow_text(members["member"]).take(order)
-    n = len(household)
-    if n:
-        changes = pc.not_equal(household.slice(1), household.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        starts = np.concatenate([[0], np.flatnonzero(changes) + 1])
-    else:
-        starts = np.zeros(0, dtype=np.int64)
-    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, n).astype(np.int64)), text)
-    keys = household.take(pa.array(starts))
+    keys, starts, text = W._member_groups_sorted(members, household, W._arrow_text(members["patient_id"]))
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, len(household)).astype(np.int64)), text)
     wanted = pc.take(lists, pc.index_in(W._arrow_text(household_ids), keys))
     return pc.coalesce(wanted, pa.scalar([], pa.large_list(_T)))
 
