@@ -39,6 +39,9 @@ def test_avoid_blas_threads_keeps_openblas_from_starting_threads_before_numpy_lo
 
 
 def test_avoid_blas_threads_keeps_a_value_already_set(monkeypatch):
+    # As if NumPy were not loaded yet (in a whole test run it is), so only the value
+    # already set can make it leave the environment alone.
+    monkeypatch.delitem(sys.modules, "numpy", raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     assert avoid_blas_threads() is False
     assert os.environ["OPENBLAS_NUM_THREADS"] == "3"

@@ -46,9 +46,10 @@ def keep_freed_memory() -> bool:
     where memory comes from changes, never what is computed.
 
     It also keeps every thread on that one heap (one arena, ``M_ARENA_MAX``): by default
-    each thread gets an arena of its own, whose heaps are at most 64 MB, so a NumPy array
-    of a million rows made on the reader's or linkage's threads was mapped fresh and
-    unmapped when freed, whatever the thresholds above. On the 1M practice, alternating
+    each thread gets an arena of its own, whose heaps are at most 64 MB, so a block over
+    64 MB made on the reader's or linkage's threads (a column of 8 million 8-byte values,
+    say) was mapped fresh and unmapped when freed, whatever the thresholds above, and
+    memory freed into one thread's arena could not serve another thread. On the 1M practice, alternating
     runs (16 and 20): minor faults 0.75-0.95M (median 0.85M) -> 0.72-0.84M (0.75M) and peak
     memory 2.9-3.7 GB (median 3.26) -> 2.8-3.5 GB (3.04), for CPU time about the same
     (user 0.1-0.2 s more, probably as reused memory is zeroed by calloc rather than by the
