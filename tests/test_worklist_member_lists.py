@@ -32,6 +32,8 @@ HOMES = st.one_of(st.sampled_from(["H1", "H2", "Hé", "h", ""]), st.none())
 @given(st.lists(st.tuples(st.sampled_from(["P1", "P2", "P3", "Pé", "p", "P10"]), HOMES), max_size=25),
        st.booleans(), st.lists(HOMES, max_size=10))
 def test_member_lists_are_the_two_key_sort(people, in_id_order, wanted):
+    # Only members in patient id order take the integer sort; the others take the two-key
+    # sort the reference uses too (drawn to check which way _member_lists goes).
     if in_id_order:  # the usual case: the aligned path's members, in patient id order
         people = sorted(people, key=lambda p: p[0].encode())
     members = pd.DataFrame({

@@ -47,7 +47,8 @@ def render_csv(frame: pd.DataFrame, columns: list[str] | None = None) -> bytes:
 # quotes inside are doubled. Text, whole numbers and booleans (True/False) are rendered
 # here the same way with Arrow compute over whole columns, a slice of rows at a time;
 # any other column type (floats, dates, mixed objects) goes through pandas as before.
-# Equality with to_csv is checked by hypothesis in tests/test_report_speed_helpers.py.
+# Equality with to_csv is checked by hypothesis in tests/test_report_speed_helpers.py and
+# tests/test_report_csv_runs.py.
 _CSV_SLICE_ROWS = 25_000  # small enough for the allocator to reuse its memory slice after slice
 
 
@@ -223,6 +224,8 @@ def _table_texts(frame: pd.DataFrame, columns: list[int], sizes: list[int], end:
 
 
 def _table_codes(values: list[np.ndarray], sizes: list[int]) -> pa.Array:
+    """Each row's position in ``_table_texts``' table: the columns' values as the digits of
+    a mixed-radix number (``sizes`` the radices, first column most significant)."""
     code = values[0].astype(np.int64)
     for v, size in zip(values[1:], sizes[1:]):
         code = code * size + v.astype(np.int64)

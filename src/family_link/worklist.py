@@ -1004,7 +1004,9 @@ def unplaced_patients(households: pd.DataFrame, patients: pd.DataFrame) -> pd.Da
     """The rows of ``patients`` whose households row is ambiguous (unplaced), in patients'
     order: ``patients[isin(patients["patient_id"], ambiguous ids)]``, taken by position
     where households holds the patients row for row (``_same_patients``), without a scan
-    of every patient id (~0.012 s at 1M). For check's ``triggers`` (see build_worklist)."""
+    of every patient id (~0.012 s at 1M). By position assumes each patient id once, as
+    the reader makes sure (it rejects a repeated id); with a repeated id the two ways can
+    differ. For check's ``triggers`` (see build_worklist)."""
     ambiguous = households["ambiguous"].astype(bool).to_numpy()
     if _same_patients(patients, households):
         return patients.iloc[np.flatnonzero(ambiguous)]
