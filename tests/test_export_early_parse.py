@@ -167,12 +167,18 @@ def test_a_read_ahead_that_failed_is_ignored(tmp_path, monkeypatch, failing):
     assert sorted(opened) == ["events.csv", "patients.csv", "relationships.csv"]
 
 
-def test_an_unreadable_file_read_ahead_gives_the_same_problem(tmp_path, monkeypatch):
+def test_a_file_replaced_after_it_was_read_ahead_by_one_the_reader_refuses_gives_its_problem(tmp_path,
+                                                                                           monkeypatch):
     folder = _export(tmp_path)
     _read_ahead_and_wait(folder)
-    (folder / "relationships.csv").unlink()
-    (folder / "relationships.csv").mkdir()  # listed as a file when read ahead; a folder now
+    # Read ahead as it was; replaced since by a file with a row wider than its header.
+    bad = folder / "patients.new"
+    bad.write_bytes(b"patient_id,surname,forenames,date_of_birth,sex,postcode\nP1,Smith,Ann,01/02/2001,F,X,extra\n")
+    os.replace(bad, folder / "patients.csv")
+    opened = _opened(monkeypatch)
     read_ahead = _outcome(folder)
+    assert read_ahead[0] == "error"  # the new file's problem, not the old file's export
+    assert opened == ["patients.csv"]  # read again by the reader
     _assert_same(read_ahead, _outcome(folder))
 
 

@@ -21,11 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from family_link._export import (_close_contents, _file_contents, _is_utf8, _read_export_file, _sha256, decode_bytes,
+from family_link._export import (_close_contents, _file_contents, _read_export_file, _sha256, decode_bytes,
                                  nhs_number_valid, read_csv_text)
 from family_link._frames import (MAY_BE_SPACE, factorize_text, filter_text, index_in, isin, join_skipping_nulls,
                                  may_hold_bytes, strip_text, text_series)
 from family_link._process import keep_arrow_freed_memory
+from family_link._read_ahead import is_utf8 as _is_utf8
 from family_link.errors import ExportError
 
 SPACES = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000"]

@@ -7,7 +7,7 @@ import mmap
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from family_link._export import _is_utf8
+from family_link._read_ahead import is_utf8 as _is_utf8
 
 
 def _decodes(raw: bytes) -> bool:

@@ -20,6 +20,16 @@ def pandas_csv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
+def rendered_in_slices_of(frame: pd.DataFrame, rows: int) -> bytes:
+    """render_csv with the writer's slices ``rows`` rows long (so a few rows span slices)."""
+    old = report._CSV_SLICE_ROWS
+    report._CSV_SLICE_ROWS = rows
+    try:
+        return render_csv(frame)
+    finally:
+        report._CSV_SLICE_ROWS = old
+
+
 @st.composite
 def run_frames(draw) -> pd.DataFrame:
     """Frames made of the columns the runs are for (and their near misses: a width that
@@ -57,12 +67,7 @@ def run_frames(draw) -> pd.DataFrame:
 @settings(max_examples=300, deadline=None)
 @given(run_frames(), st.integers(1, 4))
 def test_csv_runs_match_pandas_in_slices(frame, rows):
-    old = report._CSV_SLICE_ROWS
-    report._CSV_SLICE_ROWS = rows
-    try:
-        assert render_csv(frame) == pandas_csv(frame)
-    finally:
-        report._CSV_SLICE_ROWS = old
+    assert rendered_in_slices_of(frame, rows) == pandas_csv(frame)
     assert render_csv(frame) == pandas_csv(frame)
 
 
@@ -72,12 +77,7 @@ def test_csv_runs_match_pandas_on_chunked_and_sliced_columns(part, skip, rows):
     # Frames joined by pd.concat hold their text in several Arrow chunks; iloc slices them
     # at an offset: the runs must not assume one chunk starting at 0.
     frame = pd.concat([part, part.iloc[::-1]], ignore_index=True).iloc[skip:]
-    old = report._CSV_SLICE_ROWS
-    report._CSV_SLICE_ROWS = rows
-    try:
-        assert render_csv(frame) == pandas_csv(frame)
-    finally:
-        report._CSV_SLICE_ROWS = old
+    assert rendered_in_slices_of(frame, rows) == pandas_csv(frame)
 
 
 def test_csv_plan_finds_the_runs():

@@ -389,7 +389,6 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
     return frame
 
 
-_is_utf8 = _read_ahead.is_utf8
 _MAP_FROM = _read_ahead.MAP_FROM  # files at least this large are mapped, not read into a copy
 
 
@@ -401,12 +400,7 @@ def _file_contents(path: Path) -> bytes | mmap.mmap:
     return _read_ahead.open_contents(path, _MAP_FROM)[0]
 
 
-def _close_contents(raw: bytes | mmap.mmap) -> None:
-    if isinstance(raw, mmap.mmap):
-        try:
-            raw.close()
-        except BufferError:  # a view of it is still alive: it closes when that goes
-            pass
+_close_contents = _read_ahead.close_contents
 
 
 def _read_export_file(raw: bytes | mmap.mmap, label: str, strip: bool = True,

@@ -28,6 +28,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+__all__ = ["FILES", "MAP_FROM", "Ahead", "FirstSteps", "arrow_read_options", "arrow_table", "close_contents",
+           "discard", "first_steps", "is_utf8", "open_contents", "start", "take"]
+
 MAP_FROM = 1 << 20  # files at least this large are mapped, not read into a copy
 FILES = ("patients.csv", "relationships.csv", "events.csv")  # the order the reader needs them in
 
@@ -113,6 +116,9 @@ class FirstSteps:
 
 
 def first_steps(raw: bytes | mmap.mmap) -> FirstSteps:
+    """The reader's first steps on a file's bytes: where its text starts (after a UTF-8 byte
+    order mark), whether Arrow may read it (no NUL near the top, a comma in the header,
+    valid UTF-8) and, if so, Arrow's parse (``FirstSteps``)."""
     start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     newline = raw.find(b"\n")
     first_line = raw[start:newline] if newline >= 0 else raw[start:]
@@ -172,7 +178,7 @@ def _read_all(work: list[tuple[Path, Future]]) -> None:
         try:
             future.set_result(Ahead(raw, first_steps(raw), _identity(status)))
         except BaseException:  # noqa: BLE001 - likewise
-            _close(raw)
+            close_contents(raw)
             future.set_result(None)
 
 
@@ -192,7 +198,7 @@ def take(path: Path | str) -> Ahead | None:
     except OSError:
         same = False
     if not same:
-        _close(ahead.raw)
+        close_contents(ahead.raw)
         return None
     return ahead
 
@@ -211,10 +217,11 @@ def discard() -> None:
 def _close_result(future: Future) -> None:
     ahead = future.result()
     if ahead is not None:
-        _close(ahead.raw)
+        close_contents(ahead.raw)
 
 
-def _close(raw: bytes | mmap.mmap) -> None:
+def close_contents(raw: bytes | mmap.mmap) -> None:
+    """Close a file's mapping (``open_contents``); bytes need nothing."""
     if isinstance(raw, mmap.mmap):
         try:
             raw.close()
