@@ -25,6 +25,21 @@ def normalised_without_shortcuts(frame: pd.DataFrame) -> pd.DataFrame:
         A._LEAD_NUMBER, A._LEAD_LINE, A._LEAD_FLAT = original
 
 
+def address_rows(first: list[str], other: list[str]):
+    """Up to 16 addresses: a first line from ``first``, three more lines from ``other``, and
+    a postcode (none, one written loosely, or one not a postcode)."""
+    return st.lists(st.tuples(st.sampled_from(first), st.sampled_from(other), st.sampled_from(other),
+                              st.sampled_from(other), st.sampled_from(["", "ws28qt", "X"])),
+                    min_size=1, max_size=16)
+
+
+def assert_shortcuts_change_nothing(rows: list[tuple], columns: list[str]) -> None:
+    """Addresses made of ``rows`` (of ``columns``) normalise as they do with every number
+    shortcut switched off."""
+    frame = pd.DataFrame(rows, columns=columns, dtype="str")
+    pd.testing.assert_frame_equal(A.normalise_addresses(frame), normalised_without_shortcuts(frame))
+
+
 FLATS = ["Flat 8", "Flat 12", "Flat 12A", "Flat 12 A", "Flat 08", "Flat 0", "Flat 8-9", "Flat 8/12",
          "Flat 3/12 Mill Rd", "Flat", "Flat GF", "Flat B", "Flat 8,", "Flat 8, 41", "Apt 2B",
          "Flat 8 41 Mill Rd", "Flat 8 Oak Court", "Flat 8 A Mill Rd", "Flat 8AB", "Flat 12 12",
@@ -37,13 +52,10 @@ LINES = ["", "41 Mill Rd", "41", "41A", "Mill Rd", "Oak Court", "3 Oak Court", "
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(FLATS), st.sampled_from(LINES), st.sampled_from(LINES),
-                          st.sampled_from(LINES), st.sampled_from(["", "ws28qt", "X"])),
-                min_size=1, max_size=16))
+@given(address_rows(FLATS, LINES))
 def test_flats_zeroed_give_the_parts_of_every_text_parsed_as_it_is(rows):
-    frame = pd.DataFrame(rows, columns=["address_line_1", "address_line_2", "address_line_3",
-                                        "address_line_4", "postcode"], dtype="str")
-    pd.testing.assert_frame_equal(A.normalise_addresses(frame), normalised_without_shortcuts(frame))
+    assert_shortcuts_change_nothing(rows, ["address_line_1", "address_line_2", "address_line_3",
+                                           "address_line_4", "postcode"])
 
 
 WORDS = ["FLAT", "8", "12", "12A", "08", "0", "8-9", "3/12", "A", "B", "GF", "MILL ROAD", "OAK COURT",
