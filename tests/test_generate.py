@@ -344,3 +344,41 @@ def test_sample_data_is_what_the_generator_makes(tmp_path: Path) -> None:
         assert (sample / name).read_bytes() == path.read_bytes(), (
             f"sample_data/practice/{name} is out of date; regenerate it with: family-link "
             "generate sample_data/practice --patients 400 --seed 2026 --as-of 2026-11-01")
+
+
+def test_made_up_districts_share_out_the_real_towns() -> None:
+    """Beyond the 30 real districts (ICB-scale practices), made-up districts take the real
+    towns in turn: one town for all of them overflowed its street names at 3M patients."""
+    from family_link.generate import _DISTRICTS, _districts
+
+    districts = _districts(len(_DISTRICTS) + 25)
+    assert districts[:len(_DISTRICTS)] == list(_DISTRICTS)
+    made_up = districts[len(_DISTRICTS):]
+    assert [d for d, _, _ in made_up] == [f"WS{n}" for n in range(16, 41)]
+    real_towns = {(t, c) for _, t, c in _DISTRICTS}
+    assert {(t, c) for _, t, c in made_up} <= real_towns
+    assert len({t for _, t, _ in made_up}) > 10  # not all one town
+
+
+def test_a_town_with_more_streets_than_names_repeats_them_across_districts(monkeypatch) -> None:
+    """With only 39 street names per town (3 bases x 13 types, patched), a practice of a few
+    thousand homes has more streets in Walsall (its first two districts) than names: the layout no longer raises
+    "too many streets for one town"; names repeat across a town's districts, never within
+    one district."""
+    import numpy as np
+
+    from family_link import generate
+
+    monkeypatch.setattr(generate, "_STREET_BASES", ("Mill", "Church", "Station"))
+    n = 3500
+    d_kind = np.full(n, generate._D_HOUSE, dtype=np.int64)
+    where = generate._lay_out(np.random.default_rng(7), d_kind, np.zeros(n, dtype=np.int64))
+    street_of_dwelling = where.p_street[where.d_plot]
+    district = np.array([pc.split(" ")[0] for pc in where.d_postcode], dtype=object)
+    streets = pd.DataFrame({"street": street_of_dwelling, "district": district}).drop_duplicates()
+    streets["name"] = (where.s_base[streets["street"]] * 100 + where.s_type[streets["street"]])
+    streets["town"] = where.s_town[streets["street"]]
+    assert streets["street"].is_unique  # a street lies in one district
+    assert (streets.groupby("town")["street"].nunique() > 39).any()  # the case the patch makes
+    assert not streets.duplicated(["district", "name"]).any()
+    assert streets.duplicated(["town", "name"]).any()

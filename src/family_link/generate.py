@@ -1689,10 +1689,15 @@ def _top_k(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.ndarray:
 
 
 def _districts(count: int) -> list[tuple[str, str, str]]:
+    """``count`` postcode districts, each with its town and county. Beyond the real
+    districts (more than about 2 million patients) come made-up ones, WS16 onwards, whose
+    towns take the real districts' towns in turn rather than all being Walsall."""
     out = list(_DISTRICTS)
+    towns = list(dict.fromkeys((town, county) for _, town, county in _DISTRICTS))
     n = 16
-    while len(out) < count:  # only for enormous practices: made-up districts in the WS area
-        out.append((f"WS{n}", "Walsall", "West Midlands"))
+    while len(out) < count:
+        town, county = towns[(n - 16) % len(towns)]
+        out.append((f"WS{n}", town, county))
         n += 1
     return out[:count]
 
@@ -1834,10 +1839,16 @@ def _lay_out(rng: np.random.Generator, d_kind: np.ndarray, home_of_dwelling: np.
     weights = np.tile(np.array(_STREET_TYPE_WEIGHTS, dtype=float), len(_STREET_BASES))
     for town in sorted(set(s_town.tolist())):
         idx = np.flatnonzero(s_town == town)
-        if len(idx) > len(weights):
-            raise RuntimeError("too many streets for one town")
-        combo = _top_k(rng, weights, len(idx))
-        s_base[idx], s_type[idx] = combo // n_types, combo % n_types
+        # A town has names for about 2,500 streets. A bigger one (several districts each,
+        # at 3 million patients and more) repeats names across its districts, as large
+        # towns do, while no two streets of one district share a name.
+        groups = [idx] if len(idx) <= len(weights) else \
+            [idx[s_district[idx] == dd] for dd in sorted(set(s_district[idx].tolist()))]
+        for group in groups:
+            if len(group) > len(weights):
+                raise RuntimeError("too many streets for one postcode district")
+            combo = _top_k(rng, weights, len(group))
+            s_base[group], s_type[group] = combo // n_types, combo % n_types
     return _Map(d_kind, d_plot, d_flat, d_letter, d_postcode, p_street, p_number, p_style,
                 p_show_number, p_name, s_base, s_type, s_town, s_county)
 
