@@ -98,6 +98,10 @@ PATTERNS = [
     (["12A, Mill Road"], dict(number="12A", street="MILL ROAD")),
     (["12-14 Mill Road"], dict(number="12-14", street="MILL ROAD")),
     (["12 - 14 Mill Road"], dict(number="12-14", street="MILL ROAD")),
+    # Accented letters fold to plain capitals (were dropped: "ZO COURT", "CAF STREET").
+    (["Zoë Court, 3 Café Street", "Bloxwich"],
+     dict(number="3", building="ZOE COURT", street="CAFE STREET", town="BLOXWICH")),
+    (["5 Straße Road", "Łódź"], dict(number="5", street="STRASSE ROAD", town="LODZ")),
     (["Rose Cottage", "Mill Lane", "Bloxwich", "Walsall"],
      dict(flat="", number="", building="ROSE COTTAGE", street="MILL LANE", locality="BLOXWICH", town="WALSALL")),
     (["Rose Cottage, 12 Mill Lane"], dict(number="12", building="ROSE COTTAGE", street="MILL LANE")),
@@ -308,3 +312,11 @@ def test_chunked_threaded_path_gives_the_same_result(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(address, "_CHUNK", 3)
     chunked = normalise_addresses(frame(rows))
     pd.testing.assert_frame_equal(chunked, whole)
+
+
+def test_an_accented_street_is_the_same_street_typed_plain() -> None:
+    """Two clerks, one typing the accent: the same home, the same address key."""
+    accented = parse(["3 Café Street", "Walsall"])
+    plain = parse(["3 Cafe Street", "Walsall"])
+    assert accented["address_key"] == plain["address_key"] == "|3||CAFE STREET|WS2 8QT"
+    assert accented["address_text"] == plain["address_text"]

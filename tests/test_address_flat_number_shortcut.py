@@ -141,11 +141,13 @@ def test_rows_differing_only_in_their_flat_number_share_a_parse(monkeypatch):
 
 def canonical_punctuation_rewriting_every_run(s: pa.Array) -> pa.Array:
     """``_canonical_punctuation`` as it was: every run of characters other than capitals,
-    digits and commas (spaces too) rewritten to one space."""
+    digits and commas (spaces too) rewritten to one space (once accents are folded, on
+    every value)."""
     s = pc.replace_substring(s, "&", " AND ")
     s = A._sub(s, r"['`\x{2019}]", "")
     s = A._sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")
     s = A._sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")
+    s = A._ascii_letters(s)
     s = A._sub(s, r"[^A-Z0-9,~^]+", " ")
     s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
     return A._squash(s)

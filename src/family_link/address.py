@@ -302,12 +302,30 @@ def _canonical_punctuation(s: pa.Array) -> pa.Array:
     s = _sub(s, r"['`\x{2019}]", "")  # ST JOHN'S -> ST JOHNS
     s = _sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14
     s = _sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")  # protect 3/12: flat 3 of number 12
+    s = _only_where(s, r"[^\x00-\x7F]", _ascii_letters)  # CAFÉ -> CAFE, not CAF
     # Runs of other characters become one space. The spaces alone are left (the runs of
     # the rest become a space each) and the squash below makes each run one space: the
     # same text, without rewriting every value holding a space.
     s = _sub(s, r"[^A-Z0-9,~^ ]+", " ")
     s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
     return _squash(s)
+
+
+# Capital letters with no decomposition into a letter and its accents, and their spellings.
+_UNDECOMPOSED_LETTERS = {"ß": "SS", "ẞ": "SS", "Æ": "AE", "Œ": "OE", "Ø": "O", "Ł": "L", "Đ": "D",
+                         "Ð": "D", "Þ": "TH", "Ħ": "H", "Ŧ": "T", "Ŀ": "L", "Ŋ": "NG"}
+
+
+def _ascii_letters(s: pa.Array) -> pa.Array:
+    """Accented capitals as the plain ones ("CAFÉ" -> "CAFE", "ZOË" -> "ZOE", "STRAẞE" ->
+    "STRASSE"): compatibility decomposition (NFKD, which also opens ligatures), the
+    accents (combining marks) dropped, then the few letters that do not decompose spelled
+    out. Before this, the punctuation step below turned every non-ASCII letter into a
+    space, so "Café Street" and "Cafe Street" were different streets ("CAF STREET")."""
+    s = pc.utf8_upper(_sub(pc.utf8_normalize(s, "NFKD"), r"\p{M}+", ""))
+    for letter, spelled in _UNDECOMPOSED_LETTERS.items():
+        s = pc.replace_substring(s, letter, spelled)
+    return s
 
 
 # Only a value holding something besides capitals, digits, commas and single spaces, or
