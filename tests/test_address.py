@@ -98,6 +98,11 @@ PATTERNS = [
     (["12A, Mill Road"], dict(number="12A", street="MILL ROAD")),
     (["12-14 Mill Road"], dict(number="12-14", street="MILL ROAD")),
     (["12 - 14 Mill Road"], dict(number="12-14", street="MILL ROAD")),
+    # A flat number then a dash and a house number: flat 12 of number 14, as "12/14" is
+    # (was flat 12 on street "-14 MILL ROAD").
+    (["Flat 12 - 14 Mill Rd"], dict(flat="12", number="14", building="", street="MILL ROAD")),
+    (["Flat 12-14 Mill Road"], dict(flat="12", number="14", building="", street="MILL ROAD")),
+    (["Flat 2 12-14 Mill Road"], dict(flat="2", number="12-14", street="MILL ROAD")),
     # Accented letters fold to plain capitals (were dropped: "ZO COURT", "CAF STREET").
     (["Zoë Court, 3 Café Street", "Bloxwich"],
      dict(number="3", building="ZOE COURT", street="CAFE STREET", town="BLOXWICH")),

@@ -45,7 +45,8 @@ FLATS = ["Flat 8", "Flat 12", "Flat 12A", "Flat 12 A", "Flat 08", "Flat 0", "Fla
          "Flat 8 41 Mill Rd", "Flat 8 Oak Court", "Flat 8 A Mill Rd", "Flat 8AB", "Flat 12 12",
          "Flat 7 WS2 8QT", "Flat 8 B1 2CD", "Flat 8 Flat 9", "Flat 1 Care Home", "Flat 99 Kent",
          "Ground Floor Flat", "Unit 5", "Room 3", "Flat 8 No 5", "Flat 8 St Johns Rd",
-         "Flat 5 12-14 Mill Rd", "Flat 5 3/12", "12 Flat 3", "Flat No 8", "Flat 8 Rd"]
+         "Flat 5 12-14 Mill Rd", "Flat 5 3/12", "12 Flat 3", "Flat No 8", "Flat 8 Rd",
+         "Flat 12 - 14 Mill Rd", "Flat 12-14A Mill Rd", "Flat 8-9,", "Flat 0-4 Oak Court"]
 LINES = ["", "41 Mill Rd", "41", "41A", "Mill Rd", "Oak Court", "3 Oak Court", "12-14 Mill Rd",
          "3/12 Mill Rd", "Walsall", "Kent", "WS2 8QT", "B1 2CD", "Rose Cottage", "Hostel Lane",
          "Flat 2", "Elm Place", "5 Care Home", "AB12 Road", "Pleck, Walsall", "12 Oak Court 5 Mill Rd"]

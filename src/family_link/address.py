@@ -398,7 +398,9 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     s = texts  # squashed: see _parse_distinct
     named = pc.match_substring(s, "FLAT")
     if pc.any(named).as_py():
-        some = pc.filter(s, named)
+        # "FLAT 12-14 MILL ROAD" (typed "Flat 12 - 14 Mill Rd"): flat 12 of number 14, as
+        # "3/12" is below; the flat is not the start of a number range.
+        some = _sub(pc.filter(s, named), rf"\bFLAT ?([0-9]+[A-Z]?)-([0-9]+[A-Z]? [A-Z])", r"FLAT \1 \2")
         flat = pc.replace_with_mask(
             flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
         )
