@@ -115,3 +115,41 @@ def test_a_bug_on_one_export_is_recorded_without_its_message_and_the_batch_goes_
     assert outcome["M91001"].exit_code == 1 and "RuntimeError" in outcome["M91001"].error
     assert "Secretname" not in (tmp_path / "out" / "summary.csv").read_text()
     assert outcome["M91002"].status == "ok"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative path, but timings.json (run times)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "timings.json"}
+
+
+def test_batch_with_jobs_writes_the_same_files_as_one_at_a_time(exports, tmp_path):
+    """Practices checked two at a time in worker processes (the bad export among them):
+    the same reports, summary, batch.json and auditor's report, byte for byte."""
+    args = ["--as-of", MONTH_1, "--key-file", exports.parent / "key", "--quiet"]
+    one = run("batch", exports, "--out", tmp_path / "one", *args)
+    two = run("batch", exports, "--out", tmp_path / "two", *args, "--jobs", "2")
+    assert one.exit_code == two.exit_code == 7, two.output
+    assert "Traceback" not in two.output and "M91003" in two.output
+    files = _files(tmp_path / "two")
+    assert "M91001/worklist.html" in files and "audit/audit.csv" in files and "summary.csv" in files
+    assert files == _files(tmp_path / "one")
+    shown = run("batch", exports, "--out", tmp_path / "three", "--as-of", MONTH_1, "--jobs", "3")
+    assert shown.exit_code == 7 and "Checking practices" in shown.output
+
+
+def test_a_worker_that_dies_fails_only_its_practice_with_what_to_do():
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from family_link.batch import _finished
+
+    died = Future()
+    died.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+    outcome = _finished(died, "M91001")
+    assert (outcome.practice, outcome.status, outcome.exit_code) == ("M91001", "failed", 1)
+    assert "ended unexpectedly" in outcome.error and "--jobs" in outcome.error
+    other = Future()
+    other.set_exception(ValueError("not a pool's death"))
+    with pytest.raises(ValueError):
+        _finished(other, "M91002")  # anything else is a bug of the batch itself, not hidden

@@ -9,6 +9,10 @@ The rules are validated and the key is checked before any practice is read, so a
 rules folder or key fails the whole batch at once (exit 4 or 6) instead of once per
 practice. A failed export makes the batch end with ``BatchIncompleteError`` (exit 7) after
 everything else is written. Domain code: no click here; the CLI passes a progress callback.
+
+With ``jobs`` > 1 the practices are checked that many at a time in worker processes (an
+ICB's practices are independent exports, so this is where more processes help most);
+the files written are the same for any ``jobs``.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from __future__ import annotations
 __all__ = ["BatchResult", "PracticeOutcome", "find_exports", "run_batch", "SUMMARY_MARKER"]
 
 import json
+import multiprocessing
 import os
 import re
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,6 +33,7 @@ from typing import Callable
 import pandas as pd
 
 from . import __version__
+from ._process import avoid_huge_pages, keep_freed_memory
 from .audit import load_audit_run, write_audit
 from .check import run_check
 from .errors import FamilyLinkError, OutputError, Problem, RunFolderError
@@ -107,6 +115,80 @@ def _write_atomic(path: Path, content: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _last_report(previous: Path | str | None, practice: str) -> Path | None:
+    """The practice's report in last month's batch, where it has one."""
+    last = Path(previous) / practice if previous is not None else None
+    if last is not None and not (last / "flags.csv").is_file():
+        return None  # a practice new to this month's batch has nothing to compare with
+    return last
+
+
+def _bug_outcome(practice: str, error: str) -> PracticeOutcome:
+    return PracticeOutcome(practice, "failed", 1, None, None, {}, error)
+
+
+def _check_practice(export: Path, practice_out: Path, as_of: date, rules_dir: Path | str | None,
+                    last: Path | None, folder: Path) -> PracticeOutcome:
+    """One practice's check into ``practice_out``, as its row of the summary (never raises
+    for the export's own problems or a bug met while checking it)."""
+    try:
+        result = run_check(export, practice_out, as_of=as_of, rules_dir=rules_dir, force=True, previous=last)
+        return PracticeOutcome(export.name, "ok", 0, result.patients, result.rejected_rows,
+                               dict(result.flags_per_rule), "")
+    except FamilyLinkError as exc:
+        return PracticeOutcome(export.name, "failed", exc.exit_code, None, None, {}, _failure_text(exc, folder))
+    except Exception as exc:  # noqa: BLE001 - a bug on one export must not stop the others
+        # Only the exception's type is recorded: its message could quote a patient value.
+        return _bug_outcome(export.name, f"a bug in family_link ({type(exc).__name__}): run family-link check on "
+                                         "this export alone to see the traceback, and report it")
+
+
+def _worker_settings() -> None:
+    """A batch worker's process settings, as the command line makes for itself (where
+    memory comes from, never what is computed: ``_process``); the environment's
+    settings (Arrow's allocator, OpenBLAS) come with the environment."""
+    avoid_huge_pages()
+    keep_freed_memory()
+
+
+def _finished(future: Future, practice: str) -> PracticeOutcome:
+    """A worker's outcome; a worker that died (killed for lack of memory, say) fails only
+    the practices it, or the pool it broke, had not finished."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return _bug_outcome(practice, "the process checking this export ended unexpectedly (out of memory?): "
+                                      "run family-link check on this export alone, or the batch with fewer --jobs")
+
+
+def _export_bytes(export: Path) -> int:
+    """The size of an export's files (0 for what cannot be read: its check will say why)."""
+    try:
+        return sum(f.stat().st_size for f in export.iterdir() if f.is_file())
+    except OSError:
+        return 0
+
+
+def _check_practices_in_processes(tasks: list[tuple], jobs: int,
+                                  progress: Callable[[str], None] | None) -> list[PracticeOutcome]:
+    """``_check_practice`` for every task on up to ``jobs`` worker processes, the outcomes
+    in the tasks' order. Workers are started afresh (spawn), not forked: a fork copies
+    whatever locks the parent's threads hold at that moment."""
+    context = multiprocessing.get_context("spawn")
+    # The largest exports first (by their files' bytes), so that no large practice starts
+    # last while the other workers sit idle; the order decides only when each is checked.
+    order = sorted(range(len(tasks)), key=lambda i: (-_export_bytes(tasks[i][0]), i))
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=_worker_settings) as pool:
+        futures = {pool.submit(_check_practice, *tasks[i]): i for i in order}
+        outcomes: list[PracticeOutcome | None] = [None] * len(tasks)
+        for future in as_completed(futures):
+            i = futures[future]
+            outcomes[i] = _finished(future, tasks[i][0].name)
+            if progress is not None:
+                progress(tasks[i][0].name)
+    return [o for o in outcomes if o is not None]
+
+
 def summary_frame(outcomes: list[PracticeOutcome], rule_ids: list[str]) -> pd.DataFrame:
     rows = []
     for o in outcomes:
@@ -126,35 +208,27 @@ def summary_frame(outcomes: list[PracticeOutcome], rule_ids: list[str]) -> pd.Da
 def run_batch(folder: Path | str, out_dir: Path | str, *, as_of: date, rules_dir: Path | str | None = None,
               key: bytes | None = None, force: bool = False, previous: Path | str | None = None,
               exports: list[Path] | None = None,
-              progress: Callable[[str], None] | None = None) -> BatchResult:
+              progress: Callable[[str], None] | None = None, jobs: int = 1) -> BatchResult:
     """Check every practice export in ``folder`` into ``out_dir/<practice>/``. Never raises
-    for a single bad export; see the module doc for what does fail the whole batch."""
+    for a single bad export; see the module doc for what does fail the whole batch.
+
+    With ``jobs`` > 1, up to that many practices are checked at once, each in a process of
+    its own; every file written is the same as with ``jobs`` 1 (``progress`` is then called
+    as each practice finishes, in whatever order they do)."""
     folder, out_dir = Path(folder), Path(out_dir)
     ruleset = load_ruleset(rules_dir)  # fail once, up front, on invalid rules
     exports = exports if exports is not None else find_exports(folder)
     _prepare_out(out_dir, exports, force)
-    outcomes: list[PracticeOutcome] = []
-    for export in exports:
-        practice_out = out_dir / export.name
-        last = Path(previous) / export.name if previous is not None else None
-        if last is not None and not (last / "flags.csv").is_file():
-            last = None  # a practice new to this month's batch has nothing to compare with
-        try:
-            result = run_check(export, practice_out, as_of=as_of, rules_dir=rules_dir, force=True,
-                               previous=last)
-            outcomes.append(PracticeOutcome(export.name, "ok", 0, result.patients, result.rejected_rows,
-                                            dict(result.flags_per_rule), ""))
-        except FamilyLinkError as exc:
-            outcomes.append(PracticeOutcome(export.name, "failed", exc.exit_code, None, None, {},
-                                            _failure_text(exc, folder)))
-        except Exception as exc:  # noqa: BLE001 - a bug on one export must not stop the others
-            # Only the exception's type is recorded: its message could quote a patient value.
-            outcomes.append(PracticeOutcome(
-                export.name, "failed", 1, None, None, {},
-                f"a bug in family_link ({type(exc).__name__}): run family-link check on this export alone "
-                "to see the traceback, and report it"))
-        if progress is not None:
-            progress(export.name)
+    tasks = [(export, out_dir / export.name, as_of, rules_dir, _last_report(previous, export.name), folder)
+             for export in exports]
+    if jobs <= 1 or len(tasks) <= 1:
+        outcomes = []
+        for task in tasks:
+            outcomes.append(_check_practice(*task))
+            if progress is not None:
+                progress(task[0].name)
+    else:
+        outcomes = _check_practices_in_processes(tasks, jobs, progress)
     rule_ids = [r.id for r in ruleset.rules]
     summary = summary_frame(outcomes, rule_ids)
     _write_atomic(out_dir / "summary.csv", summary.to_csv(index=False, lineterminator="\n").encode("utf-8"))
