@@ -13,6 +13,7 @@ It also times ``family-link --help`` (start-up).
     .venv/bin/python benchmarks/run.py --sizes 10000 100000  # quicker
     .venv/bin/python benchmarks/run.py --jobs 1 2            # each size with --jobs 1 and 2
     .venv/bin/python benchmarks/run.py --repeat 5            # checks: medians of 5 runs (default 3)
+    .venv/bin/python benchmarks/run.py --sizes 3000000       # one ICB-scale export (8 GB peak)
 
 Each check time is the median of --repeat runs in fresh processes (the range follows it;
 peak memory is the largest of them). The bare read, the floor the ratio is taken against,
