@@ -349,3 +349,48 @@ def test_a_write_failing_on_the_report_thread_exits_5_and_keeps_the_previous_rep
     assert "Traceback" not in result.output
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left
+
+
+# --- one writer at a time ----------------------------------------------------------------------
+
+def test_a_second_run_to_a_folder_being_written_is_refused_and_leaves_the_first_alone(practice_dir, tmp_path):
+    """Another run holds the folder (its lock, and its temporary folder beside the report):
+    this run stops at once with exit 5 saying so, and removes nothing of the other's. It
+    used to take the other's temporary folder for a killed run's and remove it."""
+    from family_link.report import only_writer
+
+    out = tmp_path / "r"
+    partial = tmp_path / ".r.partial-other"
+    with only_writer(out):
+        partial.mkdir()
+        (partial / "flags.csv").write_text("being written")
+        result = run("check", practice_dir, "--out", out, "--as-of", AS_OF)
+        assert result.exit_code == 5, result.output
+        assert "being written by another family_link run" in result.output
+        assert (partial / "flags.csv").read_text() == "being written"
+        assert not out.exists()
+    partial.joinpath("flags.csv").unlink()
+    partial.rmdir()
+    assert run("check", practice_dir, "--out", out, "--as-of", AS_OF).exit_code == 0
+    assert not leftovers(out)  # the lock file goes with the run that held it
+
+
+def test_a_lock_file_removed_under_a_run_is_taken_afresh(tmp_path, monkeypatch):
+    """The run that held the lock removes its file as it ends; a run that opened that file
+    just before must lock the new one, or two runs would each hold a lock."""
+    from family_link import report
+
+    real, calls = report._lock_file, []
+
+    def removed_as_it_was_locked(fd):
+        calls.append(fd)
+        taken = real(fd)
+        if len(calls) == 1:
+            os.unlink(tmp_path / ".r.lock")  # the previous holder, ending
+        return taken
+
+    monkeypatch.setattr(report, "_lock_file", removed_as_it_was_locked)
+    with report.only_writer(tmp_path / "r"):
+        assert len(calls) == 2
+        assert (tmp_path / ".r.lock").is_file()
+    assert not (tmp_path / ".r.lock").exists()

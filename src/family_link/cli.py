@@ -7,7 +7,8 @@ rule ids and file names.
 
 Exit codes: 0 the run completed (whatever it flagged); 1 a bug; 2 the command line was
 wrong; 3 the export (or a report folder given as input) cannot be used; 4 the rules are
-invalid; 5 the output folder cannot be written or already holds a report (use --force);
+invalid; 5 the output folder cannot be written, already holds a report (use --force) or
+is being written by another run;
 6 the pseudonymisation key is missing, unreadable, short or weak; 7 a batch finished but at
 least one export failed.
 """
@@ -155,7 +156,8 @@ def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, forc
       family-link check export-dec --out report-dec --previous report-nov
 
     Exit codes: 0 run completed (whatever it flagged); 2 wrong command line; 3 unusable
-    export; 4 invalid rules; 5 output folder not writable or already holds a report.
+    export; 4 invalid rules; 5 output folder not writable, already holds a report, or
+    being written by another run.
     """
     from . import _read_ahead
 

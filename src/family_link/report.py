@@ -9,7 +9,7 @@ Every file except ``timings.json`` is byte-identical for the same inputs and as-
 
 from __future__ import annotations
 
-__all__ = ["check_destination", "render_csv", "write_csv", "ReportFolder", "open_report",
+__all__ = ["check_destination", "only_writer", "render_csv", "write_csv", "ReportFolder", "open_report",
            "write_report_files", "REPORT_MARKER"]
 
 import ctypes
@@ -367,11 +367,96 @@ def _restore_interrupted(out_dir: Path, marker: str = REPORT_MARKER) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def _another_run(out_dir: Path) -> OutputError:
+    return OutputError([Problem(str(out_dir), "is being written by another family_link run right now",
+                                hint="wait for that run to finish, or give --out another folder")])
+
+
+def _lock_path(out_dir: Path) -> Path:
+    return out_dir.resolve().parent / f".{out_dir.name}.lock"
+
+
+@contextmanager
+def only_writer(out_dir: Path | str) -> Iterator[None]:
+    """Be the only family_link run writing ``out_dir`` while the block runs, or raise
+    ``OutputError`` (exit 5) at once if another run is: an exclusive lock on the hidden
+    file ``.NAME.lock`` beside it, which the system releases if the run is killed and
+    which is removed when the block ends. Without it, a second run to the same folder
+    took the first one's temporary folder for a killed run's and removed it, and the
+    first then failed at its end with "No such file or directory". Where the parent
+    folder does not exist yet there is nothing beside it to guard (``open_report`` makes
+    it first); where the system has no file locks the block runs unguarded."""
+    out_dir = Path(out_dir)
+    if not out_dir.resolve().parent.is_dir() or _lock_file is None:
+        yield
+        return
+    path = _lock_path(out_dir)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
+                                       hint="check the folder exists and you may write to it")]) from None
+        if not _lock_file(fd):
+            os.close(fd)
+            raise _another_run(out_dir)
+        try:  # the file locked may have been removed by the run that held it just before
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)  # while still held: a run opening the old file then retries
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _lock_with_fcntl(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _lock_with_msvcrt(fd: int) -> bool:
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return True
+    except OSError:
+        return False
+
+
+try:
+    import fcntl
+    _lock_file = _lock_with_fcntl
+except ImportError:  # Windows
+    try:
+        import msvcrt
+        _lock_file = _lock_with_msvcrt
+    except ImportError:
+        _lock_file = None
+
+
 def check_destination(out_dir: Path, force: bool, marker: str = REPORT_MARKER, *, what: str = "report",
                       restore: bool = True) -> None:
     """Raise ``OutputError`` unless ``out_dir`` may receive a report (new, empty, or holding
-    one of ours, recognised by ``marker``, and ``force``). Called before the work starts and
-    again before writing."""
+    one of ours, recognised by ``marker``, and ``force``), and no other run is writing it.
+    Called before the work starts and again before writing (``open_report``, which holds
+    ``only_writer`` from there to the end)."""
+    with only_writer(out_dir):
+        _check_destination(out_dir, force, marker, what=what, restore=restore)
+
+
+def _check_destination(out_dir: Path, force: bool, marker: str = REPORT_MARKER, *, what: str = "report",
+                       restore: bool = True) -> None:
+    """``check_destination`` for a run holding ``only_writer(out_dir)``: only then may what
+    looks like a killed run's leftovers be removed."""
     if restore:
         _restore_interrupted(out_dir, marker)
     if out_dir.exists() and not out_dir.is_dir():
@@ -470,10 +555,20 @@ def open_report(out_dir: Path | str, *, force: bool = False,
     without an error the folder replaces ``out_dir`` in one step; on any error (or a kill)
     nothing of it reaches ``out_dir``."""
     out_dir = Path(out_dir)
-    check_destination(out_dir, force, marker)  # before the temporary folder: it removes stale ones
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
+                                   hint="check the folder exists and you may write to it")]) from None
+    with only_writer(out_dir):
+        yield from _open_report(out_dir, parent, force, marker)
+
+
+def _open_report(out_dir: Path, parent: Path, force: bool, marker: str) -> Iterator[ReportFolder]:
+    """``open_report``'s work, for the only run writing ``out_dir``."""
+    _check_destination(out_dir, force, marker)  # before the temporary folder: it removes stale ones
+    try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
     except OSError as exc:
         raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
