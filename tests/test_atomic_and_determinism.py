@@ -394,3 +394,35 @@ def test_a_lock_file_removed_under_a_run_is_taken_afresh(tmp_path, monkeypatch):
         assert len(calls) == 2
         assert (tmp_path / ".r.lock").is_file()
     assert not (tmp_path / ".r.lock").exists()
+
+
+def test_where_files_cannot_be_locked_the_run_goes_on_unguarded(practice_dir, tmp_path, monkeypatch):
+    """Some network shares refuse file locks (ENOLCK): that is not another run writing."""
+    from family_link import report
+
+    monkeypatch.setattr(report, "_lock_file", lambda fd: None)
+    out = tmp_path / "r"
+    assert run("check", practice_dir, "--out", out, "--as-of", AS_OF).exit_code == 0
+    assert not leftovers(out)
+
+
+def test_flock_refused_by_the_file_system_is_no_lock_and_a_held_lock_is_busy(tmp_path, monkeypatch):
+    import errno as errno_module
+
+    from family_link import report
+
+    path = tmp_path / "f"
+    path.write_text("")
+    first, second = os.open(path, os.O_RDWR), os.open(path, os.O_RDWR)
+    try:
+        assert report._lock_with_fcntl(first) is True
+        assert report._lock_with_fcntl(second) is False  # another open file holds it
+
+        def no_locks(fd, how):
+            raise OSError(errno_module.ENOLCK, "No locks available")
+
+        monkeypatch.setattr(report.fcntl, "flock", no_locks)
+        assert report._lock_with_fcntl(second) is None
+    finally:
+        os.close(first)
+        os.close(second)

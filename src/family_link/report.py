@@ -397,7 +397,13 @@ def only_writer(out_dir: Path | str) -> Iterator[None]:
         except OSError as exc:
             raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
                                        hint="check the folder exists and you may write to it")]) from None
-        if not _lock_file(fd):
+        held = _lock_file(fd)
+        if held is None:  # a file system without locks (some network shares): unguarded
+            os.close(fd)
+            _remove_quietly(path)
+            yield
+            return
+        if not held:
             os.close(fd)
             raise _another_run(out_dir)
         try:  # the file locked may have been removed by the run that held it just before
@@ -409,22 +415,30 @@ def only_writer(out_dir: Path | str) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
-            os.unlink(path)  # while still held: a run opening the old file then retries
-        except OSError:
-            pass
+        _remove_quietly(path)  # while still held: a run opening the old file then retries
         os.close(fd)
 
 
-def _lock_with_fcntl(fd: int) -> bool:
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:  # gone already, or (Windows) still open
+        pass
+
+
+def _lock_with_fcntl(fd: int) -> bool | None:
+    """True: locked; False: another process holds the lock; None: this file system
+    cannot lock files."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
-    except OSError:
+    except BlockingIOError:
         return False
+    except OSError:  # ENOLCK, EOPNOTSUPP ...
+        return None
 
 
-def _lock_with_msvcrt(fd: int) -> bool:
+def _lock_with_msvcrt(fd: int) -> bool | None:
     try:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         return True
