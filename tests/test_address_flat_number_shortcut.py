@@ -46,7 +46,8 @@ FLATS = ["Flat 8", "Flat 12", "Flat 12A", "Flat 12 A", "Flat 08", "Flat 0", "Fla
          "Flat 7 WS2 8QT", "Flat 8 B1 2CD", "Flat 8 Flat 9", "Flat 1 Care Home", "Flat 99 Kent",
          "Ground Floor Flat", "Unit 5", "Room 3", "Flat 8 No 5", "Flat 8 St Johns Rd",
          "Flat 5 12-14 Mill Rd", "Flat 5 3/12", "12 Flat 3", "Flat No 8", "Flat 8 Rd",
-         "Flat 12 - 14 Mill Rd", "Flat 12-14A Mill Rd", "Flat 8-9,", "Flat 0-4 Oak Court"]
+         "Flat 12 - 14 Mill Rd", "Flat 12-14A Mill Rd", "Flat 8-9,", "Flat 0-4 Oak Court",
+         "Flat 5-6 Mill House, 12 Mill Rd"]
 LINES = ["", "41 Mill Rd", "41", "41A", "Mill Rd", "Oak Court", "3 Oak Court", "12-14 Mill Rd",
          "3/12 Mill Rd", "Walsall", "Kent", "WS2 8QT", "B1 2CD", "Rose Cottage", "Hostel Lane",
          "Flat 2", "Elm Place", "5 Care Home", "AB12 Road", "Pleck, Walsall", "12 Oak Court 5 Mill Rd"]
@@ -144,11 +145,11 @@ def canonical_punctuation_rewriting_every_run(s: pa.Array) -> pa.Array:
     """``_canonical_punctuation`` as it was: every run of characters other than capitals,
     digits and commas (spaces too) rewritten to one space (once accents are folded, on
     every value)."""
+    s = A._ascii_letters(s)
     s = pc.replace_substring(s, "&", " AND ")
     s = A._sub(s, r"['`\x{2019}]", "")
     s = A._sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")
     s = A._sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")
-    s = A._ascii_letters(s)
     s = A._sub(s, r"[^A-Z0-9,~^]+", " ")
     s = pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/")
     return A._squash(s)

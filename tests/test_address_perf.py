@@ -75,12 +75,11 @@ def test_normalise_addresses_of_no_rows():
 def _plain_canonical_text(joined):
     """The canonicalisation as a plain sequence over every value (before perf-addr; with
     accents folded since)."""
-    s = pc.utf8_upper(joined)
+    s = A._ascii_letters(pc.utf8_upper(joined))
     s = pc.replace_substring(s, "&", " AND ")
     s = pc.replace_substring_regex(s, r"['`\x{2019}]", "")
     s = pc.replace_substring_regex(s, r"([0-9]) *- *([0-9])", r"\1~\2")
     s = pc.replace_substring_regex(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")
-    s = A._ascii_letters(s)
     s = pc.replace_substring_regex(s, r"[^A-Z0-9,~^]+", " ")
     s = A._squash(pc.replace_substring(pc.replace_substring(s, "~", "-"), "^", "/"))
     for pattern, repl in A._CANONICAL_WORDS:

@@ -298,11 +298,11 @@ def _canonical_text(joined: pa.Array) -> pa.Array:
 
 
 def _canonical_punctuation(s: pa.Array) -> pa.Array:
+    s = _only_where(s, r"[^\x00-\x7F]", _ascii_letters)  # first: CAFÉ -> CAFE, not CAF
     s = pc.replace_substring(s, "&", " AND ")
     s = _sub(s, r"['`\x{2019}]", "")  # ST JOHN'S -> ST JOHNS
     s = _sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14
     s = _sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")  # protect 3/12: flat 3 of number 12
-    s = _only_where(s, r"[^\x00-\x7F]", _ascii_letters)  # CAFÉ -> CAFE, not CAF
     # Runs of other characters become one space. The spaces alone are left (the runs of
     # the rest become a space each) and the squash below makes each run one space: the
     # same text, without rewriting every value holding a space.
@@ -313,15 +313,21 @@ def _canonical_punctuation(s: pa.Array) -> pa.Array:
 
 # Capital letters with no decomposition into a letter and its accents, and their spellings.
 _UNDECOMPOSED_LETTERS = {"ß": "SS", "ẞ": "SS", "Æ": "AE", "Œ": "OE", "Ø": "O", "Ł": "L", "Đ": "D",
-                         "Ð": "D", "Þ": "TH", "Ħ": "H", "Ŧ": "T", "Ŀ": "L", "Ŋ": "NG"}
+                         "Ð": "D", "Þ": "TH", "Ħ": "H", "Ŧ": "T", "Ŋ": "NG"}
 
 
 def _ascii_letters(s: pa.Array) -> pa.Array:
     """Accented capitals as the plain ones ("CAFÉ" -> "CAFE", "ZOË" -> "ZOE", "STRAẞE" ->
-    "STRASSE"): compatibility decomposition (NFKD, which also opens ligatures), the
-    accents (combining marks) dropped, then the few letters that do not decompose spelled
-    out. Before this, the punctuation step below turned every non-ASCII letter into a
-    space, so "Café Street" and "Cafe Street" were different streets ("CAF STREET")."""
+    "STRASSE"), and every other character outside ASCII but the right single quote (read
+    as an apostrophe next) a space, as the punctuation step always made it. Only letters,
+    accents and decimal digits are decomposed (NFKD, which also opens ligatures and makes
+    full-width letters and digits plain), the accents (combining marks) dropped, then the
+    few letters that do not decompose spelled out. Numbers and symbols are not
+    decomposed, or "12½" would read as house number "121 2" and a full-width "～" as this
+    module's own range marker. Runs first in ``_canonical_punctuation``, so what it makes
+    is read as typed ASCII would be. Before this, every non-ASCII letter became a space,
+    so "Café Street" and "Cafe Street" were different streets ("CAF STREET")."""
+    s = _sub(s, r"[^\p{L}\p{M}\p{Nd}\x00-\x7F\x{2019}]+", " ")
     s = pc.utf8_upper(_sub(pc.utf8_normalize(s, "NFKD"), r"\p{M}+", ""))
     for letter, spelled in _UNDECOMPOSED_LETTERS.items():
         s = pc.replace_substring(s, letter, spelled)
@@ -388,6 +394,9 @@ def _only_where(arr: pa.Array, pattern: str, fn) -> pa.Array:
 _FLAT_OR_NUMBERS = rf"FLAT|/|(?:^|,){_NUM},|[A-Z] {_NUM} [A-Z]"
 
 
+_FLAT_DASH_NUMBER = r"\bFLAT ?([0-9]+[A-Z]?)-([0-9]+[A-Z]? [A-Z])"
+
+
 def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     """The flat named in each canonical text, and the text without it, a number alone
     in its segment joined to the next, a number after words starting a new segment."""
@@ -399,8 +408,14 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     named = pc.match_substring(s, "FLAT")
     if pc.any(named).as_py():
         # "FLAT 12-14 MILL ROAD" (typed "Flat 12 - 14 Mill Rd"): flat 12 of number 14, as
-        # "3/12" is below; the flat is not the start of a number range.
-        some = _sub(pc.filter(s, named), rf"\bFLAT ?([0-9]+[A-Z]?)-([0-9]+[A-Z]? [A-Z])", r"FLAT \1 \2")
+        # "3/12" is below; the flat is not the start of a number range. Not where a later
+        # part opens with a number ("FLAT 5-6 MILL HOUSE,12 MILL ROAD"): that is the house
+        # number, and what follows the dash is not.
+        some = pc.filter(s, named)
+        dashed = _bool(pc.match_substring_regex(some, _FLAT_DASH_NUMBER)) & \
+            ~_bool(pc.match_substring_regex(some, _FLAT_DASH_NUMBER + ".*,[0-9]"))
+        if dashed.any():
+            some = _where(dashed, _sub(some, _FLAT_DASH_NUMBER, r"FLAT \1 \2"), some)
         flat = pc.replace_with_mask(
             flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
         )
