@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -357,11 +358,9 @@ def test_a_second_run_to_a_folder_being_written_is_refused_and_leaves_the_first_
     """Another run holds the folder (its lock, and its temporary folder beside the report):
     this run stops at once with exit 5 saying so, and removes nothing of the other's. It
     used to take the other's temporary folder for a killed run's and remove it."""
-    from family_link.report import only_writer
-
     out = tmp_path / "r"
     partial = tmp_path / ".r.partial-other"
-    with only_writer(out):
+    with another_process_writing(out):
         partial.mkdir()
         (partial / "flags.csv").write_text("being written")
         result = run("check", practice_dir, "--out", out, "--as-of", AS_OF)
@@ -373,6 +372,61 @@ def test_a_second_run_to_a_folder_being_written_is_refused_and_leaves_the_first_
     partial.rmdir()
     assert run("check", practice_dir, "--out", out, "--as-of", AS_OF).exit_code == 0
     assert not leftovers(out)  # the lock file goes with the run that held it
+
+
+@contextlib.contextmanager
+def another_process_writing(out: Path):
+    """Hold ``out``'s lock as another run would: a child process that takes it
+    (``only_writer``) and keeps it until told to stop."""
+    code = ("import sys; from family_link.report import only_writer\n"
+            "with only_writer(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def test_the_same_folder_by_another_name_is_the_same_lock(practice_dir, tmp_path):
+    """A symbolic link to the folder, or the folder given as ".": one folder, one lock."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real / "r")
+    with another_process_writing(real / "r"):
+        result = run("check", practice_dir, "--out", tmp_path / "link", "--as-of", AS_OF)
+        assert result.exit_code == 5 and "being written by another family_link run" in result.output
+    from family_link.report import _lock_path
+
+    assert _lock_path(Path(".")) == Path.cwd().parent / f".{Path.cwd().name}.lock"
+
+
+def test_a_run_holds_its_folder_from_its_start_and_a_batch_holds_its_own(exports_for_locks, tmp_path):
+    """Nested holds in one process share the lock (the check's open_report inside its own
+    hold); another process is refused while a batch holds its folder."""
+    from family_link.report import check_destination, only_writer
+
+    out = tmp_path / "r"
+    with only_writer(out):
+        check_destination(out, False)  # the same process: no self-refusal
+        with only_writer(out):
+            pass
+        assert (tmp_path / ".r.lock").is_file()  # still held by the outer block
+    assert not (tmp_path / ".r.lock").exists()
+    with another_process_writing(tmp_path / "b"):
+        result = run("batch", exports_for_locks, "--out", tmp_path / "b", "--as-of", AS_OF, "--quiet")
+        assert result.exit_code == 5 and "being written by another family_link run" in result.output
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.fixture
+def exports_for_locks(practice_dir, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "P1").symlink_to(practice_dir, target_is_directory=True)
+    return folder
 
 
 def test_a_lock_file_removed_under_a_run_is_taken_afresh(tmp_path, monkeypatch):
@@ -426,3 +480,23 @@ def test_flock_refused_by_the_file_system_is_no_lock_and_a_held_lock_is_busy(tmp
     finally:
         os.close(first)
         os.close(second)
+
+
+def test_a_lock_file_that_cannot_be_made_leaves_the_run_unguarded(exports_for_locks, tmp_path, monkeypatch):
+    """A batch folder made ready inside a folder the tool may not write in: the batch
+    writes only inside its own folder, so the lock beside it not being possible must not
+    stop it (it did: exit 5 "cannot be created")."""
+    from family_link import report
+
+    real_open = os.open
+
+    def no_lock_files(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(report.os, "open", no_lock_files)
+    (tmp_path / "b").mkdir()
+    result = run("batch", exports_for_locks, "--out", tmp_path / "b", "--as-of", AS_OF, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / "P1" / "flags.csv").is_file()

@@ -153,3 +153,24 @@ def test_a_worker_that_dies_fails_only_its_practice_with_what_to_do():
     other.set_exception(ValueError("not a pool's death"))
     with pytest.raises(ValueError):
         _finished(other, "M91002")  # anything else is a bug of the batch itself, not hidden
+
+
+def test_an_interrupted_batch_with_jobs_starts_no_practice_still_waiting(exports, tmp_path):
+    """Ctrl-C (here: raised from the progress callback as the first practice ends) stops
+    the practices queued behind the ones already running, as the one-at-a-time batch does."""
+    from datetime import date
+
+    from family_link.batch import run_batch
+
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(8):
+        (many / f"P{i}").symlink_to(exports / "M91001", target_is_directory=True)
+
+    def interrupt(name):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(many, tmp_path / "out", as_of=date(2026, 11, 1), progress=interrupt, jobs=2)
+    written = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    assert 1 <= len(written) < 8

@@ -37,7 +37,7 @@ from ._process import avoid_huge_pages, keep_freed_memory
 from .audit import load_audit_run, write_audit
 from .check import run_check
 from .errors import FamilyLinkError, OutputError, Problem, RunFolderError
-from .report import check_destination
+from .report import check_destination, only_writer
 from .rules import load_ruleset
 
 SUMMARY_MARKER = "batch.json"  # a folder holding this file holds a batch's output
@@ -181,11 +181,16 @@ def _check_practices_in_processes(tasks: list[tuple], jobs: int,
     with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=_worker_settings) as pool:
         futures = {pool.submit(_check_practice, *tasks[i]): i for i in order}
         outcomes: list[PracticeOutcome | None] = [None] * len(tasks)
-        for future in as_completed(futures):
-            i = futures[future]
-            outcomes[i] = _finished(future, tasks[i][0].name)
-            if progress is not None:
-                progress(tasks[i][0].name)
+        try:
+            for future in as_completed(futures):
+                i = futures[future]
+                outcomes[i] = _finished(future, tasks[i][0].name)
+                if progress is not None:
+                    progress(tasks[i][0].name)
+        except BaseException:  # Ctrl-C, say: no practice waiting in the queue starts
+            for future in futures:
+                future.cancel()
+            raise
     return [o for o in outcomes if o is not None]
 
 
@@ -218,6 +223,16 @@ def run_batch(folder: Path | str, out_dir: Path | str, *, as_of: date, rules_dir
     folder, out_dir = Path(folder), Path(out_dir)
     ruleset = load_ruleset(rules_dir)  # fail once, up front, on invalid rules
     exports = exports if exports is not None else find_exports(folder)
+    # The only batch writing out_dir until its batch.json is written (a second one is
+    # refused at once; each practice's and the audit's folders have locks of their own).
+    with only_writer(out_dir):
+        return _run_batch(folder, out_dir, ruleset, exports, as_of=as_of, rules_dir=rules_dir, key=key,
+                          force=force, previous=previous, progress=progress, jobs=jobs)
+
+
+def _run_batch(folder: Path, out_dir: Path, ruleset, exports: list[Path], *, as_of: date,
+               rules_dir: Path | str | None, key: bytes | None, force: bool, previous: Path | str | None,
+               progress: Callable[[str], None] | None, jobs: int) -> BatchResult:
     _prepare_out(out_dir, exports, force)
     tasks = [(export, out_dir / export.name, as_of, rules_dir, _last_report(previous, export.name), folder)
              for export in exports]

@@ -22,7 +22,7 @@ from .engine import (FLAG_COLUMNS, RULE_PATIENT_COLUMNS, SCOPE_COLUMNS, Evaluati
                      prepare_rules, rule_triggers)
 from .households import HOUSEHOLD_COLUMNS, link_households, summarise_households
 from .layouts import start_any_export
-from .report import check_destination, open_report
+from .report import check_destination, only_writer, open_report
 from .rules import RuleSet, load_ruleset
 from .previous import RESOLVED_COLUMNS, PreviousRun, load_previous_run, mark_flags, resolved_flags
 from .worklist import WorklistFacts, build_worklist, unplaced_patients
@@ -173,6 +173,16 @@ def run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
               rules_dir: Path | str | None = None, force: bool = False,
               previous: Path | str | None = None, layout: str | None = None,
               profile: Path | str | None = None, jobs: int = 1) -> CheckResult:
+    # The only run writing out_dir from its first check of the folder to its report's
+    # last rename: a second run to the same folder is refused at once (report.only_writer).
+    with only_writer(out_dir):
+        return _run_check(export_path, out_dir, as_of=as_of, rules_dir=rules_dir, force=force,
+                          previous=previous, layout=layout, profile=profile, jobs=jobs)
+
+
+def _run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
+               rules_dir: Path | str | None, force: bool, previous: Path | str | None,
+               layout: str | None, profile: Path | str | None, jobs: int) -> CheckResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
 

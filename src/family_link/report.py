@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -372,50 +373,88 @@ def _another_run(out_dir: Path) -> OutputError:
                                 hint="wait for that run to finish, or give --out another folder")])
 
 
-def _lock_path(out_dir: Path) -> Path:
-    return out_dir.resolve().parent / f".{out_dir.name}.lock"
+def _lock_path(out_dir: Path) -> Path | None:
+    """The lock file of ``out_dir``: beside the folder the path leads to (a symbolic link's
+    target, "." the current folder), so every way of naming one folder shares one lock.
+    None for a path naming no folder of its own (the root)."""
+    resolved = out_dir.resolve()
+    return resolved.parent / f".{resolved.name}.lock" if resolved.name else None
+
+
+_HELD: dict[Path, int] = {}  # lock files this process holds, with how many blocks hold each
+_HELD_GUARD = threading.Lock()
 
 
 @contextmanager
 def only_writer(out_dir: Path | str) -> Iterator[None]:
     """Be the only family_link run writing ``out_dir`` while the block runs, or raise
-    ``OutputError`` (exit 5) at once if another run is: an exclusive lock on the hidden
-    file ``.NAME.lock`` beside it, which the system releases if the run is killed and
-    which is removed when the block ends. Without it, a second run to the same folder
-    took the first one's temporary folder for a killed run's and removed it, and the
-    first then failed at its end with "No such file or directory". Where the parent
-    folder does not exist yet there is nothing beside it to guard (``open_report`` makes
-    it first); where the system has no file locks the block runs unguarded."""
-    out_dir = Path(out_dir)
-    if not out_dir.resolve().parent.is_dir() or _lock_file is None:
+    ``OutputError`` (exit 5) at once if another run is. The lock is an exclusive one on the
+    hidden file ``.NAME.lock`` beside the folder, which the system releases if the run is
+    killed and which the run removes as the block ends (not on Windows, where an open file
+    cannot be removed: an empty file stays, harmless). Without it, a second run to the same
+    folder took the first one's temporary folder for a killed run's and removed it, and
+    the first then failed at its end with "No such file or directory".
+
+    A check holds it from its start to its report's last rename; blocks nested in one
+    process (``open_report`` inside the check) share the hold. Where the lock file cannot
+    be made (no parent folder yet, a parent one may not write in, as a batch folder's may
+    be) or the file system has no locks (some network shares), the block runs unguarded,
+    as before the lock: any real problem writing is reported by the writing itself."""
+    path = _lock_path(Path(out_dir))
+    if path is None or _lock_file is None:
         yield
         return
-    path = _lock_path(out_dir)
+    with _HELD_GUARD:
+        nested = path in _HELD
+        if nested:
+            _HELD[path] += 1
+    if nested:
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                _HELD[path] -= 1
+        return
+    fd = _take_lock(path, Path(out_dir))
+    if fd is None:
+        yield
+        return
+    with _HELD_GUARD:
+        _HELD[path] = 1
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            _HELD[path] -= 1
+            last = _HELD[path] == 0
+            if last:
+                del _HELD[path]
+        if last:
+            _remove_quietly(path)  # while still held: a run opening the old file then retries
+            os.close(fd)
+
+
+def _take_lock(path: Path, out_dir: Path) -> int | None:
+    """The descriptor holding ``path``'s lock, or None where it cannot be locked (see
+    ``only_writer``); raises ``OutputError`` while another process holds it."""
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
-                                       hint="check the folder exists and you may write to it")]) from None
+        except OSError:
+            return None
         held = _lock_file(fd)
-        if held is None:  # a file system without locks (some network shares): unguarded
+        if held is None:
             os.close(fd)
             _remove_quietly(path)
-            yield
-            return
+            return None
         if not held:
             os.close(fd)
             raise _another_run(out_dir)
         try:  # the file locked may have been removed by the run that held it just before
             if os.path.samestat(os.fstat(fd), os.stat(path)):
-                break
+                return fd
         except FileNotFoundError:
             pass
-        os.close(fd)
-    try:
-        yield
-    finally:
-        _remove_quietly(path)  # while still held: a run opening the old file then retries
         os.close(fd)
 
 
@@ -442,8 +481,8 @@ def _lock_with_msvcrt(fd: int) -> bool | None:
     try:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         return True
-    except OSError:
-        return False
+    except OSError as exc:  # locked elsewhere: EACCES (or EDEADLK, its retries run out)
+        return False if exc.errno in (errno.EACCES, errno.EDEADLK) else None
 
 
 try:
