@@ -500,3 +500,15 @@ def test_a_lock_file_that_cannot_be_made_leaves_the_run_unguarded(exports_for_lo
     result = run("batch", exports_for_locks, "--out", tmp_path / "b", "--as-of", AS_OF, "--quiet")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "b" / "P1" / "flags.csv").is_file()
+
+
+def test_a_report_folder_given_by_a_symbolic_link_is_replaced_where_it_points(practice_dir, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    assert run("check", practice_dir, "--out", real / "rep", "--as-of", "2026-10-01").exit_code == 0
+    link = tmp_path / "current"
+    link.symlink_to(real / "rep", target_is_directory=True)
+    assert run("check", practice_dir, "--out", link, "--as-of", AS_OF, "--force").exit_code == 0
+    assert link.is_symlink() and link.resolve() == (real / "rep").resolve()
+    assert json.loads((real / "rep" / "run.json").read_text())["as_of"] == AS_OF
+    assert not leftovers(real / "rep") and not leftovers(link)

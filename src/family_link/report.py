@@ -606,8 +606,12 @@ def open_report(out_dir: Path | str, *, force: bool = False,
                 marker: str = REPORT_MARKER) -> Iterator[ReportFolder]:
     """A ``ReportFolder`` to write the files of ``out_dir`` into. When the block ends
     without an error the folder replaces ``out_dir`` in one step; on any error (or a kill)
-    nothing of it reaches ``out_dir``."""
+    nothing of it reaches ``out_dir``. Where ``out_dir`` is a symbolic link, the report
+    replaces the folder it points to and the link stays (the swap used to replace the link
+    itself with a folder, leaving the old report where the link had pointed)."""
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        out_dir = out_dir.resolve()
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
