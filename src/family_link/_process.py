@@ -3,11 +3,13 @@ importing this must not slow ``family-link --help`` (pandas and Arrow load lazil
 
 from __future__ import annotations
 
-__all__ = ["avoid_blas_threads", "avoid_huge_pages", "keep_arrow_freed_memory", "keep_freed_memory"]
+__all__ = ["avoid_blas_threads", "avoid_huge_pages", "command_line_settings", "keep_arrow_freed_memory",
+           "keep_freed_memory"]
 
 import ctypes
 import os
 import sys
+import warnings
 
 _PR_SET_THP_DISABLE = 41
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
@@ -101,3 +103,22 @@ def avoid_blas_threads() -> bool:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     return True
 
+
+
+PANDAS_WIDE_ROW_WARNING = "Length of header or names does not match length of data"
+
+
+def command_line_settings() -> None:
+    """Every setting above, as the command line makes them when it starts (and each batch
+    worker process, which it starts afresh), and pandas' wide-row warning silenced.
+
+    pandas' fallback reader warns when it drops a row's cells beyond the header's width.
+    The reader never relies on that warning (it looks for wide rows itself and reports
+    them: ``_export._read_with_pandas``), and warnings are process-wide: with files read on
+    two threads, one thread's ``catch_warnings`` can let another's warning through, and the
+    lead would see pandas' "loss of data" text for a row the report already names."""
+    avoid_huge_pages()  # memory placement only, never results
+    keep_freed_memory()  # likewise
+    keep_arrow_freed_memory()  # likewise (before pandas and Arrow load)
+    avoid_blas_threads()  # threads only, never results (before NumPy loads)
+    warnings.filterwarnings("ignore", message=PANDAS_WIDE_ROW_WARNING)

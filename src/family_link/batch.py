@@ -33,7 +33,7 @@ from typing import Callable
 import pandas as pd
 
 from . import __version__
-from ._process import avoid_huge_pages, keep_freed_memory
+from ._process import command_line_settings
 from .audit import load_audit_run, write_audit
 from .check import run_check
 from .errors import FamilyLinkError, OutputError, Problem, RunFolderError
@@ -143,14 +143,6 @@ def _check_practice(export: Path, practice_out: Path, as_of: date, rules_dir: Pa
                                          "this export alone to see the traceback, and report it")
 
 
-def _worker_settings() -> None:
-    """A batch worker's process settings, as the command line makes for itself (where
-    memory comes from, never what is computed: ``_process``); the environment's
-    settings (Arrow's allocator, OpenBLAS) come with the environment."""
-    avoid_huge_pages()
-    keep_freed_memory()
-
-
 def _finished(future: Future, practice: str) -> PracticeOutcome:
     """A worker's outcome; a worker that died (killed for lack of memory, say) fails only
     the practices it, or the pool it broke, had not finished."""
@@ -173,12 +165,13 @@ def _check_practices_in_processes(tasks: list[tuple], jobs: int,
                                   progress: Callable[[str], None] | None) -> list[PracticeOutcome]:
     """``_check_practice`` for every task on up to ``jobs`` worker processes, the outcomes
     in the tasks' order. Workers are started afresh (spawn), not forked: a fork copies
-    whatever locks the parent's threads hold at that moment."""
+    whatever locks the parent's threads hold at that moment; each gets the command line's
+    process settings (``command_line_settings``)."""
     context = multiprocessing.get_context("spawn")
     # The largest exports first (by their files' bytes), so that no large practice starts
     # last while the other workers sit idle; the order decides only when each is checked.
     order = sorted(range(len(tasks)), key=lambda i: (-_export_bytes(tasks[i][0]), i))
-    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=_worker_settings) as pool:
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context, initializer=command_line_settings) as pool:
         futures = {pool.submit(_check_practice, *tasks[i]): i for i in order}
         outcomes: list[PracticeOutcome | None] = [None] * len(tasks)
         try:

@@ -20,7 +20,6 @@ import functools
 import logging
 import os
 import sys
-import warnings
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +27,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from ._process import avoid_blas_threads, avoid_huge_pages, keep_arrow_freed_memory, keep_freed_memory
+from ._process import command_line_settings
 from .errors import FamilyLinkError
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,9 +56,6 @@ as_of_option = click.option(
 rules_option = click.option(
     "--rules", "rules_dir", type=click.Path(path_type=Path), default=None,
     help="Folder of rule files (*.yaml) with a codelists/ folder. Default: the project's rules/.")
-
-
-_PANDAS_WIDE_ROW_WARNING = "Length of header or names does not match length of data"
 
 
 class _QuickExitGroup(click.Group):
@@ -111,16 +107,7 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    avoid_huge_pages()  # memory placement only, never results: see _process.py
-    keep_freed_memory()  # likewise
-    keep_arrow_freed_memory()  # likewise (before pandas and Arrow load)
-    avoid_blas_threads()  # threads only, never results (before NumPy loads)
-    # pandas' fallback reader warns when it drops a row's cells beyond the header's width.
-    # The reader never relies on that warning (it looks for wide rows itself and reports
-    # them: _export._read_with_pandas), and warnings are process-wide: with files read on
-    # two threads, one thread's catch_warnings can let another's warning through, and the
-    # lead would see pandas' "loss of data" text for a row the report already names.
-    warnings.filterwarnings("ignore", message=_PANDAS_WIDE_ROW_WARNING)
+    command_line_settings()  # memory placement, threads and one pandas warning: see _process.py
 
 
 @main.command()

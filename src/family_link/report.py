@@ -381,7 +381,7 @@ def _lock_path(out_dir: Path) -> Path | None:
     return resolved.parent / f".{resolved.name}.lock" if resolved.name else None
 
 
-_HELD: dict[Path, int] = {}  # lock files this process holds, with how many blocks hold each
+_HELD: set[Path] = set()  # lock files this process holds
 _HELD_GUARD = threading.Lock()
 
 
@@ -395,43 +395,28 @@ def only_writer(out_dir: Path | str) -> Iterator[None]:
     folder took the first one's temporary folder for a killed run's and removed it, and
     the first then failed at its end with "No such file or directory".
 
-    A check holds it from its start to its report's last rename; blocks nested in one
-    process (``open_report`` inside the check) share the hold. Where the lock file cannot
-    be made (no parent folder yet, a parent one may not write in, as a batch folder's may
-    be) or the file system has no locks (some network shares), the block runs unguarded,
-    as before the lock: any real problem writing is reported by the writing itself."""
+    A check holds it from its start to its report's last rename; a block inside another
+    for the same folder in one process (``open_report`` inside the check) runs under the
+    outer one's hold. Where the lock file cannot be made (no parent folder yet, a parent
+    one may not write in, as a batch folder's may be) or the file system has no locks
+    (some network shares), the block runs unguarded, as before the lock: any real problem
+    writing is reported by the writing itself."""
     path = _lock_path(Path(out_dir))
-    if path is None or _lock_file is None:
-        yield
-        return
     with _HELD_GUARD:
-        nested = path in _HELD
-        if nested:
-            _HELD[path] += 1
-    if nested:
-        try:
-            yield
-        finally:
-            with _HELD_GUARD:
-                _HELD[path] -= 1
-        return
-    fd = _take_lock(path, Path(out_dir))
+        held_here = path is None or _lock_file is None or path in _HELD
+    fd = None if held_here else _take_lock(path, Path(out_dir))
     if fd is None:
         yield
         return
     with _HELD_GUARD:
-        _HELD[path] = 1
+        _HELD.add(path)
     try:
         yield
     finally:
         with _HELD_GUARD:
-            _HELD[path] -= 1
-            last = _HELD[path] == 0
-            if last:
-                del _HELD[path]
-        if last:
-            _remove_quietly(path)  # while still held: a run opening the old file then retries
-            os.close(fd)
+            _HELD.discard(path)
+        _remove_quietly(path)  # while still held: a run opening the old file then retries
+        os.close(fd)
 
 
 def _take_lock(path: Path, out_dir: Path) -> int | None:
@@ -500,28 +485,21 @@ def check_destination(out_dir: Path, force: bool, marker: str = REPORT_MARKER, *
                       restore: bool = True) -> None:
     """Raise ``OutputError`` unless ``out_dir`` may receive a report (new, empty, or holding
     one of ours, recognised by ``marker``, and ``force``), and no other run is writing it.
-    Called before the work starts and again before writing (``open_report``, which holds
-    ``only_writer`` from there to the end)."""
+    Called before the work starts and again before writing (``open_report``). What looks
+    like a killed run's leftovers is removed only under ``only_writer``."""
     with only_writer(out_dir):
-        _check_destination(out_dir, force, marker, what=what, restore=restore)
-
-
-def _check_destination(out_dir: Path, force: bool, marker: str = REPORT_MARKER, *, what: str = "report",
-                       restore: bool = True) -> None:
-    """``check_destination`` for a run holding ``only_writer(out_dir)``: only then may what
-    looks like a killed run's leftovers be removed."""
-    if restore:
-        _restore_interrupted(out_dir, marker)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError([Problem(str(out_dir), "exists and is a file, not a folder",
-                                   hint="give --out a new or empty folder")])
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not (out_dir / marker).exists():
-            raise OutputError([Problem(str(out_dir), f"is not empty and holds no family_link {what}",
-                                       hint="give --out a new or empty folder, so nothing else is overwritten")])
-        if not force:
-            raise OutputError([Problem(str(out_dir), f"already holds a {what}",
-                                       hint="give a new folder, or add --force to replace it")])
+        if restore:
+            _restore_interrupted(out_dir, marker)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError([Problem(str(out_dir), "exists and is a file, not a folder",
+                                       hint="give --out a new or empty folder")])
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            if not (out_dir / marker).exists():
+                raise OutputError([Problem(str(out_dir), f"is not empty and holds no family_link {what}",
+                                           hint="give --out a new or empty folder, so nothing else is overwritten")])
+            if not force:
+                raise OutputError([Problem(str(out_dir), f"already holds a {what}",
+                                           hint="give a new folder, or add --force to replace it")])
 
 
 class ReportFolder:
@@ -619,42 +597,37 @@ def open_report(out_dir: Path | str, *, force: bool = False,
         raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
                                    hint="check the folder exists and you may write to it")]) from None
     with only_writer(out_dir):
-        yield from _open_report(out_dir, parent, force, marker)
+        check_destination(out_dir, force, marker)  # before the temporary folder: it removes stale ones
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+        except OSError as exc:
+            raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
+                                       hint="check the folder exists and you may write to it")]) from None
+        folder = ReportFolder(out_dir, tmp)
 
+        def discard() -> None:
+            folder._close_quietly()
+            shutil.rmtree(tmp, ignore_errors=True)
 
-def _open_report(out_dir: Path, parent: Path, force: bool, marker: str) -> Iterator[ReportFolder]:
-    """``open_report``'s work, for the only run writing ``out_dir``."""
-    _check_destination(out_dir, force, marker)  # before the temporary folder: it removes stale ones
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
-    except OSError as exc:
-        raise OutputError([Problem(str(out_dir), f"cannot be created ({exc.strerror})",
-                                   hint="check the folder exists and you may write to it")]) from None
-    folder = ReportFolder(out_dir, tmp)
-
-    def discard() -> None:
-        folder._close_quietly()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-    try:
-        os.chmod(tmp, 0o700)
-    except OSError as exc:
-        discard()
-        raise folder._cannot_write(exc) from None
-    try:
-        yield folder  # an error of the caller's is passed on as it is, after the clean-up
-    except BaseException:
-        discard()
-        raise
-    try:
-        folder._sync_and_close()
-        folder._move_into_place()
-    except OSError as exc:
-        discard()
-        raise folder._cannot_write(exc) from None
-    except BaseException:
-        discard()
-        raise
+        try:
+            os.chmod(tmp, 0o700)
+        except OSError as exc:
+            discard()
+            raise folder._cannot_write(exc) from None
+        try:
+            yield folder  # an error of the caller's is passed on as it is, after the clean-up
+        except BaseException:
+            discard()
+            raise
+        try:
+            folder._sync_and_close()
+            folder._move_into_place()
+        except OSError as exc:
+            discard()
+            raise folder._cannot_write(exc) from None
+        except BaseException:
+            discard()
+            raise
 
 
 def write_report_files(out_dir: Path | str, files: dict[str, bytes], *, force: bool = False,
