@@ -402,7 +402,10 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     in its segment joined to the next, a number after words starting a new segment."""
     n = len(texts)
     # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF". Only texts holding "FLAT" change.
-    flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
+    # A range of flats is one flat, kept whole as a range of house numbers is ("FLAT 5-6,
+    # MILL HOUSE"): where the dash starts no house number (below), what follows it is not
+    # left behind as a building "-6".
+    flat_id = rf"(?:{_FLAT_ID}(?:-[0-9]+[A-Z]?)?|GF|TOP|BSMT)"
     flat = _empty(n)
     s = texts  # squashed: see _parse_distinct
     named = pc.match_substring(s, "FLAT")
