@@ -116,10 +116,19 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 def _sha1_heads(texts: pa.Array) -> np.ndarray:
     """The first 6 bytes of sha1 of each string's UTF-8 bytes, as a (k, 6) uint8 array.
     One sha1 per string is the floor (~0.4 us each); the digests are gathered by ``map``
-    and one join, and turned into hex digits by numpy, not one Python string each."""
-    blobs = texts.cast(pa.binary()).to_pylist()
-    digests = b"".join(map(operator.methodcaller("digest"), map(hashlib.sha1, blobs)))
+    and a join, and turned into hex digits by numpy, not one Python string each.
+
+    A slice of strings at a time: one conversion and join over the 444k household keys at
+    1M is a C loop that holds the GIL for its ~0.17 s, leaving the linkage's second thread
+    (which needs it between its Arrow and numpy calls) waiting all that time; between
+    slices the interpreter can hand the GIL over."""
+    digest = operator.methodcaller("digest")
+    digests = b"".join([b"".join(map(digest, map(hashlib.sha1, texts.slice(i, _SHA1_SLICE).cast(pa.binary()).to_pylist())))
+                        for i in range(0, len(texts), _SHA1_SLICE)])
     return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :6]
+
+
+_SHA1_SLICE = 4096  # ~1.5 ms of hashing: the other thread waits no longer than that
 
 
 def _id_bytes(prefix: str, heads: np.ndarray) -> np.ndarray:
