@@ -121,14 +121,18 @@ def _sha1_heads(texts: pa.Array) -> np.ndarray:
     A slice of strings at a time: one conversion and join over the 444k household keys at
     1M is a C loop that holds the GIL for its ~0.17 s, leaving the linkage's second thread
     (which needs it between its Arrow and numpy calls) waiting all that time; between
-    slices the interpreter can hand the GIL over."""
+    slices the interpreter can hand the GIL over. It is quicker too (0.14 s against 0.19 s
+    for the 444k keys at once): a slice's bytes objects are few and stay in the cache."""
     digest = operator.methodcaller("digest")
-    digests = b"".join([b"".join(map(digest, map(hashlib.sha1, texts.slice(i, _SHA1_SLICE).cast(pa.binary()).to_pylist())))
-                        for i in range(0, len(texts), _SHA1_SLICE)])
+    parts = []
+    for start in range(0, len(texts), _SHA1_SLICE):
+        blobs = texts.slice(start, _SHA1_SLICE).cast(pa.binary()).to_pylist()
+        parts.append(b"".join(map(digest, map(hashlib.sha1, blobs))))
+    digests = b"".join(parts)
     return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :6]
 
 
-_SHA1_SLICE = 4096  # ~1.5 ms of hashing: the other thread waits no longer than that
+_SHA1_SLICE = 4096  # ~1.5 ms of hashing (1,024 and 16,384 were slower at 1M)
 
 
 def _id_bytes(prefix: str, heads: np.ndarray) -> np.ndarray:
