@@ -16,8 +16,11 @@ __all__ = [
     "AfterEvents",
     "Export",
     "ExportReading",
+    "HEAVY_REJECTION_SHARE",
+    "HeavyRejection",
     "EventCodes",
     "InputFile",
+    "heavy_rejections",
     "COLUMN_SYNONYMS",
     "load_export",
     "start_export",
@@ -143,6 +146,63 @@ class Export:
     # The events' code column as the reader factorised it (None where not known): lets the
     # rule engine test the few thousand distinct codes rather than five million rows.
     event_codes: EventCodes | None = field(default=None, repr=False, compare=False)
+
+
+# A file more than this share of whose rows were rejected is named to the lead with its
+# commonest reason: so many rows usually means a systematic fault (dates in another form, a
+# column mapped wrongly, a cut-off file), and the alerts resting on them are missing.
+# Generated practices' ordinary noise rejects about 0.25% of events.
+HEAVY_REJECTION_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class HeavyRejection:
+    """A file of the export more than ``HEAVY_REJECTION_SHARE`` of whose rows were rejected,
+    with the commonest (column, reason) among them ("" where rejected.csv lists none).
+    Counts and the reader's own reason texts only, never a value."""
+    file: str
+    rows_read: int
+    rows_rejected: int
+    column: str = ""
+    reason: str = ""
+    reason_rows: int = 0
+
+    def counts(self) -> str:
+        """What was rejected: "964 of 1,925 rows of events.csv (50%) were rejected, most
+        often in column date: '...' (963 rows)." (batch's summary.csv)."""
+        share = 100 * self.rows_rejected / self.rows_read
+        pct = f"{share:.0f}%" if share >= 10 else f"{share:.1f}%"
+        commonest = (f", most often in column {self.column}: '{self.reason}' ({self.reason_rows:,} rows)"
+                     if self.reason else "")
+        return f"{self.rows_rejected:,} of {self.rows_read:,} rows of {self.file} ({pct}) were rejected{commonest}."
+
+    def sentence(self) -> str:
+        """``counts`` and what it means for the worklist (the lead's warning)."""
+        return (f"{self.counts()} Alerts resting on those rows are missing from this list: read "
+                "rejected.csv and correct what it names before relying on the list.")
+
+
+# "emis_list_report.csv (events)": the patients or events read from one file of a one-file
+# layout; rejected.csv names the file itself.
+_PART_OF_FILE = re.compile(r" \([a-z]+\)$")
+
+
+def heavy_rejections(export: Export) -> tuple[HeavyRejection, ...]:
+    """The export's files, in their order, more than ``HEAVY_REJECTION_SHARE`` of whose rows
+    were rejected, each with the commonest (column, reason) among the rows rejected.csv
+    lists for that file (ties: column, then reason, alphabetically). For the patients or
+    events of a one-file layout that is among all the file's rejected rows."""
+    found = []
+    for f in export.files:
+        if not f.rows_read or f.rows_rejected <= HEAVY_REJECTION_SHARE * f.rows_read:
+            continue
+        mine = export.rejected[export.rejected["file"] == _PART_OF_FILE.sub("", f.name)]
+        counts = mine.groupby(["column", "reason"]).size().reset_index(name="rows")
+        top = counts.sort_values(["rows", "column", "reason"], ascending=[False, True, True], kind="mergesort")
+        commonest = (str(top["column"].iloc[0]), str(top["reason"].iloc[0]), int(top["rows"].iloc[0])) \
+            if len(top) else ()
+        found.append(HeavyRejection(f.name, f.rows_read, f.rows_rejected, *commonest))
+    return tuple(found)
 
 
 @dataclass(frozen=True, eq=False)

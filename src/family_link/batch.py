@@ -53,6 +53,7 @@ class PracticeOutcome:
     rejected_rows: int | None
     flags_per_rule: dict[str, int]
     error: str
+    warning: str = ""  # files with many rows rejected (_export.HeavyRejection.counts), else ""
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,8 @@ def _check_practice(export: Path, practice_out: Path, as_of: date, rules_dir: Pa
     try:
         result = run_check(export, practice_out, as_of=as_of, rules_dir=rules_dir, force=True, previous=last)
         return PracticeOutcome(export.name, "ok", 0, result.patients, result.rejected_rows,
-                               dict(result.flags_per_rule), "")
+                               dict(result.flags_per_rule), "",
+                               " ".join(h.counts() for h in result.heavy_rejections))
     except FamilyLinkError as exc:
         return PracticeOutcome(export.name, "failed", exc.exit_code, None, None, {}, _failure_text(exc, folder))
     except Exception as exc:  # noqa: BLE001 - a bug on one export must not stop the others
@@ -197,9 +199,11 @@ def summary_frame(outcomes: list[PracticeOutcome], rule_ids: list[str]) -> pd.Da
         for r in rule_ids:
             row[f"flags_{r}"] = o.flags_per_rule.get(r, "") if o.status == "ok" else ""
         row["error"] = o.error
+        row["warning"] = o.warning
         rows.append(row)
+    # warning: appended last, so that readers of the earlier columns are unaffected.
     cols = ["practice", "status", "exit_code", "patients", "rejected_rows", "flags",
-            *[f"flags_{r}" for r in rule_ids], "error"]
+            *[f"flags_{r}" for r in rule_ids], "error", "warning"]
     return pd.DataFrame(rows, columns=cols)
 
 

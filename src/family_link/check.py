@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from ._export import ISSUE_COLUMNS, Export
+from ._export import ISSUE_COLUMNS, Export, HeavyRejection, heavy_rejections
 from .engine import (FLAG_COLUMNS, RULE_PATIENT_COLUMNS, SCOPE_COLUMNS, Evaluation, PreparedRules, evaluate_rules,
                      prepare_rules, rule_triggers)
 from .households import HOUSEHOLD_COLUMNS, link_households, summarise_households
@@ -47,6 +47,7 @@ class CheckResult:
     compared_with: dict | None = field(default=None)  # as_of, new, open, resolved (with --previous)
     layout: str = "canonical"  # the export layout read (layouts.LAYOUTS)
     export_date: date | None = None  # when the clinical system ran the export, where it says
+    heavy_rejections: tuple[HeavyRejection, ...] = ()  # files with many rows rejected, to warn of
 
 
 def _run_summary(ruleset: RuleSet, export: Export, household_counts: dict, evaluation: Evaluation,
@@ -121,6 +122,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
             rule_severities={r.id: r.severity for r in ruleset.rules}, export_date=export.export_date,
             input_files=tuple((f.name, f.rows_read, f.rows_used, f.rows_rejected) for f in export.files),
             rejected_rows=len(export.rejected), warning_rows=len(export.warnings), households=hh.get("households"),
+            heavy_rejections=tuple(h.sentence() for h in heavy_rejections(export)),
             ambiguous_records=hh.get("ambiguous_records"),
             previous_as_of=last_run.as_of if last_run is not None else None)
         t = lap("summarise", t)
@@ -235,4 +237,5 @@ def _run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
                                   timings=timings, lap=lap, since=t, started=started, prepared=prepared)
     seconds = time.perf_counter() - started
     return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(export.rejected), seconds,
-                       summary.get("compared_with"), layout=export.layout, export_date=export.export_date)
+                       summary.get("compared_with"), layout=export.layout, export_date=export.export_date,
+                       heavy_rejections=heavy_rejections(export))

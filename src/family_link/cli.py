@@ -170,6 +170,8 @@ def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, forc
                    "date; anything coded since is missing. Re-run the export.", err=True)
     click.echo(f"Checked {result.patients} patients as of {as_of.isoformat()}: {total} flags "
                f"({result.rejected_rows} input rows rejected). Report: {result.out_dir}")
+    for heavy in result.heavy_rejections:
+        click.echo(f"Warning: {heavy.sentence()}", err=True)
     if result.compared_with:
         c = result.compared_with
         click.echo(f"Since {c['as_of']}: {c['new']} new, {c['open']} still open, {c['resolved']} resolved.")
@@ -388,6 +390,9 @@ def batch(folder: Path, out_dir: Path, as_of: date, rules_dir: Path | None, key_
     click.echo(f"Checked {ok} of {len(result.outcomes)} practice exports as of {as_of.isoformat()}. "
                f"Summary: {result.out_dir / 'summary.csv'}"
                + (f"; auditor's report: {result.audit_dir}" if result.audit_dir else ""))
+    for outcome in result.outcomes:
+        if outcome.warning:
+            click.echo(f"Warning: {outcome.practice}: {outcome.warning} See its rejected.csv.", err=True)
     if result.failed:
         raise BatchIncompleteError([Problem(o.practice, f"failed with exit code {o.exit_code}: {o.error}")
                                     for o in result.failed])

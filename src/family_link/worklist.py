@@ -64,6 +64,7 @@ class WorklistFacts:
     export_date: date | None = None
     input_files: tuple[tuple[str, int, int, int], ...] = ()  # name, read, used, rejected
     rejected_rows: int = 0
+    heavy_rejections: tuple[str, ...] = ()  # a sentence per file with many rows rejected (_export.HeavyRejection)
     warning_rows: int = 0
     households: int | None = None
     ambiguous_records: int | None = None
@@ -286,6 +287,7 @@ def _warnings(facts: WorklistFacts) -> list[str]:
                "list cannot see either. Run the export as a user with safeguarding access.")
     if facts.rejected_rows:
         out.append(f"{facts.rejected_rows} input rows were rejected and not checked: see rejected.csv.")
+    out.extend(facts.heavy_rejections)
     if facts.ambiguous_records:
         out.append(f"{facts.ambiguous_records} records have an ambiguous address (e.g. a flat number missing "
                    "at a building of flats) and were checked on their own: resolve them by hand "
