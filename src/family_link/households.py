@@ -1163,8 +1163,8 @@ def _dwellings(w: pd.DataFrame) -> pd.DataFrame:
                 [n_num, n_bkey, n_street, n_town])
             how[rest] = 3
     has = np.flatnonzero(bld >= 0)
-    # The dwellings are numbered on the second thread while the buildings' postcodes,
-    # streets and towns are worked out here (bld is final: nothing below writes it).
+    # The dwellings are numbered here, before the buildings' postcodes, streets and towns
+    # (bld is final: nothing below writes it).
     d = _flat_dwellings(bld, has, flat_c, len(flat_texts))
     w["bld"] = bld
     d_how = _str_series(pc.take(pa.array(_HOW, pa.string()), pa.array(how)), w.index)
