@@ -104,14 +104,14 @@ PATTERNS = [
     (["Flat 12-14 Mill Road"], dict(flat="12", number="14", building="", street="MILL ROAD")),
     (["Flat 2 12-14 Mill Road"], dict(flat="2", number="12-14", street="MILL ROAD")),
     # ... but where a later part opens with a number, that is the house number.
-    # (and the flats "5-6" are one flat, as "12-14" is one house number: the "-6" was left
-    # behind as part of the building, "-6 MILL HOUSE").
+    # (and the range of flats is its first flat, the dwelling of "Flat 5": the "-6" was left
+    # behind in the building, "-6 MILL HOUSE").
     (["Flat 5-6 Mill House, 12 Mill Road"],
-     dict(flat="5-6", number="12", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5-6, MILL HOUSE, 12 MILL ROAD")),
+     dict(flat="5", number="12", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, 12 MILL ROAD")),
     # A range of flats with no house number after it (was flat 5 in the building "-6").
     (["Flat 5 - 6, Mill House", "Mill Road"],
-     dict(flat="5-6", number="", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5-6, MILL HOUSE, MILL ROAD")),
-    (["Flat 8-9"], dict(flat="8-9", number="", building="", street="", address_text="FLAT 8-9")),
+     dict(flat="5", number="", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, MILL ROAD")),
+    (["Flat 08-09"], dict(flat="8", number="", building="", street="", address_text="FLAT 8")),
     # Accented letters fold to plain capitals (were dropped: "ZO COURT", "CAF STREET").
     (["Zoë Court, 3 Café Street", "Bloxwich"],
      dict(number="3", building="ZOE COURT", street="CAFE STREET", town="BLOXWICH")),
@@ -209,8 +209,7 @@ POSTCODES = ["WS2 8QT", "WS1 1AB", "B1 1AA", "WV13 2JP"]
 @st.composite
 def homes(draw: st.DrawFn) -> dict:
     flat = draw(st.one_of(st.just(""), st.integers(1, 40).map(str),
-                          st.tuples(st.integers(1, 9), st.sampled_from("ABC")).map(lambda t: f"{t[0]}{t[1]}"),
-                          st.tuples(st.integers(1, 9), st.integers(10, 40)).map(lambda t: f"{t[0]}-{t[1]}")))
+                          st.tuples(st.integers(1, 9), st.sampled_from("ABC")).map(lambda t: f"{t[0]}{t[1]}")))
     building = draw(st.sampled_from(BUILDINGS)) if flat and draw(st.booleans()) else ""
     number = "" if building and draw(st.booleans()) else str(draw(st.integers(1, 400)))
     letter = draw(st.sampled_from(["", "", "A", "B", "C"])) if number and not flat else ""
@@ -247,7 +246,9 @@ def variants(draw: st.DrawFn, home: dict) -> tuple[list[str], str]:
         flat = home["flat"]
         if len(flat) > 1 and flat[-1].isalpha() and draw(st.booleans()):
             flat = flat[:-1] + " " + flat[-1].lower()
-        if "-" in flat:  # a range of flats, its dash spaced as clerks type it
+        if "-" not in flat and flat.isdigit() and draw(st.integers(0, 3)) == 0:
+            flat += f"-{int(flat) + 1}"  # a range of flats starting at this one: the same dwelling
+        if "-" in flat:  # its dash spaced as clerks type it
             flat = flat.replace("-", draw(st.sampled_from(["-", " - ", " -", "- "])))
         slash_ok = number and not home["building"] and flat[0].isdigit() and "-" not in flat
         if slash_ok and draw(st.booleans()):

@@ -153,6 +153,20 @@ def test_house_name_run_into_the_street_is_split_by_its_neighbours() -> None:
     assert together(h, "P1", "P2") and together(h, "P3", "P4") and apart(h, "P1", "P3")
 
 
+def test_a_range_of_flats_is_the_dwelling_of_its_first_flat() -> None:
+    # "Flat 5-6" (flats knocked together, or a slip) lives with "Flat 5": splitting them
+    # could hide a parent from a child.
+    h = link(patients(
+        {"patient_id": "P1", "lines": ["Flat 5-6, Mill House", "12 Mill Road"], "surname": "JONES"},
+        {"patient_id": "P2", "lines": ["Flat 5, Mill House", "12 Mill Road"], "surname": "JONES"},
+        {"patient_id": "P3", "lines": ["Flat 05 - 06", "Mill House, 12 Mill Road"], "surname": "JONES"},
+        {"patient_id": "P4", "lines": ["Flat 6, Mill House", "12 Mill Road"], "surname": "BROWN"},
+    ))
+    assert together(h, "P1", "P2", "P3")
+    assert apart(h, "P1", "P4")
+    assert "same flat 5" in h.loc["P1", "link_evidence"]
+
+
 def test_missing_flat_at_a_building_with_several_flats_is_ambiguous() -> None:
     h = link(patients(
         {"patient_id": "P1", "line1": "Flat 1, 14 Mill Road"},

@@ -402,10 +402,12 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     in its segment joined to the next, a number after words starting a new segment."""
     n = len(texts)
     # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF". Only texts holding "FLAT" change.
-    # A range of flats is one flat, kept whole as a range of house numbers is ("FLAT 5-6,
-    # MILL HOUSE"): where the dash starts no house number (below), what follows it is not
-    # left behind as a building "-6".
-    flat_id = rf"(?:{_FLAT_ID}(?:-[0-9]+[A-Z]?)?|GF|TOP|BSMT)"
+    flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
+    # A range of flats ("FLAT 5-6, MILL HOUSE", where the dash starts no house number: below)
+    # is its first flat, so that it is the same dwelling as "FLAT 5" (flats knocked
+    # together, or a clerk's slip), and the rest of the range is dropped with it (it was left
+    # behind as a building "-6").
+    range_end = r"(?:-[0-9]+[A-Z]?)?"
     flat = _empty(n)
     s = texts  # squashed: see _parse_distinct
     named = pc.match_substring(s, "FLAT")
@@ -420,9 +422,9 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
         if dashed.any():
             some = _where(dashed, _sub(some, _FLAT_DASH_NUMBER, r"FLAT \1 \2"), some)
         flat = pc.replace_with_mask(
-            flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
+            flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id}){range_end}\b"), "flat")
         )
-        cut = _sub(some, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
+        cut = _sub(some, rf"\bFLAT ?{flat_id}{range_end}\b", "", max_replacements=1)
         bare = pc.match_substring(cut, "FLAT")  # a bare designator says nothing usable
         if pc.any(bare).as_py():
             cut = pc.replace_with_mask(cut, bare, _sub(pc.filter(cut, bare), r"\bFLAT\b", ""))
