@@ -3,6 +3,7 @@ command line and at the top of the worklist (hazard H08): the run still complete
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 
@@ -10,7 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from family_link._export import HEAVY_REJECTION_SHARE, Export, HeavyRejection, InputFile, heavy_rejections
+from family_link._export import (EVENT_AFTER_AS_OF, HEAVY_REJECTION_ROWS, HEAVY_REJECTION_SHARE, Export, HeavyRejection,
+                                 InputFile, heavy_rejections)
 from family_link.cli import main
 
 AS_OF = "2026-11-01"
@@ -20,21 +22,28 @@ P2,,Price,Sam,2016-07-08,M,12 Mill Rd,,ws28qt
 """
 
 
-def export_with(files: list[tuple[str, int, int]], rejected: list[tuple[str, str, str]]) -> Export:
-    """An Export holding only what ``heavy_rejections`` reads: the files' counts (name,
-    read, rejected) and rejected.csv's rows (file, column, reason)."""
+def export_with(files: list[tuple[str, int, int]], rejected: list[tuple[str, str, str]],
+                inputs: list[str] | None = None) -> Export:
+    """An Export holding only what ``heavy_rejections`` reads: the inputs' counts (name,
+    read, rejected), rejected.csv's rows (file, column, reason) and, for a one-file layout,
+    each rejected row's input."""
     issues = pd.DataFrame([(f, i + 2, c, "x", r) for i, (f, c, r) in enumerate(rejected)],
                           columns=["file", "row", "column", "value", "reason"])
     empty = pd.DataFrame()
     return Export(empty, empty, empty, issues, issues.iloc[:0],
-                  tuple(InputFile(name, "", "utf-8", read, read - bad, bad) for name, read, bad in files))
+                  tuple(InputFile(name, "", "utf-8", read, read - bad, bad) for name, read, bad in files),
+                  rejected_inputs=None if inputs is None else pd.Series(inputs))
 
 
-def test_a_file_is_named_only_above_the_share():
+def test_a_file_is_named_only_above_the_share_and_the_least_number_of_rows():
     at_share = int(1000 * HEAVY_REJECTION_SHARE)
-    export = export_with([("patients.csv", 1000, at_share), ("events.csv", 1000, at_share + 1)],
+    assert at_share >= HEAVY_REJECTION_ROWS  # else the share would not be what decides below
+    few = HEAVY_REJECTION_ROWS - 1  # more than the share of relationships.csv, but few rows
+    export = export_with([("patients.csv", 1000, at_share), ("events.csv", 1000, at_share + 1),
+                          ("relationships.csv", few, few)],
                          [("patients.csv", "date_of_birth", "bad date")] * at_share
-                         + [("events.csv", "date", "bad date")] * (at_share + 1))
+                         + [("events.csv", "date", "bad date")] * (at_share + 1)
+                         + [("relationships.csv", "relationship", "empty")] * few)
     assert [h.file for h in heavy_rejections(export)] == ["events.csv"]
 
 
@@ -46,19 +55,36 @@ def test_the_commonest_reason_is_given_ties_by_column_then_reason():
     assert heavy == HeavyRejection("events.csv", 20, 10, "code", "a reason", 3)
 
 
-def test_a_one_file_layouts_part_takes_the_reasons_of_its_file():
-    rows = [("emis_list_report.csv", "date", "event date is not a date")] * 30
-    (heavy,) = heavy_rejections(export_with([("emis_list_report.csv (patients)", 100, 0),
-                                             ("emis_list_report.csv (events)", 500, 30)], rows))
-    assert (heavy.file, heavy.column, heavy.reason_rows) == ("emis_list_report.csv (events)", "date", 30)
+def test_events_dated_after_the_as_of_date_are_not_a_fault():
+    rows = [("events.csv", "date", EVENT_AFTER_AS_OF)] * 50 + [("events.csv", "code", "code is empty")] * 12
+    (heavy,) = heavy_rejections(export_with([("events.csv", 1000, 62)], rows))
+    assert (heavy.rows_rejected, heavy.after_as_of, heavy.reason) == (12, 50, "code is empty")
+    assert heavy_rejections(export_with([("events.csv", 1000, 50)], rows[:50])) == ()
+
+
+def test_each_part_of_a_one_file_layout_takes_the_reasons_of_its_own_rows():
+    rows = ([("report.csv", "date_of_birth", "date of birth is not a date")] * 20
+            + [("report.csv", "patient_id", "this patient's row was rejected")] * 60
+            + [("report.csv", "date", "event date is not a date")] * 30)
+    inputs = ["report.csv (patients)"] * 20 + ["report.csv (events)"] * 90
+    patients, events = heavy_rejections(export_with([("report.csv (patients)", 100, 20),
+                                                     ("report.csv (events)", 500, 90)], rows, inputs))
+    assert (patients.file, patients.rows_rejected, patients.column, patients.reason_rows) == \
+        ("report.csv (patients)", 20, "date_of_birth", 20)
+    assert (events.file, events.rows_rejected, events.column, events.reason_rows) == \
+        ("report.csv (events)", 90, "patient_id", 60)
 
 
 @pytest.mark.parametrize("heavy, expected", [
     (HeavyRejection("events.csv", 12_345, 6_172, "date", "event date is not a date", 6_000),
-     "6,172 of 12,345 rows of events.csv (50%) were rejected, most often in column date: "
-     "'event date is not a date' (6,000 rows). Alerts resting on those rows are missing from this "
+     '6,172 of 12,345 rows of events.csv (49%) were rejected, most often in column date: '
+     '"event date is not a date" (6,000 rows). Alerts resting on those rows are missing from this '
      "list: read rejected.csv and correct what it names before relying on the list."),
-    (HeavyRejection("patients.csv", 1_000, 15), "15 of 1,000 rows of patients.csv (1.5%) were rejected. "
+    (HeavyRejection("patients.csv", 1_000, 999, "sex", "sex is empty", 1, after_as_of=1),
+     '999 of 1,000 rows of patients.csv (99%) were rejected (besides 1 row dated after the as-of date), '
+     'most often in column sex: "sex is empty" (1 row). Alerts resting on those rows are missing from '
+     "this list: read rejected.csv and correct what it names before relying on the list."),
+    (HeavyRejection("patients.csv", 10_000, 101), "101 of 10,000 rows of patients.csv (1.0%) were rejected. "
      "Alerts resting on those rows are missing from this list: read rejected.csv and correct what it "
      "names before relying on the list."),
 ])
@@ -66,28 +92,54 @@ def test_the_sentence(heavy, expected):
     assert heavy.sentence() == expected
 
 
+EVENTS_HEADER = "patient_id,code,term,date\n"
+GOOD_EVENT = "P1,342191000000101,Subject to child protection plan,2026-03-02\n"
+BAD_EVENT = "P2,700410005,Routine enquiry about domestic abuse,2026-13-45\n"
+
+
 def test_half_the_event_dates_unreadable_warns_on_the_command_line_and_in_the_worklist(tmp_path):
     export = tmp_path / "export"
     export.mkdir()
     (export / "patients.csv").write_text(PATIENTS, encoding="utf-8")
-    (export / "events.csv").write_text(
-        "patient_id,code,term,date\n"
-        "P1,342191000000101,Subject to child protection plan,2026-03-02\n"
-        "P2,342191000000101,Subject to child protection plan,2026-13-45\n"
-        "P2,700410005,Routine enquiry about domestic abuse,32/01/2026\n"
-        "P1,700410005,Routine enquiry about domestic abuse,2026-02-01\n", encoding="utf-8")
+    (export / "events.csv").write_text(EVENTS_HEADER + (GOOD_EVENT + BAD_EVENT) * HEAVY_REJECTION_ROWS,
+                                       encoding="utf-8")
     out = tmp_path / "report"
     result = CliRunner().invoke(main, ["check", str(export), "--out", str(out), "--as-of", AS_OF],
                                 catch_exceptions=False)
     assert result.exit_code == 0
-    sentence = ("2 of 4 rows of events.csv (50%) were rejected, most often in column date: "
-                "'event date is not a date in YYYY-MM-DD or DD/MM/YYYY form' (2 rows).")
+    n = HEAVY_REJECTION_ROWS
+    sentence = (f"{n} of {2 * n} rows of events.csv (50%) were rejected, most often in column date: "
+                f'"event date is not a date in YYYY-MM-DD or DD/MM/YYYY form" ({n} rows).')
     assert f"Warning: {sentence}" in result.stderr
-    assert sentence.replace("'", "&#x27;") in (out / "worklist.html").read_text(encoding="utf-8")
+    assert sentence.replace('"', "&quot;") in (out / "worklist.html").read_text(encoding="utf-8")
     with zipfile.ZipFile(io.BytesIO((out / "worklist.xlsx").read_bytes())) as xlsx:
-        strings = xlsx.read("xl/sharedStrings.xml").decode("utf-8") if "xl/sharedStrings.xml" in xlsx.namelist() \
-            else "".join(xlsx.read(n).decode("utf-8") for n in xlsx.namelist() if n.startswith("xl/worksheets/"))
-    assert sentence.replace("'", "&apos;") in strings or sentence in strings
+        sheets = "".join(xlsx.read(n).decode("utf-8") for n in xlsx.namelist() if n.startswith("xl/"))
+    assert sentence in sheets.replace("&quot;", '"')
+
+
+def test_an_emis_report_names_the_part_and_the_fault_of_its_own_rows(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["generate", str(tmp_path / "gen"), "--patients", "200", "--as-of", AS_OF,
+                                "--layout", "emis"], catch_exceptions=False).exit_code == 0
+    (report,) = (tmp_path / "gen").glob("*.csv")
+    lines = report.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith('"EMIS Number"'))
+    body = list(csv.reader(lines[at + 1:]))
+    dob = next(csv.reader([lines[at]])).index("Date of Birth")
+    spoiled = 0
+    for row in body:
+        if row[dob] and row[0] and int(row[0].lstrip("P")) % 5 == 0:
+            row[dob], spoiled = "31/02/1990", spoiled + 1
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(body)
+    report.write_text("".join(lines[:at + 1]) + out.getvalue(), encoding="utf-8")
+    result = runner.invoke(main, ["check", str(tmp_path / "gen"), "--out", str(tmp_path / "r"), "--as-of", AS_OF],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    patients_warning = next(line for line in result.stderr.splitlines() if "(patients)" in line)
+    assert f"{spoiled} of 200 rows of {report.name} (patients)" in patients_warning
+    assert f"most often in column date_of_birth:" in patients_warning
+    assert f"({spoiled} rows)" in patients_warning
 
 
 def test_a_clean_export_gives_no_such_warning(tmp_path):
@@ -122,8 +174,9 @@ def test_batch_names_the_practice_whose_file_had_many_rows_rejected(tmp_path):
     summary = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False).set_index("practice")
     assert summary.loc["M91001", "warning"] == ""
     warning = summary.loc["M91002", "warning"]
-    broken = int((frame.index % 2 == 0).sum())  # the generator's own noise rejects a few more rows
-    assert f" of {len(frame):,} rows of events.csv (50%) were rejected, most often in column date: 'event date " \
-        f"is not a date in YYYY-MM-DD or DD/MM/YYYY form' ({broken:,} rows)." in warning
+    broken = int((frame.index % 2 == 0).sum())  # the generator dates a few more after the as-of date
+    assert warning.startswith(f"{broken:,} of {len(frame):,} rows of events.csv (50%) were rejected (besides ")
+    assert warning.endswith(" dated after the as-of date), most often in column date: \"event date is not a date "
+                            f"in YYYY-MM-DD or DD/MM/YYYY form\" ({broken:,} rows).")
     assert f"Warning: M91002: {warning} See its rejected.csv." in result.stderr
     assert "M91001:" not in result.stderr

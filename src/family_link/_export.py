@@ -16,6 +16,8 @@ __all__ = [
     "AfterEvents",
     "Export",
     "ExportReading",
+    "EVENT_AFTER_AS_OF",
+    "HEAVY_REJECTION_ROWS",
     "HEAVY_REJECTION_SHARE",
     "HeavyRejection",
     "EventCodes",
@@ -34,6 +36,7 @@ __all__ = [
 import csv
 import hashlib
 import io
+import math
 import mmap
 import os
 import re
@@ -146,35 +149,49 @@ class Export:
     # The events' code column as the reader factorised it (None where not known): lets the
     # rule engine test the few thousand distinct codes rather than five million rows.
     event_codes: EventCodes | None = field(default=None, repr=False, compare=False)
+    # Each rejected row's input (its ``InputFile.name``), where that is not rejected.csv's
+    # file: the patients or the events of a one-file layout ("report.csv (events)").
+    # None: every rejected row's input is its file.
+    rejected_inputs: pd.Series | None = field(default=None, repr=False, compare=False)
 
 
-# A file more than this share of whose rows were rejected is named to the lead with its
-# commonest reason: so many rows usually means a systematic fault (dates in another form, a
-# column mapped wrongly, a cut-off file), and the alerts resting on them are missing.
-# Generated practices' ordinary noise rejects about 0.25% of events.
+# An input more than this share of whose rows were rejected for a fault, and at least
+# HEAVY_REJECTION_ROWS of them, is named to the lead with its commonest reason: so many rows
+# usually means a systematic fault (dates in another form, a column mapped wrongly, a cut-off
+# file), and the alerts resting on them are missing. Generated practices' ordinary noise
+# rejects about 0.25% of events; a handful of rows in a small file is the odd slip.
 HEAVY_REJECTION_SHARE = 0.01
+HEAVY_REJECTION_ROWS = 10
+# Events after the as-of date are left out by design (the rules look only up to it), not
+# for a fault in the export: they are not counted towards a heavy rejection.
+EVENT_AFTER_AS_OF = "event is dated after the as-of date; the rules look only at events up to it"
 
 
 @dataclass(frozen=True)
 class HeavyRejection:
-    """A file of the export more than ``HEAVY_REJECTION_SHARE`` of whose rows were rejected,
-    with the commonest (column, reason) among them ("" where rejected.csv lists none).
-    Counts and the reader's own reason texts only, never a value."""
+    """An input of the export more than ``HEAVY_REJECTION_SHARE`` of whose rows (and at least
+    ``HEAVY_REJECTION_ROWS``) were rejected for a fault, with the commonest (column, reason)
+    among them ("" where rejected.csv lists none). ``after_as_of``: its rows rejected only
+    for being dated after the as-of date, not counted in ``rows_rejected``. Counts and the
+    reader's own reason texts only, never a value."""
     file: str
     rows_read: int
     rows_rejected: int
     column: str = ""
     reason: str = ""
     reason_rows: int = 0
+    after_as_of: int = 0
 
     def counts(self) -> str:
-        """What was rejected: "964 of 1,925 rows of events.csv (50%) were rejected, most
-        often in column date: '...' (963 rows)." (batch's summary.csv)."""
-        share = 100 * self.rows_rejected / self.rows_read
-        pct = f"{share:.0f}%" if share >= 10 else f"{share:.1f}%"
-        commonest = (f", most often in column {self.column}: '{self.reason}' ({self.reason_rows:,} rows)"
+        """What was rejected: '964 of 1,925 rows of events.csv (50%) were rejected, most
+        often in column date: "..." (963 rows).' (batch's summary.csv)."""
+        share = 100 * self.rows_rejected / self.rows_read  # shown rounded down: never overstated
+        pct = f"{math.floor(share)}%" if share >= 10 else f"{math.floor(share * 10) / 10}%"
+        commonest = (f', most often in column {self.column}: "{self.reason}" ({_rows(self.reason_rows)})'
                      if self.reason else "")
-        return f"{self.rows_rejected:,} of {self.rows_read:,} rows of {self.file} ({pct}) were rejected{commonest}."
+        besides = f" (besides {_rows(self.after_as_of)} dated after the as-of date)" if self.after_as_of else ""
+        return (f"{self.rows_rejected:,} of {_rows(self.rows_read)} of {self.file} ({pct}) were rejected"
+                f"{besides}{commonest}.")
 
     def sentence(self) -> str:
         """``counts`` and what it means for the worklist (the lead's warning)."""
@@ -182,26 +199,30 @@ class HeavyRejection:
                 "rejected.csv and correct what it names before relying on the list.")
 
 
-# "emis_list_report.csv (events)": the patients or events read from one file of a one-file
-# layout; rejected.csv names the file itself.
-_PART_OF_FILE = re.compile(r" \([a-z]+\)$")
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
 
 def heavy_rejections(export: Export) -> tuple[HeavyRejection, ...]:
-    """The export's files, in their order, more than ``HEAVY_REJECTION_SHARE`` of whose rows
-    were rejected, each with the commonest (column, reason) among the rows rejected.csv
-    lists for that file (ties: column, then reason, alphabetically). For the patients or
-    events of a one-file layout that is among all the file's rejected rows."""
+    """The export's inputs, in their order, more than ``HEAVY_REJECTION_SHARE`` of whose rows
+    (and at least ``HEAVY_REJECTION_ROWS``) were rejected for a fault (rows rejected only for
+    being dated after the as-of date do not count), each with the commonest (column,
+    reason) among those rows (ties: column, then reason, alphabetically)."""
+    rejected = export.rejected
+    inputs = export.rejected_inputs if export.rejected_inputs is not None else rejected["file"]
+    inputs = pd.Series(np.asarray(inputs, dtype=object), index=rejected.index)
+    by_design = (rejected["reason"] == EVENT_AFTER_AS_OF).to_numpy()
     found = []
     for f in export.files:
-        if not f.rows_read or f.rows_rejected <= HEAVY_REJECTION_SHARE * f.rows_read:
+        mine = (inputs == f.name).to_numpy()
+        faults = rejected[mine & ~by_design]
+        if len(faults) < HEAVY_REJECTION_ROWS or len(faults) <= HEAVY_REJECTION_SHARE * f.rows_read:
             continue
-        mine = export.rejected[export.rejected["file"] == _PART_OF_FILE.sub("", f.name)]
-        counts = mine.groupby(["column", "reason"]).size().reset_index(name="rows")
-        top = counts.sort_values(["rows", "column", "reason"], ascending=[False, True, True], kind="mergesort")
-        commonest = (str(top["column"].iloc[0]), str(top["reason"].iloc[0]), int(top["rows"].iloc[0])) \
-            if len(top) else ()
-        found.append(HeavyRejection(f.name, f.rows_read, f.rows_rejected, *commonest))
+        counts = faults.groupby(["column", "reason"]).size().reset_index(name="rows")
+        top = counts.sort_values(["rows", "column", "reason"], ascending=[False, True, True],
+                                 kind="mergesort").iloc[0]
+        found.append(HeavyRejection(f.name, f.rows_read, len(faults), str(top["column"]), str(top["reason"]),
+                                    int(top["rows"]), int((mine & by_design).sum())))
     return tuple(found)
 
 
@@ -1079,8 +1100,7 @@ def _parse_events(raw: dict[str, pd.Series], n: int, patients: pd.DataFrame, pat
         del code_raw
         when, keep = _checked_dates(issues, keep, date_raw, as_of, column="date", noun="event date",
                                     forms="YYYY-MM-DD or DD/MM/YYYY",
-                                    after_as_of="event is dated after the as-of date; the rules look only at "
-                                                "events up to it", factorized=dates_found)
+                                    after_as_of=EVENT_AFTER_AS_OF, factorized=dates_found)
         # Position -1 (an unknown id) takes the NaT put after the last patient.
         dob = np.append(patients["date_of_birth"].to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))
         keep = issues.reject(keep, _dated_before(when.to_numpy(), dob, position), "date", date_raw,

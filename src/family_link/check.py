@@ -91,6 +91,7 @@ def _run_summary(ruleset: RuleSet, export: Export, household_counts: dict, evalu
 
 def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFrame, as_of: date,
                         out_dir: Path | str, *, force: bool, last_run: PreviousRun | None,
+                        heavy: tuple[HeavyRejection, ...],
                         timings: dict[str, float], lap, since: float, started: float,
                         prepared: PreparedRules | None = None) -> dict:
     """Everything after linkage: the rules, the summary and the report's files (written
@@ -122,7 +123,7 @@ def _evaluate_and_write(ruleset: RuleSet, export: Export, households: pd.DataFra
             rule_severities={r.id: r.severity for r in ruleset.rules}, export_date=export.export_date,
             input_files=tuple((f.name, f.rows_read, f.rows_used, f.rows_rejected) for f in export.files),
             rejected_rows=len(export.rejected), warning_rows=len(export.warnings), households=hh.get("households"),
-            heavy_rejections=tuple(h.sentence() for h in heavy_rejections(export)),
+            heavy_rejections=tuple(h.sentence() for h in heavy),
             ambiguous_records=hh.get("ambiguous_records"),
             previous_as_of=last_run.as_of if last_run is not None else None)
         t = lap("summarise", t)
@@ -233,9 +234,10 @@ def _run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     t = time.perf_counter()
     log.info("export read: %d patients, %d events, %d relationships, %d rows rejected",
              len(export.patients), len(export.events), len(export.relationships), len(export.rejected))
+    heavy = heavy_rejections(export)  # files with many rows rejected: the worklist's and the CLI's warning
     summary = _evaluate_and_write(ruleset, export, households, as_of, out_dir, force=force, last_run=last_run,
-                                  timings=timings, lap=lap, since=t, started=started, prepared=prepared)
+                                  heavy=heavy, timings=timings, lap=lap, since=t, started=started, prepared=prepared)
     seconds = time.perf_counter() - started
     return CheckResult(Path(out_dir), summary["flags_per_rule"], len(export.patients), len(export.rejected), seconds,
                        summary.get("compared_with"), layout=export.layout, export_date=export.export_date,
-                       heavy_rejections=heavy_rejections(export))
+                       heavy_rejections=heavy)

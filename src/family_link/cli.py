@@ -359,8 +359,8 @@ def batch(folder: Path, out_dir: Path, as_of: date, rules_dir: Path | None, key_
           previous: Path | None, quiet: bool, force: bool, jobs: int) -> None:
     """Check every practice export in FOLDER (one subfolder each) into --out/<practice>/,
     carrying on past a bad export; write summary.csv (one row per practice: status, exit
-    code, patients, flags per rule, why it failed) and, with --key-file, the combined
-    auditor's report in --out/audit/.
+    code, patients, flags per rule, why it failed, any input with many rows rejected) and,
+    with --key-file, the combined auditor's report in --out/audit/.
 
     \b
     Example:

@@ -327,6 +327,12 @@ def _assemble(parts: dict[str, _Part | None], as_of: date, layout: str, export_d
     to_file = {p.label: p.file for p in parts.values() if p is not None}
     rejected = pd.concat([export.rejected, *[p.pre_rejected for p in parts.values() if p is not None],
                           *([extra_rejected] if extra_rejected is not None else [])], ignore_index=True)
+    # Each row's input (run.json's name) before the file column names the file: the parsed
+    # rows carry their part's label, a part's own rejections its file, so they take its label.
+    inputs = pd.concat([export.rejected["file"],
+                        *[pd.Series(p.label, index=p.pre_rejected.index, dtype=object)
+                          for p in parts.values() if p is not None],
+                        *([extra_rejected["file"]] if extra_rejected is not None else [])], ignore_index=True)
     warnings = pd.concat([export.warnings, *([extra_warnings] if extra_warnings is not None else [])],
                          ignore_index=True)
     files = []
@@ -343,7 +349,8 @@ def _assemble(parts: dict[str, _Part | None], as_of: date, layout: str, export_d
     rejected["file"] = rejected["file"].map(lambda v: to_file.get(v, v))
     warnings["file"] = warnings["file"].map(lambda v: to_file.get(v, v))
     return Export(export.patients, export.events, export.relationships, rejected[ISSUE_COLUMNS],
-                  warnings[ISSUE_COLUMNS], tuple(files) + extra_files, export_date, layout, event_codes=export.event_codes)
+                  warnings[ISSUE_COLUMNS], tuple(files) + extra_files, export_date, layout,
+                  event_codes=export.event_codes, rejected_inputs=inputs)
 
 
 def _apply_date_format(part: _Part, columns: list[str], fmt: str | None) -> pd.Series:
@@ -710,7 +717,7 @@ def read_systmone_sre(folder: Path, as_of: date) -> Export:
                           len(addr_rej))
     files = list(export.files)
     files.insert(1, addr_file)
-    rejected = pd.concat([export.rejected, addr_rej], ignore_index=True)[ISSUE_COLUMNS]
+    rejected = pd.concat([export.rejected, addr_rej], ignore_index=True)[ISSUE_COLUMNS]  # inputs: their files
     warnings = pd.concat([export.warnings, addr_warn, home_warn, rel_warn], ignore_index=True)[ISSUE_COLUMNS]
     return Export(export.patients, export.events, export.relationships, rejected, warnings, tuple(files),
                   None, "systmone-sre", event_codes=export.event_codes)
