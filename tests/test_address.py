@@ -112,6 +112,10 @@ PATTERNS = [
     (["Flat 5 - 6, Mill House", "Mill Road"],
      dict(flat="5", number="", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, MILL ROAD")),
     (["Flat 08-09"], dict(flat="8", number="", building="", street="", address_text="FLAT 8")),
+    # ... written without "Flat" too; but a descending pair ("floor 2, flat 1"?) is no range.
+    (["5-6 Mill House", "12 Mill Road"], dict(flat="5", number="12", building="MILL HOUSE", street="MILL ROAD")),
+    (["Flat 2-1, Mill House", "12 Mill Road"],
+     dict(flat="2-1", number="12", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 2-1, MILL HOUSE, 12 MILL ROAD")),
     # Accented letters fold to plain capitals (were dropped: "ZO COURT", "CAF STREET").
     (["Zoë Court, 3 Café Street", "Bloxwich"],
      dict(number="3", building="ZOE COURT", street="CAFE STREET", town="BLOXWICH")),

@@ -402,12 +402,10 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
     in its segment joined to the next, a number after words starting a new segment."""
     n = len(texts)
     # Flat: "FLAT 3", "FLAT 3A", "FLAT B", "FLAT GF". Only texts holding "FLAT" change.
-    flat_id = rf"(?:{_FLAT_ID}|GF|TOP|BSMT)"
-    # A range of flats ("FLAT 5-6, MILL HOUSE", where the dash starts no house number: below)
-    # is its first flat, so that it is the same dwelling as "FLAT 5" (flats knocked
-    # together, or a clerk's slip), and the rest of the range is dropped with it (it was left
-    # behind as a building "-6").
-    range_end = r"(?:-[0-9]+[A-Z]?)?"
+    # A flat may be a range ("FLAT 5-6, MILL HOUSE", where the dash starts no house number:
+    # below), taken whole (its end was left behind as a building "-6"); _parse makes an
+    # ascending one its first flat (_first_of_a_range).
+    flat_id = rf"(?:{_FLAT_ID}(?:-[0-9]+[A-Z]?)?|GF|TOP|BSMT)"
     flat = _empty(n)
     s = texts  # squashed: see _parse_distinct
     named = pc.match_substring(s, "FLAT")
@@ -422,9 +420,9 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
         if dashed.any():
             some = _where(dashed, _sub(some, _FLAT_DASH_NUMBER, r"FLAT \1 \2"), some)
         flat = pc.replace_with_mask(
-            flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id}){range_end}\b"), "flat")
+            flat, named, _field(pc.extract_regex(some, rf"\bFLAT ?(?P<flat>{flat_id})\b"), "flat")
         )
-        cut = _sub(some, rf"\bFLAT ?{flat_id}{range_end}\b", "", max_replacements=1)
+        cut = _sub(some, rf"\bFLAT ?{flat_id}\b", "", max_replacements=1)
         bare = pc.match_substring(cut, "FLAT")  # a bare designator says nothing usable
         if pc.any(bare).as_py():
             cut = pc.replace_with_mask(cut, bare, _sub(pc.filter(cut, bare), r"\bFLAT\b", ""))
@@ -629,9 +627,9 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
 
     named = pc.not_equal(flat, "")  # most texts name no flat
     if pc.any(named).as_py():
-        flat = pc.replace_with_mask(flat, named, _sub(
+        flat = pc.replace_with_mask(flat, named, _first_of_a_range(_sub(
             pc.replace_substring(pc.filter(flat, named), " ", ""), r"^0+([0-9])", r"\1"
-        ))
+        )))
     parts = {
         "flat": flat,
         "number": pc.take(final, pa.array(number)),
@@ -712,6 +710,21 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
         "lead_head": head,
         "lead_tail": tail,
     }
+
+
+def _first_of_a_range(flats: pa.Array) -> pa.Array:
+    """An ascending range of flats ("5-6", "5-06": flats knocked together, or a clerk's
+    slip) as its first flat, "5", so that it is the dwelling of "Flat 5": keeping a parent
+    at "Flat 5-6" apart from a child at "Flat 5" could hide one from the other. Any other
+    flat as it is: "2-1" (floor 2, flat 1, say) is not a range, and "2-1" and "2-3" must
+    not become one flat."""
+    hit = pc.fill_null(pc.match_substring_regex(flats, r"^[0-9]{1,9}-[0-9]{1,9}$"), False)
+    if not pc.any(hit).as_py():
+        return flats
+    ends = pc.split_pattern(pc.filter(flats, hit), "-")
+    start, end = pc.list_element(ends, 0), pc.list_element(ends, 1)
+    ascending = pc.less(pc.cast(start, pa.int64()), pc.cast(end, pa.int64()))
+    return pc.replace_with_mask(flats, hit, pc.if_else(ascending, start, pc.filter(flats, hit)))
 
 
 def _distinct_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
