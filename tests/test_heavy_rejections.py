@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from click.testing import CliRunner
 from family_link._export import (EVENT_AFTER_AS_OF, HEAVY_REJECTION_ROWS, HEAVY_REJECTION_SHARE, Export, HeavyRejection,
                                  InputFile, heavy_rejections)
 from family_link.cli import main
+from family_link.layouts import load_any_export
 
 AS_OF = "2026-11-01"
 PATIENTS = """patient_id,nhs_number,surname,forenames,date_of_birth,sex,address_line_1,address_line_2,postcode
@@ -58,7 +61,7 @@ def test_the_commonest_reason_is_given_ties_by_column_then_reason():
 def test_events_dated_after_the_as_of_date_are_not_a_fault():
     rows = [("events.csv", "date", EVENT_AFTER_AS_OF)] * 50 + [("events.csv", "code", "code is empty")] * 12
     (heavy,) = heavy_rejections(export_with([("events.csv", 1000, 62)], rows))
-    assert (heavy.rows_rejected, heavy.after_as_of, heavy.reason) == (12, 50, "code is empty")
+    assert (heavy.rows_rejected, heavy.on_purpose, heavy.reason) == (12, 50, "code is empty")
     assert heavy_rejections(export_with([("events.csv", 1000, 50)], rows[:50])) == ()
 
 
@@ -80,9 +83,9 @@ def test_each_part_of_a_one_file_layout_takes_the_reasons_of_its_own_rows():
      '6,172 of 12,345 rows of events.csv (49%) were rejected, most often in column date: '
      '"event date is not a date" (6,000 rows). Alerts resting on those rows are missing from this '
      "list: read rejected.csv and correct what it names before relying on the list."),
-    (HeavyRejection("patients.csv", 1_000, 999, "sex", "sex is empty", 1, after_as_of=1),
-     '999 of 1,000 rows of patients.csv (99%) were rejected (besides 1 row dated after the as-of date), '
-     'most often in column sex: "sex is empty" (1 row). Alerts resting on those rows are missing from '
+    (HeavyRejection("patients.csv", 1_000, 999, "sex", "sex is empty", 1, on_purpose=1),
+     '999 of 1,000 rows of patients.csv (99%) were rejected (not counting 1 row left out on purpose: events '
+     'after the as-of date, or repeated rows holding no event), most often in column sex: "sex is empty" (1 row). Alerts resting on those rows are missing from '
      "this list: read rejected.csv and correct what it names before relying on the list."),
     (HeavyRejection("patients.csv", 10_000, 101), "101 of 10,000 rows of patients.csv (1.0%) were rejected. "
      "Alerts resting on those rows are missing from this list: read rejected.csv and correct what it "
@@ -117,24 +120,64 @@ def test_half_the_event_dates_unreadable_warns_on_the_command_line_and_in_the_wo
     assert sentence in sheets.replace("&quot;", '"')
 
 
-def test_an_emis_report_names_the_part_and_the_fault_of_its_own_rows(tmp_path):
-    runner = CliRunner()
-    assert runner.invoke(main, ["generate", str(tmp_path / "gen"), "--patients", "200", "--as-of", AS_OF,
-                                "--layout", "emis"], catch_exceptions=False).exit_code == 0
-    (report,) = (tmp_path / "gen").glob("*.csv")
+def emis_report(folder: Path, *, spoil_dob_every: int = 0, repeat_every: int = 0) -> tuple[Path, int]:
+    """A generated EMIS Web list report of 200 patients, with the date of birth of every
+    ``spoil_dob_every``-th patient made impossible and every ``repeat_every``-th patient's row
+    repeated with no event (a repeat the layout rejects, losing nothing). Returns the
+    report and how many dates of birth were spoiled."""
+    result = CliRunner().invoke(main, ["generate", str(folder), "--patients", "200", "--as-of", AS_OF,
+                                       "--layout", "emis"], catch_exceptions=False)
+    assert result.exit_code == 0
+    (report,) = folder.glob("*.csv")
     lines = report.read_text(encoding="utf-8-sig").splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.startswith('"EMIS Number"'))
-    body = list(csv.reader(lines[at + 1:]))
-    dob = next(csv.reader([lines[at]])).index("Date of Birth")
-    spoiled = 0
-    for row in body:
-        if row[dob] and row[0] and int(row[0].lstrip("P")) % 5 == 0:
+    header = next(csv.reader([lines[at]]))
+    dob, code = header.index("Date of Birth"), header.index("Code")
+    body, spoiled = [], 0
+    for row in csv.reader(lines[at + 1:]):
+        number = int(row[0].lstrip("P")) if row[0] else 0
+        if row[dob] and spoil_dob_every and number % spoil_dob_every == 0:
             row[dob], spoiled = "31/02/1990", spoiled + 1
+        body.append(row)
+        if row[0] and repeat_every and number % repeat_every == 0:
+            body.append(row[:code] + [""] * (len(row) - code))
     out = io.StringIO()
     csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(body)
     report.write_text("".join(lines[:at + 1]) + out.getvalue(), encoding="utf-8")
-    result = runner.invoke(main, ["check", str(tmp_path / "gen"), "--out", str(tmp_path / "r"), "--as-of", AS_OF],
-                           catch_exceptions=False)
+    return report, spoiled
+
+
+def test_every_layout_tags_each_rejected_row_with_its_own_input(tmp_path):
+    # rejected_inputs names, for every rejected row, the input it counts against: the
+    # patients and events of a one-file layout, the rows the layout itself rejects included.
+    exports = [emis_report(tmp_path / "emis", spoil_dob_every=5, repeat_every=7)[0].parent]
+    for layout in ("emis-pseudonymised", "systmone-sre", "systmone-cr"):
+        folder = tmp_path / layout
+        CliRunner().invoke(main, ["generate", str(folder), "--patients", "200", "--as-of", AS_OF,
+                                  "--layout", layout], catch_exceptions=False)
+        exports.append(folder)
+    for folder in exports:
+        export = load_any_export(folder, date.fromisoformat(AS_OF))
+        inputs = export.rejected_inputs if export.rejected_inputs is not None else export.rejected["file"]
+        assert len(inputs) == len(export.rejected)
+        counted = pd.Series(list(inputs)).value_counts()
+        assert {f.name: int(counted.get(f.name, 0)) for f in export.files} == \
+            {f.name: f.rows_rejected for f in export.files}, folder.name
+
+
+def test_repeated_rows_holding_no_event_are_no_fault(tmp_path):
+    _, spoiled = emis_report(tmp_path / "gen", repeat_every=5)
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "gen"), "--out", str(tmp_path / "r"),
+                                       "--as-of", AS_OF], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "repeats an earlier row" in (tmp_path / "r" / "rejected.csv").read_text(encoding="utf-8")
+    assert "Warning:" not in result.stderr
+
+
+def test_an_emis_report_names_the_part_and_the_fault_of_its_own_rows(tmp_path):
+    report, spoiled = emis_report(tmp_path / "gen", spoil_dob_every=5)
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "gen"), "--out", str(tmp_path / "r"),
+                                       "--as-of", AS_OF], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     patients_warning = next(line for line in result.stderr.splitlines() if "(patients)" in line)
     assert f"{spoiled} of 200 rows of {report.name} (patients)" in patients_warning
@@ -175,8 +218,9 @@ def test_batch_names_the_practice_whose_file_had_many_rows_rejected(tmp_path):
     assert summary.loc["M91001", "warning"] == ""
     warning = summary.loc["M91002", "warning"]
     broken = int((frame.index % 2 == 0).sum())  # the generator dates a few more after the as-of date
-    assert warning.startswith(f"{broken:,} of {len(frame):,} rows of events.csv (50%) were rejected (besides ")
-    assert warning.endswith(" dated after the as-of date), most often in column date: \"event date is not a date "
+    assert warning.startswith(f"{broken:,} of {len(frame):,} rows of events.csv (50%) were rejected (not counting ")
+    assert warning.endswith(" left out on purpose: events after the as-of date, or repeated rows holding no "
+                            "event), most often in column date: \"event date is not a date "
                             f"in YYYY-MM-DD or DD/MM/YYYY form\" ({broken:,} rows).")
     assert f"Warning: M91002: {warning} See its rejected.csv." in result.stderr
     assert "M91001:" not in result.stderr

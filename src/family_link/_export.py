@@ -17,6 +17,8 @@ __all__ = [
     "Export",
     "ExportReading",
     "EVENT_AFTER_AS_OF",
+    "LEFT_OUT_ON_PURPOSE",
+    "REPEATED_ROW_WITHOUT_EVENT",
     "HEAVY_REJECTION_ROWS",
     "HEAVY_REJECTION_SHARE",
     "HeavyRejection",
@@ -162,17 +164,20 @@ class Export:
 # rejects about 0.25% of events; a handful of rows in a small file is the odd slip.
 HEAVY_REJECTION_SHARE = 0.01
 HEAVY_REJECTION_ROWS = 10
-# Events after the as-of date are left out by design (the rules look only up to it), not
-# for a fault in the export: they are not counted towards a heavy rejection.
+# Rows rejected for no fault of the export's, left out on purpose and nothing lost: events
+# after the as-of date (the rules look only up to it) and a one-file report's repeat of a
+# patient's row holding no event (layouts). Not counted towards a heavy rejection.
 EVENT_AFTER_AS_OF = "event is dated after the as-of date; the rules look only at events up to it"
+REPEATED_ROW_WITHOUT_EVENT = "repeats an earlier row of this patient and holds no event"
+LEFT_OUT_ON_PURPOSE = (EVENT_AFTER_AS_OF, REPEATED_ROW_WITHOUT_EVENT)
 
 
 @dataclass(frozen=True)
 class HeavyRejection:
     """An input of the export more than ``HEAVY_REJECTION_SHARE`` of whose rows (and at least
     ``HEAVY_REJECTION_ROWS``) were rejected for a fault, with the commonest (column, reason)
-    among them ("" where rejected.csv lists none). ``after_as_of``: its rows rejected only
-    for being dated after the as-of date, not counted in ``rows_rejected``. Counts and the
+    among them ("" where rejected.csv lists none). ``on_purpose``: its rows left out on
+    purpose (``LEFT_OUT_ON_PURPOSE``), not counted in ``rows_rejected``. Counts and the
     reader's own reason texts only, never a value."""
     file: str
     rows_read: int
@@ -180,7 +185,7 @@ class HeavyRejection:
     column: str = ""
     reason: str = ""
     reason_rows: int = 0
-    after_as_of: int = 0
+    on_purpose: int = 0
 
     def counts(self) -> str:
         """What was rejected: '964 of 1,925 rows of events.csv (50%) were rejected, most
@@ -189,7 +194,8 @@ class HeavyRejection:
         pct = f"{math.floor(share)}%" if share >= 10 else f"{math.floor(share * 10) / 10}%"
         commonest = (f', most often in column {self.column}: "{self.reason}" ({_rows(self.reason_rows)})'
                      if self.reason else "")
-        besides = f" (besides {_rows(self.after_as_of)} dated after the as-of date)" if self.after_as_of else ""
+        besides = (f" (not counting {_rows(self.on_purpose)} left out on purpose: events after the as-of date, "
+                   "or repeated rows holding no event)") if self.on_purpose else ""
         return (f"{self.rows_rejected:,} of {_rows(self.rows_read)} of {self.file} ({pct}) were rejected"
                 f"{besides}{commonest}.")
 
@@ -205,13 +211,13 @@ def _rows(n: int) -> str:
 
 def heavy_rejections(export: Export) -> tuple[HeavyRejection, ...]:
     """The export's inputs, in their order, more than ``HEAVY_REJECTION_SHARE`` of whose rows
-    (and at least ``HEAVY_REJECTION_ROWS``) were rejected for a fault (rows rejected only for
-    being dated after the as-of date do not count), each with the commonest (column,
+    (and at least ``HEAVY_REJECTION_ROWS``) were rejected for a fault (rows left out on
+    purpose, ``LEFT_OUT_ON_PURPOSE``, do not count), each with the commonest (column,
     reason) among those rows (ties: column, then reason, alphabetically)."""
     rejected = export.rejected
     inputs = export.rejected_inputs if export.rejected_inputs is not None else rejected["file"]
     inputs = pd.Series(np.asarray(inputs, dtype=object), index=rejected.index)
-    by_design = (rejected["reason"] == EVENT_AFTER_AS_OF).to_numpy()
+    by_design = rejected["reason"].isin(LEFT_OUT_ON_PURPOSE).to_numpy()
     found = []
     for f in export.files:
         mine = (inputs == f.name).to_numpy()

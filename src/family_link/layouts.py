@@ -47,8 +47,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, Export, ExportReading, InputFile,
-                      _norm_header, decode_bytes, parse_dates, parse_export_frames, start_export)
+from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, REPEATED_ROW_WITHOUT_EVENT, Export,
+                      ExportReading, InputFile, _norm_header, decode_bytes, parse_dates, parse_export_frames, start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
@@ -476,7 +476,7 @@ def read_with_profile(path: Path, profile: Profile, as_of: date, layout: str = "
         if empty_repeat.any():
             patients.pre_rejected = _issues(sheet.file, patients.rows[empty_repeat.to_numpy()], "patient_id",
                                             patients.frame.loc[empty_repeat, "patient_id"],
-                                            "repeats an earlier row of this patient and holds no event")
+                                            REPEATED_ROW_WITHOUT_EVENT)
             _drop(patients, ~empty_repeat)
         events_frame = event_cols.assign(patient_id=pid.fillna(""))[has_event].reset_index(drop=True)
         events = _Part(sheet.file, e_label, events_frame, sheet.rows[has_event.to_numpy()], **common)
