@@ -112,6 +112,11 @@ PATTERNS = [
     (["Flat 5 - 6, Mill House", "Mill Road"],
      dict(flat="5", number="", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, MILL ROAD")),
     (["Flat 08-09"], dict(flat="8", number="", building="", street="", address_text="FLAT 8")),
+    # Dashes a word processor makes are typed dashes ("12–14": was street "12 14 MILL ROAD").
+    (["12–14 Mill Road"], dict(flat="", number="12-14", street="MILL ROAD")),
+    (["Flat 5—6, Mill House", "12 Mill Road"], dict(flat="5", number="12", building="MILL HOUSE", street="MILL ROAD")),
+    (["Flats 5-6, Mill House", "12 Mill Road"], dict(flat="5", number="12", building="MILL HOUSE", street="MILL ROAD")),
+    (["Apartments 3 - 4", "Oak Court", "Mill Road"], dict(flat="3", building="OAK COURT", street="MILL ROAD")),
     # ... written without "Flat" too; but a descending pair ("floor 2, flat 1"?) is no range.
     (["5-6 Mill House", "12 Mill Road"], dict(flat="5", number="12", building="MILL HOUSE", street="MILL ROAD")),
     (["Flat 2-1, Mill House", "12 Mill Road"],
@@ -349,7 +354,7 @@ def test_an_accented_street_is_the_same_street_typed_plain() -> None:
 # Letters (accented, full-width, ligatures, with no decomposition), digits (full-width,
 # Arabic-Indic), other numbers and symbols (½ ² ① ～ ＆ ＇ ·), the right single quote,
 # a bare combining accent, and ASCII pieces that the canonicalisation reads.
-FOREIGN = list("éÉëËçÇñÑàÀôÔßẞæÆœŒøØłŁđĐþÞŵŴﬁﬂＡｂ３٣½²①～＆＇’·ǅŀĿ") + [
+FOREIGN = list("éÉëËçÇñÑàÀôÔßẞæÆœŒøØłŁđĐþÞŵŴﬁﬂＡｂ３٣½²①～＆＇’·ǅŀĿ–—‐−－") + [
     "e\u0301", "\u0301", "ª", "Flat", "12", "3", "-", "/", "&", "'", " ", ",", "Mill", "Rd", "Café", "Zoë"]
 _SPELLED = {"ß": "SS", "ẞ": "SS", "Æ": "AE", "Œ": "OE", "Ø": "O", "Ł": "L", "Đ": "D", "Ð": "D", "Þ": "TH",
             "Ħ": "H", "Ŧ": "T", "Ŋ": "NG"}
@@ -358,14 +363,17 @@ _SPELLED = {"ß": "SS", "ẞ": "SS", "Æ": "AE", "Œ": "OE", "Ø": "O", "Ł": "L
 def folded_by_hand(text: str) -> str:
     """An independent statement of the folding, one character at a time with Python's
     unicodedata: letters, accents and decimal digits decomposed (NFKD), accents dropped,
-    capitals, the few letters with no decomposition spelled out; every other character
-    outside ASCII (but the right single quote) a space."""
+    capitals, the few letters with no decomposition spelled out; the dashes a word
+    processor makes "-"; every other character outside ASCII (but the right single quote)
+    a space."""
     import unicodedata
 
     out = []
     for ch in text:
         if ch.isascii() or ch == "\u2019":
             out.append(ch)
+        elif ch in "‐‑‒–—―−﹘﹣－":  # hyphen to horizontal bar, minus, small and full-width hyphen-minus
+            out.append("-")
         elif unicodedata.category(ch)[0] in "LM" or unicodedata.category(ch) == "Nd":
             plain = "".join(c for c in unicodedata.normalize("NFKD", ch.upper())
                             if not unicodedata.category(c).startswith("M")).upper()

@@ -140,7 +140,7 @@ _POSTCODE_IN_TEXT = r"\b[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}\b"
 _NUM = r"[0-9]+[A-Z]?(?:-[0-9]+[A-Z]?)?"
 _FLAT_ID = r"(?:[0-9]+ ?[A-Z]?|[A-Z]{1,2}[0-9]{0,3})"
 _SUBUNIT_WORDS = (
-    r"(?:FLAT|FLT|APARTMENT|APPARTMENT|APT|APPT|APTMT|UNIT|ROOM|RM|STUDIO|SUITE|MAISONETTE)"
+    r"(?:FLATS?|FLT|APARTMENTS?|APPARTMENT|APT|APPT|APTMT|UNIT|ROOM|RM|STUDIO|SUITE|MAISONETTE)"
 )
 _MAX_SEGMENTS = 8
 _TYPES = "|".join(sorted(STREET_TYPES, key=len, reverse=True))
@@ -311,6 +311,10 @@ def _canonical_punctuation(s: pa.Array) -> pa.Array:
     return _squash(s)
 
 
+# Hyphen, non-breaking hyphen, figure dash, en dash, em dash, horizontal bar, minus sign,
+# small and full-width hyphen-minus.
+_OTHER_DASHES = r"[\x{2010}-\x{2015}\x{2212}\x{FE58}\x{FE63}\x{FF0D}]"
+
 # Capital letters with no decomposition into a letter and its accents, and their spellings.
 _UNDECOMPOSED_LETTERS = {"ß": "SS", "ẞ": "SS", "Æ": "AE", "Œ": "OE", "Ø": "O", "Ł": "L", "Đ": "D",
                          "Ð": "D", "Þ": "TH", "Ħ": "H", "Ŧ": "T", "Ŋ": "NG"}
@@ -326,7 +330,12 @@ def _ascii_letters(s: pa.Array) -> pa.Array:
     decomposed, or "12½" would read as house number "121 2" and a full-width "～" as this
     module's own range marker. Runs first in ``_canonical_punctuation``, so what it makes
     is read as typed ASCII would be. Before this, every non-ASCII letter became a space,
-    so "Café Street" and "Cafe Street" were different streets ("CAF STREET")."""
+    so "Café Street" and "Cafe Street" were different streets ("CAF STREET").
+
+    Dashes of other kinds (hyphens, en and em dashes, the minus sign: what a word processor
+    or a copied letter puts for "-") are "-", as typed: "12–14 Mill Road" was street "12 14
+    MILL ROAD" with no house number, a different home from "12-14 Mill Road"."""
+    s = _sub(s, _OTHER_DASHES, "-")
     s = _sub(s, r"[^\p{L}\p{M}\p{Nd}\x00-\x7F\x{2019}]+", " ")
     s = pc.utf8_upper(_sub(pc.utf8_normalize(s, "NFKD"), r"\p{M}+", ""))
     for letter, spelled in _UNDECOMPOSED_LETTERS.items():
