@@ -87,8 +87,9 @@ def test_each_part_of_a_one_file_layout_takes_the_reasons_of_its_own_rows():
      '999 of 1,000 rows of patients.csv (99%) were rejected (not counting 1 row left out on purpose: events '
      'after the as-of date, or repeated rows holding no event), most often in column sex: "sex is empty" (1 row). Alerts resting on those rows are missing from '
      "this list: read rejected.csv and correct what it names before relying on the list."),
-    (HeavyRejection("patients.csv", 10_000, 101), "101 of 10,000 rows of patients.csv (1.0%) were rejected. "
-     "Alerts resting on those rows are missing from this list: read rejected.csv and correct what it "
+    (HeavyRejection("patients.csv", 10_000, 101, "sex", "sex is empty", 101),
+     '101 of 10,000 rows of patients.csv (1.0%) were rejected, most often in column sex: "sex is empty" '
+     "(101 rows). Alerts resting on those rows are missing from this list: read rejected.csv and correct what it "
      "names before relying on the list."),
 ])
 def test_the_sentence(heavy, expected):

@@ -176,15 +176,15 @@ LEFT_OUT_ON_PURPOSE = (EVENT_AFTER_AS_OF, REPEATED_ROW_WITHOUT_EVENT)
 class HeavyRejection:
     """An input of the export more than ``HEAVY_REJECTION_SHARE`` of whose rows (and at least
     ``HEAVY_REJECTION_ROWS``) were rejected for a fault, with the commonest (column, reason)
-    among them ("" where rejected.csv lists none). ``on_purpose``: its rows left out on
+    among them and its count. ``on_purpose``: its rows left out on
     purpose (``LEFT_OUT_ON_PURPOSE``), not counted in ``rows_rejected``. Counts and the
     reader's own reason texts only, never a value."""
     file: str
     rows_read: int
     rows_rejected: int
-    column: str = ""
-    reason: str = ""
-    reason_rows: int = 0
+    column: str
+    reason: str
+    reason_rows: int
     on_purpose: int = 0
 
     def counts(self) -> str:
@@ -192,12 +192,10 @@ class HeavyRejection:
         often in column date: "..." (963 rows).' (batch's summary.csv)."""
         share = 100 * self.rows_rejected / self.rows_read  # shown rounded down: never overstated
         pct = f"{math.floor(share)}%" if share >= 10 else f"{math.floor(share * 10) / 10}%"
-        commonest = (f', most often in column {self.column}: "{self.reason}" ({_rows(self.reason_rows)})'
-                     if self.reason else "")
         besides = (f" (not counting {_rows(self.on_purpose)} left out on purpose: events after the as-of date, "
                    "or repeated rows holding no event)") if self.on_purpose else ""
         return (f"{self.rows_rejected:,} of {_rows(self.rows_read)} of {self.file} ({pct}) were rejected"
-                f"{besides}{commonest}.")
+                f'{besides}, most often in column {self.column}: "{self.reason}" ({_rows(self.reason_rows)}).')
 
     def sentence(self) -> str:
         """``counts`` and what it means for the worklist (the lead's warning)."""
