@@ -32,8 +32,10 @@ def run(*args: object):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def generate(folder: Path, seed: int = GOLDEN_SEED, patients: int = GOLDEN_PATIENTS, as_of: str = MONTH_1) -> Path:
-    result = run("generate", folder, "--patients", patients, "--seed", seed, "--as-of", as_of)
+def generate(folder: Path, seed: int = GOLDEN_SEED, patients: int = GOLDEN_PATIENTS, as_of: str = MONTH_1,
+             layout: str | None = None) -> Path:
+    result = run("generate", folder, "--patients", patients, "--seed", seed, "--as-of", as_of,
+                 *(["--layout", layout] if layout else []))
     assert result.exit_code == 0, result.output
     return folder
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from family_link._export import (EVENT_AFTER_AS_OF, HEAVY_REJECTION_ROWS, HEAVY_REJECTION_SHARE, Export, HeavyRejection,
                                  InputFile, heavy_rejections)
-from family_link.cli import main
 from family_link.layouts import load_any_export
+from golden_files import generate, run
 
 AS_OF = "2026-11-01"
 PATIENTS = """patient_id,nhs_number,surname,forenames,date_of_birth,sex,address_line_1,address_line_2,postcode
@@ -85,8 +84,9 @@ def test_each_part_of_a_one_file_layout_takes_the_reasons_of_its_own_rows():
      "list: read rejected.csv and correct what it names before relying on the list."),
     (HeavyRejection("patients.csv", 1_000, 999, "sex", "sex is empty", 1, on_purpose=1),
      '999 of 1,000 rows of patients.csv (99%) were rejected (not counting 1 row left out on purpose: events '
-     'after the as-of date, or repeated rows holding no event), most often in column sex: "sex is empty" (1 row). Alerts resting on those rows are missing from '
-     "this list: read rejected.csv and correct what it names before relying on the list."),
+     'after the as-of date, or repeated rows holding no event), most often in column sex: "sex is empty" '
+     "(1 row). Alerts resting on those rows are missing from this list: read rejected.csv and correct "
+     "what it names before relying on the list."),
     (HeavyRejection("patients.csv", 10_000, 101, "sex", "sex is empty", 101),
      '101 of 10,000 rows of patients.csv (1.0%) were rejected, most often in column sex: "sex is empty" '
      "(101 rows). Alerts resting on those rows are missing from this list: read rejected.csv and correct what it "
@@ -108,8 +108,7 @@ def test_half_the_event_dates_unreadable_warns_on_the_command_line_and_in_the_wo
     (export / "events.csv").write_text(EVENTS_HEADER + (GOOD_EVENT + BAD_EVENT) * HEAVY_REJECTION_ROWS,
                                        encoding="utf-8")
     out = tmp_path / "report"
-    result = CliRunner().invoke(main, ["check", str(export), "--out", str(out), "--as-of", AS_OF],
-                                catch_exceptions=False)
+    result = run("check", export, "--out", out, "--as-of", AS_OF)
     assert result.exit_code == 0
     n = HEAVY_REJECTION_ROWS
     sentence = (f"{n} of {2 * n} rows of events.csv (50%) were rejected, most often in column date: "
@@ -126,10 +125,7 @@ def emis_report(folder: Path, *, spoil_dob_every: int = 0, repeat_every: int = 0
     ``spoil_dob_every``-th patient made impossible and every ``repeat_every``-th patient's row
     repeated with no event (a repeat the layout rejects, losing nothing). Returns the
     report and how many dates of birth were spoiled."""
-    result = CliRunner().invoke(main, ["generate", str(folder), "--patients", "200", "--as-of", AS_OF,
-                                       "--layout", "emis"], catch_exceptions=False)
-    assert result.exit_code == 0
-    (report,) = folder.glob("*.csv")
+    (report,) = generate(folder, patients=200, as_of=AS_OF, layout="emis").glob("*.csv")
     lines = report.read_text(encoding="utf-8-sig").splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.startswith('"EMIS Number"'))
     header = next(csv.reader([lines[at]]))
@@ -152,11 +148,8 @@ def test_every_layout_tags_each_rejected_row_with_its_own_input(tmp_path):
     # rejected_inputs names, for every rejected row, the input it counts against: the
     # patients and events of a one-file layout, the rows the layout itself rejects included.
     exports = [emis_report(tmp_path / "emis", spoil_dob_every=5, repeat_every=7)[0].parent]
-    for layout in ("emis-pseudonymised", "systmone-sre", "systmone-cr"):
-        folder = tmp_path / layout
-        CliRunner().invoke(main, ["generate", str(folder), "--patients", "200", "--as-of", AS_OF,
-                                  "--layout", layout], catch_exceptions=False)
-        exports.append(folder)
+    exports += [generate(tmp_path / layout, patients=200, as_of=AS_OF, layout=layout)
+                for layout in ("emis-pseudonymised", "systmone-sre", "systmone-cr")]
     for folder in exports:
         export = load_any_export(folder, date.fromisoformat(AS_OF))
         inputs = export.rejected_inputs if export.rejected_inputs is not None else export.rejected["file"]
@@ -167,9 +160,8 @@ def test_every_layout_tags_each_rejected_row_with_its_own_input(tmp_path):
 
 
 def test_repeated_rows_holding_no_event_are_no_fault(tmp_path):
-    _, spoiled = emis_report(tmp_path / "gen", repeat_every=5)
-    result = CliRunner().invoke(main, ["check", str(tmp_path / "gen"), "--out", str(tmp_path / "r"),
-                                       "--as-of", AS_OF], catch_exceptions=False)
+    emis_report(tmp_path / "gen", repeat_every=5)
+    result = run("check", tmp_path / "gen", "--out", tmp_path / "r", "--as-of", AS_OF)
     assert result.exit_code == 0
     assert "repeats an earlier row" in (tmp_path / "r" / "rejected.csv").read_text(encoding="utf-8")
     assert "Warning:" not in result.stderr
@@ -177,12 +169,11 @@ def test_repeated_rows_holding_no_event_are_no_fault(tmp_path):
 
 def test_an_emis_report_names_the_part_and_the_fault_of_its_own_rows(tmp_path):
     report, spoiled = emis_report(tmp_path / "gen", spoil_dob_every=5)
-    result = CliRunner().invoke(main, ["check", str(tmp_path / "gen"), "--out", str(tmp_path / "r"),
-                                       "--as-of", AS_OF], catch_exceptions=False)
+    result = run("check", tmp_path / "gen", "--out", tmp_path / "r", "--as-of", AS_OF)
     assert result.exit_code == 0, result.output
     patients_warning = next(line for line in result.stderr.splitlines() if "(patients)" in line)
     assert f"{spoiled} of 200 rows of {report.name} (patients)" in patients_warning
-    assert f"most often in column date_of_birth:" in patients_warning
+    assert "most often in column date_of_birth:" in patients_warning
     assert f"({spoiled} rows)" in patients_warning
 
 
@@ -194,16 +185,13 @@ def test_a_clean_export_gives_no_such_warning(tmp_path):
         "patient_id,code,term,date\nP1,342191000000101,Subject to child protection plan,2026-03-02\n",
         encoding="utf-8")
     out = tmp_path / "report"
-    result = CliRunner().invoke(main, ["check", str(export), "--out", str(out), "--as-of", AS_OF],
-                                catch_exceptions=False)
+    result = run("check", export, "--out", out, "--as-of", AS_OF)
     assert result.exit_code == 0
     assert "were rejected" not in result.stderr
     assert "were rejected" not in (out / "worklist.html").read_text(encoding="utf-8")
 
 
 def test_batch_names_the_practice_whose_file_had_many_rows_rejected(tmp_path):
-    from golden_files import generate
-
     folder = tmp_path / "exports"
     generate(folder / "M91001", seed=21, patients=300)
     generate(folder / "M91002", seed=22, patients=300)
@@ -212,8 +200,7 @@ def test_batch_names_the_practice_whose_file_had_many_rows_rejected(tmp_path):
     frame.loc[frame.index % 2 == 0, "date"] = "2026-13-45"  # half the dates unreadable
     frame.to_csv(events, index=False)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["batch", str(folder), "--out", str(out), "--as-of", AS_OF, "--quiet"],
-                                catch_exceptions=False)
+    result = run("batch", folder, "--out", out, "--as-of", AS_OF, "--quiet")
     assert result.exit_code == 0, result.output
     summary = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False).set_index("practice")
     assert summary.loc["M91001", "warning"] == ""

@@ -48,7 +48,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, REPEATED_ROW_WITHOUT_EVENT, Export,
-                      ExportReading, InputFile, _norm_header, decode_bytes, parse_dates, parse_export_frames, start_export)
+                      ExportReading, InputFile, _norm_header, decode_bytes, parse_dates, parse_export_frames,
+                      start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
@@ -717,7 +718,8 @@ def read_systmone_sre(folder: Path, as_of: date) -> Export:
                           len(addr_rej))
     files = list(export.files)
     files.insert(1, addr_file)
-    rejected = pd.concat([export.rejected, addr_rej], ignore_index=True)[ISSUE_COLUMNS]  # inputs: their files
+    # No rejected_inputs here: each of this layout's inputs is named by its own file.
+    rejected = pd.concat([export.rejected, addr_rej], ignore_index=True)[ISSUE_COLUMNS]
     warnings = pd.concat([export.warnings, addr_warn, home_warn, rel_warn], ignore_index=True)[ISSUE_COLUMNS]
     return Export(export.patients, export.events, export.relationships, rejected, warnings, tuple(files),
                   None, "systmone-sre", event_codes=export.event_codes)
