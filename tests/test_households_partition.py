@@ -9,6 +9,7 @@ and on tiny inline tables for each cross-district case.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 from family_link._export import parse_export_frames
 from family_link.address import normalise_addresses
 from family_link.generate import generate_practice
+from family_link import households
 from family_link.households import _prepare, link_groups, link_households
 
 AS_OF = date(2026, 11, 1)
@@ -45,6 +47,27 @@ def test_partitioned_run_is_the_whole_run(seed, household_ids):
     for jobs in (2, 5):
         parted = link_households(patients, relationships, AS_OF, jobs=jobs)
         pd.testing.assert_frame_equal(parted, whole, check_exact=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no memory files on this system")
+@pytest.mark.parametrize("memory_files", [True, False])
+def test_parts_come_back_whole_through_memory_files_or_the_pool(monkeypatch, memory_files):
+    # The workers write their households into memory files the parent maps (Linux), or,
+    # where the system has none, return them through the pool: the same rows either way.
+    patients, relationships = _generated(1500, 13, False)
+    whole = link_households(patients, relationships, AS_OF)
+    mapped, mapped_table = [], households._mapped_table
+
+    def spied(fd):
+        mapped.append(fd)
+        return mapped_table(fd)
+
+    monkeypatch.setattr(households, "_mapped_table", spied)
+    if not memory_files:
+        monkeypatch.setattr(households, "_memory_files", lambda parts: {})
+    parted = link_households(patients, relationships, AS_OF, jobs=3)
+    assert len(mapped) == (3 if memory_files else 0)  # the path under test was the one taken
+    pd.testing.assert_frame_equal(parted, whole, check_exact=True)
 
 
 def _patients(rows: list[tuple]) -> pd.DataFrame:
