@@ -64,6 +64,23 @@ def test_program_exit_codes_and_output_are_unchanged_by_the_quick_exit(tmp_path)
     assert _run("--version").stdout.strip().startswith("family-link, version")
 
 
+def test_a_reader_gone_from_the_pipe_cuts_the_printout_not_the_run(tmp_path):
+    # "family-link check ... | head -1": the reader closes the pipe before the check prints.
+    # The run still writes its report and exits with its own code (0), not click's 1 (a bug),
+    # with no traceback; a failing run keeps its own code (5) too.
+    out = tmp_path / "report"
+    codes = {}
+    for name in ("first", "again"):
+        proc = subprocess.Popen([sys.executable, "-m", "family_link", "check", str(_PRACTICE), "--out", str(out),
+                                 "--as-of", "2026-11-01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # gone before the child has imported anything, let alone printed
+        stderr = proc.stderr.read().decode()
+        codes[name] = proc.wait(timeout=300)
+        assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert codes == {"first": 0, "again": 5}
+    assert (out / "run.json").is_file() and (out / "worklist.html").is_file()
+
+
 def test_called_with_arguments_the_group_raises_system_exit_as_click_does():
     from family_link.cli import main
 
