@@ -108,6 +108,14 @@ PATTERNS = [
     # behind in the building, "-6 MILL HOUSE").
     (["Flat 5-6 Mill House, 12 Mill Road"],
      dict(flat="5", number="12", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, 12 MILL ROAD")),
+    # ... or where a building and then its main street follow, as "3 Oak Court, Mill Road"
+    # is flat 3 (was flat 5 of number 6 on street "MILL HOUSE").
+    (["Flat 5-6 Mill House, Mill Road"],
+     dict(flat="5", number="", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, MILL ROAD")),
+    (["Flat 12 - 14 Oak Court", "Mill Rd"], dict(flat="12", number="", building="OAK COURT", street="MILL ROAD")),
+    # Not where no main street follows: the words after the number are the street.
+    (["Flat 12-14 Mill Road, Walsall"], dict(flat="12", number="14", street="MILL ROAD")),
+    (["Flat 5-6 Mill House, Park Hill"], dict(flat="5", number="6", street="MILL HOUSE")),
     # A range of flats with no house number after it (was flat 5 in the building "-6").
     (["Flat 5 - 6, Mill House", "Mill Road"],
      dict(flat="5", number="", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, MILL ROAD")),

@@ -162,14 +162,28 @@ def test_a_range_of_flats_is_the_dwelling_of_its_first_flat() -> None:
         {"patient_id": "P3", "lines": ["Flat 05 - 06", "Mill House, 12 Mill Road"], "surname": "JONES"},
         {"patient_id": "P4", "lines": ["Flat 6, Mill House", "12 Mill Road"], "surname": "BROWN"},
         {"patient_id": "P5", "lines": ["5-6 Mill House", "12 Mill Road"], "surname": "JONES"},
+        {"patient_id": "P9", "lines": ["Flat 5-6 Mill House, 12 Mill Road"], "surname": "JONES"},
         # Descending pairs are no range: different flats ("floor 10, flats 2 and 5", say).
         {"patient_id": "P6", "lines": ["Flat 10-2, Mill House", "12 Mill Road"], "surname": "KHAN"},
         {"patient_id": "P7", "lines": ["Flat 10-5, Mill House", "12 Mill Road"], "surname": "PATEL"},
         {"patient_id": "P8", "lines": ["Flat 10, Mill House", "12 Mill Road"], "surname": "LEE"},
     ))
-    assert together(h, "P1", "P2", "P3", "P5")
+    assert together(h, "P1", "P2", "P3", "P5", "P9")
     assert apart(h, "P1", "P4", "P6", "P7", "P8")
     assert "same flat 5" in h.loc["P1", "link_evidence"]
+
+
+def test_a_range_of_flats_before_a_building_and_its_street_is_the_first_flat() -> None:
+    # "Flat 5-6 Mill House, Mill Road" with no house number: flats 5-6 of Mill House, the
+    # dwelling of "Flat 5, Mill House, Mill Road" (was flat 5 of number 6 on a street
+    # "MILL HOUSE", apart from the rest of the family).
+    h = link(patients(
+        {"patient_id": "P1", "lines": ["Flat 5-6 Mill House, Mill Road"], "surname": "JONES"},
+        {"patient_id": "P2", "lines": ["Flat 5, Mill House", "Mill Road"], "surname": "JONES"},
+        {"patient_id": "P3", "lines": ["Flat 6, Mill House", "Mill Road"], "surname": "BROWN"},
+    ))
+    assert together(h, "P1", "P2")
+    assert apart(h, "P1", "P3")
 
 
 def test_missing_flat_at_a_building_with_several_flats_is_ambiguous() -> None:

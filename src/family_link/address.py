@@ -148,13 +148,15 @@ _STREET_TYPED = rf"\b(?:{_TYPES})$"
 _BUILDING_WORDED = rf"\b(?:{'|'.join(BUILDING_WORDS)})\b"
 # A numbered line naming a building, or a courtyard-like close that is often one:
 # "3 OAK COURT", "6 ELM PLACE". Followed by a main street, the number is a flat number.
-_BUILDINGISH = rf"\b(?:{'|'.join(BUILDING_WORDS + ('PLACE', 'MEWS', 'SQUARE', 'YARD'))})$"
+_BUILDINGISH_WORD = rf"\b(?:{'|'.join(BUILDING_WORDS + ('PLACE', 'MEWS', 'SQUARE', 'YARD'))})"
+_BUILDINGISH = _BUILDINGISH_WORD + "$"
 # Street types that name a through road (not a district such as "PARK HILL").
 MAIN_STREET_TYPES = (
     "ROAD", "STREET", "AVENUE", "LANE", "CLOSE", "DRIVE", "CRESCENT", "GARDENS", "TERRACE",
     "GROVE", "WAY", "WALK", "ROW", "PARADE", "BOULEVARD", "HIGHWAY", "ESPLANADE", "CAUSEWAY",
 )
-_MAIN_STREET = rf"\b(?:{'|'.join(MAIN_STREET_TYPES)})$"
+_MAIN_STREET_WORD = rf"\b(?:{'|'.join(MAIN_STREET_TYPES)})"
+_MAIN_STREET = _MAIN_STREET_WORD + "$"
 _COUNTY = rf"^(?:{'|'.join(COUNTIES)})$"
 # A segment with a house number: optional building words, the number, then the street.
 _NUMBERED = rf"^(?:(?P<pre>[A-Z][A-Z ]*?) )?(?P<num>{_NUM}) (?P<rest>[A-Z].*)$"
@@ -404,6 +406,9 @@ _FLAT_OR_NUMBERS = rf"FLAT|/|(?:^|,){_NUM},|[A-Z] {_NUM} [A-Z]"
 
 
 _FLAT_DASH_NUMBER = r"\bFLAT ?([0-9]+[A-Z]?)-([0-9]+[A-Z]? [A-Z])"
+# ... but a range of flats where the words after it name a building and the next part is
+# its main street ("FLAT 5-6 MILL HOUSE,MILL ROAD"), as "3 OAK COURT,MILL ROAD" is flat 3.
+_FLAT_DASH_BUILDING = _FLAT_DASH_NUMBER + rf"[^,]*{_BUILDINGISH_WORD},[^,]*{_MAIN_STREET_WORD}(?:,|$)"
 
 
 def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -422,10 +427,12 @@ def _flat_and_numbers(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
         # "FLAT 12-14 MILL ROAD" (typed "Flat 12 - 14 Mill Rd"): flat 12 of number 14, as
         # "3/12" is below; the flat is not the start of a number range. Not where a later
         # part opens with a number ("FLAT 5-6 MILL HOUSE,12 MILL ROAD"): that is the house
-        # number, and what follows the dash is not.
+        # number, and what follows the dash is not; nor where a building and then its main
+        # street follow (_FLAT_DASH_BUILDING): "FLAT 5-6 MILL HOUSE,MILL ROAD" is flats 5-6.
         some = pc.filter(s, named)
         dashed = _bool(pc.match_substring_regex(some, _FLAT_DASH_NUMBER)) & \
-            ~_bool(pc.match_substring_regex(some, _FLAT_DASH_NUMBER + ".*,[0-9]"))
+            ~_bool(pc.match_substring_regex(some, _FLAT_DASH_NUMBER + ".*,[0-9]")) & \
+            ~_bool(pc.match_substring_regex(some, _FLAT_DASH_BUILDING))
         if dashed.any():
             some = _where(dashed, _sub(some, _FLAT_DASH_NUMBER, r"FLAT \1 \2"), some)
         flat = pc.replace_with_mask(
