@@ -120,6 +120,12 @@ PATTERNS = [
     (["Flat 5 - 6, Mill House", "Mill Road"],
      dict(flat="5", number="", building="MILL HOUSE", street="MILL ROAD", address_text="FLAT 5, MILL HOUSE, MILL ROAD")),
     (["Flat 08-09"], dict(flat="8", number="", building="", street="", address_text="FLAT 8")),
+    # Lettered flats too ("5A-6" was flat 5A of number 6 on a street "MILL HOUSE"); a house
+    # number range keeps its letters ("5A-6B Mill Road" was building "5A", number "6B").
+    (["Flat 5A-6, Mill House", "Mill Road"], dict(flat="5A", number="", building="MILL HOUSE", street="MILL ROAD")),
+    (["Flat 5a - 5b, Oak Court"], dict(flat="5A", number="", building="OAK COURT")),
+    (["Flat 5B-5A, Oak Court"], dict(flat="5B-5A", number="", building="OAK COURT")),
+    (["5A-6B Mill Road"], dict(flat="", number="5A-6B", building="", street="MILL ROAD")),
     # Dashes a word processor makes are typed dashes ("12–14": was street "12 14 MILL ROAD").
     (["12–14 Mill Road"], dict(flat="", number="12-14", street="MILL ROAD")),
     (["Flat 5—6, Mill House", "12 Mill Road"], dict(flat="5", number="12", building="MILL HOUSE", street="MILL ROAD")),

@@ -163,13 +163,16 @@ def test_a_range_of_flats_is_the_dwelling_of_its_first_flat() -> None:
         {"patient_id": "P4", "lines": ["Flat 6, Mill House", "12 Mill Road"], "surname": "BROWN"},
         {"patient_id": "P5", "lines": ["5-6 Mill House", "12 Mill Road"], "surname": "JONES"},
         {"patient_id": "P9", "lines": ["Flat 5-6 Mill House, 12 Mill Road"], "surname": "JONES"},
+        {"patient_id": "P10", "lines": ["Flat 5A-6, Mill House", "12 Mill Road"], "surname": "SINGH"},
+        {"patient_id": "P11", "lines": ["Flat 5A, Mill House", "12 Mill Road"], "surname": "SINGH"},
         # Descending pairs are no range: different flats ("floor 10, flats 2 and 5", say).
         {"patient_id": "P6", "lines": ["Flat 10-2, Mill House", "12 Mill Road"], "surname": "KHAN"},
         {"patient_id": "P7", "lines": ["Flat 10-5, Mill House", "12 Mill Road"], "surname": "PATEL"},
         {"patient_id": "P8", "lines": ["Flat 10, Mill House", "12 Mill Road"], "surname": "LEE"},
     ))
     assert together(h, "P1", "P2", "P3", "P5", "P9")
-    assert apart(h, "P1", "P4", "P6", "P7", "P8")
+    assert apart(h, "P1", "P4", "P6", "P7", "P8", "P10")
+    assert together(h, "P10", "P11")  # lettered flats too: "5A-6" is the dwelling of "5A"
     assert "same flat 5" in h.loc["P1", "link_evidence"]
 
 

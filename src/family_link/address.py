@@ -303,7 +303,7 @@ def _canonical_punctuation(s: pa.Array) -> pa.Array:
     s = _only_where(s, r"[^\x00-\x7F]", _ascii_letters)  # first: CAFÉ -> CAFE, not CAF
     s = pc.replace_substring(s, "&", " AND ")
     s = _sub(s, r"['`\x{2019}]", "")  # ST JOHN'S -> ST JOHNS
-    s = _sub(s, r"([0-9]) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14
+    s = _sub(s, r"([0-9][A-Z]?) *- *([0-9])", r"\1~\2")  # protect number ranges 12-14, 5A-6
     s = _sub(s, r"\b([0-9]+[A-Z]?|[A-Z]) */ *([0-9])", r"\1^\2")  # protect 3/12: flat 3 of number 12
     # Runs of other characters become one space. The spaces alone are left (the runs of
     # the rest become a space each) and the squash below makes each run one space: the
@@ -729,18 +729,21 @@ def _parse(texts: pa.Array) -> dict[str, pa.Array]:
 
 
 def _first_of_a_range(flats: pa.Array) -> pa.Array:
-    """An ascending range of flats ("5-6", "5-06": flats knocked together, or a clerk's
-    slip) as its first flat, "5", so that it is the dwelling of "Flat 5": keeping a parent
-    at "Flat 5-6" apart from a child at "Flat 5" could hide one from the other. Any other
-    flat as it is: "2-1" (floor 2, flat 1, say) is not a range, and "2-1" and "2-3" must
-    not become one flat."""
-    hit = pc.fill_null(pc.match_substring_regex(flats, r"^[0-9]{1,9}-[0-9]{1,9}$"), False)
+    """An ascending range of flats ("5-6", "5-06", "5A-5B", "5A-6": flats knocked together,
+    or a clerk's slip) as its first flat, "5" or "5A", so that it is the dwelling of "Flat
+    5": keeping a parent at "Flat 5-6" apart from a child at "Flat 5" could hide one from
+    the other. Any other flat as it is: "2-1" (floor 2, flat 1, say) is not a range, and
+    "2-1" and "2-3" must not become one flat."""
+    ends = pc.extract_regex(flats, r"^(?P<n1>[0-9]{1,9})(?P<l1>[A-Z]?)-(?P<n2>[0-9]{1,9})(?P<l2>[A-Z]?)$")
+    hit = pc.is_valid(ends)
     if not pc.any(hit).as_py():
         return flats
-    ends = pc.split_pattern(pc.filter(flats, hit), "-")
-    start, end = pc.list_element(ends, 0), pc.list_element(ends, 1)
-    ascending = pc.less(pc.cast(start, pa.int64()), pc.cast(end, pa.int64()))
-    return pc.replace_with_mask(flats, hit, pc.if_else(ascending, start, pc.filter(flats, hit)))
+    ends = pc.filter(ends, hit)
+    n1, l1, n2, l2 = (_field(ends, name) for name in ("n1", "l1", "n2", "l2"))
+    n1, n2 = pc.cast(n1, pa.int64()), pc.cast(n2, pa.int64())
+    ascending = pc.or_(pc.less(n1, n2), pc.and_(pc.equal(n1, n2), pc.less(l1, l2)))
+    first = pc.binary_join_element_wise(_field(ends, "n1"), l1, "")
+    return pc.replace_with_mask(flats, hit, pc.if_else(ascending, first, pc.filter(flats, hit)))
 
 
 def _distinct_codes(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
