@@ -315,8 +315,7 @@ class _Part:
 
 
 def _assemble(parts: dict[str, _Part | None], as_of: date, layout: str, export_date: date | None,
-              extra_files: tuple[InputFile, ...] = (), extra_rejected: pd.DataFrame | None = None,
-              extra_warnings: pd.DataFrame | None = None) -> Export:
+              extra_files: tuple[InputFile, ...] = (), extra_warnings: pd.DataFrame | None = None) -> Export:
     rel = parts.get("relationships.csv")
     labels = {k: (p.label if p is not None else k) for k, p in
               (("patients.csv", parts["patients.csv"]), ("events.csv", parts["events.csv"]),
@@ -326,14 +325,13 @@ def _assemble(parts: dict[str, _Part | None], as_of: date, layout: str, export_d
         as_of, labels=labels,
         row_numbers={k: p.rows for k, p in parts.items() if p is not None})
     to_file = {p.label: p.file for p in parts.values() if p is not None}
-    rejected = pd.concat([export.rejected, *[p.pre_rejected for p in parts.values() if p is not None],
-                          *([extra_rejected] if extra_rejected is not None else [])], ignore_index=True)
+    rejected = pd.concat([export.rejected, *[p.pre_rejected for p in parts.values() if p is not None]],
+                         ignore_index=True)
     # Each row's input (run.json's name) before the file column names the file: the parsed
     # rows carry their part's label, a part's own rejections its file, so they take its label.
     inputs = pd.concat([export.rejected["file"],
                         *[pd.Series(p.label, index=p.pre_rejected.index, dtype=object)
-                          for p in parts.values() if p is not None],
-                        *([extra_rejected["file"]] if extra_rejected is not None else [])], ignore_index=True)
+                          for p in parts.values() if p is not None]], ignore_index=True)
     warnings = pd.concat([export.warnings, *([extra_warnings] if extra_warnings is not None else [])],
                          ignore_index=True)
     files = []
