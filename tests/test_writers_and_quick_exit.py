@@ -38,6 +38,7 @@ def test_holds_byte_matches_a_plain_search_on_slices_and_chunks(memchr, values, 
 
 # --- the program ends without the interpreter's teardown, same codes and messages ---------
 
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -64,21 +65,35 @@ def test_program_exit_codes_and_output_are_unchanged_by_the_quick_exit(tmp_path)
     assert _run("--version").stdout.strip().startswith("family-link, version")
 
 
+def _run_reader_gone(*args: str, stream: str = "stdout") -> tuple[int, str]:
+    """Run the program with ``stream``'s reader gone before the child has imported anything,
+    let alone printed; return its exit code and what it wrote to the other stream."""
+    proc = subprocess.Popen([sys.executable, "-m", "family_link", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    gone, other = (proc.stdout, proc.stderr) if stream == "stdout" else (proc.stderr, proc.stdout)
+    gone.close()
+    written = other.read().decode()
+    return proc.wait(timeout=300), written
+
+
 def test_a_reader_gone_from_the_pipe_cuts_the_printout_not_the_run(tmp_path):
-    # "family-link check ... | head -1": the reader closes the pipe before the check prints.
-    # The run still writes its report and exits with its own code (0), not click's 1 (a bug),
-    # with no traceback; a failing run keeps its own code (5) too.
+    # "family-link check ... | head -1", "batch 2>&1 | head -1": the run still writes its
+    # report and exits with its own code, not click's 1 (a bug), with no traceback.
     out = tmp_path / "report"
-    codes = {}
-    for name in ("first", "again"):
-        proc = subprocess.Popen([sys.executable, "-m", "family_link", "check", str(_PRACTICE), "--out", str(out),
-                                 "--as-of", "2026-11-01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        proc.stdout.close()  # gone before the child has imported anything, let alone printed
-        stderr = proc.stderr.read().decode()
-        codes[name] = proc.wait(timeout=300)
-        assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
-    assert codes == {"first": 0, "again": 5}
+    check = ("check", str(_PRACTICE), "--out", str(out), "--as-of", "2026-11-01")
+    code, stderr = _run_reader_gone(*check)
+    assert code == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
     assert (out / "run.json").is_file() and (out / "worklist.html").is_file()
+    assert _run_reader_gone(*check)[0] == 5  # a failing run keeps its own code too
+    assert _run_reader_gone("--help")[0] == 0
+    assert _run_reader_gone("rules", "show", stream="stderr")[0] == 2  # click's usage error, on stderr
+    # The batch's progress bar writes to standard error as it goes.
+    exports = tmp_path / "exports"
+    shutil.copytree(_PRACTICE, exports / "p1")
+    code, stdout = _run_reader_gone("batch", str(exports), "--out", str(tmp_path / "batch"), "--as-of", "2026-11-01",
+                                    stream="stderr")
+    assert code == 0 and "Checked 1 of 1 practice exports" in stdout, stdout
+    assert (tmp_path / "batch" / "summary.csv").is_file()
 
 
 def test_called_with_arguments_the_group_raises_system_exit_as_click_does():

@@ -30,26 +30,13 @@ from . import __version__
 from ._process import command_line_settings
 from .errors import FamilyLinkError
 
-def _echo(message: str, err: bool = False) -> None:
-    """``click.echo``, except that a reader who has gone (``family-link check ... | head -1``)
-    cuts the printout short, not the run: the stream is pointed at os.devnull (what is left
-    of the printout, and the final flush, go nowhere) and the command carries on to its own
-    exit code. click would end the run at once with exit 1, which here means a bug."""
-    try:
-        click.echo(message, err=err)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
-        os.close(devnull)
-
-
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except FamilyLinkError as exc:
-            _echo(exc.render(), err=True)
+            click.echo(exc.render(), err=True)
             sys.exit(exc.exit_code)
     return wrapper
 
@@ -81,10 +68,45 @@ class _QuickExitGroup(click.Group):
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
         if args is not None or rest or not kwargs.get("standalone_mode", True):
             return super().main(args, *rest, **kwargs)
+        sys.stdout, sys.stderr = _ReaderMayLeave(sys.stdout), _ReaderMayLeave(sys.stderr)
         try:
             return super().main(None, **kwargs)  # standalone: ends in SystemExit
         except SystemExit as exc:
             _quick_exit(exc.code)
+
+
+class _ReaderMayLeave:
+    """Standard output or error for a reader who may leave early (``family-link check ... |
+    head -1``, ``batch 2>&1 | head``): once a write or flush finds the pipe closed, the
+    stream's descriptor is pointed at os.devnull and the program carries on, so the rest of
+    the printout (and the batch's progress bar) goes nowhere, the run completes and its exit
+    code is its own. click, left to itself, ends the run at once with exit 1, which here
+    means a bug. Everything else is the wrapped stream's (click.echo takes it as a text
+    stream of the same encoding)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _quick_exit(code: Any) -> None:
@@ -176,20 +198,20 @@ def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, forc
     from .layouts import LAYOUTS
 
     ran = result.export_date.strftime("%d/%m/%Y") if result.export_date else "not recorded in the export"
-    _echo(f"Export layout: {LAYOUTS.get(result.layout, result.layout)} ({result.layout}); "
+    click.echo(f"Export layout: {LAYOUTS.get(result.layout, result.layout)} ({result.layout}); "
                f"export date: {ran}.")
     if result.export_date and (as_of - result.export_date).days > 31:
-        _echo(f"Warning: the export was run {(as_of - result.export_date).days} days before the as-of "
+        click.echo(f"Warning: the export was run {(as_of - result.export_date).days} days before the as-of "
                    "date; anything coded since is missing. Re-run the export.", err=True)
-    _echo(f"Checked {result.patients} patients as of {as_of.isoformat()}: {total} flags "
+    click.echo(f"Checked {result.patients} patients as of {as_of.isoformat()}: {total} flags "
                f"({result.rejected_rows} input rows rejected). Report: {result.out_dir}")
     for heavy in result.heavy_rejections:
-        _echo(f"Warning: {heavy.sentence()}", err=True)
+        click.echo(f"Warning: {heavy.sentence()}", err=True)
     if result.compared_with:
         c = result.compared_with
-        _echo(f"Since {c['as_of']}: {c['new']} new, {c['open']} still open, {c['resolved']} resolved.")
+        click.echo(f"Since {c['as_of']}: {c['new']} new, {c['open']} still open, {c['resolved']} resolved.")
     for rule_id, n in result.flags_per_rule.items():
-        _echo(f"  {rule_id:<30} {n}")
+        click.echo(f"  {rule_id:<30} {n}")
 
 
 @main.command()
@@ -211,11 +233,11 @@ def households(export: Path, as_of: date) -> None:
     summary = summarise_households(link_households(data.patients, data.relationships, as_of))
     for key, value in summary.items():
         if isinstance(value, dict):
-            _echo(f"{key}:")
+            click.echo(f"{key}:")
             for k, v in value.items():
-                _echo(f"  {k:<28} {v}")
+                click.echo(f"  {k:<28} {v}")
         else:
-            _echo(f"{key:<30} {value}")
+            click.echo(f"{key:<30} {value}")
 
 
 @main.group()
@@ -237,7 +259,7 @@ def rules_list(rules_dir: Path | None) -> None:
 
     for r in load_ruleset(rules_dir).rules:
         recs = ",".join(str(x) for x in r.recommendations)
-        _echo(f"{r.id:<30} {r.severity:<7} Rec {recs:<5} {r.title}")
+        click.echo(f"{r.id:<30} {r.severity:<7} Rec {recs:<5} {r.title}")
 
 
 @rules.command("show")
@@ -261,7 +283,7 @@ def rules_show(rule_id: str, rules_dir: Path | None) -> None:
     except KeyError:
         raise RulesError([Problem("rules", f"no rule with id '{rule_id}'",
                                   hint="known ids: " + ", ".join(r.id for r in ruleset.rules))]) from None
-    _echo(describe_rule(rule, ruleset))
+    click.echo(describe_rule(rule, ruleset))
 
 
 @rules.command("validate")
@@ -279,7 +301,7 @@ def rules_validate(rules_dir: Path | None) -> None:
 
     ruleset = load_ruleset(rules_dir)
     codes = sum(len(c.codes) for c in ruleset.codelists.values())
-    _echo(f"Valid: {len(ruleset.rules)} rules, {len(ruleset.codelists)} codelists, {codes} codes.")
+    click.echo(f"Valid: {len(ruleset.rules)} rules, {len(ruleset.codelists)} codelists, {codes} codes.")
 
 
 @main.command()
@@ -309,8 +331,8 @@ def generate(out_dir: Path, n_patients: int, seed: int, as_of: date, household_i
 
     practice = generate_practice(n_patients, seed, as_of, include_household_ids=household_ids)
     for note in write_practice_as(practice, out_dir, layout):
-        _echo(f"Note: {note}.")
-    _echo(f"Wrote a synthetic practice of {len(practice.patients)} patients and "
+        click.echo(f"Note: {note}.")
+    click.echo(f"Wrote a synthetic practice of {len(practice.patients)} patients and "
                f"{len(practice.events)} events to {out_dir}")
 
 
@@ -350,7 +372,7 @@ def audit(run_dir: Path, key_file: Path | None, out_dir: Path, practice: str, ro
     key = load_key(key_file)
     run = load_audit_run(run_dir, practice)
     written = write_audit([run], out_dir, key, rows_file=rows_file, force=force)
-    _echo(f"Wrote the auditor's report for {len(run.rules)} rules to {written}")
+    click.echo(f"Wrote the auditor's report for {len(run.rules)} rules to {written}")
 
 
 @main.command()
@@ -400,12 +422,12 @@ def batch(folder: Path, out_dir: Path, as_of: date, rules_dir: Path | None, key_
             result = run_batch(folder, out_dir, as_of=as_of, rules_dir=rules_dir, key=key, force=force,
                                previous=previous, exports=exports, progress=step, jobs=jobs)
     ok = len(result.outcomes) - len(result.failed)
-    _echo(f"Checked {ok} of {len(result.outcomes)} practice exports as of {as_of.isoformat()}. "
+    click.echo(f"Checked {ok} of {len(result.outcomes)} practice exports as of {as_of.isoformat()}. "
                f"Summary: {result.out_dir / 'summary.csv'}"
                + (f"; auditor's report: {result.audit_dir}" if result.audit_dir else ""))
     for outcome in result.outcomes:
         if outcome.warning:
-            _echo(f"Warning: {outcome.practice}: {outcome.warning} See its rejected.csv.", err=True)
+            click.echo(f"Warning: {outcome.practice}: {outcome.warning} See its rejected.csv.", err=True)
     if result.failed:
         raise BatchIncompleteError([Problem(o.practice, f"failed with exit code {o.exit_code}: {o.error}")
                                     for o in result.failed])
