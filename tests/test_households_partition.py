@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from family_link._export import parse_export_frames
 from family_link.address import normalise_addresses
 from family_link.generate import generate_practice
 from family_link import households
+from golden_files import run
 from family_link.households import _prepare, link_groups, link_households
 
 AS_OF = date(2026, 11, 1)
@@ -49,11 +51,22 @@ def test_partitioned_run_is_the_whole_run(seed, household_ids):
         pd.testing.assert_frame_equal(parted, whole, check_exact=True)
 
 
-@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no memory files on this system")
-@pytest.mark.parametrize("memory_files", [True, False])
+_HAS_MEMORY_FILES = hasattr(os, "memfd_create")
+
+
+def _refused(name):
+    raise OSError(38, "Function not implemented")  # as a sandbox refusing memfd_create says
+
+
+@pytest.mark.parametrize("memory_files", [
+    pytest.param("made", marks=pytest.mark.skipif(not _HAS_MEMORY_FILES, reason="no memory files here")),
+    "none on this system",
+    "refused",
+])
 def test_parts_come_back_whole_through_memory_files_or_the_pool(monkeypatch, memory_files):
     # The workers write their households into memory files the parent maps (Linux), or,
-    # where the system has none, return them through the pool: the same rows either way.
+    # where the system has none or refuses them, return them through the pool: the same
+    # rows either way, and no file left open.
     patients, relationships = _generated(1500, 13, False)
     whole = link_households(patients, relationships, AS_OF)
     mapped, mapped_table = [], households._mapped_table
@@ -63,11 +76,51 @@ def test_parts_come_back_whole_through_memory_files_or_the_pool(monkeypatch, mem
         return mapped_table(fd)
 
     monkeypatch.setattr(households, "_mapped_table", spied)
-    if not memory_files:
-        monkeypatch.setattr(households, "_memory_files", lambda parts: {})
+    if memory_files == "none on this system":
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    elif memory_files == "refused":
+        monkeypatch.setattr(os, "memfd_create", _refused)
+    open_before = sorted(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
     parted = link_households(patients, relationships, AS_OF, jobs=3)
-    assert len(mapped) == (3 if memory_files else 0)  # the path under test was the one taken
+    assert len(mapped) == (3 if memory_files == "made" else 0)  # the path under test was the one taken
     pd.testing.assert_frame_equal(parted, whole, check_exact=True)
+    if open_before is not None:
+        assert sorted(os.listdir("/proc/self/fd")) == open_before
+
+
+@pytest.mark.skipif(not _HAS_MEMORY_FILES, reason="no memory files here")
+def test_memory_files_refused_part_way_are_closed(monkeypatch):
+    made = []
+
+    def one_then_refused(name):
+        if made:
+            _refused(name)
+        made.append(os.open(os.devnull, os.O_RDONLY))  # stands for the first memory file
+        return made[-1]
+
+    monkeypatch.setattr(os, "memfd_create", one_then_refused)
+    assert households._memory_files([0, 1, 2]) == {}
+    with pytest.raises(OSError):
+        os.fstat(made[0])  # closed, not leaked
+
+
+def test_a_worker_stopped_by_the_system_is_exit_code_8_with_what_to_do(monkeypatch, tmp_path):
+    # The system stopping a worker (for lack of memory, say) is not a bug (exit 1, a
+    # traceback) but exit 8, saying what to do; no report is written.
+    parent, link_normalised = os.getpid(), households.link_normalised
+
+    def stopped_in_a_worker(*args):
+        if os.getpid() != parent:
+            os._exit(137)  # as a process killed by the system ends
+        return link_normalised(*args)
+
+    monkeypatch.setattr(households, "link_normalised", stopped_in_a_worker)
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "practice"
+    result = run("check", sample, "--out", tmp_path / "report", "--as-of", "2026-11-01", "--jobs", "2")
+    assert result.exit_code == 8, result.output
+    assert "stopped by the system for lack of memory" in result.output and "fewer --jobs" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "report").exists()
 
 
 def _patients(rows: list[tuple]) -> pd.DataFrame:

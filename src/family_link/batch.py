@@ -36,7 +36,7 @@ from . import __version__
 from ._process import command_line_settings
 from .audit import load_audit_run, write_audit
 from .check import run_check
-from .errors import FamilyLinkError, OutputError, Problem, RunFolderError
+from .errors import FamilyLinkError, OutputError, Problem, RunFolderError, WorkerStoppedError
 from .report import check_destination, only_writer
 from .rules import load_ruleset
 
@@ -151,8 +151,9 @@ def _finished(future: Future, practice: str) -> PracticeOutcome:
     try:
         return future.result()
     except BrokenProcessPool:
-        return _bug_outcome(practice, "the process checking this export ended unexpectedly (out of memory?): "
-                                      "run family-link check on this export alone, or the batch with fewer --jobs")
+        return PracticeOutcome(practice, "failed", WorkerStoppedError.exit_code, None, None, {},
+                               "the process checking this export ended unexpectedly (out of memory?): "
+                               "run family-link check on this export alone, or the batch with fewer --jobs")
 
 
 def _export_bytes(export: Path) -> int:

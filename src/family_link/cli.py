@@ -10,7 +10,8 @@ wrong; 3 the export (or a report folder given as input) cannot be used; 4 the ru
 invalid; 5 the output folder cannot be written, already holds a report (use --force) or
 is being written by another run;
 6 the pseudonymisation key is missing, unreadable, short or weak; 7 a batch finished but at
-least one export failed.
+least one export failed; 8 a worker process (--jobs) was stopped before it finished (for
+lack of memory, most often).
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def check(export: Path, out_dir: Path, as_of: date, rules_dir: Path | None, forc
 
     Exit codes: 0 run completed (whatever it flagged); 2 wrong command line; 3 unusable
     export; 4 invalid rules; 5 output folder not writable, already holds a report, or
-    being written by another run.
+    being written by another run; 8 a --jobs worker was stopped before it finished (for
+    lack of memory, most often: try fewer --jobs).
     """
     from . import _read_ahead
 

@@ -12,6 +12,7 @@ __all__ = [
     "RunFolderError",
     "KeyFileError",
     "BatchIncompleteError",
+    "WorkerStoppedError",
     "Problem",
 ]
 
@@ -97,3 +98,13 @@ class BatchIncompleteError(FamilyLinkError):
 
     exit_code = 7
     headline = "The batch finished, but some exports failed"
+
+
+class WorkerStoppedError(FamilyLinkError):
+    """A worker process of the run (``check --jobs``, ``batch --jobs``) ended before it
+    finished: most often the system stopped it for lack of memory. Nothing is wrong with
+    the inputs, and no report was written for what it held."""
+
+    exit_code = 8
+    headline = "The run could not finish on this machine"
+    hint = "run again with fewer --jobs (or --jobs 1), or on a machine with more memory"

@@ -51,6 +51,7 @@ import multiprocessing
 import operator
 import os
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 
 import numpy as np
@@ -62,6 +63,7 @@ from rapidfuzz.distance import OSA
 
 from .address import STREET_TYPES, _bool as _bool_pa, _empty as _empty_text, normalise_addresses
 from ._frames import _short_keys, index_in, join_skipping_nulls
+from .errors import Problem, WorkerStoppedError
 
 # Also the column order of households.csv.
 HOUSEHOLD_COLUMNS = [
@@ -2533,15 +2535,35 @@ def _link_part(part: int) -> pd.DataFrame | None:
 
 
 def _memory_files(parts: list[int]) -> dict[int, int]:
-    """A memory file (``os.memfd_create``: RAM only, never on disk, gone once closed) per
-    part, made before the workers fork so that each inherits them: a worker writes its
-    part's households into its file, and the parent maps them. Sent back through the pool
-    instead, 300 MB of frames at 1M patients took 1.3-1.5 s to pickle, pass through one
-    pipe (one worker at a time) and unpickle, after the workers had finished. {} where the
-    system has no memory files (macOS): the frames come back through the pool."""
-    if not hasattr(os, "memfd_create"):
+    """A memory file (``os.memfd_create``: RAM only, never on disk, freed once closed and
+    no longer mapped) per part, made before the workers fork so that each inherits them: a
+    worker writes its part's households into its file, and the parent maps them. Sent back
+    through the pool instead, 300 MB of frames at 1M patients took 1.3-1.5 s to pickle,
+    pass through one pipe (one worker at a time) and unpickle, after the workers had
+    finished. {} where the system has no memory files (macOS) or refuses one: the frames
+    then come back through the pool."""
+    files: dict[int, int] = {}
+    try:
+        for part in parts:
+            files[part] = os.memfd_create(f"family_link-part-{part}")
+    except (AttributeError, OSError):  # none on this system, or refused (a sandbox, the fd limit)
+        for fd in files.values():
+            os.close(fd)
         return {}
-    return {part: os.memfd_create(f"family_link-part-{part}") for part in parts}
+    return files
+
+
+def _linked_in_workers(parts: list[int]) -> list[pd.DataFrame | None]:
+    """``_link_part`` of each part, each in a forked worker (``_SHARED`` set). A worker that
+    dies (stopped by the system for lack of memory, say) is the user's problem to solve,
+    not a bug: a WorkerStoppedError, exit code 8, saying what to do."""
+    try:
+        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_link_part, parts))
+    except BrokenProcessPool:
+        raise WorkerStoppedError([Problem("", "a process linking households (--jobs) ended before it finished, "
+                                              "most likely stopped by the system for lack of memory",
+                                          hint=WorkerStoppedError.hint)]) from None
 
 
 def _mapped_table(fd: int) -> pa.Table:
@@ -2596,8 +2618,7 @@ def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, 
     _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part,
                    rel_part=_rel_parts(joined, part, relationships), sinks=sinks)
     try:
-        with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_link_part, parts))
+        results = _linked_in_workers(parts)
         tables = [_mapped_table(sinks[p]) if linked is None else pa.Table.from_pandas(linked, preserve_index=False)
                   for p, linked in zip(parts, results)]
     finally:
