@@ -38,6 +38,7 @@ def test_holds_byte_matches_a_plain_search_on_slices_and_chunks(memchr, values, 
 
 # --- the program ends without the interpreter's teardown, same codes and messages ---------
 
+import os  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -94,6 +95,22 @@ def test_a_reader_gone_from_the_pipe_cuts_the_printout_not_the_run(tmp_path):
                                     stream="stderr")
     assert code == 0 and "Checked 1 of 1 practice exports" in stdout, stdout
     assert (tmp_path / "batch" / "summary.csv").is_file()
+
+
+def _close_standard_streams() -> None:
+    os.close(1)
+    os.close(2)
+
+
+def test_a_program_started_with_its_streams_closed_runs_as_before(tmp_path):
+    # ">&- 2>&-": Python starts with sys.stdout and sys.stderr None, which click leaves alone.
+    # Wrapped for a reader who may leave, they failed (exit 120), and a descriptor the program
+    # reused (Arrow's signal pipe took 1 and 2) was pointed at os.devnull: it never ended.
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "family_link", "check", str(_PRACTICE), "--out", str(out),
+                           "--as-of", "2026-11-01"], preexec_fn=_close_standard_streams, timeout=120)
+    assert done.returncode == 0
+    assert (out / "run.json").is_file()
 
 
 def test_called_with_arguments_the_group_raises_system_exit_as_click_does():

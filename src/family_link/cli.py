@@ -69,7 +69,11 @@ class _QuickExitGroup(click.Group):
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
         if args is not None or rest or not kwargs.get("standalone_mode", True):
             return super().main(args, *rest, **kwargs)
-        sys.stdout, sys.stderr = _ReaderMayLeave(sys.stdout), _ReaderMayLeave(sys.stderr)
+        # (A stream closed before the program started is None, which click leaves alone.)
+        if sys.stdout is not None:
+            sys.stdout = _ReaderMayLeave(sys.stdout)
+        if sys.stderr is not None:
+            sys.stderr = _ReaderMayLeave(sys.stderr)
         try:
             return super().main(None, **kwargs)  # standalone: ends in SystemExit
         except SystemExit as exc:
