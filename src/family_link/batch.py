@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = ["BatchResult", "PracticeOutcome", "find_exports", "run_batch", "SUMMARY_MARKER"]
 
+import errno
 import json
 import multiprocessing
 import os
@@ -36,8 +37,9 @@ from . import __version__
 from ._process import command_line_settings
 from .audit import load_audit_run, write_audit
 from .check import run_check
-from .errors import FamilyLinkError, OutputError, Problem, RunFolderError, WorkerStoppedError
-from .report import check_destination, only_writer
+from .errors import ExportError, FamilyLinkError, OutputError, Problem, RunFolderError, WorkerStoppedError
+from .previous import check_previous_is_earlier
+from .report import check_destination, only_writer, resolved_out
 from .rules import load_ruleset
 
 SUMMARY_MARKER = "batch.json"  # a folder holding this file holds a batch's output
@@ -68,13 +70,15 @@ class BatchResult:
 
 
 def find_exports(folder: Path | str) -> list[Path]:
-    """The practice exports in ``folder``: its subfolders, in name order (hidden ones skipped)."""
+    """The practice exports in ``folder``, in name order (hidden ones skipped): its
+    subfolders, and every other entry too (a file, a link to a folder that cannot be
+    reached), which its check then fails (``_unusable_entry``): a practice whose export
+    went missing (an unmounted share) must show in summary.csv, not vanish from it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError([Problem(str(folder), "not found or not a folder",
                                       hint="give batch a folder holding one subfolder per practice export")])
-    exports = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.name)
+    exports = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
     if not exports:
         raise RunFolderError([Problem(str(folder), "holds no practice subfolders",
                                       hint="put each practice's export in a subfolder of its own")])
@@ -83,6 +87,55 @@ def find_exports(folder: Path | str) -> list[Path]:
         raise RunFolderError([Problem(str(folder / n), "is not a usable practice name (letters, digits, '.', "
                                       "'_' and '-' only; it names an output folder)") for n in bad])
     return exports
+
+
+def _unusable_entry(export: Path) -> ExportError | None:
+    """Why an entry of the batch's folder is not a practice's export folder, or None."""
+    hint = "put each practice's export in a subfolder of its own, and move anything else out of the folder"
+    try:
+        os.stat(export)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return ExportError([Problem(str(export), "is a symbolic link that leads back to itself (a loop)",
+                                        hint="point the link at the practice's export folder, or remove it")])
+        if export.is_symlink():
+            return ExportError([Problem(str(export), "is a link to a folder that cannot be reached",
+                                        hint="mount or restore the folder it points to (a network share?), "
+                                             "or remove the link")])
+        return ExportError([Problem(str(export), f"cannot be read ({exc.strerror})",
+                                    hint="check the folder is there and readable")])
+    if not export.is_dir():
+        return ExportError([Problem(str(export), "is a file, not a practice's export folder", hint=hint)])
+    return None
+
+
+def _check_previous_batch(previous: Path, as_of: date) -> None:
+    """Refuse a --previous that is not an earlier batch's --out folder before any practice
+    is checked: a misspelt one used to leave every flag "not compared" without a word.
+    A practice new this month simply has no folder in it (``_last_report``)."""
+    hint = "give --previous the folder last month's batch wrote (it holds batch.json and summary.csv)"
+    marker = previous / SUMMARY_MARKER
+    if not previous.is_dir():
+        raise RunFolderError([Problem(str(previous), "not found or not a folder", hint=hint)])
+    if not marker.is_file():
+        what = ("is one practice's report, not a batch's folder" if (previous / "run.json").is_file()
+                else f"holds no {SUMMARY_MARKER}: it is not a folder batch wrote")
+        raise RunFolderError([Problem(str(previous), what, hint=hint)])
+    try:
+        previous_as_of = date.fromisoformat(json.loads(marker.read_text(encoding="utf-8"))["as_of"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunFolderError([Problem(str(marker), "is not a family_link batch.json (no readable as_of)",
+                                      hint=hint)]) from None
+    check_previous_is_earlier(previous_as_of, as_of, previous)
+
+
+def _refuse_out_inside(folder: Path, out_dir: Path) -> None:
+    """An --out inside FOLDER would be checked as a practice by the next batch."""
+    inside, out = resolved_out(folder), resolved_out(out_dir)
+    if out == inside or inside in out.parents:
+        raise OutputError([Problem(str(out_dir), f"lies inside {folder}, the folder of practice exports "
+                                   "(next month's batch would take it for a practice)",
+                                   hint="give --out a folder outside the exports' folder")])
 
 
 def _prepare_out(out_dir: Path, exports: list[Path], force: bool) -> None:
@@ -132,6 +185,10 @@ def _check_practice(export: Path, practice_out: Path, as_of: date, rules_dir: Pa
                     last: Path | None, folder: Path) -> PracticeOutcome:
     """One practice's check into ``practice_out``, as its row of the summary (never raises
     for the export's own problems or a bug met while checking it)."""
+    unusable = _unusable_entry(export)
+    if unusable is not None:
+        return PracticeOutcome(export.name, "failed", unusable.exit_code, None, None, {},
+                               _failure_text(unusable, folder))
     try:
         result = run_check(export, practice_out, as_of=as_of, rules_dir=rules_dir, force=True, previous=last)
         return PracticeOutcome(export.name, "ok", 0, result.patients, result.rejected_rows,
@@ -221,6 +278,9 @@ def run_batch(folder: Path | str, out_dir: Path | str, *, as_of: date, rules_dir
     folder, out_dir = Path(folder), Path(out_dir)
     ruleset = load_ruleset(rules_dir)  # fail once, up front, on invalid rules
     exports = exports if exports is not None else find_exports(folder)
+    _refuse_out_inside(folder, out_dir)
+    if previous is not None:
+        _check_previous_batch(Path(previous), as_of)
     # The only batch writing out_dir until its batch.json is written (a second one is
     # refused at once; each practice's and the audit's folders have locks of their own).
     with only_writer(out_dir):

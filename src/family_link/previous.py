@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "PreviousRun",
+    "check_previous_is_earlier",
     "load_previous_run",
     "mark_flags",
     "resolved_flags",
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._export import parse_dates
 from ._frames import isin
 from .errors import Problem, RunFolderError
 
@@ -62,11 +64,23 @@ class PreviousRun:
 
     as_of: date
     flags: pd.DataFrame  # patient_id, household_id, rule_id, severity, title, first_flagged (ISO)
+    folder: Path | None = None  # where it was read from, for messages
 
 
-def load_previous_run(folder: Path | str) -> PreviousRun:
+def check_previous_is_earlier(previous_as_of: date, as_of: date, where: Path | str) -> None:
+    """Raise ``RunFolderError`` unless the report read from ``where`` was made as of a date
+    before this run's: one made on or after it (folders swapped, --as-of mistyped) would
+    mark every flag open since a date that has not come yet."""
+    if previous_as_of >= as_of:
+        raise RunFolderError([Problem(str(where), f"is a report as of {previous_as_of.isoformat()}, not before "
+                                      f"this run's as-of date {as_of.isoformat()}",
+                                      hint="give --previous the report of an earlier month, or check --as-of")])
+
+
+def load_previous_run(folder: Path | str, as_of: date | None = None) -> PreviousRun:
     """Read ``run.json`` and ``flags.csv`` from a previous report folder. A report written
-    before ``first_flagged`` existed counts its flags as first flagged on its as-of date."""
+    before ``first_flagged`` existed counts its flags as first flagged on its as-of date.
+    With ``as_of`` (this run's), a report not made before it is refused."""
     folder = Path(folder)
     run_json, flags_csv = folder / "run.json", folder / "flags.csv"
     hint = "give --previous the folder last month's check wrote (it holds run.json and flags.csv)"
@@ -76,10 +90,12 @@ def load_previous_run(folder: Path | str) -> PreviousRun:
         raise RunFolderError([Problem(what, "not found", hint=hint)])
     try:
         meta = json.loads(run_json.read_text(encoding="utf-8"))
-        as_of = date.fromisoformat(meta["as_of"])
+        previous_as_of = date.fromisoformat(meta["as_of"])
     except (OSError, ValueError, KeyError, TypeError):
         raise RunFolderError([Problem(str(run_json), "is not a family_link run.json (no readable as_of)",
                                       hint=hint)]) from None
+    if as_of is not None:
+        check_previous_is_earlier(previous_as_of, as_of, folder)
     try:
         flags = pd.read_csv(flags_csv, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError):
@@ -92,14 +108,40 @@ def load_previous_run(folder: Path | str) -> PreviousRun:
             flags[col] = ""
     if "first_flagged" not in flags.columns:
         flags["first_flagged"] = ""
-    flags["first_flagged"] = flags["first_flagged"].where(flags["first_flagged"] != "", as_of.isoformat())
+    flags["first_flagged"] = _first_flagged_dates(flags["first_flagged"], previous_as_of, flags_csv)
     flags = flags[["patient_id", "household_id", "rule_id", "severity", "title", "first_flagged"]]
-    return PreviousRun(as_of, flags.drop_duplicates(["patient_id", "rule_id"]).reset_index(drop=True))
+    return PreviousRun(previous_as_of, flags.drop_duplicates(["patient_id", "rule_id"]).reset_index(drop=True),
+                       folder)
+
+
+def _first_flagged_dates(values: pd.Series, previous_as_of: date, flags_csv: Path) -> pd.Series:
+    """``first_flagged`` as ISO dates. A flags.csv opened and saved in a spreadsheet comes
+    back with UK dates (01/10/2026), so the forms an export's dates may take are read here
+    too (``parse_dates``: YYYY-MM-DD or DD/MM/YYYY, day first); an empty one is the
+    report's own as-of date. Anything else, or a date after that report's as-of date, is
+    refused: it would be carried forward into every later month."""
+    values = values.str.strip()
+    empty = values == ""
+    parsed = parse_dates(values.where(~empty, previous_as_of.isoformat()))
+    bad = parsed.isna() | (parsed > pd.Timestamp(previous_as_of))
+    if bad.any():
+        # The first bad row is named, and how many others there are; never a value.
+        rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()  # the header is row 1
+        also = f" ({len(rows) - 1} other row{'s' if len(rows) > 2 else ''} too)" if len(rows) > 1 else ""
+        raise RunFolderError([Problem(str(flags_csv), "is not a date in YYYY-MM-DD or DD/MM/YYYY form on or before "
+                                      f"that report's as-of date {previous_as_of.isoformat()}{also}",
+                                      row=rows[0], column="first_flagged",
+                                      hint="correct the date (or clear it: an empty first_flagged counts from "
+                                           "that report's as-of date), or give --previous the report as "
+                                           "family_link wrote it")])
+    return parsed.dt.strftime("%Y-%m-%d").astype(object)
 
 
 def mark_flags(flags: pd.DataFrame, previous: PreviousRun | None, as_of: date) -> pd.DataFrame:
     """``flags`` with ``status`` and ``first_flagged`` (ISO date) appended."""
     out = flags.copy()
+    if previous is not None:  # where the caller did not have load_previous_run check it already
+        check_previous_is_earlier(previous.as_of, as_of, previous.folder or "the report given to --previous")
     if previous is None:
         out["status"] = STATUS_NOT_COMPARED
         out["first_flagged"] = ""

@@ -9,7 +9,7 @@ Every file except ``timings.json`` is byte-identical for the same inputs and as-
 
 from __future__ import annotations
 
-__all__ = ["check_destination", "only_writer", "render_csv", "write_csv", "ReportFolder", "open_report",
+__all__ = ["check_destination", "only_writer", "resolved_out", "render_csv", "write_csv", "ReportFolder", "open_report",
            "write_report_files", "REPORT_MARKER"]
 
 import ctypes
@@ -373,11 +373,22 @@ def _another_run(out_dir: Path) -> OutputError:
                                 hint="wait for that run to finish, or give --out another folder")])
 
 
+def resolved_out(out_dir: Path) -> Path:
+    """``out_dir.resolve()``, or ``OutputError`` (exit 5) where the path runs into a
+    symbolic link that leads back to itself (``Path.resolve`` raises RuntimeError: a
+    traceback)."""
+    try:
+        return out_dir.resolve()
+    except (RuntimeError, OSError):
+        raise OutputError([Problem(str(out_dir), "is, or lies under, a symbolic link that leads back to itself "
+                                   "(a loop)", hint="give --out a real folder, or mend or remove the link")]) from None
+
+
 def _lock_path(out_dir: Path) -> Path | None:
     """The lock file of ``out_dir``: beside the folder the path leads to (a symbolic link's
     target, "." the current folder), so every way of naming one folder shares one lock.
     None for a path naming no folder of its own (the root)."""
-    resolved = out_dir.resolve()
+    resolved = resolved_out(out_dir)
     return resolved.parent / f".{resolved.name}.lock" if resolved.name else None
 
 
@@ -589,8 +600,8 @@ def open_report(out_dir: Path | str, *, force: bool = False,
     itself with a folder, leaving the old report where the link had pointed)."""
     out_dir = Path(out_dir)
     if out_dir.is_symlink():
-        out_dir = out_dir.resolve()
-    parent = out_dir.resolve().parent
+        out_dir = resolved_out(out_dir)
+    parent = resolved_out(out_dir).parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -411,6 +411,11 @@ def _fixed_zip(raw: bytes, when: date,
 # ISO) sends the whole sheet through openpyxl as before.
 _T = pa.large_string()
 _XLSX_UNSAFE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
+# The same characters for Python's re: XML cannot hold them, so openpyxl refuses the cell
+# (IllegalCharacterError) and the whole workbook with it. Text from an export or from last
+# month's flags.csv (saved from a spreadsheet) may hold one; each is shown as U+FFFD in the
+# xlsx (worklist.csv and the HTML keep the text as it came).
+_XLSX_UNSAFE_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Python's str.isspace() characters: openpyxl marks text that .strip() would change
 # xml:space="preserve".
 _PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
@@ -641,6 +646,8 @@ def render_worklist_xlsx(rows: pd.DataFrame, facts: WorklistFacts, resolved: pd.
 
     def cell(ws, value: object, *, font: Font | None = None, alignment: Alignment | None = None,
              number_format: str | None = None) -> object:
+        if isinstance(value, str) and _XLSX_UNSAFE_CHAR.search(value):
+            value = _XLSX_UNSAFE_CHAR.sub("\ufffd", value)  # see _XLSX_UNSAFE_CHAR
         if isinstance(value, str) and not (font or alignment) and not value.startswith(("=", "+", "-", "@")):
             return value  # a plain value is written as text; only formula-like text needs a cell
         c = WriteOnlyCell(ws, value=value)
