@@ -72,9 +72,9 @@ def test_previous_that_is_not_an_earlier_batch_is_exit_3_before_any_practice(fol
         assert result.exit_code == 3, result.output
         assert why in result.output and "Traceback" not in result.output
         assert not (tmp_path / "dec").exists()  # refused before any practice was checked
-    same = run("batch", folder, "--out", tmp_path / "nov2", "--as-of", MONTH_1, "--previous", nov, "--quiet")
-    assert same.exit_code == 3 and "not before this run's as-of date" in same.output
-    assert not (tmp_path / "nov2").exists()
+    later = run("batch", folder, "--out", tmp_path / "oct", "--as-of", "2026-10-01", "--previous", nov, "--quiet")
+    assert later.exit_code == 3 and "after this run's as-of date" in later.output
+    assert not (tmp_path / "oct").exists()
 
 
 def test_a_practice_new_this_month_is_checked_without_comparison(folder, tmp_path, practice):

@@ -97,12 +97,20 @@ def test_control_characters_in_the_export_do_not_break_the_xlsx(tmp_path):
     assert names  # the sheet is there and readable
 
 
-@pytest.mark.parametrize("as_of", [MONTH_1, "2026-10-01"])
-def test_previous_report_not_made_before_this_run_is_exit_3(tmp_path, november, as_of):
+def test_previous_report_of_the_same_date_is_compared(tmp_path, november):
+    """Records corrected and checked again the same day: the lead sees what was resolved."""
+    result = _december(tmp_path, november, as_of=MONTH_1)
+    assert result.exit_code == 0, result.output
+    flags = pd.read_csv(tmp_path / "report-dec" / "flags.csv", dtype=str, keep_default_na=False)
+    assert set(flags["status"]) <= {"new", "open"} and (flags["status"] == "open").any()
+
+
+def test_previous_report_made_after_this_run_is_exit_3(tmp_path, november):
     """Folders swapped, or --as-of mistyped: every flag would be open since a date to come."""
+    as_of = "2026-10-01"
     result = _december(tmp_path, november, as_of=as_of)
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.output
-    assert f"is a report as of {MONTH_1}, not before this run's as-of date {as_of}" in result.output
+    assert f"is a report as of {MONTH_1}, after this run's as-of date {as_of}" in result.output
     assert str(november) in result.output and "HINT" in result.output
     assert not (tmp_path / "report-dec").exists()

@@ -198,7 +198,7 @@ def _run_check(export_path: Path | str, out_dir: Path | str, *, as_of: date,
     ruleset = load_ruleset(rules_dir)
     t = lap("rules", t)
     check_destination(Path(out_dir), force)  # refuse early, not after minutes of work
-    last_run: PreviousRun | None = load_previous_run(previous) if previous is not None else None
+    last_run: PreviousRun | None = load_previous_run(previous, as_of) if previous is not None else None
     # The layout (canonical, EMIS Web, SystmOne ...) is detected unless given: layouts.py.
     # The linkage needs only the patients and relationships: a canonical export's events
     # (five million rows at a million patients) are checked on a background thread while

@@ -68,11 +68,12 @@ class PreviousRun:
 
 
 def check_previous_is_earlier(previous_as_of: date, as_of: date, where: Path | str) -> None:
-    """Raise ``RunFolderError`` unless the report read from ``where`` was made as of a date
-    before this run's: one made on or after it (folders swapped, --as-of mistyped) would
-    mark every flag open since a date that has not come yet."""
-    if previous_as_of >= as_of:
-        raise RunFolderError([Problem(str(where), f"is a report as of {previous_as_of.isoformat()}, not before "
+    """Raise ``RunFolderError`` where the report read from ``where`` was made as of a date
+    after this run's (folders swapped, --as-of mistyped): every flag would be open since a
+    date that has not come yet. One of the same date is allowed: the lead who corrects
+    records and checks again that day sees what the corrections resolved."""
+    if previous_as_of > as_of:
+        raise RunFolderError([Problem(str(where), f"is a report as of {previous_as_of.isoformat()}, after "
                                       f"this run's as-of date {as_of.isoformat()}",
                                       hint="give --previous the report of an earlier month, or check --as-of")])
 
@@ -80,7 +81,7 @@ def check_previous_is_earlier(previous_as_of: date, as_of: date, where: Path | s
 def load_previous_run(folder: Path | str, as_of: date | None = None) -> PreviousRun:
     """Read ``run.json`` and ``flags.csv`` from a previous report folder. A report written
     before ``first_flagged`` existed counts its flags as first flagged on its as-of date.
-    With ``as_of`` (this run's), a report not made before it is refused."""
+    With ``as_of`` (this run's), a report made after it is refused."""
     folder = Path(folder)
     run_json, flags_csv = folder / "run.json", folder / "flags.csv"
     hint = "give --previous the folder last month's check wrote (it holds run.json and flags.csv)"

@@ -1087,7 +1087,7 @@ def build_worklist(flags: pd.DataFrame, resolved: pd.DataFrame, patients: pd.Dat
             still_here = patients[isin(patients["patient_id"], resolved["patient_id"])]
             names = full_names(still_here)
             names.index = still_here["patient_id"]
-            resolved = resolved.assign(name=resolved["patient_id"].map(names).fillna(""))
+            resolved = resolved.assign(name=resolved["patient_id"].map(names).astype(object).fillna(""))
         xlsx = aside.submit(render_worklist_xlsx, rows, facts, resolved)
         to_resolve = addresses_to_resolve(households, patients, triggers() if callable(triggers) else triggers)
         keep("worklist.html", render_worklist_html(rows, facts, resolved, to_resolve))
