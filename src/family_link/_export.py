@@ -506,6 +506,22 @@ def _read_export_file(raw: bytes | mmap.mmap, label: str, strip: bool = True,
     return read_csv_text(text, label), encoding
 
 
+def columns_found(names) -> str:
+    """A header row's cells for a message, each shortened (a broken file can hold a header
+    cell of megabytes). Only for a row known to be a header (at least one of its cells is a
+    known column name): a file exported without its header row has a patient on row 1,
+    whose values must never be echoed (``headerless``)."""
+    names = [str(c) for c in names]
+    shown = [f"'{c[:40]}...'" if len(c) > 40 else f"'{c}'" for c in names[:30]]
+    return ", ".join(shown + (["..."] if len(names) > 30 else [])) or "none"
+
+
+def headerless(missing: list[str], width: int) -> str:
+    """The message for a row 1 holding no known column name, which never repeats row 1."""
+    return (f"missing required column(s): {', '.join(missing)}; none of the {width} names on row 1 "
+            "is a known column name")
+
+
 def _map_columns(frame: pd.DataFrame, file: str, label: str) -> tuple[pd.DataFrame, list[Problem]]:
     lookup = _SYNONYM_LOOKUP[file]
     problems: list[Problem] = []
@@ -530,16 +546,13 @@ def _map_columns(frame: pd.DataFrame, file: str, label: str) -> tuple[pd.DataFra
         # No known header at all: row 1 may be patient data (an export without its header
         # row), so it is never echoed to the terminal.
         problems.append(Problem(
-            label, f"missing required column(s): {', '.join(missing)}; none of the {len(frame.columns)} "
-            "names on row 1 is a known column name", row=1,
+            label, headerless(missing, len(frame.columns)), row=1,
             hint="the file may lack its header row; accepted names are listed in docs/export-format.md"))
     elif missing:
-        # Shortened: a broken file can hold a header cell of megabytes.
-        names = [f"'{c[:40]}...'" if len(c) > 40 else f"'{c}'" for c in frame.columns[:30]]
-        found = ", ".join(names + (["..."] if len(frame.columns) > 30 else [])) or "none"
         problems.append(Problem(
             label, f"missing required column(s): {', '.join(missing)}", row=1,
-            hint=f"columns found: {found}. Accepted names are listed in docs/export-format.md"))
+            hint=f"columns found: {columns_found(frame.columns)}. Accepted names are listed in "
+                 "docs/export-format.md"))
     out = frame[list(mapping)].rename(columns=mapping)
     return out, problems
 

@@ -48,8 +48,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, REPEATED_ROW_WITHOUT_EVENT, Export,
-                      ExportReading, InputFile, _norm_header, decode_bytes, parse_dates, parse_export_frames,
-                      start_export)
+                      ExportReading, InputFile, _norm_header, columns_found, decode_bytes, headerless, parse_dates,
+                      parse_export_frames, start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
@@ -435,9 +435,10 @@ def read_with_profile(path: Path, profile: Profile, as_of: date, layout: str = "
     missing += [f"{n} ('{' or '.join(profile.names('events', n))}')" for n in ("code", "date")
                 if n not in event_pos]
     if missing:
-        found = ", ".join(f"'{h}'" for h in sheet.header) or "none"
+        # The header row holds the patient_id and date_of_birth names (it was found by them),
+        # so it is a header, not a patient: its cells may be shown.
         problems.append(Problem(label, f"missing column(s) for the {profile.name} layout: {', '.join(missing)}",
-                                row=header_row, hint=f"columns found: {found}"))
+                                row=header_row, hint=f"columns found: {columns_found(sheet.header)}"))
     groups = {len(v) for v in event_pos.values()}
     if profile.shape == "event_rows" and groups - {1}:
         problems.append(Problem(label, "an event column appears more than once in a one-row-per-event "
@@ -531,6 +532,17 @@ SRE_FILES = {
     "SRPatientAddressHistory.csv": ["IDPatient", "AddressType"],
     "SRCode.csv": ["IDPatient", "DateEvent"],
 }
+# Every column read from each SRE file (docs/exports.md): a header row holding none of them
+# is taken for a file without its header row, whose row 1 (a patient) is never echoed.
+SRE_COLUMNS = {
+    "SRPatient.csv": ["RowIdentifier", "NHSNumber", "FirstName", "MiddleNames", "Surname", "DateBirth", "Gender"],
+    "SRPatientAddressHistory.csv": ["IDPatient", "AddressType", "DateEvent", "DateTo", "NameOfBuilding",
+                                    "NumberOfBuilding", "NameOfRoad", "NameOfLocality", "NameOfTown",
+                                    "NameOfCounty", "FullPostCode"],
+    "SRCode.csv": ["IDPatient", "DateEvent", "CTV3Code", "CTV3Text", "SNOMEDCode", "SNOMEDText"],
+    "SRPatientRelationship.csv": ["IDPatient", "IDPatientRelationshipWith", "RelationshipType",
+                                  "HasParentalResponsibility", "DateEnded"],
+}
 
 
 def _sre_sheet(folder: Path, names: dict[str, Path], name: str, problems: list[Problem]) -> _Sheet | None:
@@ -546,14 +558,26 @@ def _sre_sheet(folder: Path, names: dict[str, Path], name: str, problems: list[P
     except ExportError as exc:
         problems.extend(exc.problems)
         return None
-    normal = {_norm_header(h) for h in sheet.header}
+    normal = [_norm_header(h) for h in sheet.header]
+    known = {_norm_header(c): c for c in SRE_COLUMNS[name]}
     required = SRE_FILES.get(name, ["IDPatient", "IDPatientRelationshipWith", "RelationshipType"])
     missing = [c for c in required if _norm_header(c) not in normal]
-    if name == "SRCode.csv" and not normal & {"snomedcode", "ctv3code"}:
+    if name == "SRCode.csv" and not set(normal) & {"snomedcode", "ctv3code"}:
         missing.append("SNOMEDCode or CTV3Code")
-    if missing:
+    if missing and not known.keys() & set(normal):
+        # No known name on row 1: the file may lack its header row, so row 1 may be a
+        # patient, and is never echoed (it would reach the terminal and a batch's summary.csv).
+        problems.append(Problem(str(path), headerless(missing, len(normal)), row=1,
+                                hint="the file may lack its header row; the columns read are listed in "
+                                     "docs/exports.md"))
+    elif missing:
         problems.append(Problem(str(path), f"missing required column(s): {', '.join(missing)}", row=1,
-                                hint="columns found: " + ", ".join(f"'{h}'" for h in sheet.header)))
+                                hint=f"columns found: {columns_found(sheet.header)}"))
+    # A known column twice: which copy is right cannot be known (the canonical reader refuses it too).
+    for key, column in known.items():
+        if normal.count(key) > 1:
+            problems.append(Problem(str(path), f"column '{column}' appears more than once", row=1,
+                                    hint="remove or rename one of them"))
     return sheet
 
 

@@ -1,0 +1,115 @@
+"""Faults in how export files are read (found by a bug hunt): values echoed in messages,
+rows swallowed by a stray quote, files that are there but cannot be read, an export with no
+events. Each test runs ``family-link check`` (or ``batch``) on tiny inline files, as the
+user would meet the fault. Synthetic values only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from golden_files import run
+
+AS_OF = "2026-11-01"
+
+# A patient's values: none may ever reach a message.
+SECRET = ["P000001", "9584549383", "Sean", "Parker", "02 Sep 1964", "Greenfield", "WS2 3QH",
+          "Persistent delusional"]
+
+SRE = {
+    "SRPatient.csv": "RowIdentifier,IDOrganisation,NHSNumber,FirstName,MiddleNames,Surname,DateBirth,Gender\n"
+                     "P000001,99999,9584549383,Sean,,Parker,02 Sep 1964 00:00:00,M\n"
+                     "P000002,99999,9735630737,Sophie,,Williams,17 Dec 1969 00:00:00,F\n",
+    "SRPatientAddressHistory.csv": "IDPatient,AddressType,DateEvent,DateTo,NameOfBuilding,NumberOfBuilding,"
+                                   "NameOfRoad,NameOfLocality,NameOfTown,NameOfCounty,FullPostCode\n"
+                                   "P000001,Permanent,02 Sep 1964 00:00:00,,,5,Greenfield Road,,Walsall,,WS2 3QH\n"
+                                   "P000002,Permanent,17 Dec 1969 00:00:00,,,5,Greenfield Road,,Walsall,,WS2 3QH\n",
+    "SRCode.csv": "RowIdentifier,IDPatient,DateEvent,CTV3Code,CTV3Text,SNOMEDCode,SNOMEDText\n"
+                  "1,P000001,24 Sep 2012 14:53:28,,,231487004,Persistent delusional disorder\n"
+                  "2,P000002,18 Apr 2013 14:53:28,,,700410005,Routine enquiry about domestic abuse\n",
+    "SRPatientRelationship.csv": "IDPatient,IDPatientRelationshipWith,RelationshipType,"
+                                 "HasParentalResponsibility,DateEnded\n"
+                                 "P000002,P000001,Partner,FALSE,\n",
+}
+
+CANONICAL = {
+    "patients.csv": "patient_id,nhs_number,surname,forenames,date_of_birth,sex,address_line_1,postcode\n"
+                    "P000001,,Parker,Sean,1964-09-02,M,5 Greenfield Road,WS2 3QH\n"
+                    "P000002,,Williams,Sophie,1969-12-17,F,5 Greenfield Road,WS2 3QH\n"
+                    "P000003,,Williams,Amy,2015-01-02,F,5 Greenfield Road,WS2 3QH\n",
+    "events.csv": "patient_id,code,term,date\n"
+                  "P000001,231487004,Persistent delusional disorder,2012-09-24\n"
+                  "P000002,700410005,Routine enquiry about domestic abuse,2013-04-18\n",
+    "relationships.csv": "patient_id,related_patient_id,relationship\n"
+                         "P000003,P000002,mother\n",
+}
+
+
+def write(folder: Path, files: dict[str, str], **changes: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in {**files, **changes}.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def check(export: Path, out: Path, *extra: object):
+    return run("check", export, "--out", out, "--as-of", AS_OF, *extra)
+
+
+def refused(result, *phrases: str) -> str:
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output and "HINT" in result.output
+    for phrase in phrases:
+        assert phrase in result.output, (phrase, result.output)
+    return result.output
+
+
+def no_values(text: str) -> None:
+    assert not [s for s in SECRET if s in text], text
+
+
+def without_header(text: str) -> str:
+    return text.split("\n", 1)[1]
+
+
+# --- 1. a file without its header row: row 1 (a patient) is never echoed -------------------
+
+
+@pytest.mark.parametrize("name", list(SRE))
+def test_sre_file_without_its_header_row_is_refused_without_echoing_row_1(tmp_path, name):
+    export = write(tmp_path / "sre", SRE, **{name: without_header(SRE[name])})
+    out = refused(check(export, tmp_path / "out"), name, "row 1", "none of the", "is a known column name",
+                  "may lack its header row")
+    no_values(out)
+
+
+def test_batch_summary_holds_no_value_of_a_headerless_sre_file(tmp_path):
+    write(tmp_path / "in" / "practiceA", SRE, **{"SRPatient.csv": without_header(SRE["SRPatient.csv"])})
+    result = run("batch", tmp_path / "in", "--out", tmp_path / "out", "--as-of", AS_OF, "--quiet")
+    assert result.exit_code == 7, result.output
+    summary = (tmp_path / "out" / "summary.csv").read_text(encoding="utf-8")
+    assert "known column name" in summary
+    no_values(summary)
+
+
+def test_sre_header_missing_a_column_still_lists_the_columns_found(tmp_path):
+    # Row 1 holds known names, so it is a header: showing it helps and reveals nothing.
+    text = SRE["SRPatient.csv"].replace("DateBirth", "BirthDate", 1)
+    export = write(tmp_path / "sre", SRE, **{"SRPatient.csv": text})
+    refused(check(export, tmp_path / "out"), "missing required column(s): DateBirth",
+            "columns found: 'RowIdentifier'", "'BirthDate'")
+
+
+# --- 5. an SRE header repeated: refused, as in the canonical export -------------------------
+
+
+def test_sre_column_repeated_is_refused(tmp_path):
+    lines = SRE["SRPatient.csv"].splitlines()
+    text = "\n".join([lines[0] + ",DateBirth"] + [line + ",01 Jan 2015 00:00:00" for line in lines[1:]]) + "\n"
+    export = write(tmp_path / "sre", SRE, **{"SRPatient.csv": text})
+    out = refused(check(export, tmp_path / "out"), "SRPatient.csv, row 1: column 'DateBirth' appears more than once",
+                  "remove or rename one of them")
+    no_values(out)
