@@ -113,3 +113,66 @@ def test_sre_column_repeated_is_refused(tmp_path):
     out = refused(check(export, tmp_path / "out"), "SRPatient.csv, row 1: column 'DateBirth' appears more than once",
                   "remove or rename one of them")
     no_values(out)
+
+
+# --- 2. a stray quote must not swallow the lines after it ------------------------------------
+
+
+def stray(text: str, line: int, old: str, new: str) -> str:
+    lines = text.split("\n")
+    assert old in lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    return "\n".join(lines)
+
+
+def test_stray_quote_in_patients_is_refused_naming_where_it_opens_and_closes(tmp_path):
+    # A forename typed as "Sean: the quoted cell would run on to the quote on line 4, and
+    # the patient on line 3 would be neither used nor rejected.
+    patients = stray(CANONICAL["patients.csv"], 2, ",Sean,", ',"Sean,')
+    patients = stray(patients, 4, ",Amy,", ',Amy",')
+    export = write(tmp_path / "exp", CANONICAL, **{"patients.csv": patients})
+    out = refused(check(export, tmp_path / "out"),
+                  "patients.csv, row 2: a double quote opened on this row is closed only on line 4, "
+                  "so lines 3 to 4 were read as part of one cell", 'stray double quote (")')
+    no_values(out)
+
+
+def test_stray_quote_that_arrow_reads_as_one_wide_cell_is_refused(tmp_path):
+    # The rows' widths come out right, so the fast reader takes the swallowed line as text.
+    events = ("patient_id,code,term,date\n"
+              'P000001,"231487004,Persistent delusional disorder,2012-09-24\n'
+              "P000002,700410005,Routine enquiry about domestic abuse,2013-04-18\n"
+              'P000003,700410005,"Routine enquiry, about domestic abuse",2013-04-18\n')
+    export = write(tmp_path / "exp", CANONICAL, **{"events.csv": events})
+    out = refused(check(export, tmp_path / "out"), "events.csv, row 2: a double quote opened on this row is "
+                  "closed only on line 4")
+    no_values(out)
+
+
+def test_line_break_inside_a_quoted_cell_is_still_read(tmp_path):
+    # Free text may hold a line break (docs/export-format.md): read, and counted as one row.
+    events = CANONICAL["events.csv"].replace("Persistent delusional disorder",
+                                             '"Persistent delusional disorder,\nsecond line, of, the, term"')
+    export = write(tmp_path / "exp", CANONICAL, **{"events.csv": events})
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    run_json = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert {f["file"]: f["rows_read"] for f in run_json["inputs"]}["events.csv"] == 2
+
+
+@pytest.mark.parametrize("name", ["SRCode.csv", "SRPatientAddressHistory.csv"])
+def test_stray_quote_in_an_sre_file_is_refused(tmp_path, name):
+    header, first, second, _ = SRE[name].split("\n")
+    text = "\n".join([header, '"' + first, second, second.replace("P000002", 'P"000002'), second]) + "\n"
+    export = write(tmp_path / "sre", SRE, **{name: text})
+    out = refused(check(export, tmp_path / "out"), f"{name}, row 2: a double quote opened on this row is closed "
+                  "only on line 4")
+    no_values(out)
+
+
+def test_sre_quote_never_closed_names_its_row_as_the_canonical_reader_does(tmp_path):
+    text = SRE["SRPatient.csv"].replace("\nP000002", '\n"P000002')
+    export = write(tmp_path / "sre", SRE, **{"SRPatient.csv": text})
+    out = refused(check(export, tmp_path / "out"),
+                  "SRPatient.csv, row 3: a double quote opened on this row is never closed")
+    assert "C error" not in out and "tokenizing" not in out

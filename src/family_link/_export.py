@@ -356,28 +356,71 @@ _WIDE_HINT = ("a value holding a comma must be in double quotes; re-export the f
               "clinical system rather than editing it by hand")
 
 
-def _csv_error(label: str, exc: Exception) -> ExportError:
-    """A parser error as a message naming the row (never the row's values)."""
+_STRAY_QUOTE_HINT = ('a cell holds a stray double quote ("): remove it (inside a quoted cell, write it as ""), '
+                     "or re-export the file from the clinical system")
+
+
+def _csv_error(label: str, exc: Exception, first_row: int = 1, text: str | None = None,
+               width: int | None = None) -> ExportError:
+    """A parser error as a message naming the row (never the row's values). ``first_row``:
+    the row number of the parsed text's first row (its header). ``text``, ``width``: the
+    text parsed and its header's width, to look for a stray quote, which explains a row of
+    the wrong width better than the parser can (``_first_row_problem``)."""
     detail = str(exc)
+    if m := _OPEN_QUOTE.search(detail):
+        row = int(m.group(1)) + first_row  # the parser counts from 0
+        return ExportError([Problem(label, "a double quote opened on this row is never closed", row=row,
+                                    hint="the file is cut short or a cell holds a stray \"; re-export it")])
+    if text is not None and width is not None:
+        problem = _first_row_problem(text, width, label, first_row)
+        if problem is not None and problem.hint == _STRAY_QUOTE_HINT:
+            return ExportError([problem])
     if m := _WIDE_ROW.search(detail):
         expected, row, saw = (int(g) for g in m.groups())
         return ExportError([Problem(label, f"has {saw} cells but the header row has {expected}",
-                                    row=row, hint=_WIDE_HINT)])
-    if m := _OPEN_QUOTE.search(detail):
-        row = int(m.group(1)) + 1  # the parser counts from 0
-        return ExportError([Problem(label, "a double quote opened on this row is never closed", row=row,
-                                    hint="the file is cut short or a cell holds a stray \"; re-export it")])
+                                    row=row + first_row - 1, hint=_WIDE_HINT)])
     first = detail.splitlines()[0][:200] if detail else type(exc).__name__
     return ExportError([Problem(label, f"is not a readable CSV file ({first})",
                                 hint="check the file opens in a spreadsheet as columns")])
 
 
-def _first_wide_row(text: str, width: int) -> tuple[int, int] | None:
-    """(row, cells) of the first row holding a non-empty cell beyond the header's width."""
-    for i, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-        if len(cells) > width and any(c.strip() for c in cells[width:]):
-            return i, len(cells)
+def _first_row_problem(text: str, width: int, label: str, first_row: int = 1, first_line: int = 1
+                       ) -> Problem | None:
+    """The first row of ``text`` (a CSV, its header first) that would lose data if read:
+    one holding a non-empty cell beyond the header's ``width`` (an unquoted comma), or one
+    whose quoted cell runs over several lines and has swallowed lines that look like rows
+    of their own (a stray quote: ``_swallows_rows``). A quoted cell may hold a line break
+    (free text), but lines are never lost silently. ``first_row``, ``first_line``: the row
+    (as a spreadsheet counts them) and line of the file where ``text`` starts."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    end = 0  # the last line of the row read so far (csv's own count)
+    try:
+        for row, cells in enumerate(reader, start=first_row):
+            start, end = end + 1, reader.line_num
+            if end > start and _swallows_rows(cells, width):
+                opened, closed = start + first_line - 1, end + first_line - 1
+                where = "" if opened == row else f" (line {opened} of the file)"
+                return Problem(label, f"a double quote opened on this row{where} is closed only on line {closed}, "
+                               f"so lines {opened + 1} to {closed} were read as part of one cell", row=row,
+                               hint=_STRAY_QUOTE_HINT)
+            if len(cells) > width and any(c.strip() for c in cells[width:]):
+                return Problem(label, f"has {len(cells)} cells but the header row has {width}", row=row,
+                               hint=_WIDE_HINT)
+    except csv.Error:  # the parser that read the text has said what is wrong with it
+        return None
     return None
+
+
+def _swallows_rows(cells: list[str], width: int) -> bool:
+    """Whether a row spanning several lines is a stray quote's work rather than free text
+    holding a line break: it has fewer cells than the header (the quote took the rest of
+    its own line and the start of another), or a cell holds a whole line with as many
+    commas as a row (a row of its own, swallowed)."""
+    if len(cells) < width:
+        return True
+    return width >= 3 and any(line.count(",") >= width - 1
+                              for cell in cells if "\n" in cell or "\r" in cell
+                              for line in cell.splitlines()[1:-1])
 
 
 def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: bool = True) -> pd.DataFrame | None:
@@ -459,19 +502,26 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
                                 skipinitialspace=False, index_col=False, engine="c")
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise _csv_error(label, exc) from None
+        raise _csv_error(label, exc, text=text, width=_header_width(text)) from None
     # Rows wider than the header: harmless when the extra cells are empty (trailing commas),
-    # data loss otherwise. Always looked for: this path is taken when Arrow could not read
-    # the file, mostly for rows of another width (a scan of 5M events rows takes ~3 s).
-    wide = _first_wide_row(text, len(frame.columns))
-    if wide is not None:
-        row, cells = wide
-        raise ExportError([Problem(label, f"has {cells} cells but the header row has "
-                                          f"{len(frame.columns)}", row=row, hint=_WIDE_HINT)])
+    # data loss otherwise; and rows that swallowed others through a stray quote. Always
+    # looked for: this path is taken when Arrow could not read the file, mostly for rows of
+    # another width, as a stray quote makes (a scan of 5M events rows takes ~3 s).
+    problem = _first_row_problem(text, len(frame.columns), label)
+    if problem is not None:
+        raise ExportError([problem])
     frame.columns = [str(c) for c in frame.columns]
     for col in frame.columns:
         frame[col] = frame[col].astype(str).str.strip()
     return frame
+
+
+def _header_width(text: str) -> int | None:
+    """The number of cells in the header row of CSV ``text`` (None: it cannot be read)."""
+    try:
+        return len(next(csv.reader(io.StringIO(text, newline=""))))
+    except (csv.Error, StopIteration):
+        return None
 
 
 _MAP_FROM = _read_ahead.MAP_FROM  # files at least this large are mapped, not read into a copy
@@ -1446,23 +1496,40 @@ class _Hashes:
         self._stop = threading.Event()
 
     def submit(self, raw: bytes | mmap.mmap) -> Future:
-        return self._pool.submit(_in_background, self._hash, raw)
+        """The future of ``raw``'s sha256; once it is done, its ``lines`` holds the number
+        of lines in ``raw`` (a last line without its line break counted): with more lines
+        than rows, a row spans several lines (``_rows_spanning_lines``). Counted here, in
+        the pass the hash makes over every byte anyway, off the reader's path (~1 ms per
+        8 MB)."""
+        lines: list[int] = []
+        future = self._pool.submit(_in_background, self._hash, raw, lines)
+        future.lines = lines  # type: ignore[attr-defined]
+        return future
 
-    def _hash(self, raw: bytes | mmap.mmap) -> str | None:
+    def _hash(self, raw: bytes | mmap.mmap, lines: list[int] | None = None) -> str | None:
         try:
             if not isinstance(raw, mmap.mmap):
-                return None if self._stop.is_set() else _sha256(raw)
+                if self._stop.is_set():
+                    return None
+                if lines is not None:
+                    lines.append(raw.count(b"\n") + (raw[-1:] not in (b"", b"\n")))
+                return _sha256(raw)
             digest = hashlib.sha256()
+            newlines = 0
             with memoryview(raw) as view:
                 for start in range(0, len(raw), _HASH_STEP):
                     if self._stop.is_set():
                         return None
                     with view[start:start + _HASH_STEP] as step:
                         digest.update(step)
+                        if lines is not None:
+                            newlines += int(np.count_nonzero(np.frombuffer(step, dtype=np.uint8) == 10))
                     try:
                         raw.madvise(mmap.MADV_DONTNEED, start, min(_HASH_STEP, len(raw) - start))
                     except (AttributeError, OSError, ValueError):  # no madvise here: the pages go at close
                         pass
+            if lines is not None:
+                lines.append(newlines + (raw[-1:] not in (b"", b"\n")))
             return digest.hexdigest()
         finally:
             _close_contents(raw)
@@ -1500,6 +1567,23 @@ def _read_file(path: Path, hashes: _Hashes, strip: bool = True
             return [Problem(str(path), f"cannot be read ({exc.strerror})")]
         raise
     return frame, (hashes.submit(raw_bytes), encoding)  # which closes the file once hashed
+
+
+def _rows_spanning_lines(path: Path, rows: int) -> list[Problem]:
+    """A file with more lines than rows (``rows`` and its header) has a quoted cell holding
+    a line break, or blank lines. Arrow reads a cell's line break as free text wherever the
+    rows' widths come out right, so a stray quote can swallow the lines after it unseen:
+    the file is read again, slowly, to look (``_first_row_problem``); only such files are."""
+    label = str(path)
+    try:
+        text, _ = decode_bytes(path.read_bytes(), label)
+    except OSError as exc:
+        return [Problem(label, f"cannot be read ({exc.strerror})")]
+    except ExportError as exc:
+        return list(exc.problems)
+    width = _header_width(text)
+    problem = None if width is None else _first_row_problem(text, width, label)
+    return [] if problem is None else [problem]
 
 
 def load_export(folder: Path | str, as_of: date) -> Export:
@@ -1552,10 +1636,16 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
             hashes.abandon()
             raise
         files = []
+        problems = []
         for key, f in zip(REQUIRED, export.files):
             digest, encoding = meta[key] if key in meta else (None, "")
-            files.append(InputFile(f.name, "" if digest is None else digest.result(), encoding, f.rows_read,
-                                   f.rows_used, f.rows_rejected))
+            sha256 = "" if digest is None else digest.result()
+            if digest is not None and digest.lines and digest.lines[0] > f.rows_read + 1:
+                problems += _rows_spanning_lines(names[key], f.rows_read)
+            files.append(InputFile(f.name, sha256, encoding, f.rows_read, f.rows_used, f.rows_rejected))
+        if problems:
+            hashes.abandon()
+            raise ExportError(problems)
         return Export(export.patients, export.events, export.relationships, export.rejected,
                       export.warnings, tuple(files), event_codes=export.event_codes)
 

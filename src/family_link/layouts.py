@@ -48,8 +48,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, REPEATED_ROW_WITHOUT_EVENT, Export,
-                      ExportReading, InputFile, _norm_header, columns_found, decode_bytes, headerless, parse_dates,
-                      parse_export_frames, start_export)
+                      ExportReading, InputFile, _csv_error, _first_row_problem, _norm_header, columns_found,
+                      decode_bytes, headerless, parse_dates, parse_export_frames, start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
@@ -271,9 +271,16 @@ def _read_sheet(path: Path, find: list[list[str]] | None = None, scan: int = 200
             if body.shape[1] != width:
                 raise ValueError(f"the header has {width} columns but the rows have {body.shape[1]}")
         except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-            detail = str(exc).splitlines()[0][:200]
-            raise ExportError([Problem(label, f"is not a readable CSV file ({detail})",
-                                       hint="check every row has no more cells than the header")]) from None
+            # Named as the canonical reader names it: the row as a spreadsheet counts it, a
+            # quote never closed, a stray quote, a row wider than the header.
+            raise _csv_error(label, exc, first_row=len(meta) + 1, text=rest, width=width) from None
+        # More lines than rows: a quoted cell holds a line break. Free text may; a stray
+        # quote that swallowed the lines after it may not (read only then: the scan is slow).
+        if rest.count("\n") + (not rest.endswith("\n")) > len(body) + 1:
+            problem = _first_row_problem(rest, width, label, first_row=len(meta) + 1,
+                                         first_line=text.count("\n", 0, offset) + 1)
+            if problem is not None:
+                raise ExportError([problem])
         body = body.fillna("").astype(str)
         for col in body.columns:
             body[col] = body[col].str.strip()
