@@ -176,3 +176,73 @@ def test_sre_quote_never_closed_names_its_row_as_the_canonical_reader_does(tmp_p
     out = refused(check(export, tmp_path / "out"),
                   "SRPatient.csv, row 3: a double quote opened on this row is never closed")
     assert "C error" not in out and "tokenizing" not in out
+
+
+# --- 3. a file that is there but cannot be read is never taken as absent ---------------------
+
+
+def break_entry(path: Path, kind: str) -> None:
+    path.unlink()
+    if kind == "dangling link":
+        path.symlink_to(path.parent / "not_mounted" / path.name)
+    elif kind == "link loop":
+        path.symlink_to(path.name)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+
+
+KINDS = {"dangling link": "is a symbolic link to a file that is not there",
+         "link loop": "is a symbolic link that leads back to itself", "folder": "is a folder, not a file",
+         "pipe": "is not a regular file"}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_relationships_file_that_cannot_be_read_is_refused_not_taken_as_absent(tmp_path, kind):
+    export = write(tmp_path / "exp", CANONICAL)
+    break_entry(export / "relationships.csv", kind)
+    refused(check(export, tmp_path / "out"), "relationships.csv: " + KINDS[kind], "remove this entry")
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "folder"])
+def test_patients_file_that_cannot_be_read_is_named(tmp_path, kind):
+    export = write(tmp_path / "exp", CANONICAL)
+    break_entry(export / "patients.csv", kind)
+    refused(check(export, tmp_path / "out"), "patients.csv: " + KINDS[kind])
+
+
+def test_sre_relationship_file_that_is_a_dangling_link_is_refused(tmp_path):
+    export = write(tmp_path / "sre", SRE)
+    break_entry(export / "SRPatientRelationship.csv", "dangling link")
+    refused(check(export, tmp_path / "out"), "SRPatientRelationship.csv: " + KINDS["dangling link"])
+
+
+def test_two_names_differing_only_in_case_are_refused(tmp_path):
+    export = write(tmp_path / "exp", CANONICAL, **{"Patients.csv": CANONICAL["patients.csv"]})
+    if len(list(export.iterdir())) == len(CANONICAL):  # a file system ignoring case: nothing to test
+        pytest.skip("this file system does not tell names apart by case")
+    refused(check(export, tmp_path / "out"), "holds Patients.csv and patients.csv, names that differ only in case")
+
+
+def test_a_named_pipe_given_as_the_export_is_refused_not_waited_on(tmp_path):
+    import threading
+
+    from family_link.errors import ExportError
+    from family_link.layouts import start_any_export
+
+    fifo = tmp_path / "report.csv"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            start_any_export(fifo, __import__("datetime").date(2026, 11, 1))
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=read, daemon=True)  # daemon: a hang must not hang the suite
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the reader waited on the pipe"
+    assert isinstance(outcome[0], ExportError) and "not a regular file" in str(outcome[0])

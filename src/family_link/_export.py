@@ -36,12 +36,14 @@ __all__ = [
 ]
 
 import csv
+import errno
 import hashlib
 import io
 import math
 import mmap
 import os
 import re
+import stat
 import sys
 import threading
 import warnings
@@ -1586,6 +1588,50 @@ def _rows_spanning_lines(path: Path, rows: int) -> list[Problem]:
     return [] if problem is None else [problem]
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` (there, or a symbolic link) cannot be read as a file, or None when it is
+    a regular file (a link to one included)."""
+    try:
+        mode = path.stat().st_mode  # follows a symbolic link
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link that leads back to itself (a loop)"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return "is a symbolic link to a file that is not there (a drive not mounted, or the file moved)"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a folder, not a file" if stat.S_ISDIR(mode) else "is not a regular file (a pipe, device or socket)"
+
+
+def export_files(folder: Path, wanted: set[str]) -> dict[str, Path]:
+    """The folder's regular files by lower-case name (names are matched ignoring case).
+    Each ``wanted`` name (lower case) that is there must be one readable file: one that is a
+    broken or looping symbolic link, a folder or a pipe, or two names differing only in case
+    (patients.csv beside Patients.csv), refuses the export (exit 3), never read as absent or
+    one of them taken in the folder's order."""
+    entries: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        entries.setdefault(entry.name.lower(), []).append(entry)
+    problems = []
+    names = {}
+    for lower, paths in entries.items():
+        if lower in wanted and len(paths) > 1:
+            problems.append(Problem(str(folder), f"holds {' and '.join(p.name for p in paths)}, names that differ "
+                                    "only in case", hint="keep one of them (the export as delivered) and remove "
+                                    "the other"))
+            continue
+        why = _not_a_file(paths[0])
+        if why is None:
+            names[lower] = paths[0]
+        elif lower in wanted:
+            problems.append(Problem(str(paths[0]), why, hint="put the export file itself in the folder, or remove "
+                                    "this entry if the file is not part of the export"))
+    if problems:
+        raise ExportError(problems)
+    return names
+
+
 def load_export(folder: Path | str, as_of: date) -> Export:
     """Read ``patients.csv``, ``events.csv`` and (optional) ``relationships.csv`` from a folder."""
     return start_export(folder, as_of).export()
@@ -1602,8 +1648,8 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
     if not folder.is_dir():
         raise ExportError([Problem(str(folder), "is a file, not a folder",
                                    hint="give the folder holding patients.csv, events.csv and relationships.csv")])
-    names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
     files_read = ("patients.csv", "events.csv", "relationships.csv")
+    names = export_files(folder, set(files_read))
 
     hashes = _Hashes()
 

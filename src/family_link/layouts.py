@@ -48,8 +48,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, REPEATED_ROW_WITHOUT_EVENT, Export,
-                      ExportReading, InputFile, _csv_error, _first_row_problem, _norm_header, columns_found,
-                      decode_bytes, headerless, parse_dates, parse_export_frames, start_export)
+                      ExportReading, InputFile, _csv_error, _first_row_problem, _norm_header, _not_a_file,
+                      columns_found, decode_bytes, export_files, headerless, parse_dates, parse_export_frames,
+                      start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
 
@@ -663,7 +664,7 @@ def _meta(sheet: _Sheet) -> dict[str, str]:
 def read_systmone_sre(folder: Path, as_of: date) -> Export:
     """Read a SystmOne Strategic Reporting Extract folder (SRPatient, SRPatientAddressHistory,
     SRCode and, optionally, SRPatientRelationship)."""
-    names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    names = export_files(folder, {n.lower() for n in SRE_COLUMNS})
     problems: list[Problem] = []
     sheets = {n: _sre_sheet(folder, names, n, problems) for n in [*SRE_FILES, "SRPatientRelationship.csv"]}
     if problems:
@@ -765,7 +766,9 @@ def detect_layout(path: Path | str) -> str:
     if not path.exists():
         raise ExportError([Problem(str(path), "not found", hint=EXPECTED)])
     if path.is_dir():
-        names = {p.name.lower() for p in path.iterdir() if p.is_file()}
+        # Every entry, not only readable files: a patients.csv that is a broken link is a
+        # canonical export whose reader says what is wrong with it, not an unknown folder.
+        names = {p.name.lower() for p in path.iterdir()}
         if "srpatient.csv" in names:
             return "systmone-sre"
         if "patients.csv" in names or "events.csv" in names:
@@ -821,6 +824,9 @@ def start_any_export(path: Path | str, as_of: date, *, layout: str | None = None
     events are still being parsed on a background thread when this returns (``start_export``).
     Vendor layouts are read in full."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and (why := _not_a_file(path)) is not None:
+        # A named pipe would be waited on for ever; a device read as an export.
+        raise ExportError([Problem(str(path), why, hint=EXPECTED)])
     if profile is not None:
         layout = "profile"
     if layout is None:
