@@ -246,3 +246,36 @@ def test_a_named_pipe_given_as_the_export_is_refused_not_waited_on(tmp_path):
     thread.join(20)
     assert not thread.is_alive(), "the reader waited on the pipe"
     assert isinstance(outcome[0], ExportError) and "not a regular file" in str(outcome[0])
+
+
+# --- 4. an export with no event rows at all is run, but the lead is told ---------------------
+
+NO_EVENTS = "holds no event rows: nothing in this export could be flagged"
+
+
+def test_events_file_with_only_its_header_warns_on_the_command_line_and_in_the_worklist(tmp_path):
+    export = write(tmp_path / "exp", CANONICAL, **{"events.csv": "patient_id,code,term,date\n"})
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"Warning: events.csv {NO_EVENTS}" in result.output
+    assert NO_EVENTS in (tmp_path / "out" / "worklist.html").read_text(encoding="utf-8")
+
+
+def test_sre_code_file_with_only_its_header_warns(tmp_path):
+    export = write(tmp_path / "sre", SRE, **{"SRCode.csv": SRE["SRCode.csv"].split("\n")[0] + "\n"})
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"Warning: SRCode.csv {NO_EVENTS}" in result.output
+
+
+def test_batch_summary_names_the_practice_with_no_event_rows(tmp_path):
+    write(tmp_path / "in" / "practiceA", CANONICAL, **{"events.csv": "patient_id,code,term,date\n"})
+    result = run("batch", tmp_path / "in", "--out", tmp_path / "out", "--as-of", AS_OF, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert NO_EVENTS in (tmp_path / "out" / "summary.csv").read_text(encoding="utf-8")
+
+
+def test_an_export_with_event_rows_gives_no_such_warning(tmp_path):
+    export = write(tmp_path / "exp", CANONICAL)
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0 and NO_EVENTS not in result.output

@@ -157,6 +157,8 @@ class Export:
     # file: the patients or the events of a one-file layout ("report.csv (events)").
     # None: every rejected row's input is its file.
     rejected_inputs: pd.Series | None = field(default=None, repr=False, compare=False)
+    # The events' input (its ``InputFile.name``): named when it holds no event rows at all.
+    events_input: str = "events.csv"
 
 
 # An input more than this share of whose rows were rejected for a fault, and at least
@@ -205,6 +207,21 @@ class HeavyRejection:
                 "rejected.csv and correct what it names before relying on the list.")
 
 
+@dataclass(frozen=True)
+class NoEventRows(HeavyRejection):
+    """An events input holding no event rows at all (a header only; a one-file report whose
+    event columns are all blank). Not refused: a tiny practice may have no coded entry in
+    the codelists; but a practice's export nearly always has some, so the lead is told, by
+    the same channels as a heavy rejection, that nothing could be flagged."""
+
+    def counts(self) -> str:
+        return f"{self.file} holds no event rows: nothing in this export could be flagged."
+
+    def sentence(self) -> str:
+        return (f"{self.counts()} Check that the search or extract returned the coded entries (all dates, run "
+                "by a user with safeguarding access: docs/exports.md) before relying on the list.")
+
+
 def _rows(n: int) -> str:
     return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
@@ -229,6 +246,9 @@ def heavy_rejections(export: Export) -> tuple[HeavyRejection, ...]:
                                  kind="mergesort").iloc[0]
         found.append(HeavyRejection(f.name, f.rows_read, len(faults), str(top["column"]), str(top["reason"]),
                                     int(top["rows"]), int((mine & by_design).sum())))
+    events_read = next((f.rows_read for f in export.files if f.name == export.events_input), None)
+    if export.events.empty and events_read == 0:
+        found.append(NoEventRows(export.events_input, 0, 0, "", "", 0))
     return tuple(found)
 
 
@@ -1403,7 +1423,8 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
         for file, used in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", rels)):
             n_rej = int((rejected["file"] == labels[file]).sum())
             files.append(InputFile(labels[file], "", "", n_read[file], len(used), n_rej))
-        return Export(patients, events, rels, rejected, warnings, tuple(files), event_codes=codes)
+        return Export(patients, events, rels, rejected, warnings, tuple(files), event_codes=codes,
+                      events_input=labels["events.csv"])
 
     events_args = (columns.pop("events.csv"), sizes["events.csv"], patients,
                    _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
@@ -1693,7 +1714,8 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
             hashes.abandon()
             raise ExportError(problems)
         return Export(export.patients, export.events, export.relationships, export.rejected,
-                      export.warnings, tuple(files), event_codes=export.event_codes)
+                      export.warnings, tuple(files), event_codes=export.event_codes,
+                      events_input=export.events_input)
 
     def finish() -> Export:
         export = parsed()

@@ -357,7 +357,7 @@ def _assemble(parts: dict[str, _Part | None], as_of: date, layout: str, export_d
     warnings["file"] = warnings["file"].map(lambda v: to_file.get(v, v))
     return Export(export.patients, export.events, export.relationships, rejected[ISSUE_COLUMNS],
                   warnings[ISSUE_COLUMNS], tuple(files) + extra_files, export_date, layout,
-                  event_codes=export.event_codes, rejected_inputs=inputs)
+                  event_codes=export.event_codes, rejected_inputs=inputs, events_input=export.events_input)
 
 
 def _apply_date_format(part: _Part, columns: list[str], fmt: str | None) -> pd.Series:
@@ -752,7 +752,7 @@ def read_systmone_sre(folder: Path, as_of: date) -> Export:
     rejected = pd.concat([export.rejected, addr_rej], ignore_index=True)[ISSUE_COLUMNS]
     warnings = pd.concat([export.warnings, addr_warn, home_warn, rel_warn], ignore_index=True)[ISSUE_COLUMNS]
     return Export(export.patients, export.events, export.relationships, rejected, warnings, tuple(files),
-                  None, "systmone-sre", event_codes=export.event_codes)
+                  None, "systmone-sre", event_codes=export.event_codes, events_input=export.events_input)
 
 
 # ---------------------------------------------------------------------------------------
