@@ -279,3 +279,57 @@ def test_an_export_with_event_rows_gives_no_such_warning(tmp_path):
     export = write(tmp_path / "exp", CANONICAL)
     result = check(export, tmp_path / "out")
     assert result.exit_code == 0 and NO_EVENTS not in result.output
+
+
+# --- 6. a file cut short, and an export date that cannot be read -----------------------------
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "layouts"
+
+
+def test_patients_file_cut_in_its_last_row_is_refused(tmp_path):
+    cut = CANONICAL["patients.csv"][:-25]  # no line break after: an interrupted copy
+    export = write(tmp_path / "exp", CANONICAL, **{"patients.csv": cut})
+    out = refused(check(export, tmp_path / "out"),
+                  "patients.csv, row 4: the file ends in the middle of this row (7 of the header's 8 cells)",
+                  "cut short")
+    no_values(out)
+
+
+def test_sre_file_cut_in_its_last_row_is_refused(tmp_path):
+    export = write(tmp_path / "sre", SRE, **{"SRPatient.csv": SRE["SRPatient.csv"][:-25]})
+    refused(check(export, tmp_path / "out"), "SRPatient.csv, row 3: the file ends in the middle of this row")
+
+
+def test_utf8_file_cut_inside_a_character_is_refused_not_read_as_windows_1252(tmp_path):
+    export = write(tmp_path / "exp", CANONICAL)
+    text = CANONICAL["patients.csv"].replace("Sophie", "Zoë") + "P000004,,Test,Zoë"
+    (export / "patients.csv").write_bytes(text.encode("utf-8")[:-1])  # the last byte of "ë" lost
+    refused(check(export, tmp_path / "out"), "patients.csv, row 5: the file ends in the middle of a character",
+            "cut short")
+
+
+def test_windows_1252_file_ending_in_an_accented_letter_is_still_read(tmp_path):
+    # All ASCII before the last byte: as good a Windows-1252 file as a cut UTF-8 one.
+    export = write(tmp_path / "exp", CANONICAL)
+    (export / "patients.csv").write_bytes("patient_id,date_of_birth,surname\nP000001,1964-09-02,Renée"
+                                          .encode("cp1252"))
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    run_json = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert [f["encoding"] for f in run_json["inputs"] if f["file"] == "patients.csv"] == ["cp1252"]
+
+
+@pytest.mark.parametrize("written, read", [("2026-06-01 09:30", "01/06/2026"), ("01/06/2026 09:30", "01/06/2026")])
+def test_emis_last_run_is_read_day_first_or_iso(tmp_path, written, read):
+    raw = (FIX / "emis_list_report.csv").read_bytes().replace(b"14/10/2026 09:30", written.encode())
+    (tmp_path / "r.csv").write_bytes(raw)
+    result = check(tmp_path / "r.csv", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"export date: {read}." in result.output and "Warning: the export was run 153 days" in result.output
+
+
+def test_emis_last_run_that_is_no_date_is_refused_not_taken_as_absent(tmp_path):
+    raw = (FIX / "emis_list_report.csv").read_bytes().replace(b"14/10/2026 09:30", b"31/02/2026 09:30")
+    (tmp_path / "r.csv").write_bytes(raw)
+    refused(check(tmp_path / "r.csv", tmp_path / "out"), "r.csv, row 2: the 'Last Run' line holds no date that can "
+            "be read", "dd/mm/yyyy hh:mm")

@@ -358,8 +358,15 @@ def decode_bytes(raw: bytes, label: str) -> tuple[str, str]:
         raw = raw[3:]
     try:
         return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and not raw[:exc.start].isascii():
+            # Valid UTF-8, accented letters included, up to a character cut in two at the
+            # very end: a file cut short, which read as Windows-1252 would turn every
+            # accented name into mojibake. (All ASCII before it: a Windows-1252 file
+            # ending in, say, "é" reads the same either way, and is read as before.)
+            row = raw.count(b"\n") + 1
+            raise ExportError([Problem(label, "the file ends in the middle of a character", row=row,
+                                       hint=_CUT_SHORT_HINT)]) from None
     try:
         return raw.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as exc:
@@ -378,6 +385,7 @@ _WIDE_HINT = ("a value holding a comma must be in double quotes; re-export the f
               "clinical system rather than editing it by hand")
 
 
+_CUT_SHORT_HINT = "the file is cut short (an interrupted copy or export): copy or export it again"
 _STRAY_QUOTE_HINT = ('a cell holds a stray double quote ("): remove it (inside a quoted cell, write it as ""), '
                      "or re-export the file from the clinical system")
 
@@ -416,6 +424,7 @@ def _first_row_problem(text: str, width: int, label: str, first_row: int = 1, fi
     (as a spreadsheet counts them) and line of the file where ``text`` starts."""
     reader = csv.reader(io.StringIO(text, newline=""))
     end = 0  # the last line of the row read so far (csv's own count)
+    row, cells = first_row - 1, []
     try:
         for row, cells in enumerate(reader, start=first_row):
             start, end = end + 1, reader.line_num
@@ -430,6 +439,11 @@ def _first_row_problem(text: str, width: int, label: str, first_row: int = 1, fi
                                hint=_WIDE_HINT)
     except csv.Error:  # the parser that read the text has said what is wrong with it
         return None
+    if row > first_row and 0 < len(cells) < width and not text.endswith(("\n", "\r")):
+        # The last row stops short, with no line break after it: the file was cut (an
+        # interrupted copy), and the row would be read with its last cells blank.
+        return Problem(label, f"the file ends in the middle of this row ({len(cells)} of the header's {width} "
+                       "cells)", row=row, hint=_CUT_SHORT_HINT)
     return None
 
 

@@ -277,7 +277,11 @@ def _read_sheet(path: Path, find: list[list[str]] | None = None, scan: int = 200
             raise _csv_error(label, exc, first_row=len(meta) + 1, text=rest, width=width) from None
         # More lines than rows: a quoted cell holds a line break. Free text may; a stray
         # quote that swallowed the lines after it may not (read only then: the scan is slow).
-        if rest.count("\n") + (not rest.endswith("\n")) > len(body) + 1:
+        # No line break at the end: the last row may be cut short, which pandas would read
+        # with blanks (its own line is looked at, unless a quote there needs the whole scan).
+        last = rest[rest.rfind("\n") + 1:]
+        if rest.count("\n") + (not rest.endswith("\n")) > len(body) + 1 or '"' in last or (
+                last and 0 < len(next(csv.reader([last]))) < width):
             problem = _first_row_problem(rest, width, label, first_row=len(meta) + 1,
                                          first_line=text.count("\n", 0, offset) + 1)
             if problem is not None:
@@ -400,17 +404,24 @@ def _positions(sheet: _Sheet, names: list[str]) -> list[int]:
     return []
 
 
-def _export_date(meta: list[list[str]], marker: str | None) -> date | None:
+def _export_date(meta: list[list[str]], marker: str | None, label: str = "") -> date | None:
+    """The run date on the metadata line holding ``marker`` (EMIS: Last Run), day first as
+    the system writes it, or ISO (as a spreadsheet may re-save it); None without such a line.
+    A line holding no date that can be read is refused (exit 3), never taken as absent: the
+    warning of a stale export rests on it."""
     if not marker:
         return None
-    for record in meta:
+    for row, record in enumerate(meta, start=1):
         line = " ".join(record)
         if marker.lower() in line.lower():
-            found = re.search(r"(\d{1,2}/\d{1,2}/\d{4})(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?", line)
-            if found:
-                when = parse_dates(pd.Series([found.group(1)]))[0]
-                if pd.notna(when):
-                    return when.date()
+            found = re.search(r"\b(\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{1,2}-\d{1,2})\b", line)
+            when = parse_dates(pd.Series([found.group(1)]))[0] if found else pd.NaT
+            if pd.isna(when):
+                raise ExportError([Problem(label, f"the '{marker}' line holds no date that can be read", row=row,
+                                           hint="it should hold the export's run date as dd/mm/yyyy hh:mm, as the "
+                                                "clinical system writes it: export the report again rather than "
+                                                "editing it")])
+            return when.date()
     return None
 
 
@@ -523,7 +534,7 @@ def read_with_profile(path: Path, profile: Profile, as_of: date, layout: str = "
         keep &= ~orphans
     _drop(events, keep)
     return _assemble({"patients.csv": patients, "events.csv": events}, as_of, layout,
-                     _export_date(sheet.meta, profile.export_date_line))
+                     _export_date(sheet.meta, profile.export_date_line, label))
 
 
 # ---------------------------------------------------------------------------------------
