@@ -189,7 +189,9 @@ def test_emis_pseudonymised_cp1252_report(tmp_path):
 def test_emis_row_with_more_cells_than_the_header_is_refused(tmp_path):
     raw = (FIX / "emis_list_report.csv").read_bytes().replace(b'"02/01/2021"', b'"02/01/2021","extra"')
     (tmp_path / "wide.csv").write_bytes(raw)
-    user_error(check(tmp_path / "wide.csv", tmp_path / "r"), "wide.csv", "not a readable CSV")
+    # Named as the canonical reader names it: the row as a spreadsheet shows it (the quoted
+    # line break in row 10 does not add a row), never the parser's own count.
+    user_error(check(tmp_path / "wide.csv", tmp_path / "r"), "wide.csv, row 13: has 16 cells but the header row has 15")
 
 
 # ---------------------------------------------------------------------------------------

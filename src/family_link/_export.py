@@ -36,12 +36,14 @@ __all__ = [
 ]
 
 import csv
+import errno
 import hashlib
 import io
 import math
 import mmap
 import os
 import re
+import stat
 import sys
 import threading
 import warnings
@@ -155,6 +157,8 @@ class Export:
     # file: the patients or the events of a one-file layout ("report.csv (events)").
     # None: every rejected row's input is its file.
     rejected_inputs: pd.Series | None = field(default=None, repr=False, compare=False)
+    # The events' input (its ``InputFile.name``): named when it holds no event rows at all.
+    events_input: str = "events.csv"
 
 
 # An input more than this share of whose rows were rejected for a fault, and at least
@@ -203,6 +207,21 @@ class HeavyRejection:
                 "rejected.csv and correct what it names before relying on the list.")
 
 
+@dataclass(frozen=True)
+class NoEventRows(HeavyRejection):
+    """An events input holding no event rows at all (a header only; a one-file report whose
+    event columns are all blank). Not refused: a tiny practice may have no coded entry in
+    the codelists; but a practice's export nearly always has some, so the lead is told, by
+    the same channels as a heavy rejection, that nothing could be flagged."""
+
+    def counts(self) -> str:
+        return f"{self.file} holds no event rows: nothing in this export could be flagged."
+
+    def sentence(self) -> str:
+        return (f"{self.counts()} Check that the search or extract returned the coded entries (all dates, run "
+                "by a user with safeguarding access: docs/exports.md) before relying on the list.")
+
+
 def _rows(n: int) -> str:
     return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
@@ -227,6 +246,9 @@ def heavy_rejections(export: Export) -> tuple[HeavyRejection, ...]:
                                  kind="mergesort").iloc[0]
         found.append(HeavyRejection(f.name, f.rows_read, len(faults), str(top["column"]), str(top["reason"]),
                                     int(top["rows"]), int((mine & by_design).sum())))
+    events_read = next((f.rows_read for f in export.files if f.name == export.events_input), None)
+    if export.events.empty and events_read == 0:
+        found.append(NoEventRows(export.events_input, 0, 0, "", "", 0))
     return tuple(found)
 
 
@@ -336,8 +358,15 @@ def decode_bytes(raw: bytes, label: str) -> tuple[str, str]:
         raw = raw[3:]
     try:
         return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and not raw[:exc.start].isascii():
+            # Valid UTF-8, accented letters included, up to a character cut in two at the
+            # very end: a file cut short, which read as Windows-1252 would turn every
+            # accented name into mojibake. (All ASCII before it: a Windows-1252 file
+            # ending in, say, "é" reads the same either way, and is read as before.)
+            row = raw.count(b"\n") + 1
+            raise ExportError([Problem(label, "the file ends in the middle of a character", row=row,
+                                       hint=_CUT_SHORT_HINT)]) from None
     try:
         return raw.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as exc:
@@ -356,28 +385,78 @@ _WIDE_HINT = ("a value holding a comma must be in double quotes; re-export the f
               "clinical system rather than editing it by hand")
 
 
-def _csv_error(label: str, exc: Exception) -> ExportError:
-    """A parser error as a message naming the row (never the row's values)."""
+_CUT_SHORT_HINT = "the file is cut short (an interrupted copy or export): copy or export it again"
+_STRAY_QUOTE_HINT = ('a cell holds a stray double quote ("): remove it (inside a quoted cell, write it as ""), '
+                     "or re-export the file from the clinical system")
+
+
+def _csv_error(label: str, exc: Exception, first_row: int = 1, text: str | None = None,
+               width: int | None = None) -> ExportError:
+    """A parser error as a message naming the row (never the row's values). ``first_row``:
+    the row number of the parsed text's first row (its header). ``text``, ``width``: the
+    text parsed and its header's width, to look for a stray quote, which explains a row of
+    the wrong width better than the parser can (``_first_row_problem``)."""
     detail = str(exc)
+    if m := _OPEN_QUOTE.search(detail):
+        row = int(m.group(1)) + first_row  # the parser counts from 0
+        return ExportError([Problem(label, "a double quote opened on this row is never closed", row=row,
+                                    hint="the file is cut short or a cell holds a stray \"; re-export it")])
+    if text is not None and width is not None:
+        problem = _first_row_problem(text, width, label, first_row)
+        if problem is not None and problem.hint == _STRAY_QUOTE_HINT:
+            return ExportError([problem])
     if m := _WIDE_ROW.search(detail):
         expected, row, saw = (int(g) for g in m.groups())
         return ExportError([Problem(label, f"has {saw} cells but the header row has {expected}",
-                                    row=row, hint=_WIDE_HINT)])
-    if m := _OPEN_QUOTE.search(detail):
-        row = int(m.group(1)) + 1  # the parser counts from 0
-        return ExportError([Problem(label, "a double quote opened on this row is never closed", row=row,
-                                    hint="the file is cut short or a cell holds a stray \"; re-export it")])
+                                    row=row + first_row - 1, hint=_WIDE_HINT)])
     first = detail.splitlines()[0][:200] if detail else type(exc).__name__
     return ExportError([Problem(label, f"is not a readable CSV file ({first})",
                                 hint="check the file opens in a spreadsheet as columns")])
 
 
-def _first_wide_row(text: str, width: int) -> tuple[int, int] | None:
-    """(row, cells) of the first row holding a non-empty cell beyond the header's width."""
-    for i, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-        if len(cells) > width and any(c.strip() for c in cells[width:]):
-            return i, len(cells)
+def _first_row_problem(text: str, width: int, label: str, first_row: int = 1, first_line: int = 1
+                       ) -> Problem | None:
+    """The first row of ``text`` (a CSV, its header first) that would lose data if read:
+    one holding a non-empty cell beyond the header's ``width`` (an unquoted comma), or one
+    whose quoted cell runs over several lines and has swallowed lines that look like rows
+    of their own (a stray quote: ``_swallows_rows``). A quoted cell may hold a line break
+    (free text), but lines are never lost silently. ``first_row``, ``first_line``: the row
+    (as a spreadsheet counts them) and line of the file where ``text`` starts."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    end = 0  # the last line of the row read so far (csv's own count)
+    row, cells = first_row - 1, []
+    try:
+        for row, cells in enumerate(reader, start=first_row):
+            start, end = end + 1, reader.line_num
+            if end > start and _swallows_rows(cells, width):
+                opened, closed = start + first_line - 1, end + first_line - 1
+                where = "" if opened == row else f" (line {opened} of the file)"
+                return Problem(label, f"a double quote opened on this row{where} is closed only on line {closed}, "
+                               f"so lines {opened + 1} to {closed} were read as part of one cell", row=row,
+                               hint=_STRAY_QUOTE_HINT)
+            if len(cells) > width and any(c.strip() for c in cells[width:]):
+                return Problem(label, f"has {len(cells)} cells but the header row has {width}", row=row,
+                               hint=_WIDE_HINT)
+    except csv.Error:  # the parser that read the text has said what is wrong with it
+        return None
+    if row > first_row and 0 < len(cells) < width and not text.endswith(("\n", "\r")):
+        # The last row stops short, with no line break after it: the file was cut (an
+        # interrupted copy), and the row would be read with its last cells blank.
+        return Problem(label, f"the file ends in the middle of this row ({len(cells)} of the header's {width} "
+                       "cells)", row=row, hint=_CUT_SHORT_HINT)
     return None
+
+
+def _swallows_rows(cells: list[str], width: int) -> bool:
+    """Whether a row spanning several lines is a stray quote's work rather than free text
+    holding a line break: it has fewer cells than the header (the quote took the rest of
+    its own line and the start of another), or a cell holds a whole line with as many
+    commas as a row (a row of its own, swallowed)."""
+    if len(cells) < width:
+        return True
+    return width >= 3 and any(line.count(",") >= width - 1
+                              for cell in cells if "\n" in cell or "\r" in cell
+                              for line in cell.splitlines()[1:-1])
 
 
 def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: bool = True) -> pd.DataFrame | None:
@@ -459,19 +538,26 @@ def _read_with_pandas(text: str, label: str) -> pd.DataFrame:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
                                 skipinitialspace=False, index_col=False, engine="c")
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise _csv_error(label, exc) from None
+        raise _csv_error(label, exc, text=text, width=_header_width(text)) from None
     # Rows wider than the header: harmless when the extra cells are empty (trailing commas),
-    # data loss otherwise. Always looked for: this path is taken when Arrow could not read
-    # the file, mostly for rows of another width (a scan of 5M events rows takes ~3 s).
-    wide = _first_wide_row(text, len(frame.columns))
-    if wide is not None:
-        row, cells = wide
-        raise ExportError([Problem(label, f"has {cells} cells but the header row has "
-                                          f"{len(frame.columns)}", row=row, hint=_WIDE_HINT)])
+    # data loss otherwise; and rows that swallowed others through a stray quote. Always
+    # looked for: this path is taken when Arrow could not read the file, mostly for rows of
+    # another width, as a stray quote makes (a scan of 5M events rows takes ~3 s).
+    problem = _first_row_problem(text, len(frame.columns), label)
+    if problem is not None:
+        raise ExportError([problem])
     frame.columns = [str(c) for c in frame.columns]
     for col in frame.columns:
         frame[col] = frame[col].astype(str).str.strip()
     return frame
+
+
+def _header_width(text: str) -> int | None:
+    """The number of cells in the header row of CSV ``text`` (None: it cannot be read)."""
+    try:
+        return len(next(csv.reader(io.StringIO(text, newline=""))))
+    except (csv.Error, StopIteration):
+        return None
 
 
 _MAP_FROM = _read_ahead.MAP_FROM  # files at least this large are mapped, not read into a copy
@@ -506,6 +592,22 @@ def _read_export_file(raw: bytes | mmap.mmap, label: str, strip: bool = True,
     return read_csv_text(text, label), encoding
 
 
+def columns_found(names) -> str:
+    """A header row's cells for a message, each shortened (a broken file can hold a header
+    cell of megabytes). Only for a row known to be a header (at least one of its cells is a
+    known column name): a file exported without its header row has a patient on row 1,
+    whose values must never be echoed (``headerless``)."""
+    names = [str(c) for c in names]
+    shown = [f"'{c[:40]}...'" if len(c) > 40 else f"'{c}'" for c in names[:30]]
+    return ", ".join(shown + (["..."] if len(names) > 30 else [])) or "none"
+
+
+def headerless(missing: list[str], width: int) -> str:
+    """The message for a row 1 holding no known column name, which never repeats row 1."""
+    return (f"missing required column(s): {', '.join(missing)}; none of the {width} names on row 1 "
+            "is a known column name")
+
+
 def _map_columns(frame: pd.DataFrame, file: str, label: str) -> tuple[pd.DataFrame, list[Problem]]:
     lookup = _SYNONYM_LOOKUP[file]
     problems: list[Problem] = []
@@ -530,16 +632,13 @@ def _map_columns(frame: pd.DataFrame, file: str, label: str) -> tuple[pd.DataFra
         # No known header at all: row 1 may be patient data (an export without its header
         # row), so it is never echoed to the terminal.
         problems.append(Problem(
-            label, f"missing required column(s): {', '.join(missing)}; none of the {len(frame.columns)} "
-            "names on row 1 is a known column name", row=1,
+            label, headerless(missing, len(frame.columns)), row=1,
             hint="the file may lack its header row; accepted names are listed in docs/export-format.md"))
     elif missing:
-        # Shortened: a broken file can hold a header cell of megabytes.
-        names = [f"'{c[:40]}...'" if len(c) > 40 else f"'{c}'" for c in frame.columns[:30]]
-        found = ", ".join(names + (["..."] if len(frame.columns) > 30 else [])) or "none"
         problems.append(Problem(
             label, f"missing required column(s): {', '.join(missing)}", row=1,
-            hint=f"columns found: {found}. Accepted names are listed in docs/export-format.md"))
+            hint=f"columns found: {columns_found(frame.columns)}. Accepted names are listed in "
+                 "docs/export-format.md"))
     out = frame[list(mapping)].rename(columns=mapping)
     return out, problems
 
@@ -1338,7 +1437,8 @@ def _start_parse_frames(raws: dict[str, pd.DataFrame | None], as_of: date, *, la
         for file, used in (("patients.csv", patients), ("events.csv", events), ("relationships.csv", rels)):
             n_rej = int((rejected["file"] == labels[file]).sum())
             files.append(InputFile(labels[file], "", "", n_read[file], len(used), n_rej))
-        return Export(patients, events, rels, rejected, warnings, tuple(files), event_codes=codes)
+        return Export(patients, events, rels, rejected, warnings, tuple(files), event_codes=codes,
+                      events_input=labels["events.csv"])
 
     events_args = (columns.pop("events.csv"), sizes["events.csv"], patients,
                    _column(columns["patients.csv"], "patient_id", sizes["patients.csv"]),
@@ -1433,23 +1533,40 @@ class _Hashes:
         self._stop = threading.Event()
 
     def submit(self, raw: bytes | mmap.mmap) -> Future:
-        return self._pool.submit(_in_background, self._hash, raw)
+        """The future of ``raw``'s sha256; once it is done, its ``lines`` holds the number
+        of lines in ``raw`` (a last line without its line break counted): with more lines
+        than rows, a row spans several lines (``_rows_spanning_lines``). Counted here, in
+        the pass the hash makes over every byte anyway, off the reader's path (~1 ms per
+        8 MB)."""
+        lines: list[int] = []
+        future = self._pool.submit(_in_background, self._hash, raw, lines)
+        future.lines = lines  # type: ignore[attr-defined]
+        return future
 
-    def _hash(self, raw: bytes | mmap.mmap) -> str | None:
+    def _hash(self, raw: bytes | mmap.mmap, lines: list[int] | None = None) -> str | None:
         try:
             if not isinstance(raw, mmap.mmap):
-                return None if self._stop.is_set() else _sha256(raw)
+                if self._stop.is_set():
+                    return None
+                if lines is not None:
+                    lines.append(raw.count(b"\n") + (raw[-1:] not in (b"", b"\n")))
+                return _sha256(raw)
             digest = hashlib.sha256()
+            newlines = 0
             with memoryview(raw) as view:
                 for start in range(0, len(raw), _HASH_STEP):
                     if self._stop.is_set():
                         return None
                     with view[start:start + _HASH_STEP] as step:
                         digest.update(step)
+                        if lines is not None:
+                            newlines += int(np.count_nonzero(np.frombuffer(step, dtype=np.uint8) == 10))
                     try:
                         raw.madvise(mmap.MADV_DONTNEED, start, min(_HASH_STEP, len(raw) - start))
                     except (AttributeError, OSError, ValueError):  # no madvise here: the pages go at close
                         pass
+            if lines is not None:
+                lines.append(newlines + (raw[-1:] not in (b"", b"\n")))
             return digest.hexdigest()
         finally:
             _close_contents(raw)
@@ -1489,6 +1606,67 @@ def _read_file(path: Path, hashes: _Hashes, strip: bool = True
     return frame, (hashes.submit(raw_bytes), encoding)  # which closes the file once hashed
 
 
+def _rows_spanning_lines(path: Path, rows: int) -> list[Problem]:
+    """A file with more lines than rows (``rows`` and its header) has a quoted cell holding
+    a line break, or blank lines. Arrow reads a cell's line break as free text wherever the
+    rows' widths come out right, so a stray quote can swallow the lines after it unseen:
+    the file is read again, slowly, to look (``_first_row_problem``); only such files are."""
+    label = str(path)
+    try:
+        text, _ = decode_bytes(path.read_bytes(), label)
+    except OSError as exc:
+        return [Problem(label, f"cannot be read ({exc.strerror})")]
+    except ExportError as exc:
+        return list(exc.problems)
+    width = _header_width(text)
+    problem = None if width is None else _first_row_problem(text, width, label)
+    return [] if problem is None else [problem]
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` (there, or a symbolic link) cannot be read as a file, or None when it is
+    a regular file (a link to one included)."""
+    try:
+        mode = path.stat().st_mode  # follows a symbolic link
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link that leads back to itself (a loop)"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return "is a symbolic link to a file that is not there (a drive not mounted, or the file moved)"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a folder, not a file" if stat.S_ISDIR(mode) else "is not a regular file (a pipe, device or socket)"
+
+
+def export_files(folder: Path, wanted: set[str]) -> dict[str, Path]:
+    """The folder's regular files by lower-case name (names are matched ignoring case).
+    Each ``wanted`` name (lower case) that is there must be one readable file: one that is a
+    broken or looping symbolic link, a folder or a pipe, or two names differing only in case
+    (patients.csv beside Patients.csv), refuses the export (exit 3), never read as absent or
+    one of them taken in the folder's order."""
+    entries: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        entries.setdefault(entry.name.lower(), []).append(entry)
+    problems = []
+    names = {}
+    for lower, paths in entries.items():
+        if lower in wanted and len(paths) > 1:
+            problems.append(Problem(str(folder), f"holds {' and '.join(p.name for p in paths)}, names that differ "
+                                    "only in case", hint="keep one of them (the export as delivered) and remove "
+                                    "the other"))
+            continue
+        why = _not_a_file(paths[0])
+        if why is None:
+            names[lower] = paths[0]
+        elif lower in wanted:
+            problems.append(Problem(str(paths[0]), why, hint="put the export file itself in the folder, or remove "
+                                    "this entry if the file is not part of the export"))
+    if problems:
+        raise ExportError(problems)
+    return names
+
+
 def load_export(folder: Path | str, as_of: date) -> Export:
     """Read ``patients.csv``, ``events.csv`` and (optional) ``relationships.csv`` from a folder."""
     return start_export(folder, as_of).export()
@@ -1505,8 +1683,8 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
     if not folder.is_dir():
         raise ExportError([Problem(str(folder), "is a file, not a folder",
                                    hint="give the folder holding patients.csv, events.csv and relationships.csv")])
-    names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
     files_read = ("patients.csv", "events.csv", "relationships.csv")
+    names = export_files(folder, set(files_read))
 
     hashes = _Hashes()
 
@@ -1539,12 +1717,19 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
             hashes.abandon()
             raise
         files = []
+        problems = []
         for key, f in zip(REQUIRED, export.files):
             digest, encoding = meta[key] if key in meta else (None, "")
-            files.append(InputFile(f.name, "" if digest is None else digest.result(), encoding, f.rows_read,
-                                   f.rows_used, f.rows_rejected))
+            sha256 = "" if digest is None else digest.result()
+            if digest is not None and digest.lines and digest.lines[0] > f.rows_read + 1:
+                problems += _rows_spanning_lines(names[key], f.rows_read)
+            files.append(InputFile(f.name, sha256, encoding, f.rows_read, f.rows_used, f.rows_rejected))
+        if problems:
+            hashes.abandon()
+            raise ExportError(problems)
         return Export(export.patients, export.events, export.relationships, export.rejected,
-                      export.warnings, tuple(files), event_codes=export.event_codes)
+                      export.warnings, tuple(files), event_codes=export.event_codes,
+                      events_input=export.events_input)
 
     def finish() -> Export:
         export = parsed()

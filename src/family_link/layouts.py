@@ -48,7 +48,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ._export import (ADDRESS_LINES, ISSUE_COLUMNS, PATIENT_COLUMNS, REPEATED_ROW_WITHOUT_EVENT, Export,
-                      ExportReading, InputFile, _norm_header, decode_bytes, parse_dates, parse_export_frames,
+                      ExportReading, InputFile, _csv_error, _first_row_problem, _norm_header, _not_a_file,
+                      columns_found, decode_bytes, export_files, headerless, parse_dates, parse_export_frames,
                       start_export)
 from ._frames import isin, release_arrow_memory
 from .errors import ExportError, Problem
@@ -271,9 +272,20 @@ def _read_sheet(path: Path, find: list[list[str]] | None = None, scan: int = 200
             if body.shape[1] != width:
                 raise ValueError(f"the header has {width} columns but the rows have {body.shape[1]}")
         except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-            detail = str(exc).splitlines()[0][:200]
-            raise ExportError([Problem(label, f"is not a readable CSV file ({detail})",
-                                       hint="check every row has no more cells than the header")]) from None
+            # Named as the canonical reader names it: the row as a spreadsheet counts it, a
+            # quote never closed, a stray quote, a row wider than the header.
+            raise _csv_error(label, exc, first_row=len(meta) + 1, text=rest, width=width) from None
+        # More lines than rows: a quoted cell holds a line break. Free text may; a stray
+        # quote that swallowed the lines after it may not (read only then: the scan is slow).
+        # No line break at the end: the last row may be cut short, which pandas would read
+        # with blanks (its own line is looked at, unless a quote there needs the whole scan).
+        last = rest[rest.rfind("\n") + 1:]
+        if rest.count("\n") + (not rest.endswith("\n")) > len(body) + 1 or '"' in last or (
+                last and 0 < len(next(csv.reader([last]))) < width):
+            problem = _first_row_problem(rest, width, label, first_row=len(meta) + 1,
+                                         first_line=text.count("\n", 0, offset) + 1)
+            if problem is not None:
+                raise ExportError([problem])
         body = body.fillna("").astype(str)
         for col in body.columns:
             body[col] = body[col].str.strip()
@@ -349,7 +361,7 @@ def _assemble(parts: dict[str, _Part | None], as_of: date, layout: str, export_d
     warnings["file"] = warnings["file"].map(lambda v: to_file.get(v, v))
     return Export(export.patients, export.events, export.relationships, rejected[ISSUE_COLUMNS],
                   warnings[ISSUE_COLUMNS], tuple(files) + extra_files, export_date, layout,
-                  event_codes=export.event_codes, rejected_inputs=inputs)
+                  event_codes=export.event_codes, rejected_inputs=inputs, events_input=export.events_input)
 
 
 def _apply_date_format(part: _Part, columns: list[str], fmt: str | None) -> pd.Series:
@@ -392,17 +404,24 @@ def _positions(sheet: _Sheet, names: list[str]) -> list[int]:
     return []
 
 
-def _export_date(meta: list[list[str]], marker: str | None) -> date | None:
+def _export_date(meta: list[list[str]], marker: str | None, label: str = "") -> date | None:
+    """The run date on the metadata line holding ``marker`` (EMIS: Last Run), day first as
+    the system writes it, or ISO (as a spreadsheet may re-save it); None without such a line.
+    A line holding no date that can be read is refused (exit 3), never taken as absent: the
+    warning of a stale export rests on it."""
     if not marker:
         return None
-    for record in meta:
+    for row, record in enumerate(meta, start=1):
         line = " ".join(record)
         if marker.lower() in line.lower():
-            found = re.search(r"(\d{1,2}/\d{1,2}/\d{4})(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?", line)
-            if found:
-                when = parse_dates(pd.Series([found.group(1)]))[0]
-                if pd.notna(when):
-                    return when.date()
+            found = re.search(r"\b(\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{1,2}-\d{1,2})\b", line)
+            when = parse_dates(pd.Series([found.group(1)]))[0] if found else pd.NaT
+            if pd.isna(when):
+                raise ExportError([Problem(label, f"the '{marker}' line holds no date that can be read", row=row,
+                                           hint="it should hold the export's run date as dd/mm/yyyy hh:mm, as the "
+                                                "clinical system writes it: export the report again rather than "
+                                                "editing it")])
+            return when.date()
     return None
 
 
@@ -435,9 +454,10 @@ def read_with_profile(path: Path, profile: Profile, as_of: date, layout: str = "
     missing += [f"{n} ('{' or '.join(profile.names('events', n))}')" for n in ("code", "date")
                 if n not in event_pos]
     if missing:
-        found = ", ".join(f"'{h}'" for h in sheet.header) or "none"
+        # The header row holds the patient_id and date_of_birth names (it was found by them),
+        # so it is a header, not a patient: its cells may be shown.
         problems.append(Problem(label, f"missing column(s) for the {profile.name} layout: {', '.join(missing)}",
-                                row=header_row, hint=f"columns found: {found}"))
+                                row=header_row, hint=f"columns found: {columns_found(sheet.header)}"))
     groups = {len(v) for v in event_pos.values()}
     if profile.shape == "event_rows" and groups - {1}:
         problems.append(Problem(label, "an event column appears more than once in a one-row-per-event "
@@ -514,7 +534,7 @@ def read_with_profile(path: Path, profile: Profile, as_of: date, layout: str = "
         keep &= ~orphans
     _drop(events, keep)
     return _assemble({"patients.csv": patients, "events.csv": events}, as_of, layout,
-                     _export_date(sheet.meta, profile.export_date_line))
+                     _export_date(sheet.meta, profile.export_date_line, label))
 
 
 # ---------------------------------------------------------------------------------------
@@ -531,6 +551,17 @@ SRE_FILES = {
     "SRPatientAddressHistory.csv": ["IDPatient", "AddressType"],
     "SRCode.csv": ["IDPatient", "DateEvent"],
 }
+# Every column read from each SRE file (docs/exports.md): a header row holding none of them
+# is taken for a file without its header row, whose row 1 (a patient) is never echoed.
+SRE_COLUMNS = {
+    "SRPatient.csv": ["RowIdentifier", "NHSNumber", "FirstName", "MiddleNames", "Surname", "DateBirth", "Gender"],
+    "SRPatientAddressHistory.csv": ["IDPatient", "AddressType", "DateEvent", "DateTo", "NameOfBuilding",
+                                    "NumberOfBuilding", "NameOfRoad", "NameOfLocality", "NameOfTown",
+                                    "NameOfCounty", "FullPostCode"],
+    "SRCode.csv": ["IDPatient", "DateEvent", "CTV3Code", "CTV3Text", "SNOMEDCode", "SNOMEDText"],
+    "SRPatientRelationship.csv": ["IDPatient", "IDPatientRelationshipWith", "RelationshipType",
+                                  "HasParentalResponsibility", "DateEnded"],
+}
 
 
 def _sre_sheet(folder: Path, names: dict[str, Path], name: str, problems: list[Problem]) -> _Sheet | None:
@@ -546,14 +577,26 @@ def _sre_sheet(folder: Path, names: dict[str, Path], name: str, problems: list[P
     except ExportError as exc:
         problems.extend(exc.problems)
         return None
-    normal = {_norm_header(h) for h in sheet.header}
+    normal = [_norm_header(h) for h in sheet.header]
+    known = {_norm_header(c): c for c in SRE_COLUMNS[name]}
     required = SRE_FILES.get(name, ["IDPatient", "IDPatientRelationshipWith", "RelationshipType"])
     missing = [c for c in required if _norm_header(c) not in normal]
-    if name == "SRCode.csv" and not normal & {"snomedcode", "ctv3code"}:
+    if name == "SRCode.csv" and not set(normal) & {"snomedcode", "ctv3code"}:
         missing.append("SNOMEDCode or CTV3Code")
-    if missing:
+    if missing and not known.keys() & set(normal):
+        # No known name on row 1: the file may lack its header row, so row 1 may be a
+        # patient, and is never echoed (it would reach the terminal and a batch's summary.csv).
+        problems.append(Problem(str(path), headerless(missing, len(normal)), row=1,
+                                hint="the file may lack its header row; the columns read are listed in "
+                                     "docs/exports.md"))
+    elif missing:
         problems.append(Problem(str(path), f"missing required column(s): {', '.join(missing)}", row=1,
-                                hint="columns found: " + ", ".join(f"'{h}'" for h in sheet.header)))
+                                hint=f"columns found: {columns_found(sheet.header)}"))
+    # A known column twice: which copy is right cannot be known (the canonical reader refuses it too).
+    for key, column in known.items():
+        if normal.count(key) > 1:
+            problems.append(Problem(str(path), f"column '{column}' appears more than once", row=1,
+                                    hint="remove or rename one of them"))
     return sheet
 
 
@@ -632,7 +675,7 @@ def _meta(sheet: _Sheet) -> dict[str, str]:
 def read_systmone_sre(folder: Path, as_of: date) -> Export:
     """Read a SystmOne Strategic Reporting Extract folder (SRPatient, SRPatientAddressHistory,
     SRCode and, optionally, SRPatientRelationship)."""
-    names = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    names = export_files(folder, {n.lower() for n in SRE_COLUMNS})
     problems: list[Problem] = []
     sheets = {n: _sre_sheet(folder, names, n, problems) for n in [*SRE_FILES, "SRPatientRelationship.csv"]}
     if problems:
@@ -720,7 +763,7 @@ def read_systmone_sre(folder: Path, as_of: date) -> Export:
     rejected = pd.concat([export.rejected, addr_rej], ignore_index=True)[ISSUE_COLUMNS]
     warnings = pd.concat([export.warnings, addr_warn, home_warn, rel_warn], ignore_index=True)[ISSUE_COLUMNS]
     return Export(export.patients, export.events, export.relationships, rejected, warnings, tuple(files),
-                  None, "systmone-sre", event_codes=export.event_codes)
+                  None, "systmone-sre", event_codes=export.event_codes, events_input=export.events_input)
 
 
 # ---------------------------------------------------------------------------------------
@@ -734,7 +777,9 @@ def detect_layout(path: Path | str) -> str:
     if not path.exists():
         raise ExportError([Problem(str(path), "not found", hint=EXPECTED)])
     if path.is_dir():
-        names = {p.name.lower() for p in path.iterdir() if p.is_file()}
+        # Every entry, not only readable files: a patients.csv that is a broken link is a
+        # canonical export whose reader says what is wrong with it, not an unknown folder.
+        names = {p.name.lower() for p in path.iterdir()}
         if "srpatient.csv" in names:
             return "systmone-sre"
         if "patients.csv" in names or "events.csv" in names:
@@ -790,6 +835,9 @@ def start_any_export(path: Path | str, as_of: date, *, layout: str | None = None
     events are still being parsed on a background thread when this returns (``start_export``).
     Vendor layouts are read in full."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and (why := _not_a_file(path)) is not None:
+        # A named pipe would be waited on for ever; a device read as an export.
+        raise ExportError([Problem(str(path), why, hint=EXPECTED)])
     if profile is not None:
         layout = "profile"
     if layout is None:
