@@ -333,3 +333,15 @@ def test_emis_last_run_that_is_no_date_is_refused_not_taken_as_absent(tmp_path):
     (tmp_path / "r.csv").write_bytes(raw)
     refused(check(tmp_path / "r.csv", tmp_path / "out"), "r.csv, row 2: the 'Last Run' line holds no date that can "
             "be read", "dd/mm/yyyy hh:mm")
+
+
+def test_a_title_mentioning_last_run_is_not_the_last_run_line(tmp_path):
+    # Only a line opening with "Last Run" holds the run date: a report titled "... since
+    # last run" was refused for holding no date.
+    raw = (FIX / "emis_list_report.csv").read_bytes()
+    first, rest = raw.split(b"\n", 1)
+    raw = b'\xef\xbb\xbf"Children with no family alert since last run of this search"\r\n' + rest
+    (tmp_path / "r.csv").write_bytes(raw)
+    result = check(tmp_path / "r.csv", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "export date: 14/10/2026." in result.output

@@ -405,15 +405,17 @@ def _positions(sheet: _Sheet, names: list[str]) -> list[int]:
 
 
 def _export_date(meta: list[list[str]], marker: str | None, label: str = "") -> date | None:
-    """The run date on the metadata line holding ``marker`` (EMIS: Last Run), day first as
-    the system writes it, or ISO (as a spreadsheet may re-save it); None without such a line.
-    A line holding no date that can be read is refused (exit 3), never taken as absent: the
-    warning of a stale export rests on it."""
+    """The run date on the metadata line whose first cell opens with ``marker`` (EMIS:
+    "Last Run", 01/11/2026 09:30), day first as the system writes it, or ISO (as a spreadsheet may
+    re-save it); None without such a line. Only a line whose first cell is the marker is
+    that line: a report's title may mention "last run". A line holding no date that can be
+    read is refused (exit 3), never taken as absent: the warning of a stale export rests
+    on it."""
     if not marker:
         return None
     for row, record in enumerate(meta, start=1):
         line = " ".join(record)
-        if marker.lower() in line.lower():
+        if record and record[0].strip().lower().startswith(marker.lower()):
             found = re.search(r"\b(\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{1,2}-\d{1,2})\b", line)
             when = parse_dates(pd.Series([found.group(1)]))[0] if found else pd.NaT
             if pd.isna(when):
