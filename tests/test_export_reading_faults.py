@@ -133,7 +133,7 @@ def test_stray_quote_in_patients_is_refused_naming_where_it_opens_and_closes(tmp
     export = write(tmp_path / "exp", CANONICAL, **{"patients.csv": patients})
     out = refused(check(export, tmp_path / "out"),
                   "patients.csv, row 2: a double quote opened on this row is closed only on line 4, "
-                  "so lines 3 to 4 were read as part of one cell", 'stray double quote (")')
+                  "so the rows on lines 3 to 4 were read as part of one cell", 'stray double quote (")')
     no_values(out)
 
 
@@ -158,6 +158,63 @@ def test_line_break_inside_a_quoted_cell_is_still_read(tmp_path):
     assert result.exit_code == 0, result.output
     run_json = json.loads((tmp_path / "out" / "run.json").read_text())
     assert {f["file"]: f["rows_read"] for f in run_json["inputs"]}["events.csv"] == 2
+
+
+FREE_TEXT = '"Seen with mum\nDiscussed diet, sleep, school, friends, and behaviour\nPlan review"'
+
+
+@pytest.mark.parametrize("file, old", [
+    ("events.csv", "Persistent delusional disorder"),  # a term of three lines, one with 4 commas
+    ("patients.csv", "5 Greenfield Road"),  # an address over three lines
+    ("relationships.csv", "mother"),  # 2 commas in a line: a whole row's worth for this file
+])
+def test_free_text_over_several_lines_with_commas_is_read(tmp_path, file, old):
+    # Was refused as a stray quote (exit 3): a line of free text with as many commas as a
+    # row was taken for a swallowed row. Read, one row each, as docs/export-format.md says.
+    text = CANONICAL[file].replace(old, FREE_TEXT, 1)
+    export = write(tmp_path / "exp", CANONICAL, **{file: text})
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    run_json = json.loads((tmp_path / "out" / "run.json").read_text())
+    rows = {f["file"]: f["rows_read"] for f in run_json["inputs"]}
+    assert rows[file] == CANONICAL[file].count("\n") - 1
+
+
+def test_short_row_holding_a_quoted_line_break_is_read(tmp_path):
+    # Some writers leave out a row's empty last cells: such a row (no postcode) with a
+    # two-line address was refused as a stray quote.
+    patients = CANONICAL["patients.csv"].replace(",M,5 Greenfield Road,WS2 3QH", ',M,"5 Greenfield Road\nBloxwich"', 1)
+    export = write(tmp_path / "exp", CANONICAL, **{"patients.csv": patients})
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    households = (tmp_path / "out" / "households.csv").read_text()
+    assert households.count("P000001,") == 1  # read, and used
+
+
+def test_stray_quote_in_a_file_of_carriage_returns_is_refused(tmp_path):
+    # A Mac spreadsheet's "CSV (Macintosh)" ends lines with CR alone: the lines were not
+    # counted, and a stray quote's swallowed rows vanished (exit 0).
+    events = ("patient_id,code,term,date\r"
+              'P000001,"231487004,Persistent delusional disorder,2012-09-24\r'
+              "P000002,700410005,Routine enquiry about domestic abuse,2013-04-18\r"
+              'P000003,700410005,"Routine enquiry, about domestic abuse",2013-04-18\r')
+    export = write(tmp_path / "exp", CANONICAL, **{"events.csv": events})
+    refused(check(export, tmp_path / "out"), "events.csv, row 2: a double quote opened on this row is closed "
+            "only on line 4")
+
+
+def test_rows_over_several_lines_are_scanned_once_and_blank_lines_at_the_end_not_at_all(tmp_path, monkeypatch):
+    from family_link import _export
+
+    scanned, scan = [], _export._rows_spanning_lines
+    monkeypatch.setattr(_export, "_rows_spanning_lines", lambda path, rows: scanned.append(path.name) or scan(path, rows))
+    export = write(tmp_path / "blank", CANONICAL, **{name: text + "\n\n" for name, text in CANONICAL.items()})
+    assert check(export, tmp_path / "out1").exit_code == 0
+    assert scanned == []  # a blank line or two at the end is no row spanning lines (was a full rescan)
+    events = CANONICAL["events.csv"].replace("Persistent delusional disorder", FREE_TEXT)
+    export = write(tmp_path / "multi", CANONICAL, **{"events.csv": events})
+    assert check(export, tmp_path / "out2").exit_code == 0
+    assert scanned == ["events.csv"]  # once, though two threads ask for the export
 
 
 @pytest.mark.parametrize("name", ["SRCode.csv", "SRPatientAddressHistory.csv"])

@@ -418,25 +418,33 @@ def _first_row_problem(text: str, width: int, label: str, first_row: int = 1, fi
                        ) -> Problem | None:
     """The first row of ``text`` (a CSV, its header first) that would lose data if read:
     one holding a non-empty cell beyond the header's ``width`` (an unquoted comma), or one
-    whose quoted cell runs over several lines and has swallowed lines that look like rows
-    of their own (a stray quote: ``_swallows_rows``). A quoted cell may hold a line break
-    (free text), but lines are never lost silently. ``first_row``, ``first_line``: the row
-    (as a spreadsheet counts them) and line of the file where ``text`` starts."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    whose quoted cell runs over several lines and has swallowed lines that are rows of
+    their own (a stray quote: ``_swallows_rows``). A quoted cell may hold line breaks (free
+    text), but lines are never lost silently. ``first_row``, ``first_line``: the row (as a
+    spreadsheet counts them) and line of the file where ``text`` starts."""
+    row_lines: list[str] = []  # the lines of the row being read (the reader asks for them one by one)
+
+    def lines():
+        for line in io.StringIO(text, newline=""):
+            row_lines.append(line)
+            yield line
+
+    reader = csv.reader(lines())
     end = 0  # the last line of the row read so far (csv's own count)
     row, cells = first_row - 1, []
     try:
         for row, cells in enumerate(reader, start=first_row):
             start, end = end + 1, reader.line_num
-            if end > start and _swallows_rows(cells, width):
+            if end > start and _swallows_rows(row_lines):
                 opened, closed = start + first_line - 1, end + first_line - 1
                 where = "" if opened == row else f" (line {opened} of the file)"
                 return Problem(label, f"a double quote opened on this row{where} is closed only on line {closed}, "
-                               f"so lines {opened + 1} to {closed} were read as part of one cell", row=row,
-                               hint=_STRAY_QUOTE_HINT)
+                               f"so the rows on lines {opened + 1} to {closed} were read as part of one cell",
+                               row=row, hint=_STRAY_QUOTE_HINT)
             if len(cells) > width and any(c.strip() for c in cells[width:]):
                 return Problem(label, f"has {len(cells)} cells but the header row has {width}", row=row,
                                hint=_WIDE_HINT)
+            row_lines.clear()
     except csv.Error:  # the parser that read the text has said what is wrong with it
         return None
     if row > first_row and 0 < len(cells) < width and not text.endswith(("\n", "\r")):
@@ -447,16 +455,31 @@ def _first_row_problem(text: str, width: int, label: str, first_row: int = 1, fi
     return None
 
 
-def _swallows_rows(cells: list[str], width: int) -> bool:
-    """Whether a row spanning several lines is a stray quote's work rather than free text
-    holding a line break: it has fewer cells than the header (the quote took the rest of
-    its own line and the start of another), or a cell holds a whole line with as many
-    commas as a row (a row of its own, swallowed)."""
-    if len(cells) < width:
-        return True
-    return width >= 3 and any(line.count(",") >= width - 1
-                              for cell in cells if "\n" in cell or "\r" in cell
-                              for line in cell.splitlines()[1:-1])
+_SHAPES = str.maketrans("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "9" * 10 + "A" * 52)
+
+
+def _shape(cell: str) -> str:
+    """A cell's shape: digits as 9, letters as A ("P000005" and "P000006": "A999999")."""
+    return cell.strip().strip('"').strip().translate(_SHAPES)
+
+
+def _swallows_rows(lines: list[str]) -> bool:
+    """Whether a row read over several ``lines`` is a stray quote's work: one of its later
+    lines is a row of its own, its cells (split at the commas) shaped as the row's first
+    line's are where those hold a digit (an id, a date, an NHS number, a postcode: "P000006"
+    where the first line has "P000005") — two of them, or the only one; one is enough on the
+    last line, cut short by the quote that closed the cell. Free text holding line breaks
+    (an address, a consultation's term, commas and all) has no such line, and is read."""
+    first = [_shape(c) for c in lines[0].split(",")]
+    marked = [i for i, shape in enumerate(first) if "9" in shape]
+    if not marked:
+        return False
+    for n, line in enumerate(lines[1:], start=2):
+        cells = line.split(",")
+        alike = sum(1 for i in marked if i < len(cells) and _shape(cells[i]) == first[i])
+        if alike >= (1 if n == len(lines) else min(2, len(marked))):
+            return True
+    return False
 
 
 def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: bool = True) -> pd.DataFrame | None:
@@ -1549,10 +1572,10 @@ class _Hashes:
                 if self._stop.is_set():
                     return None
                 if lines is not None:
-                    lines.append(raw.count(b"\n") + (raw[-1:] not in (b"", b"\n")))
+                    lines.append(_lines(raw.count(b"\n"), raw.count(b"\r"), raw[-4096:]))
                 return _sha256(raw)
             digest = hashlib.sha256()
-            newlines = 0
+            lf = cr = 0
             with memoryview(raw) as view:
                 for start in range(0, len(raw), _HASH_STEP):
                     if self._stop.is_set():
@@ -1560,13 +1583,16 @@ class _Hashes:
                     with view[start:start + _HASH_STEP] as step:
                         digest.update(step)
                         if lines is not None:
-                            newlines += int(np.count_nonzero(np.frombuffer(step, dtype=np.uint8) == 10))
+                            chars = np.frombuffer(step, dtype=np.uint8)
+                            lf += int(np.count_nonzero(chars == 10))
+                            cr += int(np.count_nonzero(chars == 13))
+                            del chars  # a view of the mapped file: it must go before the file closes
                     try:
                         raw.madvise(mmap.MADV_DONTNEED, start, min(_HASH_STEP, len(raw) - start))
                     except (AttributeError, OSError, ValueError):  # no madvise here: the pages go at close
                         pass
             if lines is not None:
-                lines.append(newlines + (raw[-1:] not in (b"", b"\n")))
+                lines.append(_lines(lf, cr, raw[-4096:]))
             return digest.hexdigest()
         finally:
             _close_contents(raw)
@@ -1604,6 +1630,20 @@ def _read_file(path: Path, hashes: _Hashes, strip: bool = True
             return [Problem(str(path), f"cannot be read ({exc.strerror})")]
         raise
     return frame, (hashes.submit(raw_bytes), encoding)  # which closes the file once hashed
+
+
+def _lines(lf: int, cr: int, tail: bytes) -> int:
+    """The lines of a file holding ``lf`` line feeds and ``cr`` carriage returns and ending
+    in ``tail``, as the reader counts rows: lines end in LF, CR LF or CR alone (a Mac
+    spreadsheet's CSV), a last line without its line break counts, blank lines at the end
+    do not."""
+    ends = max(lf, cr)
+    body = tail.rstrip(b"\r\n")
+    after = tail[len(body):]  # the last line's break and any blank lines after it
+    breaks = max(after.count(b"\n"), after.count(b"\r"))
+    if not body and len(tail) == breaks:  # nothing but line breaks (in the last 4 KB, at least)
+        return 0 if len(tail) < 4096 else ends
+    return ends + (breaks == 0) - max(breaks - 1, 0)
 
 
 def _rows_spanning_lines(path: Path, rows: int) -> list[Problem]:
@@ -1710,7 +1750,21 @@ def start_export(folder: Path | str, as_of: date, *, defer_events: bool = False)
     if not defer_events:  # (else at the end: the events' thread would fault the pages handed back in again)
         release_arrow_memory()
 
+    checked: list = []  # parsed()'s one outcome: after_events's thread and finish() both ask
+    checking = threading.Lock()
+
     def parsed() -> Export:
+        with checking:  # a file with rows over several lines is scanned once, not twice
+            if not checked:
+                try:
+                    checked.append(_parsed())
+                except BaseException as exc:
+                    checked.append(exc)
+            if isinstance(checked[0], BaseException):
+                raise checked[0]
+            return checked[0]
+
+    def _parsed() -> Export:
         try:
             export = reading.export()
         except BaseException:

@@ -278,9 +278,9 @@ def _read_sheet(path: Path, find: list[list[str]] | None = None, scan: int = 200
         # More lines than rows: a quoted cell holds a line break. Free text may; a stray
         # quote that swallowed the lines after it may not (read only then: the scan is slow).
         # No line break at the end: the last row may be cut short, which pandas would read
-        # with blanks (its own line is looked at, unless a quote there needs the whole scan).
+        # with blanks. With no row spanning lines, its own line is the whole row.
         last = rest[rest.rfind("\n") + 1:]
-        if rest.count("\n") + (not rest.endswith("\n")) > len(body) + 1 or '"' in last or (
+        if rest.count("\n") + (not rest.endswith("\n")) > len(body) + 1 or (
                 last and 0 < len(next(csv.reader([last]))) < width):
             problem = _first_row_problem(rest, width, label, first_row=len(meta) + 1,
                                          first_line=text.count("\n", 0, offset) + 1)
