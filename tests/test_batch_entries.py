@@ -51,6 +51,18 @@ def test_entries_that_are_not_practice_folders_are_failed_practices(folder, tmp_
     assert json.loads((out / "batch.json").read_text())["failed"] == ["M91002", "M91003", "M91004.csv"]
 
 
+def test_files_that_hold_no_export_are_left_alone(folder, tmp_path):
+    """Files Windows or an office program make beside the practice folders, and a list of
+    practices, are no exports: they made the batch exit 7 every month, and a name with a
+    space ("Practice list.xlsx", "~$summary.xlsx") stopped it before any practice."""
+    for name in ("Thumbs.db", "desktop.ini", "~$summary.xlsx", "Practice list.xlsx", "notes.txt"):
+        (folder / name).write_text("x")
+    out = tmp_path / "out"
+    result = run("batch", folder, "--out", out, "--as-of", MONTH_1, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Checked 1 of 1" in result.output and list(_summary(out).index) == ["M91001"]
+
+
 @pytest.mark.parametrize("inside", ["results", "."])
 def test_out_inside_the_exports_folder_is_refused(folder, inside):
     """Next month's batch would check it as a practice."""

@@ -69,20 +69,32 @@ class BatchResult:
         return [o for o in self.outcomes if o.status != "ok"]
 
 
+def _may_be_an_export(entry: Path) -> bool:
+    """Whether an entry of the batch's folder is, or was meant to be, a practice's export:
+    a folder; any symbolic link (one that leads nowhere is a practice whose export went
+    missing: an unmounted share); a CSV file (a one-file report put beside the folders).
+    Not hidden entries, an office program's lock files (~$...) or other files (Thumbs.db,
+    desktop.ini, a list of practices): no export is in them."""
+    if entry.name.startswith((".", "~$")):
+        return False
+    return entry.is_symlink() or entry.is_dir() or entry.suffix.lower() == ".csv"
+
+
 def find_exports(folder: Path | str) -> list[Path]:
-    """The practice exports in ``folder``, in name order (hidden ones skipped): its
-    subfolders, and every other entry too (a file, a link to a folder that cannot be
-    reached), which its check then fails (``_unusable_entry``): a practice whose export
-    went missing (an unmounted share) must show in summary.csv, not vanish from it."""
+    """The practice exports in ``folder``, in name order (``_may_be_an_export``): its
+    subfolders, and the links and CSV files beside them, which their checks then fail
+    (``_unusable_entry``): a practice whose export went missing (an unmounted share) must
+    show in summary.csv, not vanish from it."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError([Problem(str(folder), "not found or not a folder",
                                       hint="give batch a folder holding one subfolder per practice export")])
-    exports = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
+    exports = sorted((p for p in folder.iterdir() if _may_be_an_export(p)), key=lambda p: p.name)
     if not exports:
         raise RunFolderError([Problem(str(folder), "holds no practice subfolders",
                                       hint="put each practice's export in a subfolder of its own")])
-    bad = [p.name for p in exports if not _NAME.match(p.name)]
+    # A folder's name names its output folder; an entry that is no folder is only a failed row.
+    bad = [p.name for p in exports if p.is_dir() and not _NAME.match(p.name)]
     if bad:
         raise RunFolderError([Problem(str(folder / n), "is not a usable practice name (letters, digits, '.', "
                                       "'_' and '-' only; it names an output folder)") for n in bad])
