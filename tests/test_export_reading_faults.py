@@ -180,6 +180,18 @@ def test_free_text_over_several_lines_with_commas_is_read(tmp_path, file, old):
     assert rows[file] == CANONICAL[file].count("\n") - 1
 
 
+def test_free_text_whose_last_line_runs_on_into_the_rows_later_cells_is_read(tmp_path):
+    # The last line of a multi-line cell goes on with the row's later cells (here a date
+    # where the first line has a date): only what stands before the closing quote is
+    # compared, or free text is refused as a stray quote (seen in a Clinical Reporting file).
+    events = ("patient_id,entered,term,date,code\n"
+              'P000001,2012-09-24,"Persistent delusional disorder\nX\r\nY",2012-09-24,231487004\n'
+              "P000002,2013-04-18,Routine enquiry about domestic abuse,2013-04-18,700410005\n")
+    export = write(tmp_path / "exp", CANONICAL, **{"events.csv": events})
+    result = check(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+
+
 def test_short_row_holding_a_quoted_line_break_is_read(tmp_path):
     # Some writers leave out a row's empty last cells: such a row (no postcode) with a
     # two-line address was refused as a stray quote.

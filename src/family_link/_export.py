@@ -467,19 +467,31 @@ def _swallows_rows(lines: list[str]) -> bool:
     """Whether a row read over several ``lines`` is a stray quote's work: one of its later
     lines is a row of its own, its cells (split at the commas) shaped as the row's first
     line's are where those hold a digit (an id, a date, an NHS number, a postcode: "P000006"
-    where the first line has "P000005") — two of them, or the only one; one is enough on the
-    last line, cut short by the quote that closed the cell. Free text holding line breaks
-    (an address, a consultation's term, commas and all) has no such line, and is read."""
+    where the first line has "P000005") — two of them, or the only one. Of the last line,
+    only what comes before the quote that closes the cell is looked at (what follows is
+    the rest of the row, in other columns), and one such cell is enough there: a stray
+    quote may close early in it. Free text holding line breaks (an address, a
+    consultation's term, commas and all) has no such line, and is read."""
     first = [_shape(c) for c in lines[0].split(",")]
     marked = [i for i, shape in enumerate(first) if "9" in shape]
     if not marked:
         return False
     for n, line in enumerate(lines[1:], start=2):
-        cells = line.split(",")
+        last = n == len(lines)
+        cells = (line[:_closing_quote(line)] if last else line).split(",")
         alike = sum(1 for i in marked if i < len(cells) and _shape(cells[i]) == first[i])
-        if alike >= (1 if n == len(lines) else min(2, len(marked))):
+        if alike >= (1 if last else min(2, len(marked))):
             return True
     return False
+
+
+def _closing_quote(line: str) -> int:
+    """Where the quote closing a cell begun on an earlier line stands in ``line``: its
+    first quote that is not a doubled one ("" stands for a quote in the text)."""
+    at = line.find('"')
+    while at >= 0 and line[at + 1:at + 2] == '"':
+        at = line.find('"', at + 2)
+    return at if at >= 0 else len(line)
 
 
 def _arrow_frame(data: bytes | memoryview, *, valid_utf8: bool = False, strip: bool = True) -> pd.DataFrame | None:
