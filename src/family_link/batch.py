@@ -38,7 +38,7 @@ from ._process import command_line_settings
 from .audit import load_audit_run, write_audit
 from .check import run_check
 from .errors import ExportError, FamilyLinkError, OutputError, Problem, RunFolderError, WorkerStoppedError
-from .previous import check_previous_is_earlier
+from .previous import check_previous_not_later
 from .report import check_destination, only_writer, resolved_out
 from .rules import load_ruleset
 
@@ -122,8 +122,9 @@ def _unusable_entry(export: Path) -> ExportError | None:
 
 
 def _check_previous_batch(previous: Path, as_of: date) -> None:
-    """Refuse a --previous that is not an earlier batch's --out folder before any practice
-    is checked: a misspelt one used to leave every flag "not compared" without a word.
+    """Refuse, before any practice is checked, a --previous that is not a batch's --out
+    folder or is as of a later date: a misspelt one used to leave every flag "not compared"
+    without a word.
     A practice new this month simply has no folder in it (``_last_report``)."""
     hint = "give --previous the folder last month's batch wrote (it holds batch.json and summary.csv)"
     marker = previous / SUMMARY_MARKER
@@ -138,7 +139,7 @@ def _check_previous_batch(previous: Path, as_of: date) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         raise RunFolderError([Problem(str(marker), "is not a family_link batch.json (no readable as_of)",
                                       hint=hint)]) from None
-    check_previous_is_earlier(previous_as_of, as_of, previous)
+    check_previous_not_later(previous_as_of, as_of, previous)
 
 
 def _refuse_out_inside(folder: Path, out_dir: Path) -> None:

@@ -2614,10 +2614,11 @@ def link_households(patients: pd.DataFrame, relationships: pd.DataFrame | None, 
     if len(parts) == 1:  # one group only: nothing to split
         return link_normalised(joined, relationships, as_of)
     part = part_of[group]
-    sinks = _memory_files(parts)
-    _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part,
-                   rel_part=_rel_parts(joined, part, relationships), sinks=sinks)
-    try:
+    sinks: dict[int, int] = {}
+    try:  # (the memory files made inside it: anything failing from here closes them)
+        sinks.update(_memory_files(parts))
+        _SHARED.update(people=joined, relationships=relationships, as_of=as_of, part=part,
+                       rel_part=_rel_parts(joined, part, relationships), sinks=sinks)
         results = _linked_in_workers(parts)
         tables = [_mapped_table(sinks[p]) if linked is None else pa.Table.from_pandas(linked, preserve_index=False)
                   for p, linked in zip(parts, results)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "PreviousRun",
-    "check_previous_is_earlier",
+    "check_previous_not_later",
     "load_previous_run",
     "mark_flags",
     "resolved_flags",
@@ -67,7 +67,7 @@ class PreviousRun:
     folder: Path | None = None  # where it was read from, for messages
 
 
-def check_previous_is_earlier(previous_as_of: date, as_of: date, where: Path | str) -> None:
+def check_previous_not_later(previous_as_of: date, as_of: date, where: Path | str) -> None:
     """Raise ``RunFolderError`` where the report read from ``where`` was made as of a date
     after this run's (folders swapped, --as-of mistyped): every flag would be open since a
     date that has not come yet. One of the same date is allowed: the lead who corrects
@@ -96,7 +96,7 @@ def load_previous_run(folder: Path | str, as_of: date | None = None) -> Previous
         raise RunFolderError([Problem(str(run_json), "is not a family_link run.json (no readable as_of)",
                                       hint=hint)]) from None
     if as_of is not None:
-        check_previous_is_earlier(previous_as_of, as_of, folder)
+        check_previous_not_later(previous_as_of, as_of, folder)
     try:
         flags = pd.read_csv(flags_csv, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError):
@@ -142,7 +142,7 @@ def mark_flags(flags: pd.DataFrame, previous: PreviousRun | None, as_of: date) -
     """``flags`` with ``status`` and ``first_flagged`` (ISO date) appended."""
     out = flags.copy()
     if previous is not None:  # where the caller did not have load_previous_run check it already
-        check_previous_is_earlier(previous.as_of, as_of, previous.folder or "the report given to --previous")
+        check_previous_not_later(previous.as_of, as_of, previous.folder or "the report given to --previous")
     if previous is None:
         out["status"] = STATUS_NOT_COMPARED
         out["first_flagged"] = ""
